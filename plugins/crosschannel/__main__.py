@@ -1,0 +1,66 @@
+"""Command line: `python -m crosschannel <command>` (run with plugins/ on PYTHONPATH; the Makefile does).
+
+    generate [--customers N] [--force]      build the synthetic retailer's history in the source DB
+    advance [--days N]                      simulate the next day(s) live (inserts, updates, deletes)
+    truth --day YYYY-MM-DD                  print the ground-truth probabilities summary for a day
+    import-csv --orders F [--customers F]   load your own orders (and customers) into the source DB
+    demo [--days N]                         the whole chain on the local target, with a summary
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m crosschannel", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    gen = commands.add_parser("generate", help="build the synthetic retailer's history")
+    gen.add_argument("--customers", type=int, help="customers at the start of the history (default: config)")
+    gen.add_argument("--force", action="store_true", help="drop and rebuild a source DB that holds data")
+    adv = commands.add_parser("advance", help="simulate the next day(s) in the source DB")
+    adv.add_argument("--days", type=int, default=1)
+    truth = commands.add_parser("truth", help="summarize the true probabilities on a day")
+    truth.add_argument("--day", required=True, type=dt.date.fromisoformat)
+    imp = commands.add_parser("import-csv", help="load an orders CSV (and a customers CSV) into the source DB")
+    imp.add_argument("--orders", required=True)
+    imp.add_argument("--customers")
+    demo = commands.add_parser("demo", help="run the chain on the local target and print a summary")
+    demo.add_argument("--days", type=int, default=3, help="partitions to run after the history (default 3)")
+    args = parser.parse_args(argv)
+
+    from crosschannel.config import get_config
+
+    if args.command == "generate":
+        from crosschannel import generator
+
+        settings = get_config().generator
+        if args.customers:
+            settings = settings.model_copy(update={"customers": args.customers})
+        print(json.dumps(generator.generate(settings, force=args.force), indent=2))
+    elif args.command == "advance":
+        from crosschannel import generator
+
+        print(json.dumps(generator.advance(args.days), indent=2))
+    elif args.command == "truth":
+        from crosschannel import generator
+
+        frame = generator.Retailer.load(generator.state_path()).truth(args.day)
+        print(frame.describe().to_string())
+    elif args.command == "import-csv":
+        from crosschannel import byod
+
+        print(json.dumps(byod.import_csv(args.orders, args.customers), indent=2))
+    elif args.command == "demo":
+        from crosschannel import demo
+
+        demo.run(days=args.days)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

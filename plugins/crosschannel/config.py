@@ -1,0 +1,199 @@
+"""Typed deployment configuration: include/crosschannel.yaml plus CROSSCHANNEL__* environment overrides.
+
+Loaded lazily and cached (`get_config()`); reading it touches only the local file system, so DAG files
+may call it at parse time. A bad value fails with a message naming the key and what is allowed.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+BUNDLE_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_CONFIG_FILE = BUNDLE_ROOT / "include" / "crosschannel.yaml"
+ENV_PREFIX = "CROSSCHANNEL__"
+
+
+class ConfigError(ValueError):
+    """The configuration is invalid; the message names the key and what is allowed."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Storage(_Section):
+    root: str = ".data"
+    conn_id: str = "aws_default"
+
+    _check_root = field_validator("root")(lambda value: _as_url(value) and value)
+
+    @property
+    def url(self) -> str:
+        """The root as a URL: file:///absolute/path or s3://bucket/prefix (no trailing slash)."""
+        return _as_url(self.root)
+
+
+class Source(_Section):
+    url: str = "sqlite:///.data/source/retail.db"
+    schema_name: str = Field("retail", alias="schema", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        """SQLite URLs with a relative path are resolved against the bundle root."""
+        prefix = "sqlite:///"
+        if self.url.startswith(prefix) and not self.url.startswith(prefix + "/"):
+            rest = self.url[len(prefix) :]
+            if rest and rest != ":memory:":
+                return prefix + str(BUNDLE_ROOT / rest)
+        return self.url
+
+
+class Segment(_Section):
+    source_id: str = Field("retail-web", pattern=r"^[A-Za-z0-9_.-]+$")
+    logs_uri: str = ".data/segment-logs"
+    allow_empty_day: bool = False
+
+    _check_logs_uri = field_validator("logs_uri")(lambda value: _as_url(value) and value)
+
+    @property
+    def logs_url(self) -> str:
+        return _as_url(self.logs_uri)
+
+
+class Dms(_Section):
+    settings_file: str = "include/dms/s3-target-settings.json"
+    table_mappings_file: str = "include/dms/table-mappings.json"
+
+    @property
+    def settings_path(self) -> Path:
+        return BUNDLE_ROOT / self.settings_file
+
+    @property
+    def table_mappings_path(self) -> Path:
+        return BUNDLE_ROOT / self.table_mappings_file
+
+
+class AwsDms(_Section):
+    replication_task_arn: Annotated[str, Field(pattern=r"^(|arn:aws[a-z-]*:dms:[a-z0-9-]+:\d{12}:task:\S+)$")] = ""
+
+
+class AwsGlue(_Section):
+    role_arn: str = ""
+    job_name: str = "crosschannel-sql"
+    glue_version: Literal["5.0"] = "5.0"
+    worker_type: Literal["G.1X", "G.2X", "G.4X", "G.8X", "G.025X"] = "G.1X"
+    number_of_workers: int = Field(2, ge=2, le=1000)
+
+
+class AwsSageMaker(_Section):
+    role_arn: str = ""
+    instance_type: str = Field("ml.m5.xlarge", pattern=r"^ml\.[a-z0-9]+\.[a-z0-9]+$")
+    xgboost_framework_version: str = "1.7-1"
+
+
+class Aws(_Section):
+    region: str = Field("us-east-1", pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
+    conn_id: str = "aws_default"
+    bucket: str = ""
+    dms: AwsDms = AwsDms()
+    glue: AwsGlue = AwsGlue()
+    sagemaker: AwsSageMaker = AwsSageMaker()
+
+
+class Generator(_Section):
+    seed: int = 42
+    customers: int = Field(20000, ge=100)
+    stores: int = Field(25, ge=1)
+    products: int = Field(800, ge=10)
+    history_days: int = Field(540, ge=30)
+    event_history_days: int = Field(35, ge=1)
+    start_partition: str = Field("2026-11-01", pattern=r"^\d{4}-\d{2}-\d{2}$")
+
+
+class Config(_Section):
+    target: Literal["local", "aws"] = "local"
+    storage: Storage = Storage()
+    source: Source = Source()
+    segment: Segment = Segment()
+    dms: Dms = Dms()
+    aws: Aws = Aws()
+    generator: Generator = Generator()
+
+    @model_validator(mode="after")
+    def _aws_target_is_complete(self) -> Config:
+        if self.target != "aws":
+            return self
+        if not self.storage.url.startswith("s3://"):
+            raise ValueError("storage.root: must be an s3:// URL when target is 'aws'")
+        if not self.aws.dms.replication_task_arn:
+            raise ValueError("aws.dms.replication_task_arn: required when target is 'aws' (a DMS task ARN)")
+        return self
+
+
+def _as_url(location: str) -> str:
+    if location.startswith(("s3://", "file://")):
+        return location.rstrip("/")
+    if "://" in location:
+        raise ValueError(f"unsupported location {location!r}: expected a path, file:// or s3://")
+    path = Path(location)
+    return (path if path.is_absolute() else BUNDLE_ROOT / path).resolve().as_uri()
+
+
+def _env_overrides(environ: dict[str, str]) -> dict:
+    overrides: dict = {}
+    for name, value in sorted(environ.items()):
+        if not name.startswith(ENV_PREFIX):
+            continue
+        keys = [k.lower() for k in name[len(ENV_PREFIX) :].split("__")]
+        node = overrides
+        for key in keys[:-1]:
+            node = node.setdefault(key, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"environment variable {name}: {'.'.join(keys)} is not a section")
+        node[keys[-1]] = value
+    return overrides
+
+
+def _merge(base: dict, override: dict) -> dict:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def load_config(path: Path | str | None = None, environ: dict[str, str] | None = None) -> Config:
+    """Read, merge and validate the configuration (uncached: use `get_config()` in the pipeline)."""
+    environ = dict(os.environ if environ is None else environ)
+    path = Path(path or environ.get("CROSSCHANNEL_CONFIG") or DEFAULT_CONFIG_FILE)
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except OSError as exc:
+        raise ConfigError(f"crosschannel config {path}: cannot read it ({exc.strerror})") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"crosschannel config {path}: not valid YAML ({exc})") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"crosschannel config {path}: expected a mapping at the top level")
+    try:
+        return Config.model_validate(_merge(raw, _env_overrides(environ)))
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            key = ".".join(str(part) for part in err["loc"])
+            message = err["msg"].removeprefix("Value error, ")
+            problems.append(f"{key}: {message}" if key else message)
+        raise ConfigError(f"crosschannel config {path} (with CROSSCHANNEL__* overrides): " + "; ".join(problems)) from None
+
+
+@functools.cache
+def get_config() -> Config:
+    """The process-wide configuration, loaded on first use."""
+    return load_config()

@@ -1,0 +1,98 @@
+"""One object-store abstraction for every zone: Airflow's ObjectStoragePath over file:// or s3://.
+
+A partition is committed atomically: it is written under a staging prefix beside its final place and
+published only when complete, with a `_SUCCESS` marker written last. On a local file system publishing is
+a rename; on S3 (no rename) the old objects are removed and the staged ones copied in, marker last, so a
+reader that requires the marker never sees a half-written partition. A failure before publishing leaves
+the previous partition untouched and removes the staging prefix.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from crosschannel.config import get_config
+
+if TYPE_CHECKING:
+    from airflow.sdk import ObjectStoragePath
+
+MARKER = "_SUCCESS"
+
+
+def location(url: str, conn_id: str | None = None) -> ObjectStoragePath:
+    """An ObjectStoragePath for a file:// or s3:// URL (the connection only matters for s3://)."""
+    from airflow.sdk import ObjectStoragePath
+
+    if url.startswith("s3://"):
+        return ObjectStoragePath(url, conn_id=conn_id or get_config().storage.conn_id)
+    return ObjectStoragePath(url)
+
+
+def root() -> ObjectStoragePath:
+    """The storage root of the configured deployment."""
+    return location(get_config().storage.url)
+
+
+def zone(*parts: str) -> ObjectStoragePath:
+    """A path under the storage root, e.g. zone("landing", "segment")."""
+    return root().joinpath(*parts)
+
+
+def partition_dir(*parts: str, day: str) -> ObjectStoragePath:
+    """The folder of one day's partition: <root>/<parts...>/dt=YYYY-MM-DD."""
+    return zone(*parts, f"dt={day}")
+
+
+def is_local(path: ObjectStoragePath) -> bool:
+    return path.protocol in ("file", "local", "")
+
+
+def is_committed(path: ObjectStoragePath) -> bool:
+    """A partition is readable once its marker exists."""
+    return (path / MARKER).exists()
+
+
+def _remove(path: ObjectStoragePath) -> None:
+    if path.exists():
+        path.fs.rm(path.path, recursive=True)
+
+
+@contextmanager
+def committing(final: ObjectStoragePath, *, marker: bool = True) -> Iterator[ObjectStoragePath]:
+    """Yield a staging folder; on a clean exit replace `final` with it whole, else discard it."""
+    token = uuid.uuid4().hex[:12]
+    staging = final.parent / f"_staging_{final.name}_{token}"
+    staging.mkdir(parents=True, exist_ok=True)
+    try:
+        yield staging
+        if marker:
+            (staging / MARKER).write_text("")
+    except BaseException:
+        _remove(staging)
+        raise
+    if is_local(final):
+        trash = final.parent / f"_trash_{final.name}_{token}"
+        if final.exists():
+            final.fs.mv(final.path, trash.path, recursive=True)
+        final.fs.mv(staging.path, final.path, recursive=True)
+        _remove(trash)
+        return
+    _remove(final)
+    staged = sorted(p for p in staging.rglob("*") if p.is_file())
+    for item in sorted(staged, key=lambda p: p.name == MARKER):
+        target = final / str(item.relative_to(staging))
+        item.fs.copy(item.path, target.path)
+    _remove(staging)
+
+
+def write_json(path: ObjectStoragePath, payload: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def read_json(path: ObjectStoragePath) -> Any:
+    return json.loads(path.read_text())
