@@ -1,0 +1,59 @@
+# Two commands do all the set-up on a fresh machine:
+#   make demo   the whole chain on the local target with a generated retailer, ending with a summary
+#   make test   the test suite
+# Both create the virtual environment (.venv) and Airflow's metadata DB (.data/airflow) when missing.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+UV_VERSION := 0.13.8
+
+export PYTHONPATH := $(CURDIR)/plugins
+export AIRFLOW_HOME ?= $(CURDIR)/.data/airflow
+export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
+export AIRFLOW__CORE__PLUGINS_FOLDER := $(CURDIR)/plugins
+export AIRFLOW__CORE__LOAD_EXAMPLES := False
+
+.PHONY: demo test lint venv airflow-db lock bench clean generate advance
+
+demo: venv airflow-db
+	$(PY) -m crosschannel demo
+
+test: venv
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: venv
+	$(VENV)/bin/ruff check .
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "Python 3.11 is required (set PYTHON=...)")'
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	$(VENV)/bin/uv pip install --quiet --python $(PY) -r requirements.txt -r requirements-dev.txt -c constraints.txt
+	touch $@
+
+airflow-db: $(AIRFLOW_HOME)/airflow.db
+
+$(AIRFLOW_HOME)/airflow.db: $(VENV)/.installed
+	mkdir -p $(AIRFLOW_HOME)
+	$(VENV)/bin/airflow db migrate > $(AIRFLOW_HOME)/migrate.log 2>&1 || (tail -20 $(AIRFLOW_HOME)/migrate.log; exit 1)
+
+# Regenerate constraints.txt (every transitive pin) after changing requirements*.txt.
+lock: venv
+	$(VENV)/bin/uv pip compile --quiet --python-version 3.11 --no-annotate --custom-compile-command "make lock" \
+		requirements.txt requirements-dev.txt -o constraints.txt
+
+generate: venv
+	$(PY) -m crosschannel generate $(ARGS)
+
+advance: venv
+	$(PY) -m crosschannel advance $(ARGS)
+
+bench: venv
+	$(PY) bench/bench_generator.py $(ARGS)
+
+clean:
+	rm -rf .data

@@ -1,0 +1,143 @@
+"""
+### retail_ingest: the store DB through AWS DMS, and the day's Segment events, into the landing zone
+
+Daily. For the run's partition (one UTC day):
+
+1. `plan_extract` chooses the DMS start type: `start-replication` for the first full load,
+   `resume-processing` afterwards, `reload-target` when the run's `force_full_load` Param is set,
+   and the CDC stop position at the end of the day.
+2. `start_replication` starts the replication task with that stop position; `await_replication` waits for
+   it to stop there. aws target: `DmsStartTaskOperator` and `DmsTaskCompletedSensor` on the task in
+   `aws.dms.replication_task_arn`. local target: the same steps on a local task that reads the source DB's
+   change log and writes exactly DMS's S3 layout (LOAD files, CDC files in date folders, `Op` and
+   commit-timestamp columns) under `<root>/landing/dms/`.
+3. `land_dms_files` checks every file the partition needs and commits its manifest
+   (`<root>/landing/manifests/dms/dt=YYYY-MM-DD/`), emitting the `crosschannel.landing.dms` asset.
+4. `land_segment_events` checks each line of the day's Segment S3-destination files and lands them
+   into `<root>/landing/segment/<source>/dt=YYYY-MM-DD/`, emitting `crosschannel.landing.segment`.
+
+Needs: the `aws_default` connection on the aws target, with `dms:StartReplicationTask` and
+`dms:DescribeReplicationTasks` on the task and read access to the landing bucket. The DMS endpoint must use
+`include/dms/s3-target-settings.json` and the task `include/dms/table-mappings.json`.
+
+Backfill: `airflow backfill create --dag-id retail_ingest --from-date A --to-date B`; runs are idempotent
+(each rewrites only its day's CDC folder and manifest). Bad files fail the run with the file, line and
+column named; the partition's previous manifest stays as it was.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from airflow.sdk import Param, chain, dag, task
+
+from crosschannel.config import get_config
+from crosschannel.pipeline import (
+    DEFAULT_ARGS,
+    PARTITION_PARAM,
+    landing_dms_asset,
+    landing_segment_asset,
+    partition_day,
+)
+
+CONFIG = get_config()
+LANDING_DMS = landing_dms_asset()
+LANDING_SEGMENT = landing_segment_asset()
+
+
+@dag(
+    dag_id="retail_ingest",
+    schedule="@daily",
+    start_date=dt.datetime(2026, 11, 1, tzinfo=dt.UTC),
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    tags=["crosschannel", "ingest", f"target:{CONFIG.target}"],
+    doc_md=__doc__,
+    params={
+        "partition": PARTITION_PARAM,
+        "force_full_load": Param(
+            False,
+            type="boolean",
+            title="Force a full load",
+            description="Reload every table (DMS reload-target) instead of resuming change capture.",
+        ),
+    },
+)
+def retail_ingest():
+    @task(multiple_outputs=True)
+    def plan_extract(**context) -> dict:
+        """Decide the DMS start type and CDC stop position for the partition."""
+        from crosschannel.ingest import plan_extract
+
+        return plan_extract(partition_day(context), bool(context["params"]["force_full_load"]))
+
+    plan = plan_extract()
+
+    if CONFIG.target == "aws":
+        from airflow.providers.amazon.aws.operators.dms import DmsStartTaskOperator
+        from airflow.providers.amazon.aws.sensors.dms import DmsTaskCompletedSensor
+
+        aws = {"aws_conn_id": CONFIG.aws.conn_id, "region_name": CONFIG.aws.region}
+        start_replication = DmsStartTaskOperator(
+            task_id="start_replication",
+            replication_task_arn=CONFIG.aws.dms.replication_task_arn,
+            start_replication_task_type=plan["start_type"],
+            start_task_kwargs={"CdcStopPosition": plan["cdc_stop_position"]},
+            **aws,
+        )
+        await_replication = DmsTaskCompletedSensor(
+            task_id="await_replication",
+            replication_task_arn=CONFIG.aws.dms.replication_task_arn,
+            mode="reschedule",
+            poke_interval=60,
+            timeout=6 * 3600,
+            **aws,
+        )
+    else:
+
+        @task
+        def start_replication(start_type: str, **context) -> dict:
+            """Run the local replication task: full load if asked, then CDC to the end of the partition."""
+            from crosschannel.dms import LocalReplicationTask
+
+            return LocalReplicationTask().start(start_type, partition_day(context))
+
+        @task
+        def await_replication(**context) -> dict:
+            """Check the local replication task stopped at the partition's CDC stop position."""
+            from crosschannel.dms import local_task_status
+
+            return local_task_status(partition_day(context))
+
+        start_replication = start_replication(plan["start_type"])
+        await_replication = await_replication()
+
+    @task(outlets=[LANDING_DMS])
+    def land_dms_files(start_type: str, *, outlet_events, **context) -> dict:
+        """Check every DMS file of the partition and commit its manifest."""
+        from crosschannel.dms import check_landing
+        from crosschannel.ingest import dms_summary
+
+        summary = dms_summary(check_landing(partition_day(context), start_type))
+        outlet_events[LANDING_DMS].extra = summary
+        return summary
+
+    @task(outlets=[LANDING_SEGMENT])
+    def land_segment_events(*, outlet_events, **context) -> dict:
+        """Check the day's Segment files line by line and land them into the partition."""
+        from crosschannel.ingest import land_segment_events
+
+        manifest = land_segment_events(partition_day(context))
+        outlet_events[LANDING_SEGMENT].extra = {k: manifest[k] for k in ("partition", "messages", "by_type")}
+        return manifest
+
+    # plan -> start -> await -> land DMS files; Segment events land independently.
+    chain(plan, start_replication, await_replication, land_dms_files(plan["start_type"]))
+    land_segment_events()
+
+
+dag = retail_ingest()
+
+if __name__ == "__main__":
+    dag.test()

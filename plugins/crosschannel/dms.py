@@ -1,0 +1,314 @@
+"""AWS DMS's S3 target layout: the local replication task that writes it, and the check that lands it.
+
+Layout under <root>/landing/dms/ (S3 target settings in include/dms/s3-target-settings.json):
+
+    <schema>/<table>/LOAD00000001.csv ...          full load (hex counter), Op=I on every row
+    <schema>/<table>/YYYY/MM/DD/YYYYMMDD-HHMMSSffff.csv   CDC, in folders by commit date
+    CSV with a header: Op, <TimestampColumnName>, then the table's columns; NULL is an empty field.
+
+The timestamp column is the transfer time for the full load and the source commit time for CDC. On the
+local target `LocalReplicationTask` plays DMS: it snapshots the tables for a full load and reads the
+source's change log (`cdc_log`) for CDC, stopping at the partition's end like a task started with
+`CdcStopPosition`. On both targets `check_landing` verifies every file the partition depends on and
+commits a manifest, the partition's only entry point for readers.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import functools
+import io
+import json
+import re
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING
+
+import sqlalchemy as sa
+
+from crosschannel import source, storage
+from crosschannel.config import get_config
+
+if TYPE_CHECKING:
+    from airflow.sdk import ObjectStoragePath
+
+FULL_LOAD_TYPES = ("start-replication", "reload-target")
+START_TYPES = (*FULL_LOAD_TYPES, "resume-processing")
+LOAD_FILE = re.compile(r"^LOAD[0-9A-F]{8}\.csv$")
+CDC_FILE = re.compile(r"^\d{8}-\d{10}\.csv$")
+ROWS_PER_READ = 20_000
+MAX_ERRORS_SHOWN = 10
+
+
+class DmsLandingError(ValueError):
+    """The landed DMS files are missing, unreadable or hold bad rows; the message names file, line, column."""
+
+
+@functools.cache
+def settings() -> dict:
+    return json.loads(get_config().dms.settings_path.read_text())
+
+
+def mapped_tables() -> list[str]:
+    """Tables the DMS table mappings include for the configured schema, in source order."""
+    cfg = get_config()
+    path = cfg.dms.table_mappings_path
+    rules = json.loads(path.read_text()).get("rules", [])
+    included = {
+        r["object-locator"]["table-name"]
+        for r in rules
+        if r.get("rule-type") == "selection" and r.get("rule-action") == "include"
+        and r["object-locator"].get("schema-name") in (cfg.source.schema_name, "%")
+    }
+    known = [t.name for t in source.RETAIL_TABLES if t.name in included or "%" in included]
+    if not known:
+        raise DmsLandingError(f"{path}: no selection rule includes a table of schema {cfg.source.schema_name!r}")
+    return known
+
+
+def landing_root() -> ObjectStoragePath:
+    return storage.zone("landing", "dms", get_config().source.schema_name)
+
+
+def manifest_dir(day: dt.date) -> ObjectStoragePath:
+    return storage.partition_dir("landing", "manifests", "dms", day=day.isoformat())
+
+
+def cdc_stop_position(day: dt.date) -> str:
+    """DMS CdcStopPosition for the partition: server time at the end of the day (UTC)."""
+    return "server_time:" + dt.datetime.combine(day + dt.timedelta(days=1), dt.time(0)).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+# ------------------------------------------------------------------------------------------ values
+def format_value(column: sa.Column, value) -> str:
+    """One CSV field as DMS writes it; full-load values (Python types) and CDC row images (JSON) agree."""
+    if value is None:
+        return ""
+    kind = column.type
+    if isinstance(kind, sa.DateTime):
+        moment = value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(str(value))
+        return moment.strftime(source.TS_FORMAT)
+    if isinstance(kind, sa.Date):
+        return (value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value)[:10])).isoformat()
+    if isinstance(kind, sa.Boolean):
+        return "true" if value in (True, 1, "1", "t", "true") else "false"
+    if isinstance(kind, sa.Numeric) and not isinstance(kind, sa.Integer):
+        return f"{float(value):.{kind.scale or 0}f}"
+    if isinstance(kind, sa.Integer):
+        return str(int(value))
+    return str(value)
+
+
+def _csv_bytes(header: list[str], rows: Iterable[list[str]]) -> bytes:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return buffer.getvalue().encode()
+
+
+def header_for(tbl: sa.Table) -> list[str]:
+    return ["Op", settings()["TimestampColumnName"], *(c.name for c in tbl.columns)]
+
+
+# ------------------------------------------------------------------------------------------ local DMS
+class LocalReplicationTask:
+    """The local stand-in for the DMS replication task: same start types, same S3 layout, same stop."""
+
+    def __init__(self, engine: sa.Engine | None = None):
+        cfg = get_config()
+        self.engine = engine or source.connect(cfg.source.sqlalchemy_url)
+        self.state_path = storage.zone("system", "dms-local-task.json")
+        self.settings = settings()
+        self.tables = [source.table(name) for name in mapped_tables()]
+
+    def state(self) -> dict:
+        return storage.read_json(self.state_path) if self.state_path.exists() else {"runs": {}}
+
+    def start(self, start_type: str, day: dt.date) -> dict:
+        """Run the task for the partition: optional full load, then CDC up to the end of the day."""
+        if start_type not in START_TYPES:
+            raise ValueError(f"start_replication_task_type {start_type!r}: expected one of {', '.join(START_TYPES)}")
+        state = self.state()
+        if start_type in FULL_LOAD_TYPES:
+            state["full_load"] = self._full_load(day)
+        elif "full_load" not in state:
+            raise RuntimeError("resume-processing needs a task that has run its full load: start it with "
+                               "start-replication first (the DAG's plan step does this when no full load exists)")
+        written = self._cdc_day(day, state["full_load"]["watermark"])
+        state["runs"][day.isoformat()] = {
+            "start_type": start_type,
+            "status": "stopped",
+            "stop_reason": "Stop Reason CDC_STOP_POSITION_REACHED",
+            "cdc_stop_position": cdc_stop_position(day),
+            "cdc_files": written,
+        }
+        storage.write_json(self.state_path, state)
+        return state["runs"][day.isoformat()]
+
+    def _snapshot(self, conn: sa.Connection) -> None:
+        """Read every table and the log position from one snapshot of the source."""
+        if conn.dialect.name == "sqlite":
+            conn.exec_driver_sql("BEGIN")
+        elif conn.dialect.name == "postgresql":
+            conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+
+    def _full_load(self, day: dt.date) -> dict:
+        max_bytes = int(self.settings["MaxFileSize"]) * 1024
+        rows: dict[str, int] = {}
+        with self.engine.connect() as conn:
+            conn.begin()
+            self._snapshot(conn)
+            watermark = conn.execute(sa.select(sa.func.coalesce(sa.func.max(source.cdc_log.c.seq), 0))).scalar_one()
+            clock = source.get_clock(conn) or dt.datetime.combine(day + dt.timedelta(days=1), dt.time(0))
+            stamp = clock.strftime(source.TS_FORMAT)
+            for tbl in self.tables:
+                folder = landing_root() / tbl.name
+                folder.mkdir(parents=True, exist_ok=True)
+                for old in folder.glob("LOAD*.csv"):
+                    old.unlink()
+                query = sa.select(tbl).order_by(*tbl.primary_key.columns)
+                result = conn.execution_options(stream_results=True, yield_per=ROWS_PER_READ).execute(query)
+                rows[tbl.name] = self._write_load_files(folder, tbl, result, stamp, max_bytes)
+            conn.rollback()
+        return {"partition": day.isoformat(), "ts": stamp, "watermark": int(watermark), "rows": rows}
+
+    def _write_load_files(self, folder, tbl: sa.Table, result, stamp: str, max_bytes: int) -> int:
+        header = header_for(tbl)
+        columns = list(tbl.columns)
+        count, number, pending, size = 0, 1, [], 0
+        for record in result:
+            line = ["I", stamp, *(format_value(c, v) for c, v in zip(columns, record, strict=True))]
+            pending.append(line)
+            size += sum(len(x) for x in line) + len(line)
+            count += 1
+            if size >= max_bytes:
+                (folder / f"LOAD{number:08X}.csv").write_bytes(_csv_bytes(header, pending))
+                number, pending, size = number + 1, [], 0
+        if pending:
+            (folder / f"LOAD{number:08X}.csv").write_bytes(_csv_bytes(header, pending))
+        return count
+
+    def _cdc_day(self, day: dt.date, watermark: int) -> dict[str, list[str]]:
+        """Write the day's changes per table into its date folder, replacing the folder whole."""
+        start = dt.datetime.combine(day, dt.time(0))
+        log = source.cdc_log
+        query = (
+            sa.select(log.c.table_name, log.c.op, log.c.commit_ts, log.c.row_data)
+            .where(log.c.commit_ts >= start, log.c.commit_ts < start + dt.timedelta(days=1), log.c.seq > watermark)
+            .order_by(log.c.commit_ts, log.c.seq)
+        )
+        changes: dict[str, list[tuple]] = {t.name: [] for t in self.tables}
+        with self.engine.connect() as conn:
+            for name, op, commit_ts, row_data in conn.execute(query):
+                if name in changes:
+                    changes[name].append((op, commit_ts, json.loads(row_data)))
+        interval = dt.timedelta(seconds=int(self.settings["CdcMaxBatchInterval"]))
+        written: dict[str, list[str]] = {}
+        for tbl in self.tables:
+            folder = landing_root() / tbl.name / day.strftime("%Y/%m/%d")
+            if not changes[tbl.name]:
+                if folder.exists():
+                    folder.fs.rm(folder.path, recursive=True)
+                continue
+            batches: dict[int, list[tuple]] = {}
+            for change in changes[tbl.name]:
+                batches.setdefault((change[1] - start) // interval, []).append(change)
+            with storage.committing(folder, marker=False) as staging:
+                names = []
+                for batch in batches.values():
+                    first = batch[0][1]
+                    name = first.strftime("%Y%m%d-%H%M%S") + f"{first.microsecond // 100:04d}.csv"
+                    lines = ([op, ts.strftime(source.TS_FORMAT), *(format_value(c, image.get(c.name)) for c in tbl.columns)]
+                             for op, ts, image in batch)
+                    (staging / name).write_bytes(_csv_bytes(header_for(tbl), lines))
+                    names.append(name)
+            written[tbl.name] = names
+        return written
+
+
+def local_task_status(day: dt.date) -> dict:
+    """The local task's record for the partition (what DmsTaskCompletedSensor checks on AWS)."""
+    run = LocalReplicationTask().state()["runs"].get(day.isoformat())
+    if run is None:
+        raise RuntimeError(f"the local replication task has no run for partition {day}: run the extract first")
+    if run["status"] != "stopped":
+        raise RuntimeError(f"the local replication task for {day} is {run['status']!r}, expected 'stopped'")
+    return run
+
+
+# ------------------------------------------------------------------------------------------ landing check
+def _read_rows(path: ObjectStoragePath) -> Iterator[tuple[int, list[str]]]:
+    text = path.read_bytes().decode("utf-8")
+    for number, row in enumerate(csv.reader(io.StringIO(text, newline="")), start=1):
+        yield number, row
+
+
+def check_file(path: ObjectStoragePath, tbl: sa.Table, *, full_load: bool, day: dt.date | None) -> Counter:
+    """Op counts of a DMS file whose every row is well formed; else DmsLandingError naming file/line/column."""
+    expected = header_for(tbl)
+    keys = {i for i, c in enumerate(tbl.columns, start=2) if c.primary_key}
+    ops: Counter = Counter()
+    errors: list[str] = []
+    try:
+        rows = _read_rows(path)
+        _, header = next(rows, (0, []))
+        if header != expected:
+            raise DmsLandingError(f"{path}: header {header} does not match the expected columns {expected}")
+        for number, row in rows:
+            if len(row) != len(expected):
+                errors.append(f"line {number}: {len(row)} fields, expected {len(expected)}")
+                continue
+            op, stamp = row[0], row[1]
+            if op not in ("I", "U", "D") or (full_load and op != "I"):
+                errors.append(f"line {number}: column Op: {op!r} is not one of {'I' if full_load else 'I, U, D'}")
+            try:
+                moment = dt.datetime.strptime(stamp, source.TS_FORMAT)
+            except ValueError:
+                errors.append(f"line {number}: column {expected[1]}: {stamp!r} is not yyyy-MM-dd HH:mm:ss.SSSSSS")
+            else:
+                if day is not None and moment.date() != day:
+                    errors.append(f"line {number}: column {expected[1]}: commit time {stamp} is not on {day}")
+            errors.extend(f"line {number}: column {expected[i]}: primary key is empty" for i in keys if not row[i])
+            ops[op] += 1
+            if len(errors) > 100:
+                break
+    except UnicodeDecodeError as exc:
+        raise DmsLandingError(f"{path}: not UTF-8 text ({exc})") from exc
+    except csv.Error as exc:
+        raise DmsLandingError(f"{path}: not readable as CSV ({exc})") from exc
+    if errors:
+        shown = "; ".join(errors[:MAX_ERRORS_SHOWN])
+        more = f" (and more: {len(errors)} shown of at least as many)" if len(errors) > MAX_ERRORS_SHOWN else ""
+        raise DmsLandingError(f"{path} (table {tbl.name}): {shown}{more}")
+    return ops
+
+
+def check_landing(day: dt.date, start_type: str) -> dict:
+    """Verify the partition's DMS files and commit its manifest; returns the manifest."""
+    full_load = start_type in FULL_LOAD_TYPES
+    manifest: dict = {"partition": day.isoformat(), "start_type": start_type, "tables": {}}
+    for name in mapped_tables():
+        tbl = source.table(name)
+        folder = landing_root() / name
+        load_files = sorted(p for p in folder.glob("LOAD*.csv") if LOAD_FILE.match(p.name)) if folder.exists() else []
+        cdc_folder = folder / day.strftime("%Y/%m/%d")
+        cdc_files = sorted(p for p in cdc_folder.glob("*.csv") if CDC_FILE.match(p.name)) if cdc_folder.exists() else []
+        entry: dict = {"load_files": [p.name for p in load_files], "cdc_files": [p.name for p in cdc_files]}
+        if full_load:
+            loaded = Counter()
+            for path in load_files:
+                loaded += check_file(path, tbl, full_load=True, day=None)
+            entry["full_load_rows"] = loaded.get("I", 0)
+        ops = Counter()
+        for path in cdc_files:
+            ops += check_file(path, tbl, full_load=False, day=day)
+        entry["cdc_ops"] = {op: ops.get(op, 0) for op in ("I", "U", "D")}
+        entry["rows"] = entry.get("full_load_rows", 0) + sum(ops.values())
+        manifest["tables"][name] = entry
+    if full_load and not any(t["load_files"] for t in manifest["tables"].values()):
+        raise DmsLandingError(f"{landing_root()}: a full load was run for {day} but no LOAD files were found")
+    with storage.committing(manifest_dir(day)) as staging:
+        storage.write_json(staging / "manifest.json", manifest)
+    return manifest

@@ -1,0 +1,76 @@
+"""What every DAG of the bundle shares: the run's partition, default task arguments, the stage assets.
+
+Cheap to import (no pandas, boto3 or database access): DAG files import it at parse time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Any
+
+from airflow.sdk import Asset, Param
+
+from crosschannel.config import get_config
+
+OWNER = "data-platform"
+_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+DEFAULT_ARGS: dict[str, Any] = {
+    "owner": OWNER,
+    "retries": 2,
+    "retry_delay": dt.timedelta(minutes=1),
+    "retry_exponential_backoff": True,
+    "max_retry_delay": dt.timedelta(minutes=30),
+}
+
+PARTITION_PARAM = Param(
+    None,
+    type=["null", "string"],
+    pattern=r"^\d{4}-\d{2}-\d{2}$",
+    title="Partition",
+    description="The day to process (YYYY-MM-DD). Leave empty on scheduled runs: the data interval decides.",
+)
+
+
+def parse_day(value: str, where: str) -> dt.date:
+    if not isinstance(value, str) or not _DAY.match(value):
+        raise ValueError(f"{where}: partition {value!r} is not a YYYY-MM-DD day")
+    return dt.date.fromisoformat(value)
+
+
+def partition_day(context) -> dt.date:
+    """The day a run works on, in this order: asset partition key, the run's conf/Params, data interval.
+
+    Manual and asset-triggered runs have no logical date in Airflow 3, so nothing else may read `ds`.
+    """
+    key = context.get("partition_key")
+    if key:
+        return parse_day(key[:10], "asset partition key")
+    dag_run = context.get("dag_run")
+    conf = (getattr(dag_run, "conf", None) or {}) if dag_run is not None else {}
+    if conf.get("partition"):
+        return parse_day(conf["partition"], "dag_run.conf")
+    params = context.get("params") or {}
+    if params.get("partition"):
+        return parse_day(params["partition"], "params")
+    start = context.get("data_interval_start")
+    if start is not None:
+        return start.date()
+    raise ValueError(
+        "this run has no partition: trigger it with a 'partition' (YYYY-MM-DD) in its Params or conf, "
+        "or let the schedule or an upstream asset event set it"
+    )
+
+
+def _asset(name: str, *parts: str) -> Asset:
+    root = get_config().storage.url
+    return Asset(name=f"crosschannel.{name}", uri="/".join([root, *parts]), group="crosschannel")
+
+
+def landing_dms_asset() -> Asset:
+    return _asset("landing.dms", "landing", "manifests", "dms")
+
+
+def landing_segment_asset() -> Asset:
+    return _asset("landing.segment", "landing", "segment", get_config().segment.source_id)
