@@ -171,12 +171,10 @@ def create_schema(engine: sa.Engine) -> None:
 
 def cdc_enabled(conn: sa.Connection) -> bool:
     if conn.dialect.name == "sqlite":
-        found = conn.exec_driver_sql("SELECT count(*) FROM sqlite_master WHERE type='trigger' AND name LIKE 'cdc_%'")
+        query = "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND name LIKE :pattern ESCAPE '\\'"
     else:
-        found = conn.exec_driver_sql(
-            "SELECT count(*) FROM information_schema.triggers WHERE trigger_name LIKE 'cdc\\_%'"
-        )
-    return found.scalar_one() > 0
+        query = "SELECT count(*) FROM information_schema.triggers WHERE trigger_name LIKE :pattern ESCAPE '\\'"
+    return conn.execute(sa.text(query), {"pattern": "cdc\\_%"}).scalar_one() > 0
 
 
 def enable_cdc(engine: sa.Engine) -> None:

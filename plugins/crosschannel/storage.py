@@ -84,9 +84,14 @@ def committing(final: ObjectStoragePath, *, marker: bool = True) -> Iterator[Obj
     _remove(final)
     staged = sorted(p for p in staging.rglob("*") if p.is_file())
     for item in sorted(staged, key=lambda p: p.name == MARKER):
-        target = final / str(item.relative_to(staging))
+        target = final / relative(item, staging)
         item.fs.copy(item.path, target.path)
     _remove(staging)
+
+
+def relative(path: ObjectStoragePath, base: ObjectStoragePath) -> str:
+    """path's key below base ("a/b.csv"); works for object stores, where relative_to() does not."""
+    return path.path[len(base.path) :].lstrip("/")
 
 
 def write_json(path: ObjectStoragePath, payload: Any) -> None:

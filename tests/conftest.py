@@ -1,0 +1,175 @@
+"""Shared fixtures. Airflow is pointed at a throwaway home before anything imports it."""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import json
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+BUNDLE = Path(__file__).resolve().parents[1]
+_AIRFLOW_HOME = tempfile.mkdtemp(prefix="crosschannel-airflow-")
+os.environ.update({
+    "AIRFLOW_HOME": _AIRFLOW_HOME,
+    "AIRFLOW__CORE__DAGS_FOLDER": str(BUNDLE / "dags"),
+    "AIRFLOW__CORE__PLUGINS_FOLDER": str(BUNDLE / "plugins"),
+    "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+    "AIRFLOW__CORE__UNIT_TEST_MODE": "True",
+    "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
+})
+for name in [k for k in os.environ if k.startswith("CROSSCHANNEL__") or k == "CROSSCHANNEL_CONFIG"]:
+    del os.environ[name]
+
+PARSE_TIMES: dict[str, float] = {}
+
+
+def pytest_terminal_summary(terminalreporter):
+    if PARSE_TIMES:
+        terminalreporter.section("DAG parse times")
+        for key, seconds in sorted(PARSE_TIMES.items()):
+            terminalreporter.write_line(f"{key:<40} {seconds * 1000:8.0f} ms")
+
+
+def free_port() -> int:
+    with contextlib.closing(socket.socket()) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def configure(monkeypatch, tmp_path: Path, **overrides: str):
+    """Point the bundle's configuration (local target) at tmp_path, with a small generator."""
+    from crosschannel.config import get_config
+
+    values = {
+        "CROSSCHANNEL__TARGET": "local",
+        "CROSSCHANNEL__STORAGE__ROOT": str(tmp_path / "root"),
+        "CROSSCHANNEL__SOURCE__URL": f"sqlite:///{tmp_path / 'source.db'}",
+        "CROSSCHANNEL__SEGMENT__LOGS_URI": str(tmp_path / "segment-logs"),
+        "CROSSCHANNEL__GENERATOR__CUSTOMERS": "400",
+        "CROSSCHANNEL__GENERATOR__HISTORY_DAYS": "60",
+        "CROSSCHANNEL__GENERATOR__EVENT_HISTORY_DAYS": "2",
+        "CROSSCHANNEL__GENERATOR__START_PARTITION": "2026-11-01",
+        **overrides,
+    }
+    for key, value in values.items():
+        monkeypatch.setenv(key, value)
+    get_config.cache_clear()
+    return get_config()
+
+
+@pytest.fixture
+def local_env(tmp_path, monkeypatch):
+    """A local-target configuration rooted in tmp_path."""
+    from crosschannel.config import get_config
+
+    yield configure(monkeypatch, tmp_path)
+    get_config.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def airflow_db():
+    """Airflow's metadata DB, migrated once per session (dag.test() needs it)."""
+    airflow = shutil.which("airflow", path=str(Path(os.sys.executable).parent)) or "airflow"
+    result = subprocess.run([airflow, "db", "migrate"], capture_output=True, text=True, env=os.environ.copy())
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return _AIRFLOW_HOME
+
+
+def run_dag(dag_id: str, partition: str, **conf):
+    """Parse the bundle's DAGs as the dag processor would and run one with dag.test()."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(str(BUNDLE / "dags"))
+    assert not bag.import_errors, bag.import_errors
+    return bag.dags[dag_id].test(run_conf={"partition": partition, **conf})
+
+
+@pytest.fixture(scope="session")
+def moto_server():
+    """A moto server on loopback, as an S3/DMS endpoint; the aws_default connection points at it."""
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    previous = {k: os.environ.get(k) for k in ("AIRFLOW_CONN_AWS_DEFAULT", "AWS_ACCESS_KEY_ID",
+                                                  "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")}
+    os.environ.update({
+        "AIRFLOW_CONN_AWS_DEFAULT": json.dumps({
+            "conn_type": "aws", "login": "testing", "password": "testing",
+            "extra": {"endpoint_url": endpoint, "region_name": "us-east-1"},
+        }),
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    })
+    yield endpoint
+    server.stop()
+    for key, value in previous.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A real PostgreSQL: CROSSCHANNEL_TEST_PG_URL if set, else a throwaway cluster from Debian's binaries."""
+    if os.environ.get("CROSSCHANNEL_TEST_PG_URL"):
+        yield os.environ["CROSSCHANNEL_TEST_PG_URL"]
+        return
+    bindirs = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
+    initdb = shutil.which("initdb") or (bindirs and f"{bindirs[-1]}/initdb")
+    if not initdb:
+        pytest.fail("PostgreSQL is not installed: `apt-get install postgresql` (.ci/run does) "
+                    "or set CROSSCHANNEL_TEST_PG_URL")
+    bindir = Path(initdb).parent
+    workdir = Path(tempfile.mkdtemp(prefix="crosschannel-pg-"))
+    workdir.chmod(0o755)
+    prefix: list[str] = []
+    if os.geteuid() == 0:  # PostgreSQL refuses to run as root
+        shutil.chown(workdir, "postgres", "postgres")
+        prefix = ["runuser", "-u", "postgres", "--"]
+    port = free_port()
+    data = workdir / "data"
+    subprocess.run([*prefix, str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres",
+                    "--no-sync"], check=True, capture_output=True)
+    options = f"-p {port} -k {workdir} -c listen_addresses=127.0.0.1 -c fsync=off"
+    subprocess.run([*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-o", options, "-l",
+                    str(workdir / "log"), "-w", "start"], check=True, capture_output=True)
+    try:
+        yield f"postgresql+psycopg2://postgres@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run([*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
+                       capture_output=True)
+        time.sleep(0.2)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture
+def pg_engine(postgres_url):
+    """A clean database on the PostgreSQL server for one test."""
+    import uuid
+
+    import sqlalchemy as sa
+
+    name = "t_" + uuid.uuid4().hex[:10]
+    admin = sa.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f"CREATE DATABASE {name}")
+    url = postgres_url.rsplit("/", 1)[0] + "/" + name
+    engine = sa.create_engine(url)
+    yield engine
+    engine.dispose()
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f"DROP DATABASE {name} WITH (FORCE)")
+    admin.dispose()

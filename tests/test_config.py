@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+import pytest
+
+from crosschannel.config import BUNDLE_ROOT, ConfigError, load_config
+
+AWS = {
+    "CROSSCHANNEL__TARGET": "aws",
+    "CROSSCHANNEL__STORAGE__ROOT": "s3://bucket/prefix",
+    "CROSSCHANNEL__AWS__DMS__REPLICATION_TASK_ARN": "arn:aws:dms:us-east-1:123456789012:task:ABCDEF",
+}
+
+
+def test_defaults_resolve_relative_paths_against_the_bundle():
+    cfg = load_config(environ={})
+
+    assert cfg.target == "local"
+    assert cfg.storage.url == (BUNDLE_ROOT / ".data").as_uri()
+    assert cfg.source.sqlalchemy_url == f"sqlite:///{BUNDLE_ROOT}/.data/source/retail.db"
+
+
+def test_environment_overrides_nested_keys_with_types():
+    cfg = load_config(environ={**AWS, "CROSSCHANNEL__AWS__GLUE__NUMBER_OF_WORKERS": "10"})
+
+    assert cfg.target == "aws"
+    assert cfg.storage.url == "s3://bucket/prefix"
+    assert cfg.aws.glue.number_of_workers == 10
+
+
+def test_config_file_can_be_replaced(tmp_path):
+    path = tmp_path / "other.yaml"
+    path.write_text("target: local\nstorage:\n  root: file:///srv/data\n")
+
+    cfg = load_config(environ={"CROSSCHANNEL_CONFIG": str(path)})
+
+    assert cfg.storage.url == "file:///srv/data"
+
+
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [
+        ({"CROSSCHANNEL__TARGET": "gcp"}, "target: Input should be 'local' or 'aws'"),
+        ({"CROSSCHANNEL__STORAGE__ROOT": "gs://bucket"}, "storage.root: unsupported location 'gs://bucket'"),
+        ({**AWS, "CROSSCHANNEL__STORAGE__ROOT": "/tmp/x"}, "storage.root: must be an s3:// URL when target is 'aws'"),
+        ({**AWS, "CROSSCHANNEL__AWS__DMS__REPLICATION_TASK_ARN": ""}, "aws.dms.replication_task_arn: required"),
+        ({"CROSSCHANNEL__AWS__DMS__REPLICATION_TASK_ARN": "task-1"}, "aws.dms.replication_task_arn: String should match"),
+        ({"CROSSCHANNEL__AWS__REGION": "mars"}, "aws.region: String should match"),
+        ({"CROSSCHANNEL__AWS__GLUE__WORKER_TYPE": "huge"}, "aws.glue.worker_type: Input should be"),
+        ({"CROSSCHANNEL__GENERATOR__CUSTOMERS": "ten"}, "generator.customers: Input should be a valid integer"),
+        ({"CROSSCHANNEL__STORAGE__TYPO": "1"}, "storage.typo: Extra inputs are not permitted"),
+    ],
+)
+def test_bad_values_name_the_key_and_what_is_allowed(environ, message):
+    with pytest.raises(ConfigError) as caught:
+        load_config(environ=environ)
+
+    assert message in str(caught.value)
+
+
+def test_unreadable_or_malformed_files_are_named(tmp_path):
+    missing = tmp_path / "missing.yaml"
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("target: [local\n")
+
+    with pytest.raises(ConfigError, match="missing.yaml: cannot read it"):
+        load_config(missing, environ={})
+    with pytest.raises(ConfigError, match="broken.yaml: not valid YAML"):
+        load_config(broken, environ={})
