@@ -108,7 +108,7 @@ class _Csv:
         if not any(header):
             raise CsvImportError(f"{self.name}: the file is empty (expected a header line, then data lines)")
         if twice:
-            raise CsvImportError(f"{self.name}: column(s) {', '.join(twice)} appear more than once in the header")
+            raise CsvImportError(f"{self.name}: column(s) {', '.join(twice)} appear twice in the header")
         if missing:
             raise CsvImportError(f"{self.name}: missing required column(s) {', '.join(missing)} "
                                  f"(found: {', '.join(header)})")
@@ -123,8 +123,8 @@ class _Csv:
         """Record a problem on each line where `bad` holds; `what` is a text or one per line."""
         values = self.text(column)
         for line in bad.index[bad.fillna(False).astype(bool)]:
-            value = values[line]
-            said = "value is empty" if value == "" else f"{value!r} {what if isinstance(what, str) else what[line]}"
+            value, why = values[line], what if isinstance(what, str) else what[line]
+            said = "value is empty" if value == "" else f"{value!r} {why}"
             self.problems.append((self.name, line, f"{self.name} line {line}, column {column}: {said} "
                                                    f"(expected {expected})"))
 
@@ -182,7 +182,8 @@ def _orders(f: _Csv) -> pd.DataFrame:
         "store_id": _ids(f, "store_id", ID),
         "channel": _choice(f, "channel", CHANNELS, ""),
     })
-    orders["channel"] = orders.channel.mask(orders.channel == "", np.where(orders.store_id.notna(), "store", "web"))
+    default = np.where(orders.store_id.notna(), "store", "web")
+    orders["channel"] = orders.channel.mask(orders.channel == "", default)
     known = orders.dropna(subset=["order_id", "customer_id"])
     owner = known.groupby("order_id").customer_id.transform("first")
     f.flag(known.customer_id != owner, "customer_id", "differs from customer " + owner.astype(str)
@@ -222,11 +223,12 @@ def _next_id(conn: sa.Connection, column: sa.Column, values: pd.Series) -> int:
 
 def _load(conn: sa.Connection, order_file: _Csv, orders: pd.DataFrame, customer_file: _Csv | None,
           people: pd.DataFrame | None) -> dict:
-    """Check the input against the DB, fill in the defaults and insert everything (in the caller's transaction)."""
-    people = people if people is not None else _customers_frame([])
-    taken = _existing(conn, source.customers.c.customer_id, pd.concat([people.customer_id, orders.customer_id]))
+    """Check the input against the DB, fill in the defaults, insert it all (in the caller's transaction)."""
+    people = _placeholders([]) if people is None else people
+    all_ids = pd.concat([people.customer_id, orders.customer_id])
+    known = _existing(conn, source.customers.c.customer_id, all_ids)
     if customer_file is not None:
-        customer_file.flag(people.customer_id.isin(taken), "customer_id", "is already in the source DB",
+        customer_file.flag(people.customer_id.isin(known), "customer_id", "is already in the source DB",
                            "a customer id new to the DB")
     clash = orders.order_id.isin(_existing(conn, source.orders.c.order_id, orders.order_id))
     order_file.flag(clash & ~orders.order_id.duplicated(), "order_id", "is already in the source DB",
@@ -235,40 +237,42 @@ def _load(conn: sa.Connection, order_file: _Csv, orders: pd.DataFrame, customer_
 
     start = orders.order_ts.min().normalize()
     unnumbered = orders.order_id.isna()
-    first_new = _next_id(conn, source.orders.c.order_id, orders.order_id)
-    orders.loc[unnumbered, "order_id"] = orders[unnumbered].groupby(["order_ts", "customer_id"]).ngroup() + first_new
+    groups = orders[unnumbered].groupby(["order_ts", "customer_id"]).ngroup()
+    orders.loc[unnumbered, "order_id"] = groups + _next_id(conn, source.orders.c.order_id, orders.order_id)
     orders["quantity"] = orders.quantity.astype("int64")
     orders["unit_price"] = (orders.amount / orders.quantity).round(2)
 
-    new = sorted(set(orders.product_id.dropna()) - _existing(conn, source.products.c.product_id, orders.product_id))
+    product = source.products.c
+    new = sorted(set(orders.product_id.dropna()) - _existing(conn, product.product_id, orders.product_id))
+    median = orders.groupby("product_id").unit_price.median()
     products = pd.DataFrame({"product_id": new, "sku": [f"BYOD-{i}" for i in new],
                              "name": [f"Imported product {i}" for i in new],
-                             "price": orders.groupby("product_id").unit_price.median().reindex(new).round(2).values})
+                             "price": median.reindex(new).round(2).to_numpy()})
     if orders.product_id.isna().any():
-        sku = source.products.c.sku == UNKNOWN_SKU
-        unknown_id = conn.execute(sa.select(source.products.c.product_id).where(sku)).scalar()
+        unknown_id = conn.execute(sa.select(product.product_id).where(product.sku == UNKNOWN_SKU)).scalar()
         if unknown_id is None:
-            unknown_id = _next_id(conn, source.products.c.product_id, orders.product_id)
+            unknown_id = _next_id(conn, product.product_id, orders.product_id)
             products.loc[len(products)] = [unknown_id, UNKNOWN_SKU, "Unknown product", 0.0]
         orders["product_id"] = orders.product_id.fillna(unknown_id)
-    products = products.assign(category="unknown", brand="unknown", active=True, created_at=start, updated_at=start)
+    products = products.assign(category="unknown", brand="unknown", active=True, created_at=start,
+                               updated_at=start)
 
-    wanted = pd.concat([orders.store_id, people.home_store_id])
-    new = sorted(set(wanted.dropna()) - _existing(conn, source.stores.c.store_id, wanted))
+    store_ids = pd.concat([orders.store_id, people.home_store_id])
+    new = sorted(set(store_ids.dropna()) - _existing(conn, source.stores.c.store_id, store_ids))
     stores = pd.DataFrame({"store_id": new, "name": [f"Imported store {i}" for i in new], "city": "unknown",
                            "region": "unknown", "opened_date": start, "updated_at": start})
 
     first_order = orders.groupby("customer_id").order_ts.min().dt.normalize()
     people["signup_date"] = people.signup_date.fillna(people.customer_id.map(first_order)).fillna(start)
-    orphans = sorted(set(orders.customer_id) - set(people.customer_id) - taken)
-    placeholders = _customers_frame(orphans).assign(signup_date=first_order.reindex(orphans).values)
+    orphans = sorted(set(orders.customer_id) - set(people.customer_id) - known)
+    placeholders = _placeholders(orphans).assign(signup_date=first_order.reindex(orphans).to_numpy())
     customers = pd.concat([people, placeholders], ignore_index=True)
     customers["updated_at"] = customers.signup_date
 
     orders["line_no"] = orders.groupby("order_id").cumcount() + 1
-    head = orders.groupby("order_id").agg(customer_id=("customer_id", "first"), store_id=("store_id", "first"),
-                                          channel=("channel", "first"), order_ts=("order_ts", "min"),
-                                          subtotal=("amount", "sum")).reset_index()
+    head = orders.groupby("order_id").agg(
+        customer_id=("customer_id", "first"), store_id=("store_id", "first"), channel=("channel", "first"),
+        order_ts=("order_ts", "min"), subtotal=("amount", "sum")).reset_index()
     head = head.assign(status="completed", subtotal=head.subtotal.round(2), discount=0.0,
                        total=head.subtotal.round(2), updated_at=head.order_ts)
     lines = orders.assign(discount=0.0, updated_at=orders.order_id.map(head.set_index("order_id").order_ts))
@@ -285,13 +289,14 @@ def _load(conn: sa.Connection, order_file: _Csv, orders: pd.DataFrame, customer_
             "placeholder_stores": len(stores)}
 
 
-def _customers_frame(ids: list[int]) -> pd.DataFrame:
-    """Placeholder customers: known only by id, no contact details, opted out (signup date left to fill)."""
+def _placeholders(ids: list[int]) -> pd.DataFrame:
+    """Customers known only by id: no contact details, opted out, signup date still to fill in."""
     none = [None] * len(ids)
-    return pd.DataFrame({"customer_id": pd.array(ids, dtype="Int64"), "first_name": "Unknown",
-                         "last_name": "Customer", "email": none, "phone": none, "email_opt_in": False,
-                         "sms_opt_in": False, "loyalty_tier": "none", "home_store_id": pd.array(none, dtype="Int64"),
-                         "signup_date": pd.to_datetime(pd.Series(none, dtype="object"))})
+    return pd.DataFrame({
+        "customer_id": pd.array(ids, dtype="Int64"), "first_name": "Unknown", "last_name": "Customer",
+        "email": none, "phone": none, "email_opt_in": False, "sms_opt_in": False, "loyalty_tier": "none",
+        "home_store_id": pd.array(none, dtype="Int64"), "signup_date": pd.to_datetime(pd.Series(none)),
+    })
 
 
 def import_csv(orders_csv: str, customers_csv: str | None = None, engine: sa.Engine | None = None) -> dict:

@@ -1,0 +1,112 @@
+"""The aws target's ingest: the provider's DMS operator and sensor under moto and botocore's Stubber,
+the start-type plan against S3 and the landing check on S3 (moto server on loopback)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+
+from crosschannel import dms, ingest, source, storage
+from tests.conftest import BUNDLE
+
+DAY = dt.date(2026, 11, 2)
+
+
+@pytest.fixture
+def aws_env(moto_server, local_env, monkeypatch):
+    """The aws target against the moto server: an S3 lake and a DMS replication task."""
+    from crosschannel.config import get_config
+
+    s3 = boto3.client("s3", endpoint_url=moto_server)
+    s3.create_bucket(Bucket="lake")
+    client = boto3.client("dms", endpoint_url=moto_server, region_name="us-east-1")
+    task = client.create_replication_task(
+        ReplicationTaskIdentifier="retail-cdc",
+        SourceEndpointArn="arn:aws:dms:us-east-1:123456789012:endpoint:SOURCE",
+        TargetEndpointArn="arn:aws:dms:us-east-1:123456789012:endpoint:TARGET",
+        ReplicationInstanceArn="arn:aws:dms:us-east-1:123456789012:rep:INSTANCE",
+        MigrationType="full-load-and-cdc",
+        TableMappings=(BUNDLE / "include/dms/table-mappings.json").read_text(),
+    )["ReplicationTask"]
+    monkeypatch.setenv("CROSSCHANNEL__TARGET", "aws")
+    monkeypatch.setenv("CROSSCHANNEL__STORAGE__ROOT", "s3://lake/data")
+    monkeypatch.setenv("CROSSCHANNEL__AWS__DMS__REPLICATION_TASK_ARN", task["ReplicationTaskArn"])
+    get_config.cache_clear()
+    yield {"client": client, "arn": task["ReplicationTaskArn"], "s3": s3}
+    for obj in s3.list_objects_v2(Bucket="lake").get("Contents", []):
+        s3.delete_object(Bucket="lake", Key=obj["Key"])
+    s3.delete_bucket(Bucket="lake")
+    client.delete_replication_task(ReplicationTaskArn=task["ReplicationTaskArn"])
+    get_config.cache_clear()
+
+
+def _dag_task(task_id: str):
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(str(BUNDLE / "dags" / "retail_ingest.py")).dags["retail_ingest"].get_task(task_id)
+
+
+def test_plan_picks_the_start_type_from_what_landed_in_s3(aws_env):
+    assert ingest.plan_extract(DAY, force_full_load=False)["start_type"] == "start-replication"
+
+    aws_env["s3"].put_object(Bucket="lake", Key="data/landing/dms/retail/orders/LOAD00000001.csv", Body=b"x")
+
+    plan = ingest.plan_extract(DAY, force_full_load=False)
+    assert plan == {"partition": "2026-11-02", "start_type": "resume-processing",
+                    "cdc_stop_position": "server_time:2026-11-03T00:00:00"}
+    assert ingest.plan_extract(DAY, force_full_load=True)["start_type"] == "reload-target"
+
+
+def test_start_operator_sends_the_planned_request(aws_env):
+    operator = _dag_task("start_replication")
+    operator.start_replication_task_type = "resume-processing"
+    operator.start_task_kwargs = {"CdcStopPosition": dms.cdc_stop_position(DAY)}
+    client = operator.hook.conn
+    with Stubber(client) as stubber:
+        stubber.add_response(
+            "start_replication_task",
+            {"ReplicationTask": {"ReplicationTaskArn": aws_env["arn"], "Status": "starting"}},
+            expected_params={
+                "ReplicationTaskArn": aws_env["arn"],
+                "StartReplicationTaskType": "resume-processing",
+                "CdcStopPosition": "server_time:2026-11-03T00:00:00",
+            },
+        )
+        operator.execute({})
+        stubber.assert_no_pending_responses()
+
+
+def test_start_and_await_against_moto(aws_env):
+    start = _dag_task("start_replication")
+    start.start_replication_task_type = "start-replication"
+    start.start_task_kwargs = {"CdcStopPosition": dms.cdc_stop_position(DAY)}
+    sensor = _dag_task("await_replication")
+
+    start.execute({})
+    status = aws_env["client"].describe_replication_tasks()["ReplicationTasks"][0]["Status"]
+    assert status == "running"
+    assert sensor.poke({}) is False
+
+    aws_env["client"].stop_replication_task(ReplicationTaskArn=aws_env["arn"])
+    assert sensor.poke({}) is True
+
+
+def test_landing_check_reads_dms_files_in_s3(aws_env, tmp_path):
+    engine = source.connect(f"sqlite:///{tmp_path / 'src.db'}")
+    source.create_schema(engine)
+    with engine.begin() as conn:
+        source.set_clock(conn, dt.datetime(2026, 11, 2))
+        conn.execute(source.stores.insert(), [{"store_id": 1, "name": "One", "city": "Salem", "region": "north",
+                                               "opened_date": dt.date(2020, 1, 1),
+                                               "updated_at": dt.datetime(2026, 1, 1)}])
+    source.enable_cdc(engine)
+    dms.LocalReplicationTask(engine).start("start-replication", DAY)
+
+    manifest = dms.check_landing(DAY, "start-replication")
+
+    assert manifest["tables"]["stores"]["full_load_rows"] == 1
+    assert storage.is_committed(dms.manifest_dir(DAY))
+    assert dms.manifest_dir(DAY).protocol == "s3"

@@ -1,0 +1,286 @@
+"""Bring-your-own-data CSV import into the source DB (crosschannel.byod)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+import sqlalchemy as sa
+
+from crosschannel import byod, source
+
+ORDERS = """\
+order_id,customer_id,order_ts,product_id,quantity,amount,store_id,channel
+1001,1,2024-03-01 10:15:00,10,2,20.00,1,store
+1001,1,2024-03-01 10:15:00,11,1,5.50,1,store
+1002,2,2024-03-02T12:30:00+01:00,10,3,29.99,,WEB
+"""
+CUSTOMERS = """\
+customer_id,first_name,last_name,email,phone,email_opt_in,sms_opt_in,loyalty_tier,home_store_id,signup_date
+1,Ann,Lee,ann@example.com,+15550001,yes,0,Gold,1,2023-01-05
+2,Bo,Park,,,false,TRUE,,,
+3,Cy,Diaz,cy@example.com,,1,no,platinum,1,2022-06-30
+"""
+
+
+@pytest.fixture
+def engine(tmp_path):
+    engine = source.connect(f"sqlite:///{tmp_path}/src.db")
+    source.create_schema(engine)
+    return engine
+
+
+def write(tmp_path, name: str, text: str) -> str:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+def rows(engine, tbl: sa.Table) -> list[dict]:
+    with engine.connect() as conn:
+        order = [c for c in tbl.primary_key.columns]
+        return [dict(r._mapping) for r in conn.execute(sa.select(tbl).order_by(*order))]
+
+
+def counts(engine) -> dict[str, int]:
+    with engine.connect() as conn:
+        tables = (*source.RETAIL_TABLES, source.cdc_clock)
+        return {t.name: conn.execute(sa.select(sa.func.count()).select_from(t)).scalar() for t in tables}
+
+
+def seed_catalogue(engine) -> None:
+    ts = dt.datetime(2020, 1, 1)
+    with engine.begin() as conn:
+        conn.execute(source.stores.insert(), [dict(store_id=1, name="Main St", city="Salem", region="north",
+                                                   opened_date=ts.date(), updated_at=ts)])
+        conn.execute(source.products.insert(), [
+            dict(product_id=pid, sku=f"SKU-{pid}", name=f"Thing {pid}", category="home", brand="acme",
+                 price=9.0, active=True, created_at=ts, updated_at=ts) for pid in (10, 11)])
+
+
+def test_orders_and_customers_are_loaded(tmp_path, engine):
+    # Arrange
+    seed_catalogue(engine)
+    orders_csv = write(tmp_path, "orders.csv", ORDERS)
+    customers_csv = write(tmp_path, "customers.csv", CUSTOMERS)
+
+    # Act
+    result = byod.import_csv(orders_csv, customers_csv, engine=engine)
+
+    # Assert
+    assert result == {"orders": 2, "order_lines": 3, "customers": 3, "placeholder_customers": 0,
+                      "placeholder_products": 0, "placeholder_stores": 0}
+    customers = rows(engine, source.customers)
+    assert customers[0] | {"updated_at": None} == {
+        "customer_id": 1, "first_name": "Ann", "last_name": "Lee", "email": "ann@example.com",
+        "phone": "+15550001", "email_opt_in": True, "sms_opt_in": False, "loyalty_tier": "gold",
+        "home_store_id": 1, "signup_date": dt.date(2023, 1, 5), "updated_at": None}
+    assert (customers[1]["email"], customers[1]["email_opt_in"], customers[1]["sms_opt_in"]) == (None, False, True)
+    assert (customers[1]["loyalty_tier"], customers[1]["signup_date"]) == ("none", dt.date(2024, 3, 2))
+    assert customers[2]["signup_date"] == dt.date(2022, 6, 30)
+    orders = rows(engine, source.orders)
+    assert [(o["order_id"], o["customer_id"], o["store_id"], o["channel"], o["status"]) for o in orders] == [
+        (1001, 1, 1, "store", "completed"), (1002, 2, None, "web", "completed")]
+    assert [(o["subtotal"], o["discount"], o["total"]) for o in orders] == [(25.5, 0, 25.5), (29.99, 0, 29.99)]
+    assert orders[1]["order_ts"] == orders[1]["updated_at"] == dt.datetime(2024, 3, 2, 11, 30)
+    lines = rows(engine, source.order_lines)
+    assert [(x["order_id"], x["line_no"], x["product_id"], x["quantity"], x["unit_price"]) for x in lines] == [
+        (1001, 1, 10, 2, 10.0), (1001, 2, 11, 1, 5.5), (1002, 1, 10, 3, 10.0)]
+    with engine.connect() as conn:
+        assert source.get_clock(conn) == dt.datetime(2024, 3, 3)
+        assert not source.cdc_enabled(conn)
+
+
+def test_orders_only_gets_placeholders_and_generated_ids(tmp_path, engine):
+    # Arrange: the DB already holds products 10 and 11, store 1, customer 7 and their order 500.
+    seed_catalogue(engine)
+    ts = dt.datetime(2024, 1, 1)
+    with engine.begin() as conn:
+        conn.execute(source.customers.insert(), [dict(
+            customer_id=7, first_name="Di", last_name="Fox", email_opt_in=False, sms_opt_in=False,
+            loyalty_tier="none", signup_date=ts.date(), updated_at=ts)])
+        conn.execute(source.orders.insert(), [dict(
+            order_id=500, customer_id=7, channel="web", status="completed", order_ts=ts, subtotal=1.0,
+            discount=0.0, total=1.0, updated_at=ts)])
+    orders_csv = write(tmp_path, "orders.csv", """\
+customer_id,order_date,amount,product_id,quantity,store_id
+7,2024-02-01,12.00,,,
+8,2024-02-03,30.00,99,3,42
+8,2024-02-03,10.00,99,1,42
+8,2024-02-05,7.00,10,,
+""")
+
+    # Act
+    result = byod.import_csv(orders_csv, engine=engine)
+
+    # Assert
+    assert result == {"orders": 3, "order_lines": 4, "customers": 0, "placeholder_customers": 1,
+                      "placeholder_products": 1, "placeholder_stores": 1}
+    orders = rows(engine, source.orders)
+    assert [(o["order_id"], o["customer_id"], o["store_id"], o["channel"], o["total"]) for o in orders] == [
+        (500, 7, None, "web", 1.0), (501, 7, None, "web", 12.0), (502, 8, 42, "store", 40.0),
+        (503, 8, None, "web", 7.0)]
+    lines = rows(engine, source.order_lines)
+    unknown = [p for p in rows(engine, source.products) if p["sku"] == "BYOD-UNKNOWN"]
+    assert len(unknown) == 1 and unknown[0]["product_id"] == 100
+    assert (unknown[0]["price"], unknown[0]["category"], unknown[0]["brand"]) == (0, "unknown", "unknown")
+    assert [(x["order_id"], x["line_no"], x["product_id"], x["quantity"], x["unit_price"]) for x in lines] == [
+        (501, 1, 100, 1, 12.0), (502, 1, 99, 3, 10.0), (502, 2, 99, 1, 10.0), (503, 1, 10, 1, 7.0)]
+    imported = next(p for p in rows(engine, source.products) if p["product_id"] == 99)
+    assert (imported["name"], imported["price"], imported["category"]) == ("Imported product 99", 10.0, "unknown")
+    store = next(s for s in rows(engine, source.stores) if s["store_id"] == 42)
+    assert (store["name"], store["city"], store["region"]) == ("Imported store 42", "unknown", "unknown")
+    customer = next(c for c in rows(engine, source.customers) if c["customer_id"] == 8)
+    assert customer | {"updated_at": None} == {
+        "customer_id": 8, "first_name": "Unknown", "last_name": "Customer", "email": None, "phone": None,
+        "email_opt_in": False, "sms_opt_in": False, "loyalty_tier": "none", "home_store_id": None,
+        "signup_date": dt.date(2024, 2, 3), "updated_at": None}
+    with engine.connect() as conn:
+        assert source.get_clock(conn) == dt.datetime(2024, 2, 6)
+
+
+HEADER = "order_id,customer_id,order_date,amount,quantity,channel\n"
+
+
+@pytest.mark.parametrize(("line", "expected"), [
+    ("2,,2024-03-01,5,1,web", "orders.csv line 3, column customer_id: value is empty"),
+    ("2,x7,2024-03-01,5,1,web", "orders.csv line 3, column customer_id: 'x7' is not a whole number"),
+    ("2,2,,5,1,web", "orders.csv line 3, column order_date: value is empty"),
+    ("2,2,01/03/2024,5,1,web", "orders.csv line 3, column order_date: '01/03/2024' is not an ISO date"),
+    ("2,2,2024-02-30,5,1,web", "orders.csv line 3, column order_date: '2024-02-30' is not an ISO date"),
+    ("2,2,2024-03-01,,1,web", "orders.csv line 3, column amount: value is empty"),
+    ("2,2,2024-03-01,abc,1,web", "orders.csv line 3, column amount: 'abc' is not a number"),
+    ("2,2,2024-03-01,-3.50,1,web",
+     "orders.csv line 3, column amount: '-3.50' is negative (expected an amount >= 0)"),
+    ("2,2,2024-03-01,5,0,web", "orders.csv line 3, column quantity: '0' is less than 1"),
+    ("2,2,2024-03-01,5,1.5,web", "orders.csv line 3, column quantity: '1.5' is not a whole number"),
+    ("2,2,2024-03-01,5,1,phone", "orders.csv line 3, column channel: 'phone' is not allowed"),
+    ("1,2,2024-03-01,5,1,web",
+     "orders.csv line 3, column customer_id: '2' differs from customer 1 on an earlier line of order_id 1"),
+    ("2,2,2024-03-01,5,1", "orders.csv line 3: 5 fields (expected 6"),
+])
+def test_bad_order_lines_are_reported(tmp_path, engine, line, expected):
+    # Arrange: line 2 is good, line 3 is the bad one.
+    orders_csv = write(tmp_path, "orders.csv", HEADER + "1,1,2024-03-01,5,1,web\n" + line + "\n")
+
+    # Act / Assert
+    with pytest.raises(byod.CsvImportError) as error:
+        byod.import_csv(orders_csv, engine=engine)
+    assert str(error.value).startswith(expected)
+    assert sum(counts(engine).values()) == 0
+
+
+@pytest.mark.parametrize(("line", "expected"), [
+    ("2,maybe,gold,2023-01-01", "customers.csv line 3, column email_opt_in: 'maybe' is not allowed"),
+    ("2,no,diamond,2023-01-01", "customers.csv line 3, column loyalty_tier: 'diamond' is not allowed"),
+    ("2,no,gold,soon", "customers.csv line 3, column signup_date: 'soon' is not an ISO date"),
+    ("1,no,gold,2023-01-01", "customers.csv line 3, column customer_id: '1' appears on an earlier line"),
+])
+def test_bad_customer_lines_are_reported(tmp_path, engine, line, expected):
+    # Arrange
+    orders_csv = write(tmp_path, "orders.csv", HEADER + "1,1,2024-03-01,5,1,web\n")
+    header = "customer_id,email_opt_in,loyalty_tier,signup_date\n"
+    customers_csv = write(tmp_path, "customers.csv", header + "1,yes,none,2023-01-01\n" + line + "\n")
+
+    # Act / Assert
+    with pytest.raises(byod.CsvImportError) as error:
+        byod.import_csv(orders_csv, customers_csv, engine=engine)
+    assert str(error.value).startswith(expected)
+    assert sum(counts(engine).values()) == 0
+
+
+def test_line_numbers_count_blank_lines_and_problems_are_capped(tmp_path, engine):
+    # Arrange: a blank line 3, then 12 negative amounts on lines 4-15.
+    body = "1,1,2024-03-01,5,1,web\n\n" + "".join(f"{i},1,2024-03-01,-1,1,web\n" for i in range(2, 14))
+    orders_csv = write(tmp_path, "orders.csv", HEADER + body)
+
+    # Act
+    with pytest.raises(byod.CsvImportError) as error:
+        byod.import_csv(orders_csv, engine=engine)
+
+    # Assert
+    reported = str(error.value).splitlines()
+    assert reported[0].startswith("orders.csv line 4, column amount: '-1' is negative")
+    assert reported[9].startswith("orders.csv line 13, column amount")
+    assert reported[10:] == ["and 2 more"]
+
+
+@pytest.mark.parametrize(("content", "expected"), [
+    (b"", "orders.csv: the file is empty"),
+    (b"customer_id,order_date,amount\n", "orders.csv: no data lines after the header"),
+    (b"customer_id,amount\n1,5\n",
+     "orders.csv: missing required column(s) order_ts or order_date (found: customer_id, amount)"),
+    (b"customer_id,order_date,amount\n1,2024-03-01,5\xa0\n", "orders.csv: not UTF-8 text"),
+    (b"customer_id,amount,order_ts,amount\n1,5,2024-03-01,5\n", "orders.csv: column(s) amount appear twice"),
+])
+def test_unusable_files_are_reported(tmp_path, engine, content, expected):
+    # Arrange
+    path = tmp_path / "orders.csv"
+    path.write_bytes(content)
+
+    # Act / Assert
+    with pytest.raises(byod.CsvImportError) as error:
+        byod.import_csv(str(path), engine=engine)
+    assert str(error.value).startswith(expected)
+
+
+def test_missing_file_is_reported(tmp_path, engine):
+    with pytest.raises(byod.CsvImportError, match="nope.csv: file not found"):
+        byod.import_csv(str(tmp_path / "nope.csv"), engine=engine)
+
+
+def test_ids_already_in_the_db_fail_without_loading_anything(tmp_path, engine):
+    # Arrange: a first import loads customer 1 and order 1001.
+    byod.import_csv(write(tmp_path, "orders.csv", ORDERS), engine=engine)
+    before = counts(engine)
+    customers_csv = write(tmp_path, "customers.csv", CUSTOMERS)
+    orders_csv = write(tmp_path, "more.csv", HEADER + "1001,1,2024-04-01,5,1,web\n77,9,2024-04-01,5,1,web\n")
+
+    # Act
+    with pytest.raises(byod.CsvImportError) as error:
+        byod.import_csv(orders_csv, customers_csv, engine=engine)
+
+    # Assert
+    assert str(error.value).splitlines() == [
+        "customers.csv line 2, column customer_id: '1' is already in the source DB "
+        "(expected a customer id new to the DB)",
+        "customers.csv line 3, column customer_id: '2' is already in the source DB "
+        "(expected a customer id new to the DB)",
+        "more.csv line 2, column order_id: '1001' is already in the source DB (expected an order id new to the DB)",
+    ]
+    assert counts(engine) == before
+
+
+def test_a_failure_while_writing_leaves_the_db_empty(tmp_path, engine, monkeypatch):
+    # Arrange: the last insert (order lines) fails.
+    insert = source.bulk_insert
+
+    def failing_insert(conn, tbl, frame):
+        if tbl is source.order_lines:
+            raise RuntimeError("disk full")
+        return insert(conn, tbl, frame)
+
+    monkeypatch.setattr(source, "bulk_insert", failing_insert)
+    orders_csv = write(tmp_path, "orders.csv", ORDERS)
+
+    # Act
+    with pytest.raises(RuntimeError, match="disk full"):
+        byod.import_csv(orders_csv, engine=engine)
+
+    # Assert
+    assert sum(counts(engine).values()) == 0
+
+
+def test_a_second_import_reuses_the_unknown_product(tmp_path, engine):
+    # Arrange
+    byod.import_csv(write(tmp_path, "a.csv", "customer_id,order_ts,amount\n1,2024-03-01 09:00:00,5\n"),
+                    engine=engine)
+
+    # Act
+    result = byod.import_csv(write(tmp_path, "b.csv", "customer_id,order_ts,amount\n1,2024-03-02 09:00:00,6\n"),
+                             engine=engine)
+
+    # Assert
+    assert (result["placeholder_products"], result["placeholder_customers"]) == (0, 0)
+    assert [line["product_id"] for line in rows(engine, source.order_lines)] == [1, 1]
+    assert [o["order_id"] for o in rows(engine, source.orders)] == [1, 2]

@@ -1,0 +1,133 @@
+"""Every DAG imports on both targets with the same graph, follows the house policy, and parses cheaply."""
+
+from __future__ import annotations
+
+import socket
+import time
+from pathlib import Path
+from unittest import mock
+
+import pytest
+
+from tests.conftest import BUNDLE, PARSE_TIMES
+
+DAG_FILES = sorted((BUNDLE / "dags").glob("*.py"))
+TARGETS = {
+    "local": {"CROSSCHANNEL__TARGET": "local"},
+    "aws": {
+        "CROSSCHANNEL__TARGET": "aws",
+        "CROSSCHANNEL__STORAGE__ROOT": "s3://crosschannel-lake/data",
+        "CROSSCHANNEL__SEGMENT__LOGS_URI": "s3://crosschannel-segment/segment-logs",
+        "CROSSCHANNEL__AWS__DMS__REPLICATION_TASK_ARN": "arn:aws:dms:us-east-1:123456789012:task:RETAIL",
+    },
+}
+
+
+def _forbidden(what):
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"{what} at DAG parse time")
+
+    return refuse
+
+
+def _parse(path: Path, target: str, monkeypatch):
+    """Load one DAG file as the dag processor does, with Variables, Connections and the network refused."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    from crosschannel.config import get_config
+
+    for key, value in TARGETS[target].items():
+        monkeypatch.setenv(key, value)
+    get_config.cache_clear()
+    guards = [
+        mock.patch("airflow.sdk.Variable.get", _forbidden("Variable.get")),
+        mock.patch("airflow.sdk.Connection.get", _forbidden("Connection.get")),
+        mock.patch("airflow.sdk.bases.hook.BaseHook.get_connection", _forbidden("BaseHook.get_connection")),
+        mock.patch.object(socket.socket, "connect", _forbidden("a network connection")),
+        mock.patch.object(socket, "create_connection", _forbidden("a network connection")),
+    ]
+    for guard in guards:
+        guard.start()
+    try:
+        started = time.perf_counter()
+        bag = DagBag(str(path), safe_mode=False)
+        PARSE_TIMES[f"{path.name} ({target})"] = time.perf_counter() - started
+    finally:
+        for guard in guards:
+            guard.stop()
+        get_config.cache_clear()
+    return bag
+
+
+def _graph(dag):
+    return {task.task_id: sorted(task.downstream_task_ids) for task in dag.tasks}
+
+
+def test_there_are_dag_files():
+    assert DAG_FILES, "no DAG files found"
+
+
+@pytest.mark.parametrize("path", DAG_FILES, ids=lambda p: p.name)
+def test_dag_imports_on_both_targets_with_the_same_graph(path, monkeypatch):
+    graphs = {}
+    for target in TARGETS:
+        bag = _parse(path, target, monkeypatch)
+        assert not bag.import_errors, bag.import_errors
+        assert list(bag.dags) == [path.stem], "one DAG per file, file name = dag_id"
+        graphs[target] = _graph(bag.dags[path.stem])
+    assert graphs["local"] == graphs["aws"]
+
+
+def test_aws_target_uses_the_provider_dms_operators(monkeypatch):
+    from airflow.providers.amazon.aws.operators.dms import DmsStartTaskOperator
+    from airflow.providers.amazon.aws.sensors.dms import DmsTaskCompletedSensor
+
+    dag = _parse(BUNDLE / "dags" / "retail_ingest.py", "aws", monkeypatch).dags["retail_ingest"]
+
+    start = dag.get_task("start_replication")
+    assert isinstance(start, DmsStartTaskOperator)
+    assert start.replication_task_arn == TARGETS["aws"]["CROSSCHANNEL__AWS__DMS__REPLICATION_TASK_ARN"]
+    assert isinstance(dag.get_task("await_replication"), DmsTaskCompletedSensor)
+
+
+@pytest.mark.parametrize("path", DAG_FILES, ids=lambda p: p.name)
+def test_dag_policy(path, monkeypatch):
+    dag = _parse(path, "local", monkeypatch).dags[path.stem]
+
+    assert dag.tags and "crosschannel" in dag.tags
+    assert dag.doc_md and len(dag.doc_md) > 200, "the module docstring is the DAG's doc_md"
+    assert dag.catchup is False or dag.catchup is True
+    assert dag.start_date is not None and dag.start_date.tzinfo is not None
+    assert dag.schedule is not None or dag.timetable is not None
+    for task in dag.tasks:
+        assert task.owner == "data-platform", task.task_id
+        assert task.retries >= 2, task.task_id
+        assert task.retry_exponential_backoff, task.task_id
+        if task.task_type.endswith("DecoratedOperator"):
+            assert task.doc_md, f"{task.task_id} needs a one-line docstring"
+    assert "partition" in dag.params
+
+
+@pytest.mark.parametrize("path", DAG_FILES, ids=lambda p: p.name)
+def test_dag_file_imports_no_heavy_modules(path, tmp_path):
+    """Parse in a fresh interpreter and check pandas, duckdb, xgboost, GX and the DB drivers stay unloaded."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, json\n"
+        "from airflow.dag_processing.dagbag import DagBag\n"
+        f"bag = DagBag({str(path)!r})\n"
+        "heavy = ['pandas', 'duckdb', 'xgboost', 'great_expectations', 'boto3',"
+        " 'pyarrow', 'crosschannel.generator', 'crosschannel.dms']\n"
+        "print(json.dumps({'errors': {k: str(v) for k, v in bag.import_errors.items()},"
+        " 'loaded': [m for m in heavy if m in sys.modules]}))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(BUNDLE / "plugins") + os.pathsep + str(BUNDLE)}
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["errors"] == {}
+    assert report["loaded"] == []
