@@ -39,6 +39,32 @@ def compose() -> dict:
     return yaml.safe_load(COMPOSE_FILE.read_text())
 
 
+def duplicate_keys(text: str) -> list[str]:
+    """Keys repeated in one mapping: PyYAML keeps the last silently, Compose rejects the file."""
+    found, stack, visited = [], [yaml.compose(text, Loader=yaml.SafeLoader)], set()
+    while stack:
+        node = stack.pop()
+        if id(node) in visited:
+            continue
+        visited.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            seen = set()
+            for key, value in node.value:
+                if key.tag != "tag:yaml.org,2002:merge":
+                    if key.value in seen:
+                        found.append(f"{key.value} (line {key.start_mark.line + 1})")
+                    seen.add(key.value)
+                stack.append(value)
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend(node.value)
+    return found
+
+
+def test_the_file_has_no_duplicate_keys():
+    assert duplicate_keys(COMPOSE_FILE.read_text()) == []
+    assert duplicate_keys("a:\n  b: 1\n  b: 2\n") == ["b (line 3)"]
+
+
 @pytest.fixture(scope="module")
 def services(compose: dict) -> dict:
     return compose["services"]

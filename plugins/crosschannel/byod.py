@@ -84,16 +84,14 @@ class _Csv:
                 reader = csv.reader(handle)
                 header = [name.strip().lower() for name in next(reader, [])]
                 rows, lines, broken, line = [], [], 0, reader.line_num + 1
-                for row in reader:
-                    if not any(cell.strip() for cell in row):
-                        pass
-                    elif len(row) != len(header):
+                for row in reader:  # blank lines are skipped but counted
+                    if any(cell.strip() for cell in row) and len(row) == len(header):
+                        rows.append([cell.strip() for cell in row])
+                        lines.append(line)
+                    elif any(cell.strip() for cell in row):
                         broken += 1
                         problems.append((self.name, line, f"{self.name} line {line}: {len(row)} fields "
                                                           f"(expected {len(header)}, as in the header)"))
-                    else:
-                        rows.append([cell.strip() for cell in row])
-                        lines.append(line)
                     line = reader.line_num + 1
         except FileNotFoundError:
             raise CsvImportError(f"{path}: file not found") from None
@@ -244,18 +242,16 @@ def _load(conn: sa.Connection, order_file: _Csv, orders: pd.DataFrame, customer_
 
     product = source.products.c
     new = sorted(set(orders.product_id.dropna()) - _existing(conn, product.product_id, orders.product_id))
-    median = orders.groupby("product_id").unit_price.median()
-    products = pd.DataFrame({"product_id": new, "sku": [f"BYOD-{i}" for i in new],
-                             "name": [f"Imported product {i}" for i in new],
-                             "price": median.reindex(new).round(2).to_numpy()})
+    median = orders.groupby("product_id").unit_price.median().round(2)
+    catalogue = [(i, f"BYOD-{i}", f"Imported product {i}", median[i]) for i in new]
     if orders.product_id.isna().any():
         unknown_id = conn.execute(sa.select(product.product_id).where(product.sku == UNKNOWN_SKU)).scalar()
         if unknown_id is None:
             unknown_id = _next_id(conn, product.product_id, orders.product_id)
-            products.loc[len(products)] = [unknown_id, UNKNOWN_SKU, "Unknown product", 0.0]
+            catalogue.append((unknown_id, UNKNOWN_SKU, "Unknown product", 0.0))
         orders["product_id"] = orders.product_id.fillna(unknown_id)
-    products = products.assign(category="unknown", brand="unknown", active=True, created_at=start,
-                               updated_at=start)
+    products = pd.DataFrame(catalogue, columns=["product_id", "sku", "name", "price"]).assign(
+        category="unknown", brand="unknown", active=True, created_at=start, updated_at=start)
 
     store_ids = pd.concat([orders.store_id, people.home_store_id])
     new = sorted(set(store_ids.dropna()) - _existing(conn, source.stores.c.store_id, store_ids))

@@ -604,6 +604,8 @@ class HistoryBuffer:
             frame = frame.set_index(keys)
             for column in changed.columns:
                 values = changed[column].dropna()
+                if frame[column].dtype != values.dtype and values.dtype != object:
+                    frame[column] = frame[column].astype(np.result_type(frame[column].dtype, values.dtype))
                 frame.loc[values.index, column] = values.to_numpy()
             frame = frame.reset_index()
         if name in self.deletes:
