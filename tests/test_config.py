@@ -43,7 +43,10 @@ def test_config_file_can_be_replaced(tmp_path):
         ({"CROSSCHANNEL__STORAGE__ROOT": "gs://bucket"}, "storage.root: unsupported location 'gs://bucket'"),
         ({**AWS, "CROSSCHANNEL__STORAGE__ROOT": "/tmp/x"}, "storage.root: must be an s3:// URL when target is 'aws'"),
         ({**AWS, "CROSSCHANNEL__AWS__DMS__REPLICATION_TASK_ARN": ""}, "aws.dms.replication_task_arn: required"),
-        ({"CROSSCHANNEL__AWS__DMS__REPLICATION_TASK_ARN": "task-1"}, "aws.dms.replication_task_arn: String should match"),
+        (
+            {"CROSSCHANNEL__AWS__DMS__REPLICATION_TASK_ARN": "task-1"},
+            "aws.dms.replication_task_arn: String should match",
+        ),
         ({"CROSSCHANNEL__AWS__REGION": "mars"}, "aws.region: String should match"),
         ({"CROSSCHANNEL__AWS__GLUE__WORKER_TYPE": "huge"}, "aws.glue.worker_type: Input should be"),
         ({"CROSSCHANNEL__GENERATOR__CUSTOMERS": "ten"}, "generator.customers: Input should be a valid integer"),
@@ -62,7 +65,7 @@ def test_unreadable_or_malformed_files_are_named(tmp_path):
     broken = tmp_path / "broken.yaml"
     broken.write_text("target: [local\n")
 
-    with pytest.raises(ConfigError, match="missing.yaml: cannot read it"):
+    with pytest.raises(ConfigError, match=r"missing\.yaml: cannot read it"):
         load_config(missing, environ={})
-    with pytest.raises(ConfigError, match="broken.yaml: not valid YAML"):
+    with pytest.raises(ConfigError, match=r"broken\.yaml: not valid YAML"):
         load_config(broken, environ={})

@@ -62,5 +62,16 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def run(argv: list[str] | None = None) -> int:
+    """main() with the bundle's input errors printed as one clear line instead of a traceback."""
+    from crosschannel.config import ConfigError
+
+    try:
+        return main(argv)
+    except (ConfigError, ValueError, FileNotFoundError, RuntimeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run())

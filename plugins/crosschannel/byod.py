@@ -14,7 +14,8 @@ Orders CSV, one line per order line:
 
     customer_id            required  a whole number >= 1 (at most 18 digits)
     order_ts or order_date required  an ISO date or timestamp: 2024-03-01, 2024-03-01 14:05:00 or
-                                     2024-03-01T14:05:00+02:00 (times with an offset become UTC)
+                                     2024-03-01T14:05:00+02:00 (times with an offset become UTC);
+                                     order_ts is used when the file has both
     amount                 required  what the line cost, a number >= 0 such as 19.99
     order_id               optional  a whole number >= 1; lines sharing one form one order, which must
                                      belong to one customer. Default: one order per customer and order
@@ -231,7 +232,7 @@ def _load(conn: sa.Connection, order_file: _Csv, orders: pd.DataFrame, customer_
     clash = orders.order_id.isin(_existing(conn, source.orders.c.order_id, orders.order_id))
     order_file.flag(clash & ~orders.order_id.duplicated(), "order_id", "is already in the source DB",
                     "an order id new to the DB")
-    _raise_if_any(order_file.problems)
+    _raise_if_any(order_file.problems)  # the list both files report to
 
     start = orders.order_ts.min().normalize()
     unnumbered = orders.order_id.isna()

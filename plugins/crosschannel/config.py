@@ -190,7 +190,8 @@ def load_config(path: Path | str | None = None, environ: dict[str, str] | None =
             key = ".".join(str(part) for part in err["loc"])
             message = err["msg"].removeprefix("Value error, ")
             problems.append(f"{key}: {message}" if key else message)
-        raise ConfigError(f"crosschannel config {path} (with CROSSCHANNEL__* overrides): " + "; ".join(problems)) from None
+        where = f"crosschannel config {path} (with CROSSCHANNEL__* overrides)"
+        raise ConfigError(f"{where}: " + "; ".join(problems)) from None
 
 
 @functools.cache

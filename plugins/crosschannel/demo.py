@@ -8,7 +8,6 @@ prints a summary and writes it to <root>/reports/demo_summary.json.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import time
 from pathlib import Path
 

@@ -220,8 +220,10 @@ class LocalReplicationTask:
                 for batch in batches.values():
                     first = batch[0][1]
                     name = first.strftime("%Y%m%d-%H%M%S") + f"{first.microsecond // 100:04d}.csv"
-                    lines = ([op, ts.strftime(source.TS_FORMAT), *(format_value(c, image.get(c.name)) for c in tbl.columns)]
-                             for op, ts, image in batch)
+                    lines = (
+                        [op, ts.strftime(source.TS_FORMAT), *(format_value(c, image.get(c.name)) for c in tbl.columns)]
+                        for op, ts, image in batch
+                    )
                     (staging / name).write_bytes(_csv_bytes(header_for(tbl), lines))
                     names.append(name)
             written[tbl.name] = names
@@ -241,8 +243,7 @@ def local_task_status(day: dt.date) -> dict:
 # ------------------------------------------------------------------------------------------ landing check
 def _read_rows(path: ObjectStoragePath) -> Iterator[tuple[int, list[str]]]:
     text = path.read_bytes().decode("utf-8")
-    for number, row in enumerate(csv.reader(io.StringIO(text, newline="")), start=1):
-        yield number, row
+    yield from enumerate(csv.reader(io.StringIO(text, newline="")), start=1)
 
 
 def check_file(path: ObjectStoragePath, tbl: sa.Table, *, full_load: bool, day: dt.date | None) -> Counter:

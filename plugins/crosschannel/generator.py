@@ -22,7 +22,6 @@ triggers see real inserts, updates and deletes. Everything is drawn from numpy g
 from __future__ import annotations
 
 import datetime as dt
-import gzip
 import io
 import json
 import uuid

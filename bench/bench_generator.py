@@ -1,0 +1,69 @@
+"""Benchmark the synthetic retailer: history generation and one live day at a given scale.
+
+    make bench ARGS="--customers 100000"        (or: PYTHONPATH=plugins .venv/bin/python bench/bench_generator.py ...)
+
+Writes into .data/bench/generator-<N>/ (its own storage root and SQLite source DB) and prints one JSON line
+with wall seconds per phase, rows written and peak memory; the same JSON is saved beside the data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import sys
+import time
+from pathlib import Path
+
+BUNDLE = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(BUNDLE / "plugins"))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--customers", type=int, default=100_000)
+    parser.add_argument("--history-days", type=int, default=540)
+    parser.add_argument("--event-history-days", type=int, default=35)
+    parser.add_argument("--live-days", type=int, default=1)
+    args = parser.parse_args()
+
+    root = BUNDLE / ".data" / "bench" / f"generator-{args.customers}"
+    shutil.rmtree(root, ignore_errors=True)
+    os.environ.update({
+        "CROSSCHANNEL__TARGET": "local",
+        "CROSSCHANNEL__STORAGE__ROOT": str(root),
+        "CROSSCHANNEL__SOURCE__URL": f"sqlite:///{root / 'source.db'}",
+        "CROSSCHANNEL__SEGMENT__LOGS_URI": str(root / "segment-logs"),
+    })
+    from crosschannel import generator
+    from crosschannel.config import get_config
+
+    settings = get_config().generator.model_copy(update={
+        "customers": args.customers, "history_days": args.history_days,
+        "event_history_days": args.event_history_days})
+    started = time.perf_counter()
+    history = generator.generate(settings, force=True)
+    history_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    live = generator.advance(args.live_days)
+    live_seconds = time.perf_counter() - started
+    result = {
+        "customers": args.customers,
+        "history_days": args.history_days,
+        "event_history_days": args.event_history_days,
+        "history_seconds": round(history_seconds, 1),
+        "live_day_seconds": round(live_seconds / args.live_days, 1),
+        "rows": history["rows"],
+        "history_events": history["events"],
+        "live_day_events": live[-1]["events"],
+        "source_db_mb": round((root / "source.db").stat().st_size / 2**20),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+    }
+    (root / "result.json").write_text(json.dumps(result, indent=2))
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
