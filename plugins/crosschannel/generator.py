@@ -21,9 +21,11 @@ triggers see real inserts, updates and deletes. Everything is drawn from numpy g
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import io
 import json
+import math
 import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -614,6 +616,33 @@ class HistoryBuffer:
         return frame[[c.name for c in source.table(name).columns]]
 
 
+class _Draws:
+    """Scalar random draws served from a pre-drawn buffer: numpy's per-call overhead dominates otherwise."""
+
+    def __init__(self, rng: np.random.Generator, size: int = 1 << 20):
+        self.rng = rng
+        self.size = size
+        self.buffer: list[float] = []
+        self.at = 0
+
+    def random(self) -> float:
+        if self.at == len(self.buffer):
+            self.buffer = self.rng.random(self.size).tolist()
+            self.at = 0
+        self.at += 1
+        return self.buffer[self.at - 1]
+
+    def integers(self, low: int, high: int) -> int:
+        return low + int(self.random() * (high - low))
+
+    def poisson(self, lam: float) -> int:
+        threshold, k, product = math.exp(-lam), 0, self.random()
+        while product > threshold:
+            k += 1
+            product *= self.random()
+        return k
+
+
 class EventWriter:
     """Builds one day's Segment messages: identify calls and e-commerce spec v2 track events."""
 
@@ -621,8 +650,10 @@ class EventWriter:
 
     def __init__(self, day: dt.date, rng: np.random.Generator, seed: int, retailer: Retailer):
         self.day = day
-        self.rng = rng
+        self.rng = _Draws(rng)
         self.seed = seed
+        self.day_start = dt.datetime.combine(day, dt.time(0))
+        self.message_prefix = f"{seed:x}-{day:%Y%m%d}-"
         self.a = retailer.a
         self.day_us = day_ordinal(day) * DAY_US
         self.events: list[dict] = []
@@ -630,26 +661,27 @@ class EventWriter:
         self.products = retailer.product_rows(idx, 0)[["product_id", "sku", "category", "name", "brand", "price"]]
         self.props = self.products.to_dict("records")
         sellable = self.a["p_active"] & (self.a["p_created"] < day_ordinal(day))
-        self.pools = [np.flatnonzero(sellable & (self.a["p_category"] == c)) for c in range(len(CATEGORIES))]
-        self.all_sellable = np.flatnonzero(sellable)
+        self.pools = [np.flatnonzero(sellable & (self.a["p_category"] == c)).tolist() for c in range(len(CATEGORIES))]
+        self.all_sellable = np.flatnonzero(sellable).tolist()
 
     def _device(self, customer_id: int | None) -> str:
         if customer_id is None:
-            return str(uuid.UUID(bytes=self.rng.bytes(16), version=4))
-        device = int(self.rng.integers(0, int(self.a["c_devices"][customer_id - 1])))
+            return str(uuid.uuid5(self.NAMESPACE, f"{self.message_prefix}visitor-{len(self.events)}"))
+        device = self.rng.integers(0, int(self.a["c_devices"][customer_id - 1]))
         return str(uuid.uuid5(self.NAMESPACE, f"{self.seed}:{customer_id}:{device}"))
 
     def _iso(self, us: int) -> str:
-        return np.datetime_as_string(np.datetime64(us, "us"), unit="ms") + "Z"
+        moment = self.day_start + dt.timedelta(microseconds=us - self.day_us)
+        return moment.isoformat(timespec="milliseconds") + "Z"
 
     def _emit(self, kind: str, us: int, user_id, anonymous_id: str, channel: str, **fields) -> None:
         message = {
             "type": kind,
-            "messageId": str(uuid.UUID(bytes=self.rng.bytes(16), version=4)),
+            "messageId": f"{self.message_prefix}{len(self.events):09d}",
             "userId": None if user_id is None else str(user_id),
             "anonymousId": anonymous_id,
             "timestamp": self._iso(us),
-            "receivedAt": self._iso(us + int(self.rng.integers(50_000, 2_000_000))),
+            "receivedAt": self._iso(us + self.rng.integers(50_000, 2_000_000)),
             "context": {"library": {"name": "analytics.js" if channel == "web" else "analytics-ios"},
                         "channel": channel},
         }
@@ -659,9 +691,9 @@ class EventWriter:
     def _product(self, affinity) -> dict:
         pool = self.all_sellable
         if affinity is not None:
-            category = min(int(np.searchsorted(affinity, self.rng.random())), len(CATEGORIES) - 1)
-            pool = self.pools[category] if self.pools[category].size else pool
-        return self.props[int(pool[self.rng.integers(0, pool.size)])]
+            category = min(bisect.bisect_left(affinity, self.rng.random()), len(CATEGORIES) - 1)
+            pool = self.pools[category] if self.pools[category] else pool
+        return self.props[pool[self.rng.integers(0, len(pool))]]
 
     def browse_session(self, customer_id: int | None) -> None:
         """A visit: maybe a search, product views, wishlist and cart adds, sometimes an abandoned checkout."""
@@ -669,34 +701,34 @@ class EventWriter:
         channel = "web" if rng.random() < 0.6 else "app"
         anon = self._device(customer_id)
         user = customer_id if customer_id is not None and rng.random() < 0.5 else None
-        us = self.day_us + int(rng.integers(60, 82_800)) * 1_000_000
+        us = self.day_us + rng.integers(60, 82_800) * 1_000_000
         if user is not None:
             self._emit("identify", us, user, anon, channel, traits={})
-        affinity = None if customer_id is None else self.a["c_affinity"][customer_id - 1]
+        affinity = None if customer_id is None else self.a["c_affinity"][customer_id - 1].tolist()
         if rng.random() < 0.35:
-            us += int(rng.integers(2, 30)) * 1_000_000
-            query = CATEGORIES[min(int(np.searchsorted(affinity, rng.random())), len(CATEGORIES) - 1)] \
-                if affinity is not None else CATEGORIES[int(rng.integers(len(CATEGORIES)))]
+            us += rng.integers(2, 30) * 1_000_000
+            pick = bisect.bisect_left(affinity, rng.random()) if affinity else rng.integers(0, len(CATEGORIES))
+            query = CATEGORIES[min(pick, len(CATEGORIES) - 1)]
             self._emit("track", us, user, anon, channel, event="Products Searched", properties={"query": query})
         added = []
-        for _ in range(1 + int(rng.poisson(2.0))):
+        for _ in range(1 + rng.poisson(2.0)):
             product = self._product(affinity)
-            us += int(rng.integers(5, 90)) * 1_000_000
+            us += rng.integers(5, 90) * 1_000_000
             self._emit("track", us, user, anon, channel, event="Product Viewed", properties=dict(product))
             if rng.random() < 0.05:
                 self._emit("track", us + 1000, user, anon, channel, event="Product Added to Wishlist",
                            properties=dict(product))
             if rng.random() < 0.15:
-                us += int(rng.integers(2, 20)) * 1_000_000
+                us += rng.integers(2, 20) * 1_000_000
                 self._emit("track", us, user, anon, channel, event="Product Added",
                            properties=dict(product, quantity=1, cart_id=anon))
                 added.append(product)
         if added and rng.random() < 0.7:
-            us += int(rng.integers(5, 60)) * 1_000_000
+            us += rng.integers(5, 60) * 1_000_000
             self._emit("track", us, user, anon, channel, event="Cart Viewed",
                        properties={"cart_id": anon, "products": [dict(p, quantity=1) for p in added]})
         if added and rng.random() < 0.15:
-            us += int(rng.integers(5, 60)) * 1_000_000
+            us += rng.integers(5, 60) * 1_000_000
             total = round(sum(p["price"] for p in added), 2)
             self._emit("track", us, user, anon, channel, event="Checkout Started",
                        properties={"value": total, "revenue": total, "currency": "USD",

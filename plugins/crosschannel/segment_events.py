@@ -51,7 +51,7 @@ def write_day(logs: ObjectStoragePath, source_id: str, day: dt.date, events: lis
         chunk = ordered[start : start + EVENTS_PER_FILE]
         body = "".join(json.dumps(e, separators=(",", ":")) + "\n" for e in chunk).encode()
         name = f"{received_day_folder(day)}.{index:04d}.gz"
-        (folder / name).write_bytes(gzip.compress(body, mtime=0))
+        (folder / name).write_bytes(gzip.compress(body, compresslevel=6, mtime=0))
         names.append(name)
     return names
 
