@@ -107,3 +107,31 @@ def test_resume_before_any_full_load_is_refused(engine, local_env):
         dms.LocalReplicationTask(engine).start("resume-processing", dt.date(2026, 11, 1))
     with pytest.raises(ValueError, match="expected one of start-replication, reload-target, resume-processing"):
         dms.LocalReplicationTask(engine).start("restart", dt.date(2026, 11, 1))
+
+
+def test_a_failed_reload_keeps_the_previous_full_load_whole(engine, local_env, monkeypatch):
+    with engine.begin() as conn:
+        conn.execute(sa.insert(source.stores), [_store(5, "Five", T0)])
+    source.enable_cdc(engine)
+    task = dms.LocalReplicationTask(engine)
+    task.start("start-replication", dt.date(2026, 10, 31))
+    root = dms.landing_root()
+    before = {storage.relative(p, root): p.read_bytes() for p in root.rglob("LOAD*.csv")}
+    assert "stores/LOAD00000001.csv" in before
+    with engine.begin() as conn:
+        conn.execute(sa.insert(source.stores), [_store(6, "Six", T0)])
+    written = []
+    original = task._write_load_files
+
+    def fail_on_third_table(folder, tbl, *args):
+        written.append(tbl.name)
+        if len(written) == 3:
+            raise OSError("disk full")
+        return original(folder, tbl, *args)
+
+    monkeypatch.setattr(task, "_write_load_files", fail_on_third_table)
+    with pytest.raises(OSError, match="disk full"):
+        task.start("reload-target", dt.date(2026, 11, 1))
+
+    assert {storage.relative(p, root): p.read_bytes() for p in root.rglob("LOAD*.csv")} == before
+    assert not [p for p in root.iterdir() if p.name.startswith("_staging")]

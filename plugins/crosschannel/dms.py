@@ -155,23 +155,39 @@ class LocalReplicationTask:
             conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
 
     def _full_load(self, day: dt.date) -> dict:
+        """Snapshot every table into staged LOAD files; only when all are written do they replace the old."""
         max_bytes = int(self.settings["MaxFileSize"]) * 1024
         rows: dict[str, int] = {}
-        with self.engine.connect() as conn:
-            conn.begin()
-            self._snapshot(conn)
-            watermark = conn.execute(sa.select(sa.func.coalesce(sa.func.max(source.cdc_log.c.seq), 0))).scalar_one()
-            clock = source.get_clock(conn) or dt.datetime.combine(day + dt.timedelta(days=1), dt.time(0))
-            stamp = clock.strftime(source.TS_FORMAT)
-            for tbl in self.tables:
-                folder = landing_root() / tbl.name
+        staged = {}
+        try:
+            with self.engine.connect() as conn:
+                conn.begin()
+                self._snapshot(conn)
+                log = source.cdc_log
+                watermark = conn.execute(sa.select(sa.func.coalesce(sa.func.max(log.c.seq), 0))).scalar_one()
+                clock = source.get_clock(conn) or dt.datetime.combine(day + dt.timedelta(days=1), dt.time(0))
+                stamp = clock.strftime(source.TS_FORMAT)
+                for tbl in self.tables:
+                    staging = landing_root() / f"_staging_{tbl.name}_full_load"
+                    if staging.exists():
+                        staging.fs.rm(staging.path, recursive=True)
+                    staging.mkdir(parents=True, exist_ok=True)
+                    staged[tbl.name] = staging
+                    query = sa.select(tbl).order_by(*tbl.primary_key.columns)
+                    result = conn.execution_options(stream_results=True, yield_per=ROWS_PER_READ).execute(query)
+                    rows[tbl.name] = self._write_load_files(staging, tbl, result, stamp, max_bytes)
+                conn.rollback()
+            for name, staging in staged.items():
+                folder = landing_root() / name
                 folder.mkdir(parents=True, exist_ok=True)
                 for old in folder.glob("LOAD*.csv"):
                     old.unlink()
-                query = sa.select(tbl).order_by(*tbl.primary_key.columns)
-                result = conn.execution_options(stream_results=True, yield_per=ROWS_PER_READ).execute(query)
-                rows[tbl.name] = self._write_load_files(folder, tbl, result, stamp, max_bytes)
-            conn.rollback()
+                for new in sorted(staging.glob("LOAD*.csv")):
+                    new.fs.mv(new.path, (folder / new.name).path)
+        finally:
+            for staging in staged.values():
+                if staging.exists():
+                    staging.fs.rm(staging.path, recursive=True)
         return {"partition": day.isoformat(), "ts": stamp, "watermark": int(watermark), "rows": rows}
 
     def _write_load_files(self, folder, tbl: sa.Table, result, stamp: str, max_bytes: int) -> int:
