@@ -17,8 +17,9 @@ export AIRFLOW__CORE__LOAD_EXAMPLES := False
 
 .PHONY: demo test lint venv airflow-db lock bench clean generate advance
 
+# Task logs at WARNING keep the demo readable; run `python -m crosschannel demo` directly for all of them.
 demo: venv airflow-db
-	$(PY) -m crosschannel demo
+	AIRFLOW__LOGGING__LOGGING_LEVEL=$${AIRFLOW__LOGGING__LOGGING_LEVEL:-WARNING} $(PY) -m crosschannel demo
 
 test: venv
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -31,10 +31,12 @@ def _clean(cfg) -> None:
 def _run_dag(dag_id: str, day: dt.date) -> str:
     from airflow.dag_processing.dagbag import DagBag
 
+    started = time.monotonic()
     bag = DagBag(str(BUNDLE_ROOT / "dags"))
     if bag.import_errors:
         raise RuntimeError(f"DAG import errors: {bag.import_errors}")
     run = bag.dags[dag_id].test(run_conf={"partition": day.isoformat()})
+    print(f"  {dag_id:<22} {run.state:<8} {time.monotonic() - started:6.1f} s")
     if run.state != "success":
         raise RuntimeError(f"{dag_id} for partition {day} ended {run.state}: see the task logs above")
     return run.state
@@ -63,11 +65,13 @@ def run(days: int = 3) -> dict:
     _clean(cfg)
     print(f"generating a retailer of {cfg.generator.customers:,} customers ({cfg.generator.history_days} days)")
     history = generator.generate(cfg.generator, force=True)
+    print(f"  history {history['first_day']} .. {history['last_day']}: "
+          + ", ".join(f"{n:,} {t}" for t, n in history["rows"].items()) + f", {history['events']:,} events")
     runs = {}
     for _ in range(days):
         (change,) = generator.advance(1)
         day = dt.date.fromisoformat(change["day"])
-        print(f"\n=== partition {day}: the retailer's day, then the stage DAGs ===")
+        print(f"partition {day}: the retailer's day ({change['events']:,} events), then the stage DAGs")
         for dag_id in STAGE_DAGS:
             _run_dag(dag_id, day)
         runs[day.isoformat()] = {"generator": change, "ingest": ingest_figures(day)}
