@@ -1,7 +1,7 @@
 """
 ### retail_ingest: the store DB through AWS DMS, and the day's Segment events, into the landing zone
 
-Daily. For the run's partition (one UTC day):
+Daily, at midnight UTC for the day that just ended. For the run's partition (one UTC day):
 
 1. `plan_extract` chooses the DMS start type: `start-replication` for the first full load,
    `resume-processing` afterwards, `reload-target` when the run's `force_full_load` Param is set,
@@ -33,6 +33,7 @@ from airflow.sdk import Param, chain, dag, task
 
 from crosschannel.config import get_config
 from crosschannel.pipeline import (
+    DAILY_AFTER_MIDNIGHT_UTC,
     DEFAULT_ARGS,
     PARTITION_PARAM,
     landing_dms_asset,
@@ -47,7 +48,7 @@ LANDING_SEGMENT = landing_segment_asset()
 
 @dag(
     dag_id="retail_ingest",
-    schedule="@daily",
+    schedule=DAILY_AFTER_MIDNIGHT_UTC,
     start_date=dt.datetime(2026, 11, 1, tzinfo=dt.UTC),
     catchup=False,
     max_active_runs=1,
@@ -119,8 +120,10 @@ def retail_ingest():
         from crosschannel.dms import check_landing
         from crosschannel.ingest import dms_summary
 
-        summary = dms_summary(check_landing(partition_day(context), start_type))
+        day = partition_day(context)
+        summary = dms_summary(check_landing(day, start_type))
         outlet_events[LANDING_DMS].extra = summary
+        outlet_events[LANDING_DMS].add_partitions(day.isoformat())
         return summary
 
     @task(outlets=[LANDING_SEGMENT])
@@ -128,8 +131,10 @@ def retail_ingest():
         """Check the day's Segment files line by line and land them into the partition."""
         from crosschannel.ingest import land_segment_events
 
-        manifest = land_segment_events(partition_day(context))
+        day = partition_day(context)
+        manifest = land_segment_events(day)
         outlet_events[LANDING_SEGMENT].extra = {k: manifest[k] for k in ("partition", "messages", "by_type")}
+        outlet_events[LANDING_SEGMENT].add_partitions(day.isoformat())
         return manifest
 
     # plan -> start -> await -> land DMS files; Segment events land independently.

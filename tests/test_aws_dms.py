@@ -56,7 +56,7 @@ def test_plan_picks_the_start_type_from_what_landed_in_s3(aws_env):
 
     plan = ingest.plan_extract(DAY, force_full_load=False)
     assert plan == {"partition": "2026-11-02", "start_type": "resume-processing",
-                    "cdc_stop_position": "server_time:2026-11-03T00:00:00"}
+                    "cdc_stop_position": "commit_time:2026-11-03T00:00:00"}
     assert ingest.plan_extract(DAY, force_full_load=True)["start_type"] == "reload-target"
 
 
@@ -72,7 +72,7 @@ def test_start_operator_sends_the_planned_request(aws_env):
             expected_params={
                 "ReplicationTaskArn": aws_env["arn"],
                 "StartReplicationTaskType": "resume-processing",
-                "CdcStopPosition": "server_time:2026-11-03T00:00:00",
+                "CdcStopPosition": "commit_time:2026-11-03T00:00:00",
             },
         )
         operator.execute({})

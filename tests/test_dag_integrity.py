@@ -96,9 +96,8 @@ def test_dag_policy(path, monkeypatch):
 
     assert dag.tags and "crosschannel" in dag.tags
     assert dag.doc_md and len(dag.doc_md) > 200, "the module docstring is the DAG's doc_md"
-    assert dag.catchup is False or dag.catchup is True
+    assert dag.catchup is False, "backfills are explicit (airflow backfill create), never implicit"
     assert dag.start_date is not None and dag.start_date.tzinfo is not None
-    assert dag.schedule is not None or dag.timetable is not None
     for task in dag.tasks:
         assert task.owner == "data-platform", task.task_id
         assert task.retries >= 2, task.task_id
@@ -135,3 +134,23 @@ def test_dag_file_parses_cold_without_heavy_modules(path, target):
     PARSE_TIMES[f"{path.name} ({target}, fresh interpreter)"] = report["seconds"]
     assert report["errors"] == {}
     assert report["loaded"] == []
+
+
+def test_a_scheduled_run_processes_the_day_that_just_ended(monkeypatch):
+    import pendulum
+
+    from crosschannel.pipeline import partition_day
+
+    dag = _parse(BUNDLE / "dags" / "retail_ingest.py", "local", monkeypatch).dags["retail_ingest"]
+    info = dag.timetable.next_dagrun_info(last_automated_data_interval=None, restriction=mock.Mock(
+        earliest=pendulum.datetime(2026, 11, 2, tz="UTC"), latest=None, catchup=True))
+    context = {"data_interval_start": info.data_interval.start, "params": {"partition": None}}
+
+    assert info.run_after == pendulum.datetime(2026, 11, 2, tz="UTC")
+    assert partition_day(context).isoformat() == "2026-11-01"
+    assert partition_day({**context, "params": {"partition": "2026-10-05"}}).isoformat() == "2026-10-05"
+    assert partition_day({**context, "partition_key": "2026-10-07"}).isoformat() == "2026-10-07"
+    with pytest.raises(ValueError, match="has no partition"):
+        partition_day({"params": {}})
+    with pytest.raises(ValueError, match="params: partition '2026-13-99x' is not a YYYY-MM-DD day"):
+        partition_day({"params": {"partition": "2026-13-99x"}})

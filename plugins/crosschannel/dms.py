@@ -76,8 +76,12 @@ def manifest_dir(day: dt.date) -> ObjectStoragePath:
 
 
 def cdc_stop_position(day: dt.date) -> str:
-    """DMS CdcStopPosition for the partition: server time at the end of the day (UTC)."""
-    return "server_time:" + dt.datetime.combine(day + dt.timedelta(days=1), dt.time(0)).strftime("%Y-%m-%dT%H:%M:%S")
+    """DMS CdcStopPosition for the partition: the first commit at or after the end of the day (UTC).
+
+    Commit time, not server time: the CDC folders are by commit date, so the task must have read every
+    commit of the day, however late it reads them, before the partition's manifest is written.
+    """
+    return "commit_time:" + dt.datetime.combine(day + dt.timedelta(days=1), dt.time(0)).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 # ------------------------------------------------------------------------------------------ values

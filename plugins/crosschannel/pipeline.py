@@ -10,6 +10,7 @@ import re
 from typing import Any
 
 from airflow.sdk import Asset, Param
+from airflow.timetables.trigger import CronTriggerTimetable
 
 from crosschannel.config import get_config
 
@@ -23,6 +24,9 @@ DEFAULT_ARGS: dict[str, Any] = {
     "retry_exponential_backoff": True,
     "max_retry_delay": dt.timedelta(minutes=30),
 }
+
+# A run fires at midnight UTC for the day that just ended: its data interval is that whole day.
+DAILY_AFTER_MIDNIGHT_UTC = CronTriggerTimetable("0 0 * * *", timezone="UTC", interval=dt.timedelta(days=1))
 
 PARTITION_PARAM = Param(
     None,
