@@ -115,13 +115,13 @@ def retail_ingest():
         await_replication = await_replication()
 
     @task(outlets=[LANDING_DMS])
-    def land_dms_files(start_type: str, *, outlet_events, **context) -> dict:
+    def land_dms_files(start_type: str, full_load: bool, *, outlet_events, **context) -> dict:
         """Check every DMS file of the partition and commit its manifest."""
         from crosschannel.dms import check_landing
         from crosschannel.ingest import dms_summary
 
         day = partition_day(context)
-        summary = dms_summary(check_landing(day, start_type))
+        summary = dms_summary(check_landing(day, start_type, full_load))
         outlet_events[LANDING_DMS].extra = summary
         outlet_events[LANDING_DMS].add_partitions(day.isoformat())
         return summary
@@ -138,7 +138,7 @@ def retail_ingest():
         return manifest
 
     # plan -> start -> await -> land DMS files; Segment events land independently.
-    chain(plan, start_replication, await_replication, land_dms_files(plan["start_type"]))
+    chain(plan, start_replication, await_replication, land_dms_files(plan["start_type"], plan["full_load"]))
     land_segment_events()
 
 

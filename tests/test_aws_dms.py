@@ -31,6 +31,7 @@ def aws_env(moto_server, local_env, monkeypatch):
         MigrationType="full-load-and-cdc",
         TableMappings=(BUNDLE / "include/dms/table-mappings.json").read_text(),
     )["ReplicationTask"]
+    _mark_ready(task["ReplicationTaskArn"])
     monkeypatch.setenv("CROSSCHANNEL__TARGET", "aws")
     monkeypatch.setenv("CROSSCHANNEL__STORAGE__ROOT", "s3://lake/data")
     monkeypatch.setenv("CROSSCHANNEL__AWS__DMS__REPLICATION_TASK_ARN", task["ReplicationTaskArn"])
@@ -43,20 +44,30 @@ def aws_env(moto_server, local_env, monkeypatch):
     get_config.cache_clear()
 
 
+def _mark_ready(arn: str) -> None:
+    """moto leaves a new task 'creating'; DMS moves it to 'ready' once created (the server runs in-process)."""
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.dms.models import dms_backends
+
+    dms_backends[DEFAULT_ACCOUNT_ID]["us-east-1"].replication_tasks[arn].status = "ready"
+
+
 def _dag_task(task_id: str):
     from airflow.dag_processing.dagbag import DagBag
 
     return DagBag(str(BUNDLE / "dags" / "retail_ingest.py")).dags["retail_ingest"].get_task(task_id)
 
 
-def test_plan_picks_the_start_type_from_what_landed_in_s3(aws_env):
-    assert ingest.plan_extract(DAY, force_full_load=False)["start_type"] == "start-replication"
+def test_plan_asks_dms_whether_the_task_has_ever_run(aws_env):
+    assert ingest.plan_extract(DAY, force_full_load=False) == {
+        "partition": "2026-11-02", "start_type": "start-replication", "full_load": True,
+        "cdc_stop_position": "commit_time:2026-11-03T00:00:00"}
 
-    aws_env["s3"].put_object(Bucket="lake", Key="data/landing/dms/retail/orders/LOAD00000001.csv", Body=b"x")
+    aws_env["client"].start_replication_task(ReplicationTaskArn=aws_env["arn"],
+                                             StartReplicationTaskType="start-replication")
 
-    plan = ingest.plan_extract(DAY, force_full_load=False)
-    assert plan == {"partition": "2026-11-02", "start_type": "resume-processing",
-                    "cdc_stop_position": "commit_time:2026-11-03T00:00:00"}
+    assert ingest.plan_extract(DAY, force_full_load=False)["start_type"] == "resume-processing"
+    assert ingest.plan_extract(DAY, force_full_load=False)["full_load"] is False
     assert ingest.plan_extract(DAY, force_full_load=True)["start_type"] == "reload-target"
 
 

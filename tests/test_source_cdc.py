@@ -103,7 +103,7 @@ def test_rerunning_a_day_rewrites_the_same_bytes(engine, local_env):
 
 
 def test_resume_before_any_full_load_is_refused(engine, local_env):
-    with pytest.raises(RuntimeError, match="start it with start-replication first"):
+    with pytest.raises(RuntimeError, match="no full load at or before 2026-11-01: start the task with start-repl"):
         dms.LocalReplicationTask(engine).start("resume-processing", dt.date(2026, 11, 1))
     with pytest.raises(ValueError, match="expected one of start-replication, reload-target, resume-processing"):
         dms.LocalReplicationTask(engine).start("restart", dt.date(2026, 11, 1))
@@ -135,3 +135,52 @@ def test_a_failed_reload_keeps_the_previous_full_load_whole(engine, local_env, m
 
     assert {storage.relative(p, root): p.read_bytes() for p in root.rglob("LOAD*.csv")} == before
     assert not [p for p in root.iterdir() if p.name.startswith("_staging")]
+
+
+def test_backfilling_a_day_before_a_reload_keeps_that_days_changes(engine, local_env):
+    source.enable_cdc(engine)
+    task = dms.LocalReplicationTask(engine)
+    task.start("start-replication", dt.date(2026, 10, 31))
+    _changes(engine)
+    task.start("resume-processing", dt.date(2026, 11, 1))
+    day_folder = dms.landing_root() / "stores" / "2026/11/01"
+    before = {p.name: p.read_bytes() for p in day_folder.iterdir()}
+    with engine.begin() as conn:
+        source.set_clock(conn, dt.datetime(2026, 11, 3))
+    task.start("reload-target", dt.date(2026, 11, 2))
+
+    run = task.start("resume-processing", dt.date(2026, 11, 1))
+
+    assert run["full_load_partition"] == "2026-10-31"
+    assert {p.name: p.read_bytes() for p in day_folder.iterdir()} == before
+
+
+def test_a_rebuilt_source_db_is_refused_until_a_full_load(engine, local_env):
+    source.enable_cdc(engine)
+    _changes(engine)
+    task = dms.LocalReplicationTask(engine)
+    task.start("start-replication", dt.date(2026, 11, 1))
+    with engine.begin() as conn:
+        conn.execute(sa.delete(source.cdc_log))
+
+    with pytest.raises(RuntimeError, match=r"the source DB was rebuilt\. Run the DAG with force_full_load"):
+        task.start("resume-processing", dt.date(2026, 11, 2))
+    assert task.start("reload-target", dt.date(2026, 11, 2))["status"] == "stopped"
+
+
+def test_rechecking_the_full_load_day_after_a_reload_is_refused(engine, local_env):
+    source.enable_cdc(engine)
+    with engine.begin() as conn:
+        conn.execute(sa.insert(source.stores), [_store(5, "Five", T0)])
+    task = dms.LocalReplicationTask(engine)
+    task.start("start-replication", dt.date(2026, 11, 1))
+    first = dms.check_landing(dt.date(2026, 11, 1), "start-replication")
+    assert dms.check_landing(dt.date(2026, 11, 1), "resume-processing", full_load=True) == first
+    with engine.begin() as conn:
+        source.set_clock(conn, dt.datetime(2026, 11, 5))
+    task.start("reload-target", dt.date(2026, 11, 4))
+    dms.check_landing(dt.date(2026, 11, 4), "reload-target")
+
+    with pytest.raises(dms.DmsLandingError, match="has been replaced by a later full load"):
+        dms.check_landing(dt.date(2026, 11, 1), "resume-processing", full_load=True)
+    assert storage.read_json(dms.manifest_dir(dt.date(2026, 11, 1)) / "manifest.json") == first

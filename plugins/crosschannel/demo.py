@@ -49,7 +49,7 @@ def ingest_figures(day: dt.date) -> dict:
     segment_dir = storage.partition_dir("landing", "segment", cfg.segment.source_id, day=day.isoformat())
     segment_manifest = storage.read_json(segment_dir / "manifest.json")
     return {
-        "start_type": dms_manifest["start_type"],
+        "full_load": dms_manifest["full_load"],
         "rows": {name: t["rows"] for name, t in dms_manifest["tables"].items()},
         "cdc_ops": {name: t["cdc_ops"] for name, t in dms_manifest["tables"].items()},
         "segment_messages": segment_manifest["messages"],
@@ -113,7 +113,7 @@ def render(summary: dict, path) -> str:
         f"{'partition':<12}{'table':<14}{'rows landed':>12}{'CDC I':>8}{'CDC U':>8}{'CDC D':>8}",
     ]
     for day, figures in ingest["runs"].items():
-        kind = "full load + CDC" if figures["start_type"] in dms.FULL_LOAD_TYPES else "CDC"
+        kind = "full load + CDC" if figures["full_load"] else "CDC"
         for table, rows in figures["rows"].items():
             ops = figures["cdc_ops"][table]
             lines.append(f"{day:<12}{table:<14}{rows:>12,}{ops['I']:>8,}{ops['U']:>8,}{ops['D']:>8,}")

@@ -128,7 +128,11 @@ class LocalReplicationTask:
         self.tables = [source.table(name) for name in mapped_tables()]
 
     def state(self) -> dict:
-        return storage.read_json(self.state_path) if self.state_path.exists() else {"runs": {}}
+        return storage.read_json(self.state_path) if self.state_path.exists() else {"full_loads": [], "runs": {}}
+
+    def has_run(self) -> bool:
+        """True once the task has run a full load (DMS: the task is no longer 'ready' and never started)."""
+        return bool(self.state()["full_loads"])
 
     def start(self, start_type: str, day: dt.date) -> dict:
         """Run the task for the partition: optional full load, then CDC up to the end of the day."""
@@ -136,20 +140,42 @@ class LocalReplicationTask:
             raise ValueError(f"start_replication_task_type {start_type!r}: expected one of {', '.join(START_TYPES)}")
         state = self.state()
         if start_type in FULL_LOAD_TYPES:
-            state["full_load"] = self._full_load(day)
-        elif "full_load" not in state:
-            raise RuntimeError("resume-processing needs a task that has run its full load: start it with "
-                               "start-replication first (the DAG's plan step does this when no full load exists)")
-        written = self._cdc_day(day, state["full_load"]["watermark"])
+            loads = [f for f in state["full_loads"] if f["partition"] != day.isoformat()]
+            state["full_loads"] = sorted([*loads, self._full_load(day)], key=lambda f: f["partition"])
+        full_load = self._full_load_for(state, day)
+        self._check_log_not_rebuilt(state)
+        written = self._cdc_day(day, full_load["watermark"])
         state["runs"][day.isoformat()] = {
             "start_type": start_type,
             "status": "stopped",
             "stop_reason": "Stop Reason CDC_STOP_POSITION_REACHED",
             "cdc_stop_position": cdc_stop_position(day),
+            "full_load_partition": full_load["partition"],
             "cdc_files": written,
         }
         storage.write_json(self.state_path, state)
         return state["runs"][day.isoformat()]
+
+    @staticmethod
+    def _full_load_for(state: dict, day: dt.date) -> dict:
+        """The full load a partition's CDC follows: the latest one taken at or before that day."""
+        earlier = [f for f in state["full_loads"] if f["partition"] <= day.isoformat()]
+        if not earlier:
+            raise RuntimeError(
+                f"no full load at or before {day}: start the task with start-replication first "
+                "(the DAG's plan step does this when the task has never run)"
+            )
+        return earlier[-1]
+
+    def _check_log_not_rebuilt(self, state: dict) -> None:
+        with self.engine.connect() as conn:
+            position = conn.execute(sa.select(sa.func.coalesce(sa.func.max(source.cdc_log.c.seq), 0))).scalar_one()
+        latest = state["full_loads"][-1]["watermark"]
+        if position < latest:
+            raise RuntimeError(
+                f"the source DB's change log (position {position}) is behind the last full load's position "
+                f"({latest}): the source DB was rebuilt. Run the DAG with force_full_load to reload every table."
+            )
 
     def _snapshot(self, conn: sa.Connection) -> None:
         """Read every table and the log position from one snapshot of the source."""
@@ -195,19 +221,23 @@ class LocalReplicationTask:
         return {"partition": day.isoformat(), "ts": stamp, "watermark": int(watermark), "rows": rows}
 
     def _write_load_files(self, folder, tbl: sa.Table, result, stamp: str, max_bytes: int) -> int:
-        header = header_for(tbl)
+        """Stream rows into LOAD files of at most MaxFileSize, numbered with DMS's hex counter."""
         columns = list(tbl.columns)
-        count, number, pending, size = 0, 1, [], 0
-        for record in result:
-            line = ["I", stamp, *(format_value(c, v) for c, v in zip(columns, record, strict=True))]
-            pending.append(line)
-            size += sum(len(x) for x in line) + len(line)
-            count += 1
-            if size >= max_bytes:
-                (folder / f"LOAD{number:08X}.csv").write_bytes(_csv_bytes(header, pending))
-                number, pending, size = number + 1, [], 0
-        if pending:
-            (folder / f"LOAD{number:08X}.csv").write_bytes(_csv_bytes(header, pending))
+        count, number, handle = 0, 0, None
+        try:
+            for record in result:
+                if handle is None or handle.tell() >= max_bytes:
+                    if handle is not None:
+                        handle.close()
+                    number += 1
+                    handle = (folder / f"LOAD{number:08X}.csv").open("w", newline="", encoding="utf-8")
+                    writer = csv.writer(handle, lineterminator="\n")
+                    writer.writerow(header_for(tbl))
+                writer.writerow(["I", stamp, *(format_value(c, v) for c, v in zip(columns, record, strict=True))])
+                count += 1
+        finally:
+            if handle is not None:
+                handle.close()
         return count
 
     def _cdc_day(self, day: dt.date, watermark: int) -> dict[str, list[str]]:
@@ -262,15 +292,19 @@ def local_task_status(day: dt.date) -> dict:
 
 # ------------------------------------------------------------------------------------------ landing check
 def _read_rows(path: ObjectStoragePath) -> Iterator[tuple[int, list[str]]]:
-    text = path.read_bytes().decode("utf-8")
-    yield from enumerate(csv.reader(io.StringIO(text, newline="")), start=1)
+    with path.open("r", newline="", encoding="utf-8") as handle:
+        yield from enumerate(csv.reader(handle), start=1)
 
 
-def check_file(path: ObjectStoragePath, tbl: sa.Table, *, full_load: bool, day: dt.date | None) -> Counter:
-    """Op counts of a DMS file whose every row is well formed; else DmsLandingError naming file/line/column."""
+def check_file(path: ObjectStoragePath, tbl: sa.Table, *, full_load: bool, day: dt.date | None) -> tuple[Counter, set]:
+    """(Op counts, distinct full-load timestamps) of a DMS file whose every row is well formed.
+
+    Anything else raises DmsLandingError naming the file, the lines and the columns.
+    """
     expected = header_for(tbl)
     keys = {i for i, c in enumerate(tbl.columns, start=2) if c.primary_key}
     ops: Counter = Counter()
+    stamps: set[str] = set()
     errors: list[str] = []
     try:
         rows = _read_rows(path)
@@ -293,6 +327,8 @@ def check_file(path: ObjectStoragePath, tbl: sa.Table, *, full_load: bool, day: 
                     errors.append(f"line {number}: column {expected[1]}: commit time {stamp} is not on {day}")
             errors.extend(f"line {number}: column {expected[i]}: primary key is empty" for i in keys if not row[i])
             ops[op] += 1
+            if full_load:
+                stamps.add(stamp)
             if len(errors) > 100:
                 break
     except UnicodeDecodeError as exc:
@@ -303,13 +339,29 @@ def check_file(path: ObjectStoragePath, tbl: sa.Table, *, full_load: bool, day: 
         shown = "; ".join(errors[:MAX_ERRORS_SHOWN])
         more = f" (and more: {len(errors)} shown of at least as many)" if len(errors) > MAX_ERRORS_SHOWN else ""
         raise DmsLandingError(f"{path} (table {tbl.name}): {shown}{more}")
-    return ops
+    return ops, stamps
 
 
-def check_landing(day: dt.date, start_type: str) -> dict:
-    """Verify the partition's DMS files and commit its manifest; returns the manifest."""
-    full_load = start_type in FULL_LOAD_TYPES
-    manifest: dict = {"partition": day.isoformat(), "start_type": start_type, "tables": {}}
+def _full_loads_path() -> ObjectStoragePath:
+    return storage.zone("landing", "manifests", "dms", "full_loads.json")
+
+
+def full_load_partitions() -> dict[str, dict]:
+    """The partitions whose run landed a full load, with its transfer time: {"2026-11-01": {"ts": ...}}."""
+    path = _full_loads_path()
+    return storage.read_json(path) if path.exists() else {}
+
+
+def check_landing(day: dt.date, start_type: str, full_load: bool | None = None) -> dict:
+    """Verify the partition's DMS files and commit its manifest; returns the manifest.
+
+    `full_load` says the partition is the one a full load landed in (by default: the start type did one);
+    a re-run of that partition re-checks the LOAD files, which must still be the ones it landed.
+    """
+    full_load = start_type in FULL_LOAD_TYPES if full_load is None else full_load
+    # What the partition consists of, not how this run got it: a re-run commits the same manifest.
+    manifest: dict = {"partition": day.isoformat(), "full_load": full_load, "tables": {}}
+    stamps: set[str] = set()
     for name in mapped_tables():
         tbl = source.table(name)
         folder = landing_root() / name
@@ -318,18 +370,42 @@ def check_landing(day: dt.date, start_type: str) -> dict:
         cdc_files = sorted(p for p in cdc_folder.glob("*.csv") if CDC_FILE.match(p.name)) if cdc_folder.exists() else []
         entry: dict = {"load_files": [p.name for p in load_files], "cdc_files": [p.name for p in cdc_files]}
         if full_load:
-            loaded = Counter()
+            loaded: Counter = Counter()
             for path in load_files:
-                loaded += check_file(path, tbl, full_load=True, day=None)
+                counts, seen = check_file(path, tbl, full_load=True, day=None)
+                loaded += counts
+                stamps |= seen
             entry["full_load_rows"] = loaded.get("I", 0)
-        ops = Counter()
+        ops: Counter = Counter()
         for path in cdc_files:
-            ops += check_file(path, tbl, full_load=False, day=day)
+            ops += check_file(path, tbl, full_load=False, day=day)[0]
         entry["cdc_ops"] = {op: ops.get(op, 0) for op in ("I", "U", "D")}
         entry["rows"] = entry.get("full_load_rows", 0) + sum(ops.values())
         manifest["tables"][name] = entry
-    if full_load and not any(t["load_files"] for t in manifest["tables"].values()):
-        raise DmsLandingError(f"{landing_root()}: a full load was run for {day} but no LOAD files were found")
+    if full_load:
+        manifest["full_load_ts"] = _full_load_stamp(day, stamps)
     with storage.committing(manifest_dir(day)) as staging:
         storage.write_json(staging / "manifest.json", manifest)
+    if full_load:
+        landed = {**full_load_partitions(), day.isoformat(): {"ts": manifest["full_load_ts"]}}
+        storage.write_json(_full_loads_path(), landed)
     return manifest
+
+
+def _full_load_stamp(day: dt.date, stamps: set[str]) -> str:
+    """The one transfer time of a full load's LOAD files, checked against what the partition landed before."""
+    if not stamps:
+        raise DmsLandingError(f"{landing_root()}: a full load was landed for {day} but no LOAD file holds a row")
+    if len(stamps) > 1:
+        raise DmsLandingError(
+            f"{landing_root()}: the LOAD files carry {len(stamps)} transfer times ({min(stamps)} .. {max(stamps)}): "
+            "set UseTaskStartTimeForFullLoadTimestamp on the S3 endpoint so one full load has one time"
+        )
+    (stamp,) = stamps
+    landed = full_load_partitions().get(day.isoformat())
+    if landed and landed["ts"] != stamp:
+        raise DmsLandingError(
+            f"the full load landed for {day} (transfer time {landed['ts']}) has been replaced by a later full "
+            f"load (transfer time {stamp}): its LOAD files are gone, so {day} cannot be re-checked as a full load"
+        )
+    return stamp

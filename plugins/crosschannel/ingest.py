@@ -11,21 +11,38 @@ from crosschannel.config import get_config
 log = logging.getLogger(__name__)
 
 
-def full_load_exists() -> bool:
-    """True once any mapped table has LOAD files in the landing zone (DMS has run its full load)."""
-    root = dms.landing_root()
-    return any(any((root / name).glob("LOAD*.csv")) for name in dms.mapped_tables() if (root / name).exists())
+def replication_task_has_run() -> bool:
+    """Has the replication task run its full load? aws: DMS says so; local: the local task's record."""
+    cfg = get_config()
+    if cfg.target == "aws":
+        from airflow.providers.amazon.aws.hooks.dms import DmsHook
+
+        hook = DmsHook(aws_conn_id=cfg.aws.conn_id, region_name=cfg.aws.region)
+        task = hook.get_task_description(cfg.aws.dms.replication_task_arn)
+        if task is None:
+            raise RuntimeError(f"DMS replication task {cfg.aws.dms.replication_task_arn} does not exist")
+        return "ReplicationTaskStartDate" in task  # absent until the task is first started
+    return dms.LocalReplicationTask().has_run()
 
 
 def plan_extract(day: dt.date, force_full_load: bool) -> dict:
-    """Choose the DMS start type: full load the first time (or when forced), else resume CDC to the day's end."""
+    """Choose the DMS start type: full load the first time (or when forced), else resume CDC to the day's end.
+
+    A re-run of the partition that landed the full load resumes (it does not reload) and re-checks that
+    full load's LOAD files.
+    """
     if force_full_load:
         start_type = "reload-target"
-    elif full_load_exists():
+    elif replication_task_has_run():
         start_type = "resume-processing"
     else:
         start_type = "start-replication"
-    plan = {"partition": day.isoformat(), "start_type": start_type, "cdc_stop_position": dms.cdc_stop_position(day)}
+    plan = {
+        "partition": day.isoformat(),
+        "start_type": start_type,
+        "full_load": start_type in dms.FULL_LOAD_TYPES or day.isoformat() in dms.full_load_partitions(),
+        "cdc_stop_position": dms.cdc_stop_position(day),
+    }
     log.info("DMS plan for %s: %s", day, plan)
     return plan
 
@@ -65,7 +82,7 @@ def dms_summary(manifest: dict) -> dict:
     """The rows and operations per table that a DMS manifest records, for asset events and the demo."""
     return {
         "partition": manifest["partition"],
-        "start_type": manifest["start_type"],
+        "full_load": manifest["full_load"],
         "rows": {name: t["rows"] for name, t in manifest["tables"].items()},
         "cdc_ops": {name: t["cdc_ops"] for name, t in manifest["tables"].items()},
     }
