@@ -109,6 +109,20 @@ def test_full_load_plus_cdc_reconciles_with_the_source_db(ingested):
         assert landed[name] == current[name], name
 
 
+def test_rerunning_the_full_load_day_rechecks_it_without_reloading(ingested):
+    day = DAYS[0]
+    manifest_before = (dms.manifest_dir(day) / "manifest.json").read_bytes()
+    loads_before = {storage.relative(p, dms.landing_root()): p.read_bytes()
+                    for p in dms.landing_root().rglob("LOAD*.csv")}
+
+    run = run_dag("retail_ingest", day.isoformat())
+
+    assert run.state == "success"
+    assert (dms.manifest_dir(day) / "manifest.json").read_bytes() == manifest_before
+    assert {storage.relative(p, dms.landing_root()): p.read_bytes()
+            for p in dms.landing_root().rglob("LOAD*.csv")} == loads_before
+
+
 def test_rerunning_a_day_is_idempotent(ingested):
     day = DAYS[1]
     folder = dms.landing_root() / "orders" / day.strftime("%Y/%m/%d")

@@ -1,10 +1,10 @@
 """One object-store abstraction for every zone: Airflow's ObjectStoragePath over file:// or s3://.
 
 A partition is committed atomically: it is written under a staging prefix beside its final place and
-published only when complete, with a `_SUCCESS` marker written last. On a local file system publishing is
-a rename; on S3 (no rename) the old objects are removed and the staged ones copied in, marker last, so a
-reader that requires the marker never sees a half-written partition. A failure before publishing leaves
-the previous partition untouched and removes the staging prefix.
+published only when complete, with a `_SUCCESS` marker. On a local file system publishing is a rename.
+On S3 (no rename) the old partition's marker is removed first, the staged objects are copied over it, stale
+ones deleted and the marker written last, so a reader that requires the marker never sees a mix of old and
+new. A failure before publishing leaves the previous partition untouched and removes the staging prefix.
 """
 
 from __future__ import annotations
@@ -81,12 +81,28 @@ def committing(final: ObjectStoragePath, *, marker: bool = True) -> Iterator[Obj
         final.fs.mv(staging.path, final.path, recursive=True)
         _remove(trash)
         return
-    _remove(final)
-    staged = sorted(p for p in staging.rglob("*") if p.is_file())
-    for item in sorted(staged, key=lambda p: p.name == MARKER):
-        target = final / relative(item, staging)
-        item.fs.copy(item.path, target.path)
-    _remove(staging)
+    _publish_to_object_store(staging, final)
+
+
+def _publish_to_object_store(staging: ObjectStoragePath, final: ObjectStoragePath) -> None:
+    """No rename on S3: unmark the old partition, copy the new files over it, drop stale ones, mark it.
+
+    Readers that require the marker see the old partition or the new one, never a mix; a failure on the
+    way leaves the partition unmarked (unreadable) until the task's retry publishes it again.
+    """
+    try:
+        (final / MARKER).unlink(missing_ok=True)
+        staged = sorted(p for p in staging.rglob("*") if p.is_file() and p.name != MARKER)
+        keep = {relative(p, staging) for p in staged}
+        for item in staged:
+            item.fs.copy(item.path, (final / relative(item, staging)).path)
+        for old in [p for p in final.rglob("*") if p.is_file()] if final.exists() else []:
+            if relative(old, final) not in keep:
+                old.unlink()
+        if (staging / MARKER).exists():
+            (final / MARKER).write_text("")
+    finally:
+        _remove(staging)
 
 
 def relative(path: ObjectStoragePath, base: ObjectStoragePath) -> str:
@@ -95,8 +111,15 @@ def relative(path: ObjectStoragePath, base: ObjectStoragePath) -> str:
 
 
 def write_json(path: ObjectStoragePath, payload: Any) -> None:
+    """Write a JSON document whole: through a temporary file and a rename locally (an S3 PUT is atomic)."""
+    text = json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")
+    if not is_local(path):
+        path.write_text(text)
+        return
+    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex[:8]}.tmp"
+    tmp.write_text(text)
+    tmp.fs.mv(tmp.path, path.path)
 
 
 def read_json(path: ObjectStoragePath) -> Any:
