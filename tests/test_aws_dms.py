@@ -34,6 +34,7 @@ def aws_env(moto_server, local_env, monkeypatch):
     _mark_ready(task["ReplicationTaskArn"])
     monkeypatch.setenv("CROSSCHANNEL__TARGET", "aws")
     monkeypatch.setenv("CROSSCHANNEL__STORAGE__ROOT", "s3://lake/data")
+    monkeypatch.setenv("CROSSCHANNEL__SEGMENT__LOGS_URI", "s3://lake/segment-logs")
     monkeypatch.setenv("CROSSCHANNEL__AWS__DMS__REPLICATION_TASK_ARN", task["ReplicationTaskArn"])
     get_config.cache_clear()
     yield {"client": client, "arn": task["ReplicationTaskArn"], "s3": s3}

@@ -7,6 +7,7 @@ from crosschannel.config import BUNDLE_ROOT, ConfigError, load_config
 AWS = {
     "CROSSCHANNEL__TARGET": "aws",
     "CROSSCHANNEL__STORAGE__ROOT": "s3://bucket/prefix",
+    "CROSSCHANNEL__SEGMENT__LOGS_URI": "s3://segment-bucket/segment-logs",
     "CROSSCHANNEL__AWS__DMS__REPLICATION_TASK_ARN": "arn:aws:dms:us-east-1:123456789012:task:ABCDEF",
 }
 
@@ -48,6 +49,8 @@ def test_config_file_can_be_replaced(tmp_path):
             "aws.dms.replication_task_arn: String should match",
         ),
         ({"CROSSCHANNEL__AWS__REGION": "mars"}, "aws.region: String should match"),
+        ({"CROSSCHANNEL__SOURCE__URL": "mysql://db/retail"}, "source.url: String should match"),
+        ({**AWS, "CROSSCHANNEL__SEGMENT__LOGS_URI": "/var/segment"}, "segment.logs_uri: must be an s3:// URL"),
         ({"CROSSCHANNEL__AWS__GLUE__WORKER_TYPE": "huge"}, "aws.glue.worker_type: Input should be"),
         ({"CROSSCHANNEL__GENERATOR__CUSTOMERS": "ten"}, "generator.customers: Input should be a valid integer"),
         ({"CROSSCHANNEL__STORAGE__TYPO": "1"}, "storage.typo: Extra inputs are not permitted"),
@@ -69,3 +72,25 @@ def test_unreadable_or_malformed_files_are_named(tmp_path):
         load_config(missing, environ={})
     with pytest.raises(ConfigError, match=r"broken\.yaml: not valid YAML"):
         load_config(broken, environ={})
+
+
+def test_dms_files_are_valid_for_the_dms_api():
+    """The S3 endpoint settings and table mappings the aws target needs pass botocore's API model."""
+    import json
+
+    import botocore.session
+    from botocore.validate import validate_parameters
+
+    cfg = load_config(environ={})
+    model = botocore.session.get_session().get_service_model("dms")
+    settings = json.loads(cfg.dms.settings_path.read_text())
+    mappings = cfg.dms.table_mappings_path.read_text()
+
+    validate_parameters({"EndpointIdentifier": "landing", "EndpointType": "target", "EngineName": "s3",
+                         "S3Settings": {**settings, "BucketName": "lake", "BucketFolder": "data/landing/dms"}},
+                        model.operation_model("CreateEndpoint").input_shape)
+    validate_parameters({"ReplicationTaskIdentifier": "retail", "SourceEndpointArn": "a", "TargetEndpointArn": "b",
+                         "ReplicationInstanceArn": "c", "MigrationType": "full-load-and-cdc",
+                         "TableMappings": mappings}, model.operation_model("CreateReplicationTask").input_shape)
+    rules = json.loads(mappings)["rules"]
+    assert {r["object-locator"]["schema-name"] for r in rules} == {cfg.source.schema_name}

@@ -40,7 +40,7 @@ class Storage(_Section):
 
 
 class Source(_Section):
-    url: str = "sqlite:///.data/source/retail.db"
+    url: str = Field("sqlite:///.data/source/retail.db", pattern=r"^(sqlite|postgresql)(\+\w+)?://")
     schema_name: str = Field("retail", alias="schema", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
 
     @property
@@ -131,6 +131,8 @@ class Config(_Section):
             return self
         if not self.storage.url.startswith("s3://"):
             raise ValueError("storage.root: must be an s3:// URL when target is 'aws'")
+        if not self.segment.logs_url.startswith("s3://"):
+            raise ValueError("segment.logs_uri: must be an s3:// URL (Segment's S3 destination) when target is 'aws'")
         if not self.aws.dms.replication_task_arn:
             raise ValueError("aws.dms.replication_task_arn: required when target is 'aws' (a DMS task ARN)")
         return self
