@@ -15,14 +15,17 @@ export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
 export AIRFLOW__CORE__PLUGINS_FOLDER := $(CURDIR)/plugins
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 
-.PHONY: demo test lint venv airflow-db lock bench clean generate advance
+.PHONY: demo test lint venv airflow-db lock bench clean generate advance system-deps
 
 # Task logs at WARNING keep the demo readable; run `python -m crosschannel demo` directly for all of them.
 demo: venv airflow-db
 	AIRFLOW__LOGGING__LOGGING_LEVEL=$${AIRFLOW__LOGGING__LOGGING_LEVEL:-WARNING} $(PY) -m crosschannel demo
 
-test: venv
+test: venv system-deps
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+system-deps:
+	@bash .ci/system-deps
 
 lint: venv
 	$(VENV)/bin/ruff check .

@@ -157,8 +157,10 @@ def test_the_container_folders_are_directories_of_this_repository(services):
 def test_the_requirements_installed_at_start_are_the_mounted_ones(services):
     for name in AIRFLOW_COMMANDS:
         value = env_of(services[name])["_PIP_ADDITIONAL_REQUIREMENTS"]
-        assert value.split() == ["-r", f"{BUNDLE_IN_CONTAINER}/requirements.txt"]
+        assert value.split() == ["-r", f"{BUNDLE_IN_CONTAINER}/requirements.txt",
+                                 "-c", f"{BUNDLE_IN_CONTAINER}/constraints.txt"]
         assert (BUNDLE_ROOT / "requirements.txt").is_file()
+        assert (BUNDLE_ROOT / "constraints.txt").is_file()
     # The migration needs none of them.
     assert env_of(services["airflow-init"])["_PIP_ADDITIONAL_REQUIREMENTS"] == ""
 
