@@ -83,13 +83,13 @@ def airflow_db():
     return _AIRFLOW_HOME
 
 
-def run_dag(dag_id: str, partition: str, **conf):
+def run_dag(dag_id: str, partition: str, mark_success_pattern: str | None = None, **conf):
     """Parse the bundle's DAGs as the dag processor would and run one with dag.test()."""
     from airflow.dag_processing.dagbag import DagBag
 
     bag = DagBag(str(BUNDLE / "dags"))
     assert not bag.import_errors, bag.import_errors
-    return bag.dags[dag_id].test(run_conf={"partition": partition, **conf})
+    return bag.dags[dag_id].test(run_conf={"partition": partition, **conf}, mark_success_pattern=mark_success_pattern)
 
 
 @pytest.fixture(scope="session")

@@ -9,8 +9,8 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from crosschannel import dms, ingest, source, storage
-from tests.conftest import BUNDLE
+from crosschannel import dms, ingest, segment_events, source, storage
+from tests.conftest import BUNDLE, run_dag
 
 DAY = dt.date(2026, 11, 2)
 
@@ -122,3 +122,37 @@ def test_landing_check_reads_dms_files_in_s3(aws_env, tmp_path):
     assert manifest["tables"]["stores"]["full_load_rows"] == 1
     assert storage.is_committed(dms.manifest_dir(DAY))
     assert dms.manifest_dir(DAY).protocol == "s3"
+
+
+def test_the_aws_dag_wires_the_plan_into_dms_and_lands_from_s3(aws_env, airflow_db, tmp_path):
+    """dag.test() on the aws target: plan from DMS, the start request rendered from the plan's XComs, the
+    landing checked in S3. DMS writes no files under moto, so the local task writes the same layout to S3,
+    and the sensor is marked successful (moto never stops a task by itself)."""
+    from airflow.models.renderedtifields import RenderedTaskInstanceFields as Rendered
+    from airflow.utils.session import create_session
+
+    engine = source.connect(f"sqlite:///{tmp_path / 'src.db'}")
+    source.create_schema(engine)
+    with engine.begin() as conn:
+        source.set_clock(conn, dt.datetime(2026, 11, 3))
+        conn.execute(source.stores.insert(), [{"store_id": 1, "name": "One", "city": "Salem", "region": "north",
+                                               "opened_date": dt.date(2020, 1, 1),
+                                               "updated_at": dt.datetime(2026, 1, 1)}])
+    source.enable_cdc(engine)
+    dms.LocalReplicationTask(engine).start("start-replication", DAY)
+    message = {"type": "identify", "messageId": "m1", "userId": "1", "anonymousId": "a", "traits": {},
+               "timestamp": "2026-11-02T10:00:00Z", "receivedAt": "2026-11-02T10:00:01Z"}
+    segment_events.write_day(storage.location("s3://lake/segment-logs"), "retail-web", DAY, [message])
+
+    run = run_dag("retail_ingest", DAY.isoformat(), mark_success_pattern="^await_replication$")
+
+    assert run.state == "success"
+    with create_session() as session:
+        rendered = session.query(Rendered).filter_by(dag_id="retail_ingest", run_id=run.run_id,
+                                                     task_id="start_replication").one().rendered_fields
+    assert rendered["start_replication_task_type"] == "start-replication"
+    assert rendered["start_task_kwargs"] == {"CdcStopPosition": "commit_time:2026-11-03T00:00:00"}
+    described = aws_env["client"].describe_replication_tasks()["ReplicationTasks"][0]
+    assert described["Status"] == "running" and "ReplicationTaskStartDate" in described
+    manifest = storage.read_json(dms.manifest_dir(DAY) / "manifest.json")
+    assert manifest["full_load"] is True and manifest["tables"]["stores"]["full_load_rows"] == 1
