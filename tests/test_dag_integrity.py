@@ -31,7 +31,8 @@ def _forbidden(what):
 
 
 def _parse(path: Path, target: str, monkeypatch):
-    """Load one DAG file as the dag processor does, with Variables, Connections and the network refused."""
+    """Load one DAG file as the dag processor does, with Variables, Connections, databases and the network
+    refused."""
     from airflow.dag_processing.dagbag import DagBag
 
     from crosschannel.config import get_config
@@ -45,6 +46,9 @@ def _parse(path: Path, target: str, monkeypatch):
         mock.patch("airflow.sdk.bases.hook.BaseHook.get_connection", _forbidden("BaseHook.get_connection")),
         mock.patch.object(socket.socket, "connect", _forbidden("a network connection")),
         mock.patch.object(socket, "create_connection", _forbidden("a network connection")),
+        mock.patch("sqlalchemy.create_engine", _forbidden("a database engine")),
+        mock.patch("sqlite3.connect", _forbidden("a SQLite connection")),
+        mock.patch("psycopg2.connect", _forbidden("a PostgreSQL connection")),
     ]
     for guard in guards:
         guard.start()

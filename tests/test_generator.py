@@ -139,3 +139,29 @@ def test_segment_files_are_written_in_the_destination_layout(tmp_path):
     assert names == ["1793491200000.0000.gz"] and (folder / names[0]).exists()
     lines = gzip.decompress((folder / names[0]).read_bytes()).decode().splitlines()
     assert [json.loads(line)["messageId"] for line in lines] == ["m0", "m1", "m2"]
+
+
+def test_generate_and_advance_on_postgresql(pg_engine, tmp_path, monkeypatch):
+    """The PostgreSQL paths: COPY for the history, triggers for a live day, the local DMS full load."""
+    from crosschannel import dms
+    from tests.conftest import configure
+
+    url = pg_engine.url.render_as_string(hide_password=False)
+    cfg = configure(monkeypatch, tmp_path, CROSSCHANNEL__SOURCE__URL=url, CROSSCHANNEL__GENERATOR__CUSTOMERS="300",
+                    CROSSCHANNEL__GENERATOR__HISTORY_DAYS="30")
+
+    history = generator.generate(cfg.generator)
+    (day,) = generator.advance(1)
+    run = dms.LocalReplicationTask().start("start-replication", dt.date(2026, 11, 1))
+    manifest = dms.check_landing(dt.date(2026, 11, 1), "start-replication")
+
+    with pg_engine.connect() as conn:
+        counts = {t.name: conn.execute(sa.select(sa.func.count()).select_from(t)).scalar_one()
+                  for t in source.RETAIL_TABLES}
+        logged = conn.execute(sa.select(source.cdc_log.c.table_name, source.cdc_log.c.op, sa.func.count())
+                              .group_by(source.cdc_log.c.table_name, source.cdc_log.c.op)).all()
+    assert history["rows"]["orders"] > 0
+    assert {(t, op): n for t, op, n in logged} == {
+        (t, op): n for t, ops in day["changes"].items() for op, n in ops.items() if n}
+    assert {name: entry["full_load_rows"] for name, entry in manifest["tables"].items()} == counts
+    assert run["status"] == "stopped"
