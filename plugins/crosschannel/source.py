@@ -252,21 +252,21 @@ def _column_values(frame, column: sa.Column) -> list:
     return values.astype(object).where(values.notna(), None).tolist()
 
 
-def bulk_insert(conn: sa.Connection, tbl: sa.Table, frame) -> int:
-    """Insert a DataFrame fast, bypassing nothing but the ORM: COPY on PostgreSQL, executemany elsewhere."""
-    if not len(frame):
-        return 0
+def bulk_insert(conn: sa.Connection, tbl: sa.Table, frame, chunk_rows: int = 200_000) -> int:
+    """Insert a DataFrame fast, in chunks to bound memory: COPY on PostgreSQL, executemany elsewhere."""
     names = [c.name for c in tbl.columns]
-    rows = list(zip(*(_column_values(frame, c) for c in tbl.columns), strict=True))
-    if conn.dialect.name == "postgresql":
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        for row in rows:
-            writer.writerow(["\\N" if v is None else v for v in row])
-        buffer.seek(0)
-        cursor = conn.connection.driver_connection.cursor()
-        cursor.copy_expert(f"COPY {tbl.name} ({', '.join(names)}) FROM STDIN WITH (FORMAT csv, NULL '\\N')", buffer)
-        return len(rows)
-    placeholders = ", ".join("?" for _ in names)
-    conn.exec_driver_sql(f"INSERT INTO {tbl.name} ({', '.join(names)}) VALUES ({placeholders})", rows)
-    return len(rows)
+    for start in range(0, len(frame), chunk_rows):
+        chunk = frame.iloc[start : start + chunk_rows]
+        rows = list(zip(*(_column_values(chunk, c) for c in tbl.columns), strict=True))
+        if conn.dialect.name == "postgresql":
+            buffer = io.StringIO()
+            writer = csv.writer(buffer, lineterminator="\n")
+            for row in rows:
+                writer.writerow(["\\N" if v is None else v for v in row])
+            buffer.seek(0)
+            cursor = conn.connection.driver_connection.cursor()
+            cursor.copy_expert(f"COPY {tbl.name} ({', '.join(names)}) FROM STDIN WITH (FORMAT csv, NULL '\\N')", buffer)
+        else:
+            placeholders = ", ".join("?" for _ in names)
+            conn.exec_driver_sql(f"INSERT INTO {tbl.name} ({', '.join(names)}) VALUES ({placeholders})", rows)
+    return len(frame)
