@@ -68,8 +68,12 @@ def partition_day(context) -> dt.date:
 
 
 def _asset(name: str, *parts: str) -> Asset:
-    root = get_config().storage.url
-    return Asset(name=f"crosschannel.{name}", uri="/".join([root, *parts]), group="crosschannel")
+    """A stage output as an asset. Its URI names the dataset, not the deployment's storage root: assets keep
+    their identity when a deployment moves its root (Airflow deactivates a name registered under a second
+    URI); the physical location is in the asset's extra."""
+    location = "/".join([get_config().storage.url, *parts])
+    return Asset(name=f"crosschannel.{name}", uri=f"crosschannel://{'/'.join(parts)}", group="crosschannel",
+                 extra={"location": location})
 
 
 def landing_dms_asset() -> Asset:
