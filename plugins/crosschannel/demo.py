@@ -113,10 +113,10 @@ def render(summary: dict, path) -> str:
         f"{'partition':<12}{'table':<14}{'rows landed':>12}{'CDC I':>8}{'CDC U':>8}{'CDC D':>8}",
     ]
     for day, figures in ingest["runs"].items():
-        kind = "full load + CDC" if figures["full_load"] else "CDC"
+        lines.append(f"{day:<12}DMS {'full load + CDC' if figures['full_load'] else 'CDC'}")
         for table, rows in figures["rows"].items():
             ops = figures["cdc_ops"][table]
-            lines.append(f"{day:<12}{table:<14}{rows:>12,}{ops['I']:>8,}{ops['U']:>8,}{ops['D']:>8,}")
-        lines.append(f"{day:<12}{'segment':<14}{figures['segment_messages']:>12,}   ({kind})")
+            lines.append(f"{'':<12}{table:<14}{rows:>12,}{ops['I']:>8,}{ops['U']:>8,}{ops['D']:>8,}")
+        lines.append(f"{'':<12}{'Segment msgs':<14}{figures['segment_messages']:>12,}")
     lines += ["", f"Summary JSON: {Path(str(path.path))}"]
     return "\n".join(lines)
