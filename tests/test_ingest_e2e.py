@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import datetime as dt
 import io
 
@@ -209,3 +210,32 @@ def test_a_gap_in_the_landed_days_is_refused(ingested):
 
     with pytest.raises(trusted.TrustedInputError, match="no committed landing manifest for 2026-11-04"):
         trusted.landing_files("orders", dt.date(2026, 11, 5))
+
+
+def test_the_glue_job_script_gives_the_duckdb_state_under_local_pyspark(ingested, spark, tmp_path):
+    """include/glue/run_sql.py (the generic Glue 5.x job) on the landed files: same rows as DuckDB."""
+    import importlib.util
+
+    import pyarrow.parquet as pq
+
+    from crosschannel import trusted
+    from tests.conftest import BUNDLE
+
+    spec = importlib.util.spec_from_file_location("run_sql", BUNDLE / "include/glue/run_sql.py")
+    job = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(job)
+    files = trusted.landing_files("orders", DAYS[-1])
+    sql_path = tmp_path / "orders.sql"
+    sql_path.write_text(trusted.merge_sql("orders"))
+    args = job.parse_args(["--JOB_NAME", "crosschannel-sql", "--sql_path", str(sql_path), "--inputs",
+                           json.dumps({"landing": {"format": "dms_csv", "paths": [f.as_uri() for f in files]}}),
+                           "--output_path", str(tmp_path / "out")])
+
+    rows = job.run(spark, args["sql_path"], args["inputs"], args["output_path"])
+
+    expected = trusted.current_state("orders", DAYS[-1])
+    written = pq.read_table(tmp_path / "out")
+    assert rows == expected.num_rows == written.num_rows
+    assert (tmp_path / "out" / "_SUCCESS").exists()
+    key = [("order_id", "ascending")]
+    assert written.sort_by(key).to_pylist() == expected.sort_by(key).to_pylist()

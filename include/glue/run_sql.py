@@ -1,0 +1,84 @@
+"""The one generic Glue 5.x job script (Spark 3.5, Python 3.11): register inputs, run one SQL file, write.
+
+Job arguments (Glue passes them as --name value):
+    --sql_path      the rendered SQL file (s3://... ; the DAG renders include/sql/<file> and uploads it)
+    --inputs        JSON: {"<view>": {"format": "dms_csv" | "parquet", "paths": ["s3://...", ...]}}
+                    dms_csv: DMS CSV files with a header, read as text, plus _file_seq (the file's place
+                    in `paths`) and _row_seq (increasing with the row's place in its file)
+    --output_path   the partition folder to write (Parquet), replaced whole, then marked with _SUCCESS
+
+The Glue-only imports (awsglue) happen in `glue_session()` alone, so the same `run()` is tested under
+local pyspark.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+
+def read_input(spark, spec: dict):
+    from pyspark.sql import functions as F
+
+    paths = spec["paths"]
+    if spec["format"] == "parquet":
+        return spark.read.parquet(*paths)
+    if spec["format"] != "dms_csv":
+        raise ValueError(f"input format {spec['format']!r}: expected dms_csv or parquet")
+    order = F.create_map(*[x for i, p in enumerate(paths) for x in (F.lit(p), F.lit(i))])
+    frame = spark.read.option("header", "true").option("inferSchema", "false").csv(paths)
+    return (frame.withColumn("_file_seq", order[F.input_file_name()].cast("bigint"))
+            .withColumn("_row_seq", F.monotonically_increasing_id()))
+
+
+def run(spark, sql_path: str, inputs: dict, output_path: str) -> int:
+    """Register the inputs, run the SQL, write the result to output_path whole; returns the row count."""
+    for view, spec in inputs.items():
+        read_input(spark, spec).createOrReplaceTempView(view)
+    sql = "\n".join(row.value for row in spark.read.text(sql_path).collect())
+    result = spark.sql(sql).cache()
+    rows = result.count()
+    staging = output_path.rstrip("/") + "_staging"
+    result.coalesce(1).write.mode("overwrite").parquet(staging)
+    _replace(spark, staging, output_path)
+    return rows
+
+
+def _replace(spark, staging: str, final: str) -> None:
+    """Move the staged folder into place through Hadoop's FileSystem (S3 on Glue, local in tests)."""
+    jvm = spark.sparkContext._jvm
+    conf = spark.sparkContext._jsc.hadoopConfiguration()
+    src, dst = jvm.org.apache.hadoop.fs.Path(staging), jvm.org.apache.hadoop.fs.Path(final)
+    fs = src.getFileSystem(conf)
+    if fs.exists(dst):
+        fs.delete(dst, True)
+    if not fs.rename(src, dst):
+        raise RuntimeError(f"could not move {staging} to {final}")
+    fs.delete(jvm.org.apache.hadoop.fs.Path(final + "/_SUCCESS"), False)
+    fs.create(jvm.org.apache.hadoop.fs.Path(final + "/_SUCCESS")).close()
+
+
+def parse_args(argv: list[str]) -> dict:
+    names = ("sql_path", "inputs", "output_path")
+    found = {}
+    for i, token in enumerate(argv):
+        if token.startswith("--") and token[2:] in names and i + 1 < len(argv):
+            found[token[2:]] = argv[i + 1]
+    missing = [n for n in names if n not in found]
+    if missing:
+        raise SystemExit(f"run_sql.py: missing job argument(s): {', '.join('--' + m for m in missing)}")
+    found["inputs"] = json.loads(found["inputs"])
+    return found
+
+
+def glue_session():
+    from awsglue.context import GlueContext
+    from pyspark.context import SparkContext
+
+    return GlueContext(SparkContext.getOrCreate()).spark_session
+
+
+if __name__ == "__main__":
+    args = parse_args(sys.argv[1:])
+    count = run(glue_session(), args["sql_path"], args["inputs"], args["output_path"])
+    print(f"run_sql.py: wrote {count} rows to {args['output_path']}")
