@@ -29,5 +29,9 @@ def test_demo_runs_the_chain_and_writes_its_summary(tmp_path, monkeypatch, airfl
     history = summary["source"]["history"]["rows"]["customers"]
     assert ingest["runs"]["2026-11-01"]["rows"]["customers"] == history + first_day["I"] - first_day["D"]
     assert ingest["segment_messages"] == summary["generator"]["2026-11-02"]["events"]
+    trusted = summary["stages"]["trusted"]["rows"]
+    assert trusted["customers"] == ingest["runs"]["2026-11-01"]["rows"]["customers"] + sum(
+        (+1 if op == "I" else -1 if op == "D" else 0) * n
+        for op, n in ingest["cdc_ops"]["customers"].items())
     printed = capsys.readouterr().out
     assert "Demo finished in" in printed and "Summary JSON:" in printed

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import csv
-import json
 import datetime as dt
 import io
+import json
 
 import pandas as pd
 import pytest
@@ -239,3 +239,13 @@ def test_the_glue_job_script_gives_the_duckdb_state_under_local_pyspark(ingested
     assert (tmp_path / "out" / "_SUCCESS").exists()
     key = [("order_id", "ascending")]
     assert written.sort_by(key).to_pylist() == expected.sort_by(key).to_pylist()
+
+
+def test_retail_trusted_commits_every_table_for_the_partition(ingested):
+    from crosschannel import trusted
+
+    run = run_dag("retail_trusted", DAYS[-1].isoformat())
+
+    assert run.state == "success"
+    summary = trusted.summarize(DAYS[-1])
+    assert summary["rows"] == {name: len(rows) for name, rows in _source_state(ingested["engine"]).items()}

@@ -86,6 +86,7 @@ class AwsDms(_Section):
 class AwsGlue(_Section):
     role_arn: str = ""
     job_name: str = "crosschannel-sql"
+    script_location: str = ""  # s3:// path of include/glue/run_sql.py as deployed
     glue_version: Literal["5.0"] = "5.0"
     worker_type: Literal["G.1X", "G.2X", "G.4X", "G.8X", "G.025X"] = "G.1X"
     number_of_workers: int = Field(2, ge=2, le=1000)

@@ -11,10 +11,10 @@ import datetime as dt
 import time
 from pathlib import Path
 
-from crosschannel import dms, generator, storage
+from crosschannel import dms, generator, storage, trusted
 from crosschannel.config import BUNDLE_ROOT, get_config
 
-STAGE_DAGS = ("retail_ingest",)
+STAGE_DAGS = ("retail_ingest", "retail_trusted")
 
 
 def _clean(cfg) -> None:
@@ -74,7 +74,8 @@ def run(days: int = 3) -> dict:
         print(f"partition {day}: the retailer's day ({change['events']:,} events), then the stage DAGs")
         for dag_id in STAGE_DAGS:
             _run_dag(dag_id, day)
-        runs[day.isoformat()] = {"generator": change, "ingest": ingest_figures(day)}
+        runs[day.isoformat()] = {"generator": change, "ingest": ingest_figures(day),
+                                 "trusted": trusted.summarize(day)["rows"]}
     last = max(runs)
     summary = {
         "partition": last,
@@ -91,7 +92,12 @@ def run(days: int = 3) -> dict:
                     "segment": str(storage.zone("landing", "segment", cfg.segment.source_id)),
                 },
                 "runs": {day: r["ingest"] for day, r in runs.items()},
-            }
+            },
+            "trusted": {
+                "rows": runs[last]["trusted"],
+                "location": str(storage.zone("trusted")),
+                "runs": {day: r["trusted"] for day, r in runs.items()},
+            },
         },
         "generator": {day: r["generator"] for day, r in runs.items()},
     }
@@ -118,5 +124,7 @@ def render(summary: dict, path) -> str:
             ops = figures["cdc_ops"][table]
             lines.append(f"{'':<12}{table:<14}{rows:>12,}{ops['I']:>8,}{ops['U']:>8,}{ops['D']:>8,}")
         lines.append(f"{'':<12}{'Segment msgs':<14}{figures['segment_messages']:>12,}")
+    lines += ["", f"Trusted current state at {summary['partition']} ({summary['stages']['trusted']['location']}):"]
+    lines += [f"{'':<12}{table:<14}{rows:>12,}" for table, rows in summary["stages"]["trusted"]["rows"].items()]
     lines += ["", f"Summary JSON: {Path(str(path.path))}"]
     return "\n".join(lines)

@@ -44,13 +44,24 @@ def parse_day(value: str, where: str) -> dt.date:
 
 
 def partition_day(context) -> dt.date:
-    """The day a run works on, in this order: asset partition key, the run's conf/Params, data interval.
+    """The day a run works on, in this order: asset partition key, the partition the triggering asset events
+    carry, the run's conf/Params, the data interval.
 
     Manual and asset-triggered runs have no logical date in Airflow 3, so nothing else may read `ds`.
     """
     key = context.get("partition_key")
     if key:
         return parse_day(key[:10], "asset partition key")
+    carried = {
+        event.extra.get("partition")
+        for events in (context.get("triggering_asset_events") or {}).values()
+        for event in events
+        if event.extra.get("partition")
+    }
+    if len(carried) > 1:
+        raise ValueError(f"the triggering asset events carry several partitions {sorted(carried)}: run one per day")
+    if carried:
+        return parse_day(carried.pop(), "triggering asset event")
     dag_run = context.get("dag_run")
     conf = (getattr(dag_run, "conf", None) or {}) if dag_run is not None else {}
     if conf.get("partition"):
@@ -82,3 +93,7 @@ def landing_dms_asset() -> Asset:
 
 def landing_segment_asset() -> Asset:
     return _asset("landing.segment", "landing", "segment", get_config().segment.source_id)
+
+
+def trusted_asset() -> Asset:
+    return _asset("trusted", "trusted")

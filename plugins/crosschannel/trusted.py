@@ -9,6 +9,7 @@ merge itself is include/sql/trusted/cdc_merge.sql, the same on DuckDB and on Spa
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import TYPE_CHECKING
 
 from crosschannel import dms, engines, source, storage
@@ -93,3 +94,46 @@ def write_table(table: str, day: dt.date, data: pa.Table) -> ObjectStoragePath:
     with storage.committing(target) as staging, (staging / "part-00000.parquet").open("wb") as handle:
         pq.write_table(data, handle)
     return target
+
+
+def plan_merge(day: dt.date) -> list[dict]:
+    """One job per mapped table: on aws the rendered SQL is uploaded and the inputs are the landed files."""
+    from crosschannel.config import get_config
+
+    cfg = get_config()
+    jobs = []
+    for table in dms.mapped_tables():
+        output = storage.partition_dir("trusted", table, day=day.isoformat())
+        job = {"table": table, "partition": day.isoformat(), "output_path": str(output)}
+        if cfg.target == "aws":
+            sql_path = storage.zone("system", "glue", "sql", f"dt={day.isoformat()}", f"{table}_cdc_merge.sql")
+            sql_path.parent.mkdir(parents=True, exist_ok=True)
+            sql_path.write_text(merge_sql(table))
+            paths = [str(p) for p in landing_files(table, day)]
+            job["script_args"] = {
+                "--sql_path": str(sql_path),
+                "--inputs": json.dumps({"landing": {"format": "dms_csv", "paths": paths}}),
+                "--output_path": str(output),
+            }
+        jobs.append(job)
+    return jobs
+
+
+def merge_and_write(table: str, day: dt.date) -> int:
+    """The local target's merge: DuckDB over the landed files, committed as the table's partition."""
+    state = current_state(table, day)
+    write_table(table, day, state)
+    return state.num_rows
+
+
+def summarize(day: dt.date) -> dict:
+    """Rows per trusted table for the partition, read back from the committed Parquet files."""
+    import pyarrow.parquet as pq
+
+    rows = {}
+    for table in dms.mapped_tables():
+        target = storage.partition_dir("trusted", table, day=day.isoformat())
+        if not storage.is_committed(target):
+            raise TrustedInputError(f"{target}: the trusted partition of {table} was not committed")
+        rows[table] = sum(pq.ParquetFile(p.open("rb")).metadata.num_rows for p in target.glob("*.parquet"))
+    return {"partition": day.isoformat(), "rows": rows}

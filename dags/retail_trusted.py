@@ -1,0 +1,99 @@
+"""
+### retail_trusted: the landed DMS files merged into the current state of every source table
+
+Runs when `retail_ingest` lands a partition (the `crosschannel.landing.dms` asset; its events carry the
+partition), or by hand with a `partition` Param. This is the trusted stage's first step; Segment event
+typing, customer 360, features and the Great Expectations gates come next.
+
+1. `plan_merge` lists one job per table of the DMS table mappings. On the aws target it renders
+   `include/sql/trusted/cdc_merge.sql` for the table and uploads it with the list of landed files.
+2. `merge_table` (mapped over the tables) applies the full load in effect plus every CDC file up to the
+   partition, latest change per key by commit time, file and row order, deletes removed. local target:
+   DuckDB in the worker. aws target: `GlueJobOperator` running the generic Glue 5.x script
+   `include/glue/run_sql.py` (uploaded to `aws.glue.script_location`) with the same SQL.
+3. `publish_trusted` checks every table's partition was committed (`<root>/trusted/<table>/dt=YYYY-MM-DD/`)
+   and emits the `crosschannel.trusted` asset with the partition and the rows per table.
+
+Needs on aws: the `aws_default` connection, `aws.glue.role_arn` with read access to the landing zone and
+write access to the trusted zone. Backfill: runs are idempotent (each partition is rewritten whole); run
+`retail_ingest` for the days first, its asset events trigger this DAG.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from airflow.sdk import chain, dag, task
+
+from crosschannel.config import get_config
+from crosschannel.pipeline import DEFAULT_ARGS, PARTITION_PARAM, landing_dms_asset, partition_day, trusted_asset
+
+CONFIG = get_config()
+TRUSTED = trusted_asset()
+
+
+@dag(
+    dag_id="retail_trusted",
+    schedule=[landing_dms_asset()],
+    start_date=dt.datetime(2026, 11, 1, tzinfo=dt.UTC),
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    tags=["crosschannel", "trusted", f"target:{CONFIG.target}"],
+    doc_md=__doc__,
+    params={"partition": PARTITION_PARAM},
+)
+def retail_trusted():
+    @task
+    def plan_merge(**context) -> list[dict]:
+        """List the partition's merge job per table (aws: upload the rendered SQL)."""
+        from crosschannel.trusted import plan_merge
+
+        return plan_merge(partition_day(context))
+
+    jobs = plan_merge()
+
+    if CONFIG.target == "aws":
+        from airflow.providers.amazon.aws.operators.glue import GlueJobOperator
+
+        glue = CONFIG.aws.glue
+        merge_table = GlueJobOperator.partial(
+            task_id="merge_table",
+            job_name=glue.job_name,
+            script_location=glue.script_location,
+            iam_role_arn=glue.role_arn,
+            create_job_kwargs={"GlueVersion": glue.glue_version, "WorkerType": glue.worker_type,
+                               "NumberOfWorkers": glue.number_of_workers},
+            aws_conn_id=CONFIG.aws.conn_id,
+            region_name=CONFIG.aws.region,
+            deferrable=True,
+        ).expand(script_args=jobs.map(lambda job: job["script_args"]))
+    else:
+
+        @task
+        def merge_table(job: dict) -> int:
+            """Merge one table's landed files into its current state on DuckDB and commit the partition."""
+            from crosschannel.trusted import merge_and_write
+
+            return merge_and_write(job["table"], dt.date.fromisoformat(job["partition"]))
+
+        merge_table = merge_table.expand(job=jobs)
+
+    @task(outlets=[TRUSTED])
+    def publish_trusted(*, outlet_events, **context) -> dict:
+        """Check every table's partition is committed and emit the trusted asset with the row counts."""
+        from crosschannel.trusted import summarize
+
+        day = partition_day(context)
+        summary = summarize(day)
+        outlet_events[TRUSTED].extra = summary
+        outlet_events[TRUSTED].add_partitions(day.isoformat())
+        return summary
+
+    chain(jobs, merge_table, publish_trusted())
+
+
+dag = retail_trusted()
+
+if __name__ == "__main__":
+    dag.test()
