@@ -50,7 +50,7 @@ def run_duckdb(sql: str, inputs: dict[str, pa.Table]) -> pa.Table:
         con.execute("SET TimeZone = 'UTC'")
         for name, table in inputs.items():
             con.register(name, table)
-        return con.execute(sql).to_arrow_table()
+        return con.sql(sql).to_arrow_table()
 
 
 def run_spark(spark, sql: str, inputs: dict[str, pa.Table]) -> pa.Table:
