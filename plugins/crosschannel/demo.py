@@ -87,15 +87,15 @@ def run(days: int = 3) -> dict:
             "ingest": {
                 **runs[last]["ingest"],
                 "landing": {
-                    "dms": str(dms.landing_root()),
-                    "manifests": str(storage.zone("landing", "manifests", "dms")),
-                    "segment": str(storage.zone("landing", "segment", cfg.segment.source_id)),
+                    "dms": storage.url_of(dms.landing_root()),
+                    "manifests": storage.url_of(storage.zone("landing", "manifests", "dms")),
+                    "segment": storage.url_of(storage.zone("landing", "segment", cfg.segment.source_id)),
                 },
                 "runs": {day: r["ingest"] for day, r in runs.items()},
             },
             "trusted": {
                 "rows": runs[last]["trusted"],
-                "location": str(storage.zone("trusted")),
+                "location": storage.url_of(storage.zone("trusted")),
                 "runs": {day: r["trusted"] for day, r in runs.items()},
             },
         },

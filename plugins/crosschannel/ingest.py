@@ -68,7 +68,7 @@ def land_segment_events(day: dt.date) -> dict:
         manifest = {
             "partition": day.isoformat(),
             "source_id": cfg.segment.source_id,
-            "source": str(source_dir),
+            "source": storage.url_of(source_dir),
             "files": [p.name for p in files],
             "messages": sum(counts.values()),
             "by_type": segment_events.summarize(counts.items()),

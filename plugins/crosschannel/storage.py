@@ -105,6 +105,11 @@ def _publish_to_object_store(staging: ObjectStoragePath, final: ObjectStoragePat
         _remove(staging)
 
 
+def url_of(path: ObjectStoragePath) -> str:
+    """A plain URL for other systems (Glue, Spark, people): no connection id in it."""
+    return f"{path.protocol}://{path.path}" if not is_local(path) else f"file://{path.path}"
+
+
 def relative(path: ObjectStoragePath, base: ObjectStoragePath) -> str:
     """path's key below base ("a/b.csv"); works for object stores, where relative_to() does not."""
     return path.path[len(base.path) :].lstrip("/")

@@ -104,16 +104,16 @@ def plan_merge(day: dt.date) -> list[dict]:
     jobs = []
     for table in dms.mapped_tables():
         output = storage.partition_dir("trusted", table, day=day.isoformat())
-        job = {"table": table, "partition": day.isoformat(), "output_path": str(output)}
+        job = {"table": table, "partition": day.isoformat(), "output_path": storage.url_of(output)}
         if cfg.target == "aws":
             sql_path = storage.zone("system", "glue", "sql", f"dt={day.isoformat()}", f"{table}_cdc_merge.sql")
             sql_path.parent.mkdir(parents=True, exist_ok=True)
             sql_path.write_text(merge_sql(table))
-            paths = [str(p) for p in landing_files(table, day)]
+            paths = [storage.url_of(p) for p in landing_files(table, day)]
             job["script_args"] = {
-                "--sql_path": str(sql_path),
+                "--sql_path": storage.url_of(sql_path),
                 "--inputs": json.dumps({"landing": {"format": "dms_csv", "paths": paths}}),
-                "--output_path": str(output),
+                "--output_path": storage.url_of(output),
             }
         jobs.append(job)
     return jobs

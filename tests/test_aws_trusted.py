@@ -1,0 +1,84 @@
+"""The trusted stage on the aws target: the merge jobs planned on S3 and started through the provider's
+GlueJobOperator, against a moto server."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from unittest import mock
+
+import boto3
+import pytest
+
+from crosschannel import dms, source, trusted
+from tests.conftest import BUNDLE
+
+DAY = dt.date(2026, 11, 2)
+
+
+@pytest.fixture
+def aws_lake(moto_server, local_env, monkeypatch, tmp_path):
+    """An S3 lake on moto with one landed full load, and the aws target configured for Glue."""
+    from crosschannel.config import get_config
+
+    s3 = boto3.client("s3", endpoint_url=moto_server)
+    s3.create_bucket(Bucket="lake")
+    monkeypatch.setenv("CROSSCHANNEL__STORAGE__ROOT", "s3://lake/data")
+    get_config.cache_clear()
+    engine = source.connect(f"sqlite:///{tmp_path / 'src.db'}")
+    source.create_schema(engine)
+    with engine.begin() as conn:
+        source.set_clock(conn, dt.datetime(2026, 11, 3))
+        conn.execute(source.stores.insert(), [{"store_id": 1, "name": "One", "city": "Salem", "region": "north",
+                                               "opened_date": dt.date(2020, 1, 1),
+                                               "updated_at": dt.datetime(2026, 1, 1)}])
+    source.enable_cdc(engine)
+    dms.LocalReplicationTask(engine).start("start-replication", DAY)
+    dms.check_landing(DAY, "start-replication")
+    for key, value in {
+        "CROSSCHANNEL__TARGET": "aws",
+        "CROSSCHANNEL__SEGMENT__LOGS_URI": "s3://lake/segment-logs",
+        "CROSSCHANNEL__AWS__DMS__REPLICATION_TASK_ARN": "arn:aws:dms:us-east-1:123456789012:task:RETAIL",
+        "CROSSCHANNEL__AWS__GLUE__ROLE_ARN": "arn:aws:iam::123456789012:role/glue",
+        "CROSSCHANNEL__AWS__GLUE__SCRIPT_LOCATION": "s3://lake/code/run_sql.py",
+    }.items():
+        monkeypatch.setenv(key, value)
+    get_config.cache_clear()
+    yield s3
+    get_config.cache_clear()
+
+
+def test_plan_uploads_the_rendered_sql_and_lists_the_landed_files(aws_lake):
+    jobs = {job["table"]: job for job in trusted.plan_merge(DAY)}
+
+    args = jobs["stores"]["script_args"]
+    assert args["--output_path"] == "s3://lake/data/trusted/stores/dt=2026-11-02"
+    sql = aws_lake.get_object(Bucket="lake", Key="data/system/glue/sql/dt=2026-11-02/stores_cdc_merge.sql")
+    assert sql["Body"].read().decode() == trusted.merge_sql("stores")
+    assert json.loads(args["--inputs"]) == {"landing": {"format": "dms_csv", "paths": [
+        "s3://lake/data/landing/dms/retail/stores/LOAD00000001.csv"]}}
+
+
+def test_the_dags_glue_operator_starts_the_job_with_the_planned_arguments(aws_lake, moto_server):
+    from airflow.dag_processing.dagbag import DagBag
+    from airflow.providers.amazon.aws.operators.glue import GlueJobOperator
+    from airflow.sdk.exceptions import TaskDeferred
+
+    mapped = DagBag(str(BUNDLE / "dags" / "retail_trusted.py")).dags["retail_trusted"].get_task("merge_table")
+    job = next(j for j in trusted.plan_merge(DAY) if j["table"] == "orders")
+    merge_table = GlueJobOperator(task_id="merge_table", script_args=job["script_args"], **{
+        k: v for k, v in mapped.partial_kwargs.items()
+        if k in ("job_name", "script_location", "iam_role_arn", "create_job_kwargs", "aws_conn_id", "deferrable")})
+    merge_table.region_name = "us-east-1"
+
+    with pytest.raises(TaskDeferred):
+        merge_table.execute({"ti": mock.Mock(dag_id="retail_trusted", task_id="merge_table", run_id="r1", map_index=4,
+                                                   try_number=1)})
+
+    glue = boto3.client("glue", endpoint_url=moto_server, region_name="us-east-1")
+    definition = glue.get_job(JobName="crosschannel-sql")["Job"]
+    assert definition["Command"]["ScriptLocation"] == "s3://lake/code/run_sql.py"
+    assert definition["GlueVersion"] == "5.0" and definition["WorkerType"] == "G.1X"
+    (run,) = glue.get_job_runs(JobName="crosschannel-sql")["JobRuns"]
+    assert run["Arguments"]["--output_path"] == "s3://lake/data/trusted/orders/dt=2026-11-02"
+    assert json.loads(run["Arguments"]["--inputs"])["landing"]["format"] == "dms_csv"
