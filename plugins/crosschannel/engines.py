@@ -72,4 +72,6 @@ def _spark_type(arrow_type):
 
     if pa.types.is_integer(arrow_type):
         return T.LongType()
+    if pa.types.is_timestamp(arrow_type):
+        return T.TimestampType()
     return T.StringType()

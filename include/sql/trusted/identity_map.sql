@@ -1,0 +1,26 @@
+-- The identity map after the partition day: the customer each anonymous id (a device or browser) belongs to.
+--
+-- Inputs: `previous` (anonymous_id, customer_id, identified_at), the map after the previous day (empty on
+-- the first day), and `messages`, the day's landed Segment messages as text (see crosschannel.trusted_events).
+-- Any message carrying both ids links them (identify calls, and track calls of a logged-in visitor). A
+-- device later identified as someone else follows its latest identification.
+WITH links AS (
+    SELECT anonymous_id, customer_id, identified_at
+    FROM previous
+    UNION ALL
+    SELECT anonymous_id, TRY_CAST(user_id AS BIGINT) AS customer_id, CAST(event_ts AS TIMESTAMP) AS identified_at
+    FROM messages
+    WHERE anonymous_id IS NOT NULL AND TRY_CAST(user_id AS BIGINT) IS NOT NULL
+),
+ranked AS (
+    SELECT
+        anonymous_id,
+        customer_id,
+        identified_at,
+        ROW_NUMBER() OVER (PARTITION BY anonymous_id ORDER BY identified_at DESC, customer_id DESC) AS _latest
+    FROM links
+)
+SELECT anonymous_id, customer_id, identified_at
+FROM ranked
+WHERE _latest = 1
+ORDER BY anonymous_id

@@ -1,0 +1,88 @@
+"""Trusted zone, Segment side: the day's landed messages flattened to text columns for the SQL in
+include/sql/trusted/ (identity_map.sql, events.sql), which types, deduplicates and stitches them."""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import json
+from typing import TYPE_CHECKING
+
+from crosschannel import engines, storage
+from crosschannel.config import get_config
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+COLUMNS = ("message_id", "message_type", "event", "user_id", "anonymous_id", "event_ts", "received_at", "channel",
+           "product_id", "category", "price", "quantity", "order_id", "revenue", "search_query")
+
+
+def _utc_text(value: str | None) -> str | None:
+    """ISO-8601 with a zone (as Segment sends it) to 'YYYY-MM-DD HH:MM:SS.ffffff' UTC, which both engines cast."""
+    if not value:
+        return None
+    moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(dt.UTC)
+    return moment.strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def _text(value) -> str | None:
+    return None if value is None else str(value)
+
+
+def flatten(message: dict) -> dict:
+    props = message.get("properties") or {}
+    return {
+        "message_id": message["messageId"],
+        "message_type": message["type"],
+        "event": message.get("event"),
+        "user_id": _text(message.get("userId")),
+        "anonymous_id": _text(message.get("anonymousId")),
+        "event_ts": _utc_text(message.get("timestamp")),
+        "received_at": _utc_text(message.get("receivedAt")),
+        "channel": (message.get("context") or {}).get("channel"),
+        "product_id": _text(props.get("product_id")),
+        "category": _text(props.get("category")),
+        "price": _text(props.get("price")),
+        "quantity": _text(props.get("quantity")),
+        "order_id": _text(props.get("order_id")),
+        "revenue": _text(props.get("revenue", props.get("total"))),
+        "search_query": _text(props.get("query")),
+    }
+
+
+def messages_table(records: list[dict]) -> pa.Table:
+    """Flattened messages (with their file and row order) as an Arrow table of text columns."""
+    import pyarrow as pa
+
+    data = {name: pa.array([r[name] for r in records], pa.string()) for name in COLUMNS}
+    data["_file_seq"] = pa.array([r["_file_seq"] for r in records], pa.int64())
+    data["_row_seq"] = pa.array([r["_row_seq"] for r in records], pa.int64())
+    return pa.table(data)
+
+
+def read_day(day: dt.date) -> pa.Table:
+    """The day's landed Segment messages (the committed partition), flattened."""
+    folder = storage.partition_dir("landing", "segment", get_config().segment.source_id, day=day.isoformat())
+    if not storage.is_committed(folder):
+        raise FileNotFoundError(f"{storage.url_of(folder)}: the Segment partition of {day} has not landed")
+    records = []
+    for file_seq, path in enumerate(sorted(folder.glob("*.gz"))):
+        for row_seq, line in enumerate(gzip.decompress(path.read_bytes()).splitlines()):
+            if line.strip():
+                records.append({**flatten(json.loads(line)), "_file_seq": file_seq, "_row_seq": row_seq})
+    return messages_table(records)
+
+
+def empty_identities() -> pa.Table:
+    import pyarrow as pa
+
+    return pa.table({"anonymous_id": pa.array([], pa.string()), "customer_id": pa.array([], pa.int64()),
+                     "identified_at": pa.array([], pa.timestamp("us"))})
+
+
+def type_day(messages: pa.Table, previous: pa.Table, run=engines.run_duckdb) -> tuple[pa.Table, pa.Table]:
+    """(identity map after the day, the day's typed events) from the day's messages and the previous map."""
+    identities = run(engines.render("trusted/identity_map.sql"), {"previous": previous, "messages": messages})
+    events = run(engines.render("trusted/events.sql"), {"messages": messages, "identities": identities})
+    return identities, events
