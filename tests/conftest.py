@@ -186,3 +186,22 @@ def spark():
     session.sparkContext.setLogLevel("ERROR")
     yield session
     session.stop()
+
+
+def full_load_one_store(tmp_path: Path, day):
+    """A source DB holding one store, change capture on, and the local task's full load landed for `day`
+    under the configured storage root (file:// or s3://)."""
+    import datetime as dt
+
+    from crosschannel import dms, source
+
+    engine = source.connect(f"sqlite:///{tmp_path / 'src.db'}")
+    source.create_schema(engine)
+    with engine.begin() as conn:
+        source.set_clock(conn, dt.datetime.combine(day + dt.timedelta(days=1), dt.time(0)))
+        conn.execute(source.stores.insert(), [{"store_id": 1, "name": "One", "city": "Salem", "region": "north",
+                                               "opened_date": dt.date(2020, 1, 1),
+                                               "updated_at": dt.datetime(2026, 1, 1)}])
+    source.enable_cdc(engine)
+    dms.LocalReplicationTask(engine).start("start-replication", day)
+    return engine

@@ -9,8 +9,8 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from crosschannel import dms, ingest, segment_events, source, storage
-from tests.conftest import BUNDLE, run_dag
+from crosschannel import dms, ingest, segment_events, storage
+from tests.conftest import BUNDLE, full_load_one_store, run_dag
 
 DAY = dt.date(2026, 11, 2)
 
@@ -107,15 +107,7 @@ def test_start_and_await_against_moto(aws_env):
 
 
 def test_landing_check_reads_dms_files_in_s3(aws_env, tmp_path):
-    engine = source.connect(f"sqlite:///{tmp_path / 'src.db'}")
-    source.create_schema(engine)
-    with engine.begin() as conn:
-        source.set_clock(conn, dt.datetime(2026, 11, 2))
-        conn.execute(source.stores.insert(), [{"store_id": 1, "name": "One", "city": "Salem", "region": "north",
-                                               "opened_date": dt.date(2020, 1, 1),
-                                               "updated_at": dt.datetime(2026, 1, 1)}])
-    source.enable_cdc(engine)
-    dms.LocalReplicationTask(engine).start("start-replication", DAY)
+    full_load_one_store(tmp_path, DAY)
 
     manifest = dms.check_landing(DAY, "start-replication")
 
@@ -131,15 +123,7 @@ def test_the_aws_dag_wires_the_plan_into_dms_and_lands_from_s3(aws_env, airflow_
     from airflow.models.renderedtifields import RenderedTaskInstanceFields as Rendered
     from airflow.utils.session import create_session
 
-    engine = source.connect(f"sqlite:///{tmp_path / 'src.db'}")
-    source.create_schema(engine)
-    with engine.begin() as conn:
-        source.set_clock(conn, dt.datetime(2026, 11, 3))
-        conn.execute(source.stores.insert(), [{"store_id": 1, "name": "One", "city": "Salem", "region": "north",
-                                               "opened_date": dt.date(2020, 1, 1),
-                                               "updated_at": dt.datetime(2026, 1, 1)}])
-    source.enable_cdc(engine)
-    dms.LocalReplicationTask(engine).start("start-replication", DAY)
+    full_load_one_store(tmp_path, DAY)
     message = {"type": "identify", "messageId": "m1", "userId": "1", "anonymousId": "a", "traits": {},
                "timestamp": "2026-11-02T10:00:00Z", "receivedAt": "2026-11-02T10:00:01Z"}
     segment_events.write_day(storage.location("s3://lake/segment-logs"), "retail-web", DAY, [message])

@@ -10,8 +10,8 @@ from unittest import mock
 import boto3
 import pytest
 
-from crosschannel import dms, source, trusted
-from tests.conftest import BUNDLE
+from crosschannel import dms, trusted
+from tests.conftest import BUNDLE, full_load_one_store
 
 DAY = dt.date(2026, 11, 2)
 
@@ -25,15 +25,7 @@ def aws_lake(moto_server, local_env, monkeypatch, tmp_path):
     s3.create_bucket(Bucket="lake")
     monkeypatch.setenv("CROSSCHANNEL__STORAGE__ROOT", "s3://lake/data")
     get_config.cache_clear()
-    engine = source.connect(f"sqlite:///{tmp_path / 'src.db'}")
-    source.create_schema(engine)
-    with engine.begin() as conn:
-        source.set_clock(conn, dt.datetime(2026, 11, 3))
-        conn.execute(source.stores.insert(), [{"store_id": 1, "name": "One", "city": "Salem", "region": "north",
-                                               "opened_date": dt.date(2020, 1, 1),
-                                               "updated_at": dt.datetime(2026, 1, 1)}])
-    source.enable_cdc(engine)
-    dms.LocalReplicationTask(engine).start("start-replication", DAY)
+    full_load_one_store(tmp_path, DAY)
     dms.check_landing(DAY, "start-replication")
     for key, value in {
         "CROSSCHANNEL__TARGET": "aws",
