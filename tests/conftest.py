@@ -205,3 +205,10 @@ def full_load_one_store(tmp_path: Path, day):
     source.enable_cdc(engine)
     dms.LocalReplicationTask(engine).start("start-replication", day)
     return engine
+
+
+def empty_bucket(s3, bucket: str) -> None:
+    """Delete a moto bucket and what it holds (the moto server lives for the whole session)."""
+    for obj in s3.list_objects_v2(Bucket=bucket).get("Contents", []):
+        s3.delete_object(Bucket=bucket, Key=obj["Key"])
+    s3.delete_bucket(Bucket=bucket)

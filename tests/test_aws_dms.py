@@ -10,7 +10,7 @@ import pytest
 from botocore.stub import Stubber
 
 from crosschannel import dms, ingest, segment_events, storage
-from tests.conftest import BUNDLE, full_load_one_store, run_dag
+from tests.conftest import BUNDLE, empty_bucket, full_load_one_store, run_dag
 
 DAY = dt.date(2026, 11, 2)
 
@@ -38,9 +38,7 @@ def aws_env(moto_server, local_env, monkeypatch):
     monkeypatch.setenv("CROSSCHANNEL__AWS__DMS__REPLICATION_TASK_ARN", task["ReplicationTaskArn"])
     get_config.cache_clear()
     yield {"client": client, "arn": task["ReplicationTaskArn"], "s3": s3}
-    for obj in s3.list_objects_v2(Bucket="lake").get("Contents", []):
-        s3.delete_object(Bucket="lake", Key=obj["Key"])
-    s3.delete_bucket(Bucket="lake")
+    empty_bucket(s3, "lake")
     client.delete_replication_task(ReplicationTaskArn=task["ReplicationTaskArn"])
     get_config.cache_clear()
 

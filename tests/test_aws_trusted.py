@@ -11,7 +11,7 @@ import boto3
 import pytest
 
 from crosschannel import dms, trusted
-from tests.conftest import BUNDLE, full_load_one_store
+from tests.conftest import BUNDLE, empty_bucket, full_load_one_store
 
 DAY = dt.date(2026, 11, 2)
 
@@ -37,6 +37,7 @@ def aws_lake(moto_server, local_env, monkeypatch, tmp_path):
         monkeypatch.setenv(key, value)
     get_config.cache_clear()
     yield s3
+    empty_bucket(s3, "lake")
     get_config.cache_clear()
 
 

@@ -38,8 +38,8 @@ def test_local_partition_commit_is_atomic(local_env):
 
 
 def test_s3_partition_commit_against_a_moto_server(moto_server, local_env, monkeypatch):
-    boto3.client("s3", endpoint_url=moto_server).create_bucket(Bucket="lake")
-    monkeypatch.setenv("CROSSCHANNEL__STORAGE__ROOT", "s3://lake/data")
+    boto3.client("s3", endpoint_url=moto_server).create_bucket(Bucket="storage-test")
+    monkeypatch.setenv("CROSSCHANNEL__STORAGE__ROOT", "s3://storage-test/data")
     from crosschannel.config import get_config
 
     get_config.cache_clear()
@@ -49,5 +49,5 @@ def test_s3_partition_commit_against_a_moto_server(moto_server, local_env, monke
     _exercise_commit(root)
 
     keys = sorted(o["Key"] for o in boto3.client("s3", endpoint_url=moto_server)
-                  .list_objects_v2(Bucket="lake")["Contents"])
+                  .list_objects_v2(Bucket="storage-test")["Contents"])
     assert keys == ["data/trusted/orders/dt=2026-11-01/_SUCCESS", "data/trusted/orders/dt=2026-11-01/part-9.csv"]
