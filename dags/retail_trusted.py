@@ -11,8 +11,13 @@ typing, customer 360, features and the Great Expectations gates come next.
    partition, latest change per key by commit time, file and row order, deletes removed. local target:
    DuckDB in the worker. aws target: `GlueJobOperator` running the generic Glue 5.x script
    `include/glue/run_sql.py` (uploaded to `aws.glue.script_location`) with the same SQL.
-3. `publish_trusted` checks every table's partition was committed (`<root>/trusted/<table>/dt=YYYY-MM-DD/`)
-   and emits the `crosschannel.trusted` asset with the partition and the rows per table.
+   Results wait as candidates under `<root>/staging/trusted/<table>/dt=YYYY-MM-DD/`.
+3. `gate_trusted` runs each table's Great Expectations suite (`include/expectations/trusted_<table>.json`)
+   on its candidate. A failed critical expectation stops the run with every failure and sample values,
+   and the trusted zone keeps its previous good partitions; warnings are reported. Results are kept in
+   `<root>/reports/dt=YYYY-MM-DD/gates/`. When all pass, the candidates become
+   `<root>/trusted/<table>/dt=YYYY-MM-DD/`.
+4. `publish_trusted` emits the `crosschannel.trusted` asset with the partition, rows and gate outcomes.
 
 Needs on aws: the `aws_default` connection, `aws.glue.role_arn` with read access to the landing zone and
 write access to the trusted zone. Backfill: runs are idempotent (each partition is rewritten whole); run
@@ -79,6 +84,13 @@ def retail_trusted():
 
         merge_table = merge_table.expand(job=jobs)
 
+    @task
+    def gate_trusted(**context) -> dict:
+        """Run the Great Expectations suites on every merged table; publish them only if none fails critically."""
+        from crosschannel.trusted import gate_and_publish
+
+        return gate_and_publish(partition_day(context))
+
     @task(outlets=[TRUSTED])
     def publish_trusted(*, outlet_events, **context) -> dict:
         """Check every table's partition is committed and emit the trusted asset with the row counts."""
@@ -90,7 +102,7 @@ def retail_trusted():
         outlet_events[TRUSTED].add_partitions(day.isoformat())
         return summary
 
-    chain(jobs, merge_table, publish_trusted())
+    chain(jobs, merge_table, gate_trusted(), publish_trusted())
 
 
 dag = retail_trusted()

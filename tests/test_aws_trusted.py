@@ -45,7 +45,7 @@ def test_plan_uploads_the_rendered_sql_and_lists_the_landed_files(aws_lake):
     jobs = {job["table"]: job for job in trusted.plan_merge(DAY)}
 
     args = jobs["stores"]["script_args"]
-    assert args["--output_path"] == "s3://lake/data/trusted/stores/dt=2026-11-02"
+    assert args["--output_path"] == "s3://lake/data/staging/trusted/stores/dt=2026-11-02"
     sql = aws_lake.get_object(Bucket="lake", Key="data/system/glue/sql/dt=2026-11-02/stores_cdc_merge.sql")
     assert sql["Body"].read().decode() == trusted.merge_sql("stores")
     assert json.loads(args["--inputs"]) == {"landing": {"format": "dms_csv", "paths": [
@@ -73,5 +73,5 @@ def test_the_dags_glue_operator_starts_the_job_with_the_planned_arguments(aws_la
     assert definition["Command"]["ScriptLocation"] == "s3://lake/code/run_sql.py"
     assert definition["GlueVersion"] == "5.0" and definition["WorkerType"] == "G.1X"
     (run,) = glue.get_job_runs(JobName="crosschannel-sql")["JobRuns"]
-    assert run["Arguments"]["--output_path"] == "s3://lake/data/trusted/orders/dt=2026-11-02"
+    assert run["Arguments"]["--output_path"] == "s3://lake/data/staging/trusted/orders/dt=2026-11-02"
     assert json.loads(run["Arguments"]["--inputs"])["landing"]["format"] == "dms_csv"

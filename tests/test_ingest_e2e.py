@@ -198,7 +198,7 @@ def test_trusted_partition_is_written_whole(ingested):
     from crosschannel import trusted
 
     state = trusted.current_state("orders", DAYS[1])
-    target = trusted.write_table("orders", DAYS[1], state)
+    target = trusted.write_table("orders", DAYS[1], state, candidate=False)
 
     assert storage.is_committed(target)
     with (target / "part-00000.parquet").open("rb") as handle:
@@ -249,3 +249,32 @@ def test_retail_trusted_commits_every_table_for_the_partition(ingested):
     assert run.state == "success"
     summary = trusted.summarize(DAYS[-1])
     assert summary["rows"] == {name: len(rows) for name, rows in _source_state(ingested["engine"]).items()}
+
+
+def test_a_critical_gate_failure_keeps_the_previous_good_partition(ingested):
+    """A merge result with a duplicated key and a bad channel stops at the gate, naming table, column and
+    expectation with sample values; the published trusted partition is untouched."""
+    import pyarrow as pa
+
+    from crosschannel import gates, trusted
+
+    day = DAYS[-1]
+    assert run_dag("retail_trusted", day.isoformat()).state == "success"
+    published = (trusted.final_dir("orders", day) / "part-00000.parquet").read_bytes()
+    good = trusted.current_state("orders", day)
+    bad = pa.concat_tables([good, good.slice(0, 1)])
+    channel = bad.column("channel").to_pylist()
+    channel[1] = "fax"
+    bad = bad.set_column(bad.schema.get_field_index("channel"), "channel", pa.array(channel, pa.string()))
+    for table in dms.mapped_tables():
+        trusted.write_table(table, day, bad if table == "orders" else trusted.current_state(table, day))
+
+    with pytest.raises(gates.GateFailed) as caught:
+        trusted.gate_and_publish(day)
+
+    message = str(caught.value)
+    assert "trusted_orders (partition 2026-11-03), column order_id: expect_column_values_to_be_unique" in message
+    assert "column channel: expect_column_values_to_be_in_set" in message and "'fax'" in message
+    assert (trusted.final_dir("orders", day) / "part-00000.parquet").read_bytes() == published
+    report = storage.read_json(storage.zone("reports", f"dt={day}", "gates", "trusted_orders.json"))
+    assert report["success"] is False and report["rows"] == good.num_rows + 1

@@ -75,7 +75,7 @@ def run(days: int = 3) -> dict:
         for dag_id in STAGE_DAGS:
             _run_dag(dag_id, day)
         runs[day.isoformat()] = {"generator": change, "ingest": ingest_figures(day),
-                                 "trusted": trusted.summarize(day)["rows"]}
+                                 "trusted": trusted.summarize(day)}
     last = max(runs)
     summary = {
         "partition": last,
@@ -94,7 +94,9 @@ def run(days: int = 3) -> dict:
                 "runs": {day: r["ingest"] for day, r in runs.items()},
             },
             "trusted": {
-                "rows": runs[last]["trusted"],
+                "rows": runs[last]["trusted"]["rows"],
+                "gates": runs[last]["trusted"]["gates"],
+                "gate_reports": runs[last]["trusted"]["gate_reports"],
                 "location": storage.url_of(storage.zone("trusted")),
                 "runs": {day: r["trusted"] for day, r in runs.items()},
             },
@@ -125,6 +127,10 @@ def render(summary: dict, path) -> str:
             lines.append(f"{'':<12}{table:<14}{rows:>12,}{ops['I']:>8,}{ops['U']:>8,}{ops['D']:>8,}")
         lines.append(f"{'':<12}{'Segment msgs':<14}{figures['segment_messages']:>12,}")
     lines += ["", f"Trusted current state at {summary['partition']} ({summary['stages']['trusted']['location']}):"]
-    lines += [f"{'':<12}{table:<14}{rows:>12,}" for table, rows in summary["stages"]["trusted"]["rows"].items()]
+    trusted_stage = summary["stages"]["trusted"]
+    for table, rows in trusted_stage["rows"].items():
+        verdict = "passed" if trusted_stage["gates"].get(f"trusted_{table}") else "FAILED"
+        lines.append(f"{'':<12}{table:<14}{rows:>12,}   gate {verdict}")
+    lines.append(f"Gate results: {trusted_stage['gate_reports']}")
     lines += ["", f"Summary JSON: {Path(str(path.path))}"]
     return "\n".join(lines)

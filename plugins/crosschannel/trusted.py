@@ -86,14 +86,73 @@ def current_state(table: str, day: dt.date) -> pa.Table:
     return engines.run_duckdb(merge_sql(table), {"landing": read_landing(table, landing_files(table, day))})
 
 
-def write_table(table: str, day: dt.date, data: pa.Table) -> ObjectStoragePath:
-    """Commit the table's partition <root>/trusted/<table>/dt=YYYY-MM-DD/ as one Parquet file."""
+def final_dir(table: str, day: dt.date) -> ObjectStoragePath:
+    return storage.partition_dir("trusted", table, day=day.isoformat())
+
+
+def candidate_dir(table: str, day: dt.date) -> ObjectStoragePath:
+    """Where a merge result waits for its gate; only a passing gate publishes it to the trusted zone."""
+    return storage.partition_dir("staging", "trusted", table, day=day.isoformat())
+
+
+def write_table(table: str, day: dt.date, data: pa.Table, *, candidate: bool = True) -> ObjectStoragePath:
+    """Commit the table's merge result as one Parquet file (by default as the candidate for the gate)."""
     import pyarrow.parquet as pq
 
-    target = storage.partition_dir("trusted", table, day=day.isoformat())
+    target = candidate_dir(table, day) if candidate else final_dir(table, day)
     with storage.committing(target) as staging, (staging / "part-00000.parquet").open("wb") as handle:
         pq.write_table(data, handle)
     return target
+
+
+def _read_parquet(folder: ObjectStoragePath) -> pa.Table:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    parts = []
+    for path in sorted(folder.glob("*.parquet")):
+        with path.open("rb") as handle:
+            parts.append(pq.read_table(handle))
+    return pa.concat_tables(parts)
+
+
+def _rows_in(folder: ObjectStoragePath) -> int:
+    import pyarrow.parquet as pq
+
+    total = 0
+    for path in folder.glob("*.parquet"):
+        with path.open("rb") as handle:
+            total += pq.ParquetFile(handle).metadata.num_rows
+    return total
+
+
+def gate_and_publish(day: dt.date) -> dict:
+    """Run every table's suite on its candidate; only if no critical expectation fails, publish them all.
+
+    A failure leaves the trusted zone as it was (the previous good partitions untouched) and raises with
+    every failed expectation and sample values; warnings are reported. Results are kept per partition.
+    """
+    from crosschannel import gates
+
+    results = []
+    for table in dms.mapped_tables():
+        candidate = candidate_dir(table, day)
+        if not storage.is_committed(candidate):
+            raise TrustedInputError(f"{storage.url_of(candidate)}: no merge result for {table} on {day}")
+        previous = final_dir(table, day - dt.timedelta(days=1))
+        previous_rows = _rows_in(previous) if storage.is_committed(previous) else None
+        result = gates.validate(f"trusted_{table}", _read_parquet(candidate).to_pandas(), day, previous_rows)
+        gates.record(result)
+        results.append(result)
+    gates.enforce(results)
+    for table in dms.mapped_tables():
+        candidate = candidate_dir(table, day)
+        with storage.committing(final_dir(table, day)) as staging:
+            for path in candidate.glob("*.parquet"):
+                (staging / path.name).write_bytes(path.read_bytes())
+        candidate.fs.rm(candidate.path, recursive=True)
+    return {"partition": day.isoformat(), "gates": {r.suite: r.success for r in results},
+            "warnings": {r.suite: len(r.failed_warning) for r in results if r.failed_warning}}
 
 
 def plan_merge(day: dt.date) -> list[dict]:
@@ -103,7 +162,7 @@ def plan_merge(day: dt.date) -> list[dict]:
     cfg = get_config()
     jobs = []
     for table in dms.mapped_tables():
-        output = storage.partition_dir("trusted", table, day=day.isoformat())
+        output = candidate_dir(table, day)
         job = {"table": table, "partition": day.isoformat(), "output_path": storage.url_of(output)}
         if cfg.target == "aws":
             sql_path = storage.zone("system", "glue", "sql", f"dt={day.isoformat()}", f"{table}_cdc_merge.sql")
@@ -127,13 +186,14 @@ def merge_and_write(table: str, day: dt.date) -> int:
 
 
 def summarize(day: dt.date) -> dict:
-    """Rows per trusted table for the partition, read back from the committed Parquet files."""
-    import pyarrow.parquet as pq
-
+    """Rows per trusted table and the gate outcomes for the partition, read back from what was committed."""
     rows = {}
     for table in dms.mapped_tables():
-        target = storage.partition_dir("trusted", table, day=day.isoformat())
+        target = final_dir(table, day)
         if not storage.is_committed(target):
-            raise TrustedInputError(f"{target}: the trusted partition of {table} was not committed")
-        rows[table] = sum(pq.ParquetFile(p.open("rb")).metadata.num_rows for p in target.glob("*.parquet"))
-    return {"partition": day.isoformat(), "rows": rows}
+            raise TrustedInputError(f"{storage.url_of(target)}: the trusted partition of {table} was not committed")
+        rows[table] = _rows_in(target)
+    reports = storage.zone("reports", f"dt={day.isoformat()}", "gates")
+    gate_results = {p.stem: storage.read_json(p)["success"] for p in reports.glob("trusted_*.json")} \
+        if reports.exists() else {}
+    return {"partition": day.isoformat(), "rows": rows, "gates": gate_results, "gate_reports": storage.url_of(reports)}

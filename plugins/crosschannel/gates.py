@@ -1,0 +1,136 @@
+"""Great Expectations gates: a suite from include/expectations/ run with GX Core on a partition's data.
+
+Each expectation carries `meta.severity`: `critical` failures stop the run (the gate raises, listing each
+failed expectation with sample bad values), `warning` failures are reported. kwargs may say
+`$partition_start` / `$partition_end` (the day's bounds). A suite's `meta.row_count_vs_previous`
+({min_ratio, max_ratio, severity}) adds a row-count check against the previous partition's count.
+GX is imported inside the gate (it takes seconds), never at DAG parse time. Results are kept per
+partition under <root>/reports/dt=YYYY-MM-DD/gates/<suite>.json.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from crosschannel import storage
+from crosschannel.config import BUNDLE_ROOT
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+SUITES = BUNDLE_ROOT / "include" / "expectations"
+SAMPLE_SIZE = 5
+
+
+class GateFailed(RuntimeError):
+    """Critical expectations failed; the message names the suite, table, column and sample bad values."""
+
+
+@dataclass
+class GateResult:
+    suite: str
+    partition: str
+    rows: int
+    failed_critical: list[dict] = field(default_factory=list)
+    failed_warning: list[dict] = field(default_factory=list)
+    checked: int = 0
+
+    @property
+    def success(self) -> bool:
+        return not self.failed_critical
+
+    def as_dict(self) -> dict:
+        return {"suite": self.suite, "partition": self.partition, "rows": self.rows, "success": self.success,
+                "expectations": self.checked, "failed_critical": self.failed_critical,
+                "failed_warning": self.failed_warning}
+
+
+def load_suite(name: str) -> dict:
+    path = SUITES / f"{name}.json"
+    if not path.exists():
+        raise FileNotFoundError(f"no expectation suite {name!r} at {path}")
+    return json.loads(path.read_text())
+
+
+def _bind(value, day: dt.date):
+    bounds = {"$partition_start": dt.datetime.combine(day, dt.time(0)),
+              "$partition_end": dt.datetime.combine(day + dt.timedelta(days=1), dt.time(0))}
+    if isinstance(value, str) and value in bounds:
+        return bounds[value]
+    if isinstance(value, dict):
+        return {k: _bind(v, day) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_bind(v, day) for v in value]
+    return value
+
+
+def expectations_for(suite: dict, day: dt.date, previous_rows: int | None) -> list[dict]:
+    """The suite's expectations with the day bound in, plus the row-count check when there is a previous count."""
+    expectations = [_bind(e, day) for e in suite["expectations"]]
+    bounds = suite.get("meta", {}).get("row_count_vs_previous")
+    if bounds and previous_rows:
+        expectations.append({
+            "type": "expect_table_row_count_to_be_between",
+            "kwargs": {"min_value": int(previous_rows * bounds["min_ratio"]),
+                       "max_value": int(previous_rows * bounds["max_ratio"]) + 1},
+            "meta": {"severity": bounds.get("severity", "warning"), "previous_rows": previous_rows},
+        })
+    return expectations
+
+
+def validate(suite_name: str, frame: pd.DataFrame, day: dt.date, previous_rows: int | None = None) -> GateResult:
+    """Run the suite on the frame with GX Core (ephemeral context) and sort the failures by severity."""
+    os.environ.setdefault("TQDM_DISABLE", "1")
+    import great_expectations as gx
+
+    suite = load_suite(suite_name)
+    context = gx.get_context(mode="ephemeral")
+    gx_suite = context.suites.add(gx.ExpectationSuite(
+        name=suite["name"], expectations=expectations_for(suite, day, previous_rows), meta=suite.get("meta", {})))
+    batch = (context.data_sources.add_pandas("pandas").add_dataframe_asset("partition")
+             .add_batch_definition_whole_dataframe("whole"))
+    definition = context.validation_definitions.add(
+        gx.ValidationDefinition(name=f"{suite_name}-{day}", data=batch, suite=gx_suite))
+    outcome = definition.run(batch_parameters={"dataframe": frame},
+                             result_format={"result_format": "SUMMARY", "partial_unexpected_count": SAMPLE_SIZE})
+    result = GateResult(suite=suite_name, partition=day.isoformat(), rows=len(frame), checked=len(outcome.results))
+    for item in outcome.results:
+        if item.success:
+            continue
+        config = item.expectation_config
+        failure = {
+            "expectation": config.type,
+            "column": config.kwargs.get("column") or config.kwargs.get("column_list"),
+            "kwargs": {k: v for k, v in config.kwargs.items() if k not in ("column", "batch_id")},
+            "unexpected_count": item.result.get("unexpected_count"),
+            "sample": [None if v != v else v for v in item.result.get("partial_unexpected_list", [])][:SAMPLE_SIZE],
+            "observed": item.result.get("observed_value"),
+        }
+        severity = (config.meta or {}).get("severity", "critical")
+        (result.failed_critical if severity == "critical" else result.failed_warning).append(failure)
+    return result
+
+
+def record(result: GateResult) -> str:
+    """Keep the result with the partition's reports; returns where."""
+    path = storage.zone("reports", f"dt={result.partition}", "gates", f"{result.suite}.json")
+    storage.write_json(path, result.as_dict())
+    return storage.url_of(path)
+
+
+def enforce(results: list[GateResult]) -> None:
+    """Raise GateFailed listing every failed critical expectation of every suite."""
+    lines = []
+    for result in results:
+        for failure in result.failed_critical:
+            where = f"{result.suite} (partition {result.partition}), column {failure['column']}"
+            what = f"{failure['expectation']} {failure['kwargs'] or ''}".strip()
+            found = f"failed on {failure['unexpected_count']} row(s); sample: {failure['sample']}"
+            observed = f"; observed {failure['observed']}" if failure["observed"] is not None else ""
+            lines.append(f"{where}: {what} {found}{observed}")
+    if lines:
+        raise GateFailed("critical expectations failed:\n  " + "\n  ".join(lines))
