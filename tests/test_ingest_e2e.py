@@ -266,8 +266,13 @@ def test_a_critical_gate_failure_keeps_the_previous_good_partition(ingested):
     channel = bad.column("channel").to_pylist()
     channel[1] = "fax"
     bad = bad.set_column(bad.schema.get_field_index("channel"), "channel", pa.array(channel, pa.string()))
+    lines = trusted.current_state("order_lines", day)
+    order_ids = lines.column("order_id").to_pylist()
+    order_ids[0] = 999_999_999
+    lines = lines.set_column(0, "order_id", pa.array(order_ids, pa.int64()))
+    replaced = {"orders": bad, "order_lines": lines}
     for table in dms.mapped_tables():
-        trusted.write_table(table, day, bad if table == "orders" else trusted.current_state(table, day))
+        trusted.write_table(table, day, replaced.get(table) or trusted.current_state(table, day))
 
     with pytest.raises(gates.GateFailed) as caught:
         trusted.gate_and_publish(day)
@@ -275,6 +280,8 @@ def test_a_critical_gate_failure_keeps_the_previous_good_partition(ingested):
     message = str(caught.value)
     assert "trusted_orders (partition 2026-11-03), column order_id: expect_column_values_to_be_unique" in message
     assert "column channel: expect_column_values_to_be_in_set" in message and "'fax'" in message
+    assert "trusted_order_lines (partition 2026-11-03), column _references_orders_order_id" in message
+    assert "999999999" in message
     assert (trusted.final_dir("orders", day) / "part-00000.parquet").read_bytes() == published
     report = storage.read_json(storage.zone("reports", f"dt={day}", "gates", "trusted_orders.json"))
     assert report["success"] is False and report["rows"] == good.num_rows + 1

@@ -3,7 +3,10 @@
 Each expectation carries `meta.severity`: `critical` failures stop the run (the gate raises, listing each
 failed expectation with sample bad values), `warning` failures are reported. kwargs may say
 `$partition_start` / `$partition_end` (the day's bounds). A suite's `meta.row_count_vs_previous`
-({min_ratio, max_ratio, severity}) adds a row-count check against the previous partition's count.
+({min_ratio, max_ratio, severity}) adds a row-count check against the previous partition's count, and
+`meta.references` ([{column, table, key, severity}]) checks referential integrity: every non-null value of
+the column must be a key of the referenced table in the same partition (order lines to orders to
+customers, ...). The gate computes one `_references_<table>` flag column per reference for that.
 GX is imported inside the gate (it takes seconds), never at DAG parse time. Results are kept per
 partition under <root>/reports/dt=YYYY-MM-DD/gates/<suite>.json.
 """
@@ -82,15 +85,39 @@ def expectations_for(suite: dict, day: dt.date, previous_rows: int | None) -> li
     return expectations
 
 
-def validate(suite_name: str, frame: pd.DataFrame, day: dt.date, previous_rows: int | None = None) -> GateResult:
-    """Run the suite on the frame with GX Core (ephemeral context) and sort the failures by severity."""
+def with_references(suite: dict, frame: pd.DataFrame, keys_of) -> tuple[pd.DataFrame, list[dict]]:
+    """Flag columns and expectations for the suite's references; `keys_of(table, key)` gives the valid keys."""
+    flags, expectations = {}, []
+    for ref in suite.get("meta", {}).get("references", []):
+        flag = f"_references_{ref['table']}_{ref['column']}"
+        valid = frame[ref["column"]].isna() | frame[ref["column"]].isin(keys_of(ref["table"], ref["key"]))
+        flags[flag] = valid.where(valid, frame[ref["column"]].astype(object))
+        expectations.append({
+            "type": "expect_column_values_to_be_in_set",
+            "kwargs": {"column": flag, "value_set": [True]},
+            "meta": {"severity": ref.get("severity", "critical"),
+                     "references": f"{ref['column']} -> {ref['table']}.{ref['key']}"},
+        })
+    return frame.assign(**flags), expectations
+
+
+def validate(suite_name: str, frame: pd.DataFrame, day: dt.date, previous_rows: int | None = None,
+             keys_of=None) -> GateResult:
+    """Run the suite on the frame with GX Core (ephemeral context) and sort the failures by severity.
+
+    A failed reference check's sample shows the dangling values themselves.
+    """
     os.environ.setdefault("TQDM_DISABLE", "1")
     import great_expectations as gx
 
     suite = load_suite(suite_name)
+    references: list[dict] = []
+    if keys_of is not None:
+        frame, references = with_references(suite, frame, keys_of)
     context = gx.get_context(mode="ephemeral")
     gx_suite = context.suites.add(gx.ExpectationSuite(
-        name=suite["name"], expectations=expectations_for(suite, day, previous_rows), meta=suite.get("meta", {})))
+        name=suite["name"], expectations=expectations_for(suite, day, previous_rows) + references,
+        meta=suite.get("meta", {})))
     batch = (context.data_sources.add_pandas("pandas").add_dataframe_asset("partition")
              .add_batch_definition_whole_dataframe("whole"))
     definition = context.validation_definitions.add(

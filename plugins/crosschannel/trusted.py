@@ -134,14 +134,21 @@ def gate_and_publish(day: dt.date) -> dict:
     """
     from crosschannel import gates
 
-    results = []
+    frames = {}
     for table in dms.mapped_tables():
         candidate = candidate_dir(table, day)
         if not storage.is_committed(candidate):
             raise TrustedInputError(f"{storage.url_of(candidate)}: no merge result for {table} on {day}")
+        frames[table] = _read_parquet(candidate).to_pandas()
+
+    def keys_of(table: str, key: str):
+        return frames[table][key].dropna().unique()
+
+    results = []
+    for table, frame in frames.items():
         previous = final_dir(table, day - dt.timedelta(days=1))
         previous_rows = _rows_in(previous) if storage.is_committed(previous) else None
-        result = gates.validate(f"trusted_{table}", _read_parquet(candidate).to_pandas(), day, previous_rows)
+        result = gates.validate(f"trusted_{table}", frame, day, previous_rows, keys_of=keys_of)
         gates.record(result)
         results.append(result)
     gates.enforce(results)
