@@ -34,5 +34,8 @@ def test_demo_runs_the_chain_and_writes_its_summary(tmp_path, monkeypatch, airfl
         (+1 if op == "I" else -1 if op == "D" else 0) * n
         for op, n in ingest["cdc_ops"]["customers"].items())
     assert summary["stages"]["trusted"]["gates"] == {f"trusted_{t}": True for t in ingest["rows"]}
+    docs = summary["stages"]["trusted"]["data_docs"]
+    assert docs.endswith("/data_docs/index.html")
+    assert "trusted_orders" in storage.location(docs).read_text()
     printed = capsys.readouterr().out
     assert "Demo finished in" in printed and "Summary JSON:" in printed

@@ -97,6 +97,7 @@ def run(days: int = 3) -> dict:
                 "rows": runs[last]["trusted"]["rows"],
                 "gates": runs[last]["trusted"]["gates"],
                 "gate_reports": runs[last]["trusted"]["gate_reports"],
+                "data_docs": runs[last]["trusted"]["data_docs"],
                 "location": storage.url_of(storage.zone("trusted")),
                 "runs": {day: r["trusted"] for day, r in runs.items()},
             },
@@ -132,5 +133,6 @@ def render(summary: dict, path) -> str:
         verdict = "passed" if trusted_stage["gates"].get(f"trusted_{table}") else "FAILED"
         lines.append(f"{'':<12}{table:<14}{rows:>12,}   gate {verdict}")
     lines.append(f"Gate results: {trusted_stage['gate_reports']}")
+    lines.append(f"Data Docs:    {trusted_stage['data_docs']}")
     lines += ["", f"Summary JSON: {Path(str(path.path))}"]
     return "\n".join(lines)

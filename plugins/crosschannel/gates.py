@@ -8,7 +8,8 @@ failed expectation with sample bad values), `warning` failures are reported. kwa
 the column must be a key of the referenced table in the same partition (order lines to orders to
 customers, ...). The gate computes one `_references_<table>` flag column per reference for that.
 GX is imported inside the gate (it takes seconds), never at DAG parse time. Results are kept per
-partition under <root>/reports/dt=YYYY-MM-DD/gates/<suite>.json.
+partition under <root>/reports/dt=YYYY-MM-DD/gates/<suite>.json and rendered as GX Data Docs HTML in
+<root>/reports/dt=YYYY-MM-DD/data_docs/.
 """
 
 from __future__ import annotations
@@ -16,7 +17,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import shutil
+import tempfile
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from crosschannel import storage
@@ -101,45 +105,76 @@ def with_references(suite: dict, frame: pd.DataFrame, keys_of) -> tuple[pd.DataF
     return frame.assign(**flags), expectations
 
 
-def validate(suite_name: str, frame: pd.DataFrame, day: dt.date, previous_rows: int | None = None,
-             keys_of=None) -> GateResult:
-    """Run the suite on the frame with GX Core (ephemeral context) and sort the failures by severity.
+class GateRun:
+    """One GX Core ephemeral context for a partition's gates, with a Data Docs site built as they run.
 
-    A failed reference check's sample shows the dangling values themselves.
+    `publish_docs()` copies the site (index, suites, validation results as HTML) to
+    <root>/reports/dt=YYYY-MM-DD/data_docs/ and returns the index's URL.
     """
-    os.environ.setdefault("TQDM_DISABLE", "1")
-    import great_expectations as gx
 
-    suite = load_suite(suite_name)
-    references: list[dict] = []
-    if keys_of is not None:
-        frame, references = with_references(suite, frame, keys_of)
-    context = gx.get_context(mode="ephemeral")
-    gx_suite = context.suites.add(gx.ExpectationSuite(
-        name=suite["name"], expectations=expectations_for(suite, day, previous_rows) + references,
-        meta=suite.get("meta", {})))
-    batch = (context.data_sources.add_pandas("pandas").add_dataframe_asset("partition")
-             .add_batch_definition_whole_dataframe("whole"))
-    definition = context.validation_definitions.add(
-        gx.ValidationDefinition(name=f"{suite_name}-{day}", data=batch, suite=gx_suite))
-    outcome = definition.run(batch_parameters={"dataframe": frame},
-                             result_format={"result_format": "SUMMARY", "partial_unexpected_count": SAMPLE_SIZE})
-    result = GateResult(suite=suite_name, partition=day.isoformat(), rows=len(frame), checked=len(outcome.results))
-    for item in outcome.results:
-        if item.success:
-            continue
-        config = item.expectation_config
-        failure = {
-            "expectation": config.type,
-            "column": config.kwargs.get("column") or config.kwargs.get("column_list"),
-            "kwargs": {k: v for k, v in config.kwargs.items() if k not in ("column", "batch_id")},
-            "unexpected_count": item.result.get("unexpected_count"),
-            "sample": [None if v != v else v for v in item.result.get("partial_unexpected_list", [])][:SAMPLE_SIZE],
-            "observed": item.result.get("observed_value"),
-        }
-        severity = (config.meta or {}).get("severity", "critical")
-        (result.failed_critical if severity == "critical" else result.failed_warning).append(failure)
-    return result
+    def __init__(self, day: dt.date):
+        os.environ.setdefault("TQDM_DISABLE", "1")
+        import great_expectations as gx
+
+        self.gx = gx
+        self.day = day
+        self.site = Path(tempfile.mkdtemp(prefix="crosschannel-data-docs-"))
+        self.context = gx.get_context(mode="ephemeral")
+        self.context.add_data_docs_site(site_name="partition", site_config={
+            "class_name": "SiteBuilder",
+            "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(self.site)},
+            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+        })
+        self.batch = (self.context.data_sources.add_pandas("pandas").add_dataframe_asset("partition")
+                      .add_batch_definition_whole_dataframe("whole"))
+
+    def validate(self, suite_name: str, frame: pd.DataFrame, previous_rows: int | None = None,
+                 keys_of=None) -> GateResult:
+        """Run the suite on the frame and sort the failures by severity; a failed reference check's sample
+        shows the dangling values themselves."""
+        gx, day = self.gx, self.day
+        suite = load_suite(suite_name)
+        references: list[dict] = []
+        if keys_of is not None:
+            frame, references = with_references(suite, frame, keys_of)
+        gx_suite = self.context.suites.add(gx.ExpectationSuite(
+            name=suite["name"], expectations=expectations_for(suite, day, previous_rows) + references,
+            meta=suite.get("meta", {})))
+        definition = self.context.validation_definitions.add(
+            gx.ValidationDefinition(name=f"{suite_name}-{day}", data=self.batch, suite=gx_suite))
+        checkpoint = self.context.checkpoints.add(gx.Checkpoint(
+            name=f"{suite_name}-{day}", validation_definitions=[definition],
+            actions=[gx.checkpoint.UpdateDataDocsAction(name="data_docs", site_names=["partition"])],
+            result_format={"result_format": "SUMMARY", "partial_unexpected_count": SAMPLE_SIZE}))
+        run = checkpoint.run(batch_parameters={"dataframe": frame})
+        (outcome,) = run.run_results.values()
+        result = GateResult(suite=suite_name, partition=day.isoformat(), rows=len(frame),
+                            checked=len(outcome.results))
+        for item in outcome.results:
+            if item.success:
+                continue
+            config = item.expectation_config
+            failure = {
+                "expectation": config.type,
+                "column": config.kwargs.get("column") or config.kwargs.get("column_list"),
+                "kwargs": {k: v for k, v in config.kwargs.items() if k not in ("column", "batch_id")},
+                "unexpected_count": item.result.get("unexpected_count"),
+                "sample": [None if v != v else v for v in item.result.get("partial_unexpected_list", [])][:SAMPLE_SIZE],
+                "observed": item.result.get("observed_value"),
+            }
+            severity = (config.meta or {}).get("severity", "critical")
+            (result.failed_critical if severity == "critical" else result.failed_warning).append(failure)
+        return result
+
+    def publish_docs(self) -> str:
+        target = storage.zone("reports", f"dt={self.day.isoformat()}", "data_docs")
+        with storage.committing(target) as staging:
+            for path in sorted(p for p in self.site.rglob("*") if p.is_file()):
+                destination = staging / str(path.relative_to(self.site))
+                destination.parent.mkdir(parents=True, exist_ok=True)
+                destination.write_bytes(path.read_bytes())
+        shutil.rmtree(self.site, ignore_errors=True)
+        return storage.url_of(target / "index.html")
 
 
 def record(result: GateResult) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 from typing import TYPE_CHECKING
 
 from crosschannel import dms, engines, source, storage
@@ -17,6 +18,9 @@ from crosschannel import dms, engines, source, storage
 if TYPE_CHECKING:
     import pyarrow as pa
     from airflow.sdk import ObjectStoragePath
+
+
+log = logging.getLogger(__name__)
 
 
 class TrustedInputError(ValueError):
@@ -145,12 +149,15 @@ def gate_and_publish(day: dt.date) -> dict:
         return frames[table][key].dropna().unique()
 
     results = []
+    run = gates.GateRun(day)
     for table, frame in frames.items():
         previous = final_dir(table, day - dt.timedelta(days=1))
         previous_rows = _rows_in(previous) if storage.is_committed(previous) else None
-        result = gates.validate(f"trusted_{table}", frame, day, previous_rows, keys_of=keys_of)
+        result = run.validate(f"trusted_{table}", frame, previous_rows, keys_of=keys_of)
         gates.record(result)
         results.append(result)
+    data_docs = run.publish_docs()
+    log.info("Great Expectations Data Docs for %s: %s", day, data_docs)
     gates.enforce(results)
     for table in dms.mapped_tables():
         candidate = candidate_dir(table, day)
@@ -158,7 +165,7 @@ def gate_and_publish(day: dt.date) -> dict:
             for path in candidate.glob("*.parquet"):
                 (staging / path.name).write_bytes(path.read_bytes())
         candidate.fs.rm(candidate.path, recursive=True)
-    return {"partition": day.isoformat(), "gates": {r.suite: r.success for r in results},
+    return {"partition": day.isoformat(), "gates": {r.suite: r.success for r in results}, "data_docs": data_docs,
             "warnings": {r.suite: len(r.failed_warning) for r in results if r.failed_warning}}
 
 
@@ -203,4 +210,6 @@ def summarize(day: dt.date) -> dict:
     reports = storage.zone("reports", f"dt={day.isoformat()}", "gates")
     gate_results = {p.stem: storage.read_json(p)["success"] for p in reports.glob("trusted_*.json")} \
         if reports.exists() else {}
-    return {"partition": day.isoformat(), "rows": rows, "gates": gate_results, "gate_reports": storage.url_of(reports)}
+    docs = storage.zone("reports", f"dt={day.isoformat()}", "data_docs", "index.html")
+    return {"partition": day.isoformat(), "rows": rows, "gates": gate_results, "gate_reports": storage.url_of(reports),
+            "data_docs": storage.url_of(docs) if docs.exists() else None}
