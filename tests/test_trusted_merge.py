@@ -87,3 +87,20 @@ def test_every_table_types_agree_on_both_engines(spark, table):
 
     assert on_duckdb == on_spark
     assert Decimal("19.90") in on_duckdb[0] or "DECIMAL(12, 2)" not in {engines.sql_type(c) for c in tbl.columns}
+
+
+def test_a_value_that_no_longer_fits_its_type_is_stopped_on_both_engines(spark):
+    """DuckDB refuses the cast; Spark 3.5 (non-ANSI, as Glue) makes it NULL, which the gate stops."""
+    import duckdb
+
+    from crosschannel import gates
+
+    rows = [(0, 0, "I", LOAD, "1", "One", "Salem", "north", "not-a-date", "2026-01-01 10:00:00.000000")]
+    sql = trusted.merge_sql("stores")
+
+    with pytest.raises(duckdb.ConversionException):
+        engines.run_duckdb(sql, {"landing": _landing(rows)})
+    on_spark = engines.run_spark(spark, sql, {"landing": _landing(rows)})
+    assert on_spark.to_pylist()[0]["opened_date"] is None
+    result = gates.GateRun(dt.date(2026, 11, 2)).validate("trusted_stores", on_spark.to_pandas())
+    assert [f["column"] for f in result.failed_critical] == ["opened_date"]

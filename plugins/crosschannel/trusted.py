@@ -86,8 +86,18 @@ def merge_sql(table: str) -> str:
 
 
 def current_state(table: str, day: dt.date) -> pa.Table:
-    """The table's current state at the end of `day`, merged on DuckDB."""
-    return engines.run_duckdb(merge_sql(table), {"landing": read_landing(table, landing_files(table, day))})
+    """The table's current state at the end of `day`, merged on DuckDB.
+
+    A landed value that does not cast to its column's type (a column whose type changed at the source)
+    fails here on DuckDB; Spark casts it to NULL instead, which the gate's not-null expectations stop.
+    """
+    import duckdb
+
+    try:
+        return engines.run_duckdb(merge_sql(table), {"landing": read_landing(table, landing_files(table, day))})
+    except duckdb.ConversionException as exc:
+        raise TrustedInputError(f"trusted merge of table {table} for {day}: a landed value does not fit its "
+                                f"column's type ({exc})") from exc
 
 
 def final_dir(table: str, day: dt.date) -> ObjectStoragePath:
