@@ -74,4 +74,12 @@ def _spark_type(arrow_type):
         return T.LongType()
     if pa.types.is_timestamp(arrow_type):
         return T.TimestampType()
+    if pa.types.is_date(arrow_type):
+        return T.DateType()
+    if pa.types.is_decimal(arrow_type):
+        return T.DecimalType(arrow_type.precision, arrow_type.scale)
+    if pa.types.is_floating(arrow_type):
+        return T.DoubleType()
+    if pa.types.is_boolean(arrow_type):
+        return T.BooleanType()
     return T.StringType()

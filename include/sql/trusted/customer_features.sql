@@ -1,0 +1,75 @@
+-- Customer features as of the end of the as-of day, and the labels whose future window is complete.
+--
+-- Inputs: the trusted current state of `customers`, `orders` and `returns` at the partition (data_end).
+-- Only orders and returns before the end of the as-of day feed the features, so past as-of days can be
+-- computed from today's state (training sets); the labels look at the orders after it:
+--   repurchase_30d = 1 when the customer orders in the 30 days after the as-of day (NULL until complete)
+--   churn_90d      = 1 when the customer does not order in the 90 days after it (NULL until complete)
+-- Times are bound by the caller ({{ "{{ as_of_end }}" }} and friends are 'YYYY-MM-DD HH:MM:SS' strings), so the
+-- SQL needs no date arithmetic beyond a day count, written in the common subset of Spark SQL 3.5 and DuckDB.
+WITH past AS (
+    SELECT customer_id, order_ts, total, discount, channel
+    FROM orders
+    WHERE order_ts < CAST('{{ as_of_end }}' AS TIMESTAMP)
+),
+per_customer AS (
+    SELECT
+        customer_id,
+        MAX(order_ts) AS last_order_ts,
+        COUNT(*) AS orders_lifetime,
+{%- for days in windows %}
+        SUM(CASE WHEN order_ts >= CAST('{{ since[days] }}' AS TIMESTAMP) THEN 1 ELSE 0 END) AS frequency_{{ days }}d,
+        SUM(CASE WHEN order_ts >= CAST('{{ since[days] }}' AS TIMESTAMP) THEN total ELSE 0 END) AS monetary_{{ days }}d,
+{%- endfor %}
+{%- for channel in channels %}
+        SUM(CASE WHEN order_ts >= CAST('{{ since[365] }}' AS TIMESTAMP) AND channel = '{{ channel }}' THEN 1 ELSE 0 END)
+            AS {{ channel }}_orders_365d,
+{%- endfor %}
+        SUM(CASE WHEN order_ts >= CAST('{{ since[365] }}' AS TIMESTAMP) THEN discount ELSE 0 END) AS discount_365d
+    FROM past
+    GROUP BY customer_id
+),
+returned AS (
+    SELECT o.customer_id, COUNT(*) AS returns_90d, SUM(r.refund_amount) AS refunds_90d
+    FROM returns AS r
+    INNER JOIN orders AS o ON o.order_id = r.order_id
+    WHERE r.return_ts >= CAST('{{ since[90] }}' AS TIMESTAMP) AND r.return_ts < CAST('{{ as_of_end }}' AS TIMESTAMP)
+    GROUP BY o.customer_id
+),
+future AS (
+    SELECT
+        customer_id,
+        MAX(CASE WHEN order_ts < CAST('{{ until[30] }}' AS TIMESTAMP) THEN 1 ELSE 0 END) AS bought_30d,
+        MAX(CASE WHEN order_ts < CAST('{{ until[90] }}' AS TIMESTAMP) THEN 1 ELSE 0 END) AS bought_90d
+    FROM orders
+    WHERE order_ts >= CAST('{{ as_of_end }}' AS TIMESTAMP)
+    GROUP BY customer_id
+)
+SELECT
+    c.customer_id,
+    CAST('{{ as_of }}' AS DATE) AS as_of,
+    EXTRACT(DAY FROM (CAST('{{ as_of_end }}' AS TIMESTAMP) - CAST(c.signup_date AS TIMESTAMP))) - 1 AS tenure_days,
+    c.loyalty_tier,
+    EXTRACT(DAY FROM (CAST('{{ as_of_end }}' AS TIMESTAMP) - CAST(CAST(p.last_order_ts AS DATE) AS TIMESTAMP))) - 1
+        AS recency_days,
+    COALESCE(p.orders_lifetime, 0) AS orders_lifetime,
+{%- for days in windows %}
+    COALESCE(p.frequency_{{ days }}d, 0) AS frequency_{{ days }}d,
+    CAST(COALESCE(p.monetary_{{ days }}d, 0) AS DECIMAL(14, 2)) AS monetary_{{ days }}d,
+{%- endfor %}
+{%- for channel in channels %}
+    CASE WHEN p.frequency_365d > 0
+        THEN CAST(p.{{ channel }}_orders_365d AS DOUBLE) / CAST(p.frequency_365d AS DOUBLE) END AS {{ channel }}_share_365d,
+{%- endfor %}
+    CASE WHEN p.monetary_365d > 0
+        THEN CAST(p.discount_365d AS DOUBLE) / CAST(p.monetary_365d + p.discount_365d AS DOUBLE) END AS discount_share_365d,
+    COALESCE(r.returns_90d, 0) AS returns_90d,
+    CAST(COALESCE(r.refunds_90d, 0) AS DECIMAL(14, 2)) AS refunds_90d,
+    {% if complete[30] %}CASE WHEN f.bought_30d = 1 THEN 1 ELSE 0 END{% else %}CAST(NULL AS INT){% endif %} AS repurchase_30d,
+    {% if complete[90] %}CASE WHEN f.bought_90d = 1 THEN 0 ELSE 1 END{% else %}CAST(NULL AS INT){% endif %} AS churn_90d
+FROM customers AS c
+LEFT JOIN per_customer AS p ON p.customer_id = c.customer_id
+LEFT JOIN returned AS r ON r.customer_id = c.customer_id
+LEFT JOIN future AS f ON f.customer_id = c.customer_id
+WHERE c.signup_date <= CAST('{{ as_of }}' AS DATE)
+ORDER BY c.customer_id

@@ -1,0 +1,83 @@
+"""include/sql/trusted/customer_features.sql: features as of a day and complete-window labels, equal on
+DuckDB and Spark 3.5, checked against hand-computed values."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pyarrow as pa
+
+from crosschannel import engines
+from crosschannel.features import features_sql
+
+AS_OF = dt.date(2026, 6, 30)
+
+
+def _inputs() -> dict[str, pa.Table]:
+    money = pa.decimal128(12, 2)
+    customers = pa.table({
+        "customer_id": pa.array([1, 2, 3, 4], pa.int64()),
+        "loyalty_tier": pa.array(["gold", "none", "silver", "none"], pa.string()),
+        "signup_date": pa.array([dt.date(2025, 1, 1), dt.date(2026, 6, 1), dt.date(2024, 6, 30),
+                                 dt.date(2026, 7, 5)], pa.date32()),
+    })
+    orders = [  # order_id, customer_id, order_ts, total, discount, channel
+        (1, 1, dt.datetime(2026, 6, 29, 18), "100.00", "10.00", "web"),
+        (2, 1, dt.datetime(2026, 5, 1, 10), "50.00", "0.00", "store"),
+        (3, 1, dt.datetime(2025, 3, 1, 10), "30.00", "0.00", "store"),
+        (4, 1, dt.datetime(2026, 7, 10, 9), "20.00", "0.00", "app"),  # after the as-of day: a label only
+        (5, 2, dt.datetime(2026, 6, 30, 23, 59), "40.00", "0.00", "app"),  # last moment of the as-of day
+        (6, 3, dt.datetime(2025, 1, 15, 12), "70.00", "0.00", "store"),
+        (7, 3, dt.datetime(2026, 9, 30, 12), "15.00", "0.00", "web"),  # 92 days later: outside 90
+    ]
+    columns = list(zip(*orders, strict=True))
+    orders_table = pa.table({
+        "order_id": pa.array(columns[0], pa.int64()), "customer_id": pa.array(columns[1], pa.int64()),
+        "order_ts": pa.array(columns[2], pa.timestamp("us")),
+        "total": pa.array([Decimal(v) for v in columns[3]], money),
+        "discount": pa.array([Decimal(v) for v in columns[4]], money), "channel": pa.array(columns[5], pa.string()),
+    })
+    returns = pa.table({
+        "return_id": pa.array([1, 2], pa.int64()), "order_id": pa.array([2, 6], pa.int64()),
+        "refund_amount": pa.array([Decimal("25.00"), Decimal("70.00")], money),
+        "return_ts": pa.array([dt.datetime(2026, 5, 20), dt.datetime(2025, 2, 1)], pa.timestamp("us")),
+    })
+    return {"customers": customers, "orders": orders_table, "returns": returns}
+
+
+def _by_customer(table: pa.Table) -> dict[int, dict]:
+    return {row["customer_id"]: row for row in table.to_pylist()}
+
+
+def test_features_and_labels_on_duckdb():
+    rows = _by_customer(engines.run_duckdb(features_sql(AS_OF, dt.date(2026, 11, 1)), _inputs()))
+
+    assert set(rows) == {1, 2, 3}  # customer 4 signed up after the as-of day
+    one = rows[1]
+    assert (one["recency_days"], one["orders_lifetime"], one["frequency_30d"], one["frequency_90d"],
+            one["frequency_365d"]) == (1, 3, 1, 2, 2)
+    assert (one["monetary_30d"], one["monetary_365d"]) == (Decimal("100.00"), Decimal("150.00"))
+    assert (one["web_share_365d"], one["store_share_365d"], one["app_share_365d"]) == (0.5, 0.5, 0.0)
+    assert one["discount_share_365d"] == 10 / 160
+    assert (one["returns_90d"], one["refunds_90d"]) == (1, Decimal("25.00"))
+    assert (one["repurchase_30d"], one["churn_90d"]) == (1, 0)
+    assert one["tenure_days"] == 545
+    assert (rows[2]["recency_days"], rows[2]["repurchase_30d"], rows[2]["churn_90d"]) == (0, 0, 1)
+    assert (rows[3]["recency_days"], rows[3]["frequency_365d"], rows[3]["returns_90d"]) == (531, 0, 0)
+    assert rows[3]["web_share_365d"] is None and rows[3]["churn_90d"] == 1
+
+
+def test_labels_stay_null_until_their_window_is_complete():
+    rows = _by_customer(engines.run_duckdb(features_sql(AS_OF, dt.date(2026, 8, 15)), _inputs()))
+
+    assert rows[1]["repurchase_30d"] == 1 and rows[1]["churn_90d"] is None
+
+
+def test_spark_gives_the_same_features(spark):
+    sql = features_sql(AS_OF, dt.date(2026, 11, 1))
+
+    on_duckdb = engines.run_duckdb(sql, _inputs()).to_pylist()
+    on_spark = engines.run_spark(spark, sql, _inputs()).to_pylist()
+
+    assert on_spark == on_duckdb
