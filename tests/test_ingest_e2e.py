@@ -285,3 +285,20 @@ def test_a_critical_gate_failure_keeps_the_previous_good_partition(ingested):
     assert (trusted.final_dir("orders", day) / "part-00000.parquet").read_bytes() == published
     report = storage.read_json(storage.zone("reports", f"dt={day}", "gates", "trusted_orders.json"))
     assert report["success"] is False and report["rows"] == good.num_rows + 1
+
+
+def test_landed_segment_day_types_into_events(ingested):
+    """The landed Segment partition read back, typed and stitched: one event per distinct messageId, and
+    every Order Completed attributed to the order's customer in the trusted orders."""
+    from crosschannel import trusted
+    from crosschannel.trusted_events import empty_identities, read_day, type_day
+
+    day = DAYS[1]
+    messages = read_day(day)
+    _, events = type_day(messages, empty_identities())
+
+    segment = storage.partition_dir("landing", "segment", ingested["cfg"].segment.source_id, day=day.isoformat())
+    assert events.num_rows == storage.read_json(segment / "manifest.json")["messages"]
+    buyers = {r["order_id"]: r["customer_id"] for r in trusted.current_state("orders", day).to_pylist()}
+    completed = [e for e in events.to_pylist() if e["event_name"] == "Order Completed"]
+    assert completed and all(buyers[e["order_id"]] == e["customer_id"] for e in completed)
