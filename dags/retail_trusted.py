@@ -17,7 +17,12 @@ typing, customer 360, features and the Great Expectations gates come next.
    and the trusted zone keeps its previous good partitions; warnings are reported. Results are kept in
    `<root>/reports/dt=YYYY-MM-DD/gates/`. When all pass, the candidates become
    `<root>/trusted/<table>/dt=YYYY-MM-DD/`.
-4. `publish_trusted` emits the `crosschannel.trusted` asset with the partition, rows and gate outcomes.
+4. `plan_features` / `compute_features` / `gate_features`: the customer features of the partition day
+   (`include/sql/trusted/customer_features.sql` over the trusted tables; DuckDB locally, the same Glue job
+   on aws), gated by `include/expectations/features_customer.json`, then published to
+   `<root>/features/customer/dt=YYYY-MM-DD/`.
+5. `publish_trusted` emits the `crosschannel.trusted` and `crosschannel.features.customer` assets with
+   the partition, rows and gate outcomes.
 
 Needs on aws: the `aws_default` connection, `aws.glue.role_arn` with read access to the landing zone and
 write access to the trusted zone. Backfill: runs are idempotent (each partition is rewritten whole); run
@@ -31,10 +36,18 @@ import datetime as dt
 from airflow.sdk import chain, dag, task
 
 from crosschannel.config import get_config
-from crosschannel.pipeline import DEFAULT_ARGS, PARTITION_PARAM, landing_dms_asset, partition_day, trusted_asset
+from crosschannel.pipeline import (
+    DEFAULT_ARGS,
+    PARTITION_PARAM,
+    features_asset,
+    landing_dms_asset,
+    partition_day,
+    trusted_asset,
+)
 
 CONFIG = get_config()
 TRUSTED = trusted_asset()
+FEATURES = features_asset()
 
 
 @dag(
@@ -58,10 +71,10 @@ def retail_trusted():
 
     jobs = plan_merge()
 
+    glue = CONFIG.aws.glue
     if CONFIG.target == "aws":
         from airflow.providers.amazon.aws.operators.glue import GlueJobOperator
 
-        glue = CONFIG.aws.glue
         merge_table = GlueJobOperator.partial(
             task_id="merge_table",
             job_name=glue.job_name,
@@ -91,18 +104,59 @@ def retail_trusted():
 
         return gate_and_publish(partition_day(context))
 
-    @task(outlets=[TRUSTED])
+    @task(multiple_outputs=True)
+    def plan_features(**context) -> dict:
+        """Describe the partition's features job (aws: upload the rendered SQL, list the trusted inputs)."""
+        from crosschannel.features import plan_features
+
+        return plan_features(partition_day(context))
+
+    features_job = plan_features()
+
+    if CONFIG.target == "aws":
+        compute_features = GlueJobOperator(
+            task_id="compute_features",
+            job_name=glue.job_name,
+            script_location=glue.script_location,
+            iam_role_arn=glue.role_arn,
+            script_args=features_job["script_args"],
+            create_job_kwargs={"GlueVersion": glue.glue_version, "WorkerType": glue.worker_type,
+                               "NumberOfWorkers": glue.number_of_workers},
+            aws_conn_id=CONFIG.aws.conn_id,
+            region_name=CONFIG.aws.region,
+            deferrable=True,
+        )
+    else:
+
+        @task
+        def compute_features(**context) -> int:
+            """Compute the customer features of the partition on DuckDB, as the gate's candidate."""
+            from crosschannel.features import compute_features
+
+            return compute_features(partition_day(context))
+
+        compute_features = compute_features()
+
+    @task
+    def gate_features(**context) -> dict:
+        """Run the features suite on the candidate; publish the features only if it passes."""
+        from crosschannel.features import gate_and_publish_features
+
+        return gate_and_publish_features(partition_day(context))
+
+    @task(outlets=[TRUSTED, FEATURES])
     def publish_trusted(*, outlet_events, **context) -> dict:
-        """Check every table's partition is committed and emit the trusted asset with the row counts."""
+        """Emit the trusted and features assets with the partition, row counts and gate outcomes."""
         from crosschannel.trusted import summarize
 
         day = partition_day(context)
         summary = summarize(day)
-        outlet_events[TRUSTED].extra = summary
-        outlet_events[TRUSTED].add_partitions(day.isoformat())
+        for asset in (TRUSTED, FEATURES):
+            outlet_events[asset].extra = summary
+            outlet_events[asset].add_partitions(day.isoformat())
         return summary
 
-    chain(jobs, merge_table, gate_trusted(), publish_trusted())
+    chain(jobs, merge_table, gate_trusted(), features_job, compute_features, gate_features(), publish_trusted())
 
 
 dag = retail_trusted()

@@ -249,6 +249,8 @@ def test_retail_trusted_commits_every_table_for_the_partition(ingested):
     assert run.state == "success"
     summary = trusted.summarize(DAYS[-1])
     assert summary["rows"] == {name: len(rows) for name, rows in _source_state(ingested["engine"]).items()}
+    assert summary["gates"]["features_customer"] is True
+    assert summary["features_rows"] == summary["rows"]["customers"]
 
 
 def test_a_critical_gate_failure_keeps_the_previous_good_partition(ingested):

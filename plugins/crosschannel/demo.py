@@ -98,6 +98,8 @@ def run(days: int = 3) -> dict:
                 "gates": runs[last]["trusted"]["gates"],
                 "gate_reports": runs[last]["trusted"]["gate_reports"],
                 "data_docs": runs[last]["trusted"]["data_docs"],
+                "features_rows": runs[last]["trusted"]["features_rows"],
+                "features": storage.url_of(storage.zone("features", "customer")),
                 "location": storage.url_of(storage.zone("trusted")),
                 "runs": {day: r["trusted"] for day, r in runs.items()},
             },
@@ -132,6 +134,9 @@ def render(summary: dict, path) -> str:
     for table, rows in trusted_stage["rows"].items():
         verdict = "passed" if trusted_stage["gates"].get(f"trusted_{table}") else "FAILED"
         lines.append(f"{'':<12}{table:<14}{rows:>12,}   gate {verdict}")
+    verdict = "passed" if trusted_stage["gates"].get("features_customer") else "FAILED"
+    lines.append(f"{'':<12}{'features':<14}{trusted_stage['features_rows'] or 0:>12,}   gate {verdict}"
+                 f"   ({trusted_stage['features']})")
     lines.append(f"Gate results: {trusted_stage['gate_reports']}")
     lines.append(f"Data Docs:    {trusted_stage['data_docs']}")
     lines += ["", f"Summary JSON: {Path(str(path.path))}"]

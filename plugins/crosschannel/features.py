@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 from crosschannel import engines
 
@@ -28,3 +29,72 @@ def features_sql(as_of: dt.date, data_end: dt.date) -> str:
         until={days: _stamp(end + dt.timedelta(days=days)) for days in LABEL_HORIZONS},
         complete={days: as_of + dt.timedelta(days=days) <= data_end for days in LABEL_HORIZONS},
     )
+
+
+INPUTS = ("customers", "orders", "returns")
+
+
+def candidate_dir(day: dt.date):
+    from crosschannel import storage
+
+    return storage.partition_dir("staging", "features", "customer", day=day.isoformat())
+
+
+def final_dir(day: dt.date):
+    from crosschannel import storage
+
+    return storage.partition_dir("features", "customer", day=day.isoformat())
+
+
+def plan_features(day: dt.date) -> dict:
+    """The partition's features job; on aws the SQL is uploaded and the inputs are the trusted partitions."""
+    from crosschannel import storage, trusted
+    from crosschannel.config import get_config
+
+    job = {"partition": day.isoformat(), "output_path": storage.url_of(candidate_dir(day))}
+    if get_config().target == "aws":
+        sql_path = storage.zone("system", "glue", "sql", f"dt={day.isoformat()}", "customer_features.sql")
+        sql_path.parent.mkdir(parents=True, exist_ok=True)
+        sql_path.write_text(features_sql(day, day))
+        inputs = {name: {"format": "parquet", "paths": [storage.url_of(trusted.final_dir(name, day))]}
+                  for name in INPUTS}
+        job["script_args"] = {"--sql_path": storage.url_of(sql_path), "--inputs": json.dumps(inputs),
+                              "--output_path": job["output_path"]}
+    return job
+
+
+def compute_features(day: dt.date) -> int:
+    """The local target's features job: DuckDB over the trusted partitions, written as the gate's candidate."""
+    import pyarrow.parquet as pq
+
+    from crosschannel import storage, trusted
+
+    inputs = {name: trusted.read_partition(trusted.final_dir(name, day)) for name in INPUTS}
+    table = engines.run_duckdb(features_sql(day, day), inputs)
+    with storage.committing(candidate_dir(day)) as staging, (staging / "part-00000.parquet").open("wb") as handle:
+        pq.write_table(table, handle)
+    return table.num_rows
+
+
+def gate_and_publish_features(day: dt.date) -> dict:
+    """The features suite on the candidate; published to <root>/features/customer/dt=... only if it passes."""
+    from crosschannel import gates, storage, trusted
+
+    candidate = candidate_dir(day)
+    if not storage.is_committed(candidate):
+        raise FileNotFoundError(f"{storage.url_of(candidate)}: no features were computed for {day}")
+    frame = trusted.read_partition(candidate).to_pandas()
+    customers = trusted.read_partition(trusted.final_dir("customers", day)).to_pandas()
+    previous = final_dir(day - dt.timedelta(days=1))
+    previous_rows = len(trusted.read_partition(previous)) if storage.is_committed(previous) else None
+    run = gates.GateRun(day, docs_name="data_docs_features")
+    result = run.validate("features_customer", frame, previous_rows,
+                          keys_of=lambda table, key: customers[key].dropna().unique())
+    gates.record(result)
+    docs = run.publish_docs()
+    gates.enforce([result])
+    with storage.committing(final_dir(day)) as staging:
+        for path in candidate.glob("*.parquet"):
+            (staging / path.name).write_bytes(path.read_bytes())
+    candidate.fs.rm(candidate.path, recursive=True)
+    return {"partition": day.isoformat(), "rows": len(frame), "gate": result.success, "data_docs": docs}

@@ -112,12 +112,13 @@ class GateRun:
     <root>/reports/dt=YYYY-MM-DD/data_docs/ and returns the index's URL.
     """
 
-    def __init__(self, day: dt.date):
+    def __init__(self, day: dt.date, docs_name: str = "data_docs"):
         os.environ.setdefault("TQDM_DISABLE", "1")
         import great_expectations as gx
 
         self.gx = gx
         self.day = day
+        self.docs_name = docs_name
         self.site = Path(tempfile.mkdtemp(prefix="crosschannel-data-docs-"))
         self.context = gx.get_context(mode="ephemeral")
         self.context.add_data_docs_site(site_name="partition", site_config={
@@ -167,7 +168,7 @@ class GateRun:
         return result
 
     def publish_docs(self) -> str:
-        target = storage.zone("reports", f"dt={self.day.isoformat()}", "data_docs")
+        target = storage.zone("reports", f"dt={self.day.isoformat()}", self.docs_name)
         with storage.committing(target) as staging:
             for path in sorted(p for p in self.site.rglob("*") if p.is_file()):
                 destination = staging / str(path.relative_to(self.site))

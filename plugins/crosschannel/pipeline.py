@@ -97,3 +97,7 @@ def landing_segment_asset() -> Asset:
 
 def trusted_asset() -> Asset:
     return _asset("trusted", "trusted")
+
+
+def features_asset() -> Asset:
+    return _asset("features.customer", "features", "customer")

@@ -119,7 +119,7 @@ def write_table(table: str, day: dt.date, data: pa.Table, *, candidate: bool = T
     return target
 
 
-def _read_parquet(folder: ObjectStoragePath) -> pa.Table:
+def read_partition(folder: ObjectStoragePath) -> pa.Table:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -153,7 +153,7 @@ def gate_and_publish(day: dt.date) -> dict:
         candidate = candidate_dir(table, day)
         if not storage.is_committed(candidate):
             raise TrustedInputError(f"{storage.url_of(candidate)}: no merge result for {table} on {day}")
-        frames[table] = _read_parquet(candidate).to_pandas()
+        frames[table] = read_partition(candidate).to_pandas()
 
     def keys_of(table: str, key: str):
         return frames[table][key].dropna().unique()
@@ -218,8 +218,12 @@ def summarize(day: dt.date) -> dict:
             raise TrustedInputError(f"{storage.url_of(target)}: the trusted partition of {table} was not committed")
         rows[table] = _rows_in(target)
     reports = storage.zone("reports", f"dt={day.isoformat()}", "gates")
-    gate_results = {p.stem: storage.read_json(p)["success"] for p in reports.glob("trusted_*.json")} \
+    gate_results = {p.stem: storage.read_json(p)["success"] for p in reports.glob("*.json")} \
         if reports.exists() else {}
+    from crosschannel import features
+
     docs = storage.zone("reports", f"dt={day.isoformat()}", "data_docs", "index.html")
+    customer_features = features.final_dir(day)
     return {"partition": day.isoformat(), "rows": rows, "gates": gate_results, "gate_reports": storage.url_of(reports),
-            "data_docs": storage.url_of(docs) if docs.exists() else None}
+            "data_docs": storage.url_of(docs) if docs.exists() else None,
+            "features_rows": _rows_in(customer_features) if storage.is_committed(customer_features) else None}
