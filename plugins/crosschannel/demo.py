@@ -19,7 +19,7 @@ STAGE_DAGS = ("retail_ingest", "retail_trusted")
 
 def _clean(cfg) -> None:
     """Remove what a previous demo left in the zones it writes (local target only)."""
-    for zone in ("landing", "system", "generator", "reports"):
+    for zone in ("landing", "system", "generator", "reports", "staging", "trusted", "features"):
         path = storage.zone(zone)
         if path.exists():
             path.fs.rm(path.path, recursive=True)
