@@ -48,6 +48,17 @@ from crosschannel.pipeline import (
 CONFIG = get_config()
 TRUSTED = trusted_asset()
 FEATURES = features_asset()
+# Both Glue steps run the one generic job script; only their script_args differ.
+GLUE_JOB = {
+    "job_name": CONFIG.aws.glue.job_name,
+    "script_location": CONFIG.aws.glue.script_location,
+    "iam_role_arn": CONFIG.aws.glue.role_arn,
+    "create_job_kwargs": {"GlueVersion": CONFIG.aws.glue.glue_version, "WorkerType": CONFIG.aws.glue.worker_type,
+                          "NumberOfWorkers": CONFIG.aws.glue.number_of_workers},
+    "aws_conn_id": CONFIG.aws.conn_id,
+    "region_name": CONFIG.aws.region,
+    "deferrable": True,
+}
 
 
 @dag(
@@ -71,20 +82,12 @@ def retail_trusted():
 
     jobs = plan_merge()
 
-    glue = CONFIG.aws.glue
     if CONFIG.target == "aws":
         from airflow.providers.amazon.aws.operators.glue import GlueJobOperator
 
         merge_table = GlueJobOperator.partial(
             task_id="merge_table",
-            job_name=glue.job_name,
-            script_location=glue.script_location,
-            iam_role_arn=glue.role_arn,
-            create_job_kwargs={"GlueVersion": glue.glue_version, "WorkerType": glue.worker_type,
-                               "NumberOfWorkers": glue.number_of_workers},
-            aws_conn_id=CONFIG.aws.conn_id,
-            region_name=CONFIG.aws.region,
-            deferrable=True,
+            **GLUE_JOB,
         ).expand(script_args=jobs.map(lambda job: job["script_args"]))
     else:
 
@@ -116,15 +119,8 @@ def retail_trusted():
     if CONFIG.target == "aws":
         compute_features = GlueJobOperator(
             task_id="compute_features",
-            job_name=glue.job_name,
-            script_location=glue.script_location,
-            iam_role_arn=glue.role_arn,
             script_args=features_job["script_args"],
-            create_job_kwargs={"GlueVersion": glue.glue_version, "WorkerType": glue.worker_type,
-                               "NumberOfWorkers": glue.number_of_workers},
-            aws_conn_id=CONFIG.aws.conn_id,
-            region_name=CONFIG.aws.region,
-            deferrable=True,
+            **GLUE_JOB,
         )
     else:
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from crosschannel import dms, generator, storage, trusted
 from crosschannel.config import BUNDLE_ROOT, get_config
+from crosschannel.ingest import dms_summary
 
 STAGE_DAGS = ("retail_ingest", "retail_trusted")
 
@@ -48,10 +49,9 @@ def ingest_figures(day: dt.date) -> dict:
     dms_manifest = storage.read_json(dms.manifest_dir(day) / "manifest.json")
     segment_dir = storage.partition_dir("landing", "segment", cfg.segment.source_id, day=day.isoformat())
     segment_manifest = storage.read_json(segment_dir / "manifest.json")
+    figures = {k: v for k, v in dms_summary(dms_manifest).items() if k != "partition"}
     return {
-        "full_load": dms_manifest["full_load"],
-        "rows": {name: t["rows"] for name, t in dms_manifest["tables"].items()},
-        "cdc_ops": {name: t["cdc_ops"] for name, t in dms_manifest["tables"].items()},
+        **figures,
         "segment_messages": segment_manifest["messages"],
         "segment_by_type": segment_manifest["by_type"],
     }

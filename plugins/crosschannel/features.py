@@ -53,9 +53,7 @@ def plan_features(day: dt.date) -> dict:
 
     job = {"partition": day.isoformat(), "output_path": storage.url_of(candidate_dir(day))}
     if get_config().target == "aws":
-        sql_path = storage.zone("system", "glue", "sql", f"dt={day.isoformat()}", "customer_features.sql")
-        sql_path.parent.mkdir(parents=True, exist_ok=True)
-        sql_path.write_text(features_sql(day, day))
+        sql_path = trusted.upload_sql(day, "customer_features.sql", features_sql(day, day))
         inputs = {name: {"format": "parquet", "paths": [storage.url_of(trusted.final_dir(name, day))]}
                   for name in INPUTS}
         job["script_args"] = {"--sql_path": storage.url_of(sql_path), "--inputs": json.dumps(inputs),
@@ -86,15 +84,12 @@ def gate_and_publish_features(day: dt.date) -> dict:
     frame = trusted.read_partition(candidate).to_pandas()
     customers = trusted.read_partition(trusted.final_dir("customers", day)).to_pandas()
     previous = final_dir(day - dt.timedelta(days=1))
-    previous_rows = len(trusted.read_partition(previous)) if storage.is_committed(previous) else None
+    previous_rows = trusted.rows_in(previous) if storage.is_committed(previous) else None
     run = gates.GateRun(day, docs_name="data_docs_features")
     result = run.validate("features_customer", frame, previous_rows,
                           keys_of=lambda table, key: customers[key].dropna().unique())
     gates.record(result)
     docs = run.publish_docs()
     gates.enforce([result])
-    with storage.committing(final_dir(day)) as staging:
-        for path in candidate.glob("*.parquet"):
-            (staging / path.name).write_bytes(path.read_bytes())
-    candidate.fs.rm(candidate.path, recursive=True)
+    storage.promote(candidate, final_dir(day))
     return {"partition": day.isoformat(), "rows": len(frame), "gate": result.success, "data_docs": docs}

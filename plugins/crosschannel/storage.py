@@ -105,6 +105,14 @@ def _publish_to_object_store(staging: ObjectStoragePath, final: ObjectStoragePat
         _remove(staging)
 
 
+def promote(candidate: ObjectStoragePath, final: ObjectStoragePath) -> None:
+    """Publish a gated candidate partition as the final one (committed whole), then drop the candidate."""
+    with committing(final) as staging:
+        for path in candidate.glob("*.parquet"):
+            (staging / path.name).write_bytes(path.read_bytes())
+    _remove(candidate)
+
+
 def url_of(path: ObjectStoragePath) -> str:
     """A plain URL for other systems (Glue, Spark, people): no connection id in it."""
     return f"{path.protocol}://{path.path}" if not is_local(path) else f"file://{path.path}"

@@ -130,7 +130,7 @@ def read_partition(folder: ObjectStoragePath) -> pa.Table:
     return pa.concat_tables(parts)
 
 
-def _rows_in(folder: ObjectStoragePath) -> int:
+def rows_in(folder: ObjectStoragePath) -> int:
     import pyarrow.parquet as pq
 
     total = 0
@@ -162,7 +162,7 @@ def gate_and_publish(day: dt.date) -> dict:
     run = gates.GateRun(day)
     for table, frame in frames.items():
         previous = final_dir(table, day - dt.timedelta(days=1))
-        previous_rows = _rows_in(previous) if storage.is_committed(previous) else None
+        previous_rows = rows_in(previous) if storage.is_committed(previous) else None
         result = run.validate(f"trusted_{table}", frame, previous_rows, keys_of=keys_of)
         gates.record(result)
         results.append(result)
@@ -170,13 +170,17 @@ def gate_and_publish(day: dt.date) -> dict:
     log.info("Great Expectations Data Docs for %s: %s", day, data_docs)
     gates.enforce(results)
     for table in dms.mapped_tables():
-        candidate = candidate_dir(table, day)
-        with storage.committing(final_dir(table, day)) as staging:
-            for path in candidate.glob("*.parquet"):
-                (staging / path.name).write_bytes(path.read_bytes())
-        candidate.fs.rm(candidate.path, recursive=True)
+        storage.promote(candidate_dir(table, day), final_dir(table, day))
     return {"partition": day.isoformat(), "gates": {r.suite: r.success for r in results}, "data_docs": data_docs,
             "warnings": {r.suite: len(r.failed_warning) for r in results if r.failed_warning}}
+
+
+def upload_sql(day: dt.date, name: str, sql: str) -> ObjectStoragePath:
+    """Put a rendered SQL file where the aws target's Glue job reads it: <root>/system/glue/sql/dt=.../<name>."""
+    path = storage.zone("system", "glue", "sql", f"dt={day.isoformat()}", name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(sql)
+    return path
 
 
 def plan_merge(day: dt.date) -> list[dict]:
@@ -189,9 +193,7 @@ def plan_merge(day: dt.date) -> list[dict]:
         output = candidate_dir(table, day)
         job = {"table": table, "partition": day.isoformat(), "output_path": storage.url_of(output)}
         if cfg.target == "aws":
-            sql_path = storage.zone("system", "glue", "sql", f"dt={day.isoformat()}", f"{table}_cdc_merge.sql")
-            sql_path.parent.mkdir(parents=True, exist_ok=True)
-            sql_path.write_text(merge_sql(table))
+            sql_path = upload_sql(day, f"{table}_cdc_merge.sql", merge_sql(table))
             paths = [storage.url_of(p) for p in landing_files(table, day)]
             job["script_args"] = {
                 "--sql_path": storage.url_of(sql_path),
@@ -216,7 +218,7 @@ def summarize(day: dt.date) -> dict:
         target = final_dir(table, day)
         if not storage.is_committed(target):
             raise TrustedInputError(f"{storage.url_of(target)}: the trusted partition of {table} was not committed")
-        rows[table] = _rows_in(target)
+        rows[table] = rows_in(target)
     reports = storage.zone("reports", f"dt={day.isoformat()}", "gates")
     gate_results = {p.stem: storage.read_json(p)["success"] for p in reports.glob("*.json")} \
         if reports.exists() else {}
@@ -226,4 +228,4 @@ def summarize(day: dt.date) -> dict:
     customer_features = features.final_dir(day)
     return {"partition": day.isoformat(), "rows": rows, "gates": gate_results, "gate_reports": storage.url_of(reports),
             "data_docs": storage.url_of(docs) if docs.exists() else None,
-            "features_rows": _rows_in(customer_features) if storage.is_committed(customer_features) else None}
+            "features_rows": rows_in(customer_features) if storage.is_committed(customer_features) else None}
