@@ -1,12 +1,13 @@
-"""Benchmark the trusted stage's CDC merge on a generated retailer, against DuckDB's floor.
+"""Benchmark the trusted stage on a generated retailer, each SQL step against DuckDB's floor.
 
     PYTHONPATH=plugins .venv/bin/python bench/bench_trusted.py --customers 100000
 
-Needs the retailer from `bench/bench_generator.py --customers N` (.data/bench/generator-N/). Runs the local
-DMS full load and the landing check (timed), then per table: the merge (include/sql/trusted/cdc_merge.sql
-on DuckDB, reading the landed CSV and writing the trusted Parquet partition) and the floor (DuckDB
-reading the same CSV bytes as text and writing them to Parquet with no transform). Prints one JSON line;
-the ratio merge/floor says what the merge itself costs.
+Needs the retailer from `bench/bench_generator.py --customers N` (.data/bench/generator-N/). Runs, for the
+first partition on the local target: the DMS full load and the landing check, the Segment landing, then
+every SQL job of retail_trusted in order (the merges, the identity map, typed events, customer 360,
+features) with the two gates between them, each timed. A SQL job's floor is DuckDB reading the same
+input bytes (CSV as text, or Parquet) and writing them to Parquet with no transform; ratio = job / floor
+says what the transform itself costs. Prints one JSON line and writes trusted-result.json beside the data.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ def main() -> None:
     root = BUNDLE / ".data" / "bench" / f"generator-{args.customers}"
     if not (root / "source.db").exists():
         raise SystemExit(f"no retailer at {root}: run bench/bench_generator.py --customers {args.customers} first")
-    for zone in ("landing", "system", "trusted"):
+    for zone in ("landing", "system", "staging", "trusted", "features", "reports"):
         shutil.rmtree(root / zone, ignore_errors=True)
     os.environ.update({
         "CROSSCHANNEL__TARGET": "local",
@@ -42,41 +43,60 @@ def main() -> None:
     })
     import duckdb
 
-    from crosschannel import dms, trusted
+    from crosschannel import dms, features, ingest, sqljobs, trusted, trusted_events
 
-    day = dt.date(2026, 11, 1)
-    started = time.perf_counter()
-    dms.LocalReplicationTask().start("start-replication", day)
-    extract_seconds = time.perf_counter() - started
-    started = time.perf_counter()
-    manifest = dms.check_landing(day, "start-replication")
-    check_seconds = time.perf_counter() - started
-
-    tables = {}
-    for name in dms.mapped_tables():
-        files = trusted.landing_files(name, day)
-        started = time.perf_counter()
-        rows = trusted.merge_and_write(name, day)
-        merge = time.perf_counter() - started
+    def floor(job: dict) -> float:
+        """DuckDB reading the job's inputs and writing them to Parquet untransformed."""
         with tempfile.TemporaryDirectory() as tmp, duckdb.connect() as con:
             started = time.perf_counter()
-            paths = [str(f.path) for f in files]
-            con.execute(
-                f"COPY (SELECT * FROM read_csv({paths}, header = true, all_varchar = true)) "
-                f"TO '{tmp}/floor.parquet' (FORMAT parquet)"
-            )
-            floor = time.perf_counter() - started
-        tables[name] = {"rows": rows, "csv_mb": round(sum(f.stat().st_size for f in files) / 2**20, 1),
-                        "merge_seconds": round(merge, 2), "floor_seconds": round(floor, 2),
-                        "ratio": round(merge / floor, 1) if floor else None}
+            for view, spec in json.loads(job["--inputs"]).items():
+                paths = [p.removeprefix("file://") for p in spec["paths"]]
+                if not paths:
+                    continue
+                reader = (f"read_csv({paths}, header = true, all_varchar = true)" if spec["format"] == "dms_csv"
+                          else f"read_parquet({[p + '/*.parquet' for p in paths]})")
+                con.execute(f"COPY (SELECT * FROM {reader}) TO '{tmp}/{view}.parquet' (FORMAT parquet)")
+            return time.perf_counter() - started
+
+    def run(step: str, jobs: list[dict]) -> None:
+        for job in jobs:
+            name = Path(job["--sql_path"]).stem
+            started = time.perf_counter()
+            rows = sqljobs.run_local(job)
+            seconds = time.perf_counter() - started
+            base = floor(job)
+            steps[name] = {"step": step, "rows": rows, "seconds": round(seconds, 2), "floor_seconds": round(base, 2),
+                           "ratio": round(seconds / base, 1) if base else None}
+
+    def timed(fn, *args):
+        started = time.perf_counter()
+        value = fn(*args)
+        return value, round(time.perf_counter() - started, 1)
+
+    day = dt.date(2026, 11, 1)
+    _, extract_seconds = timed(dms.LocalReplicationTask().start, "start-replication", day)
+    manifest, check_seconds = timed(dms.check_landing, day, "start-replication")
+    _, segment_seconds = timed(ingest.land_segment_events, day)
+    steps: dict[str, dict] = {}
+    started = time.perf_counter()
+    run("merge_table", trusted.plan_merge(day))
+    run("map_identities", trusted_events.plan_identities(day))
+    run("type_events", trusted_events.plan_events(day))
+    _, gate_trusted_seconds = timed(trusted.gate_trusted, day)
+    run("build_derived", features.plan_derived(day))
+    _, gate_derived_seconds = timed(features.gate_derived, day)
+    stage_seconds = time.perf_counter() - started
     result = {
         "customers": args.customers,
-        "extract_seconds": round(extract_seconds, 1),
-        "landing_check_seconds": round(check_seconds, 1),
+        "extract_seconds": extract_seconds,
+        "landing_check_seconds": check_seconds,
+        "segment_landing_seconds": segment_seconds,
         "landed_rows": sum(t["rows"] for t in manifest["tables"].values()),
-        "merge_seconds": round(sum(t["merge_seconds"] for t in tables.values()), 1),
-        "floor_seconds": round(sum(t["floor_seconds"] for t in tables.values()), 1),
-        "tables": tables,
+        "trusted_stage_seconds": round(stage_seconds, 1),
+        "sql_seconds": round(sum(s["seconds"] for s in steps.values()), 1),
+        "floor_seconds": round(sum(s["floor_seconds"] for s in steps.values()), 1),
+        "gate_seconds": {"trusted": gate_trusted_seconds, "derived": gate_derived_seconds},
+        "steps": steps,
     }
     (root / "trusted-result.json").write_text(json.dumps(result, indent=2))
     print(json.dumps(result))

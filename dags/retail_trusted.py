@@ -1,32 +1,32 @@
 """
-### retail_trusted: the landed DMS files merged into the current state of every source table
+### retail_trusted: landed DMS and Segment files to the trusted zone, customer 360 and features, behind gates
 
-Runs when `retail_ingest` lands a partition (the `crosschannel.landing.dms` asset; its events carry the
-partition), or by hand with a `partition` Param. This is the trusted stage's first step; Segment event
-typing, customer 360, features and the Great Expectations gates come next.
+Runs when `retail_ingest` lands a partition (the `crosschannel.landing.dms` and
+`crosschannel.landing.segment` assets; their events carry the partition), or by hand with a `partition`
+Param. Every transform is one SQL file of `include/sql/trusted/` run as a SQL job: DuckDB in the worker
+on the local target, the generic Glue 5.x script `include/glue/run_sql.py` through `GlueJobOperator`
+(deferrable) on aws. Results wait as candidates under `<root>/staging/` until their gate passes.
 
-1. `plan_merge` lists one job per table of the DMS table mappings. On the aws target it renders
-   `include/sql/trusted/cdc_merge.sql` for the table and uploads it with the list of landed files.
-2. `merge_table` (mapped over the tables) applies the full load in effect plus every CDC file up to the
-   partition, latest change per key by commit time, file and row order, deletes removed. local target:
-   DuckDB in the worker. aws target: `GlueJobOperator` running the generic Glue 5.x script
-   `include/glue/run_sql.py` (uploaded to `aws.glue.script_location`) with the same SQL.
-   Results wait as candidates under `<root>/staging/trusted/<table>/dt=YYYY-MM-DD/`.
-3. `gate_trusted` runs each table's Great Expectations suite (`include/expectations/trusted_<table>.json`)
-   on its candidate. A failed critical expectation stops the run with every failure and sample values,
-   and the trusted zone keeps its previous good partitions; warnings are reported. Results are kept in
-   `<root>/reports/dt=YYYY-MM-DD/gates/`. When all pass, the candidates become
-   `<root>/trusted/<table>/dt=YYYY-MM-DD/`.
-4. `plan_features` / `compute_features` / `gate_features`: the customer features of the partition day
-   (`include/sql/trusted/customer_features.sql` over the trusted tables; DuckDB locally, the same Glue job
-   on aws), gated by `include/expectations/features_customer.json`, then published to
-   `<root>/features/customer/dt=YYYY-MM-DD/`.
-5. `publish_trusted` emits the `crosschannel.trusted` and `crosschannel.features.customer` assets with
-   the partition, rows and gate outcomes.
+1. `plan_merge` / `merge_table` (mapped over the tables of the DMS mappings): the full load in effect plus
+   every CDC file up to the partition, latest change per key by commit time, file and row order, deletes
+   removed (`cdc_merge.sql`).
+2. `plan_identities` flattens the landed Segment day; `map_identities` (`identity_map.sql`) carries the
+   identity map forward from the previous day; `plan_events` / `type_events` (`events.sql`) types,
+   deduplicates and stitches the day's events to customers.
+3. `gate_trusted` runs the Great Expectations suites (`include/expectations/trusted_<name>.json`) on every
+   candidate. A failed critical expectation stops the run with every failure and sample values, and the
+   trusted zone keeps its previous good partitions; warnings are reported. When all pass, the candidates
+   become `<root>/trusted/<name>/dt=YYYY-MM-DD/`.
+4. `plan_derived` / `build_derived`: `customer_360.sql` and `customer_features.sql` (features as of the day,
+   labels whose window is complete) over the published partitions; `gate_derived` gates and publishes them
+   to `<root>/trusted/customer_360/` and `<root>/features/customer/`.
+5. `publish_trusted` emits the `crosschannel.trusted` and `crosschannel.features.customer` assets with the
+   partition, rows and gate outcomes.
 
-Needs on aws: the `aws_default` connection, `aws.glue.role_arn` with read access to the landing zone and
-write access to the trusted zone. Backfill: runs are idempotent (each partition is rewritten whole); run
-`retail_ingest` for the days first, its asset events trigger this DAG.
+Gate results: `<root>/reports/dt=YYYY-MM-DD/gates/<suite>.json`; Data Docs: `.../data_docs/index.html` and
+`.../data_docs_derived/index.html`. Needs on aws: the `aws_default` connection and `aws.glue.role_arn` with
+read access to the landing and staging zones and write access to staging. Backfill: runs are idempotent
+(each partition is rewritten whole); run `retail_ingest` for the days first, its asset events trigger this DAG.
 """
 
 from __future__ import annotations
@@ -41,29 +41,18 @@ from crosschannel.pipeline import (
     PARTITION_PARAM,
     features_asset,
     landing_dms_asset,
+    landing_segment_asset,
     partition_day,
+    sql_jobs,
     trusted_asset,
 )
 
 CONFIG = get_config()
 TRUSTED = trusted_asset()
 FEATURES = features_asset()
-# Both Glue steps run the one generic job script; only their script_args differ.
-GLUE_JOB = {
-    "job_name": CONFIG.aws.glue.job_name,
-    "script_location": CONFIG.aws.glue.script_location,
-    "iam_role_arn": CONFIG.aws.glue.role_arn,
-    "create_job_kwargs": {"GlueVersion": CONFIG.aws.glue.glue_version, "WorkerType": CONFIG.aws.glue.worker_type,
-                          "NumberOfWorkers": CONFIG.aws.glue.number_of_workers},
-    "aws_conn_id": CONFIG.aws.conn_id,
-    "region_name": CONFIG.aws.region,
-    "deferrable": True,
-}
-
-
 @dag(
     dag_id="retail_trusted",
-    schedule=[landing_dms_asset()],
+    schedule=[landing_dms_asset(), landing_segment_asset()],
     start_date=dt.datetime(2026, 11, 1, tzinfo=dt.UTC),
     catchup=False,
     max_active_runs=1,
@@ -75,70 +64,45 @@ GLUE_JOB = {
 def retail_trusted():
     @task
     def plan_merge(**context) -> list[dict]:
-        """List the partition's merge job per table (aws: upload the rendered SQL)."""
+        """One merge job per table: the landed files in effect at the partition and the rendered SQL."""
         from crosschannel.trusted import plan_merge
 
         return plan_merge(partition_day(context))
 
-    jobs = plan_merge()
+    @task
+    def plan_identities(**context) -> list[dict]:
+        """Flatten the landed Segment day and plan the identity map job (the previous day's map carried on)."""
+        from crosschannel.trusted_events import plan_identities
 
-    if CONFIG.target == "aws":
-        from airflow.providers.amazon.aws.operators.glue import GlueJobOperator
+        return plan_identities(partition_day(context))
 
-        merge_table = GlueJobOperator.partial(
-            task_id="merge_table",
-            **GLUE_JOB,
-        ).expand(script_args=jobs.map(lambda job: job["script_args"]))
-    else:
+    @task
+    def plan_events(**context) -> list[dict]:
+        """Plan the typed events job over the flattened day and its identity map."""
+        from crosschannel.trusted_events import plan_events
 
-        @task
-        def merge_table(job: dict) -> int:
-            """Merge one table's landed files into its current state on DuckDB and commit the partition."""
-            from crosschannel.trusted import merge_and_write
-
-            return merge_and_write(job["table"], dt.date.fromisoformat(job["partition"]))
-
-        merge_table = merge_table.expand(job=jobs)
+        return plan_events(partition_day(context))
 
     @task
     def gate_trusted(**context) -> dict:
-        """Run the Great Expectations suites on every merged table; publish them only if none fails critically."""
-        from crosschannel.trusted import gate_and_publish
+        """Gate every trusted candidate; publish them all only if no critical expectation fails."""
+        from crosschannel.trusted import gate_trusted
 
-        return gate_and_publish(partition_day(context))
-
-    @task(multiple_outputs=True)
-    def plan_features(**context) -> dict:
-        """Describe the partition's features job (aws: upload the rendered SQL, list the trusted inputs)."""
-        from crosschannel.features import plan_features
-
-        return plan_features(partition_day(context))
-
-    features_job = plan_features()
-
-    if CONFIG.target == "aws":
-        compute_features = GlueJobOperator(
-            task_id="compute_features",
-            script_args=features_job["script_args"],
-            **GLUE_JOB,
-        )
-    else:
-
-        @task
-        def compute_features(**context) -> int:
-            """Compute the customer features of the partition on DuckDB, as the gate's candidate."""
-            from crosschannel.features import compute_features
-
-            return compute_features(partition_day(context))
-
-        compute_features = compute_features()
+        return gate_trusted(partition_day(context))
 
     @task
-    def gate_features(**context) -> dict:
-        """Run the features suite on the candidate; publish the features only if it passes."""
-        from crosschannel.features import gate_and_publish_features
+    def plan_derived(**context) -> list[dict]:
+        """Plan the customer 360 and customer features jobs over the day's published trusted partitions."""
+        from crosschannel.features import plan_derived
 
-        return gate_and_publish_features(partition_day(context))
+        return plan_derived(partition_day(context))
+
+    @task
+    def gate_derived(**context) -> dict:
+        """Gate customer 360 and the features; publish them only if both pass."""
+        from crosschannel.features import gate_derived
+
+        return gate_derived(partition_day(context))
 
     @task(outlets=[TRUSTED, FEATURES])
     def publish_trusted(*, outlet_events, **context) -> dict:
@@ -152,7 +116,13 @@ def retail_trusted():
             outlet_events[asset].add_partitions(day.isoformat())
         return summary
 
-    chain(jobs, merge_table, gate_trusted(), features_job, compute_features, gate_features(), publish_trusted())
+    merges = plan_merge()
+    identities, events = plan_identities(), plan_events()
+    gate = gate_trusted()
+    chain(merges, sql_jobs("merge_table", merges), gate)
+    chain(identities, sql_jobs("map_identities", identities), events, sql_jobs("type_events", events), gate)
+    derived = plan_derived()
+    chain(gate, derived, sql_jobs("build_derived", derived), gate_derived(), publish_trusted())
 
 
 dag = retail_trusted()

@@ -42,14 +42,15 @@ def aws_lake(moto_server, local_env, monkeypatch, tmp_path):
 
 
 def test_plan_uploads_the_rendered_sql_and_lists_the_landed_files(aws_lake):
-    jobs = {job["table"]: job for job in trusted.plan_merge(DAY)}
+    jobs = {args["--output_path"]: args for args in trusted.plan_merge(DAY)}
 
-    args = jobs["stores"]["script_args"]
-    assert args["--output_path"] == "s3://lake/data/staging/trusted/stores/dt=2026-11-02"
-    sql = aws_lake.get_object(Bucket="lake", Key="data/system/glue/sql/dt=2026-11-02/stores_cdc_merge.sql")
+    args = jobs["s3://lake/data/staging/trusted/stores/dt=2026-11-02"]
+    assert args["--sql_path"] == "s3://lake/data/system/sql/dt=2026-11-02/stores_cdc_merge.sql"
+    sql = aws_lake.get_object(Bucket="lake", Key="data/system/sql/dt=2026-11-02/stores_cdc_merge.sql")
     assert sql["Body"].read().decode() == trusted.merge_sql("stores")
-    assert json.loads(args["--inputs"]) == {"landing": {"format": "dms_csv", "paths": [
-        "s3://lake/data/landing/dms/retail/stores/LOAD00000001.csv"]}}
+    landing = json.loads(args["--inputs"])["landing"]
+    assert (landing["format"], landing["paths"]) == ("dms_csv", ["s3://lake/data/landing/dms/retail/stores/LOAD00000001.csv"])
+    assert landing["schema"].startswith("Op STRING, dms_commit_ts STRING, store_id STRING")
 
 
 def test_the_dags_glue_operator_starts_the_job_with_the_planned_arguments(aws_lake, moto_server):
@@ -58,8 +59,8 @@ def test_the_dags_glue_operator_starts_the_job_with_the_planned_arguments(aws_la
     from airflow.sdk.exceptions import TaskDeferred
 
     mapped = DagBag(str(BUNDLE / "dags" / "retail_trusted.py")).dags["retail_trusted"].get_task("merge_table")
-    job = next(j for j in trusted.plan_merge(DAY) if j["table"] == "orders")
-    merge_table = GlueJobOperator(task_id="merge_table", script_args=job["script_args"], **{
+    job = next(j for j in trusted.plan_merge(DAY) if "/orders/" in j["--output_path"])
+    merge_table = GlueJobOperator(task_id="merge_table", script_args=job, **{
         k: v for k, v in mapped.partial_kwargs.items()
         if k in ("job_name", "script_location", "iam_role_arn", "create_job_kwargs", "aws_conn_id", "deferrable")})
     merge_table.region_name = "us-east-1"

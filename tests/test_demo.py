@@ -33,11 +33,14 @@ def test_demo_runs_the_chain_and_writes_its_summary(tmp_path, monkeypatch, airfl
     assert trusted["customers"] == ingest["runs"]["2026-11-01"]["rows"]["customers"] + sum(
         (+1 if op == "I" else -1 if op == "D" else 0) * n
         for op, n in ingest["cdc_ops"]["customers"].items())
-    assert summary["stages"]["trusted"]["gates"] == {**{f"trusted_{t}": True for t in ingest["rows"]},
+    derived = ("identity_map", "events", "customer_360")
+    assert summary["stages"]["trusted"]["gates"] == {**{f"trusted_{t}": True for t in [*ingest["rows"], *derived]},
                                                      "features_customer": True}
-    assert summary["stages"]["trusted"]["features_rows"] == trusted["customers"]
+    assert summary["stages"]["trusted"]["features_rows"] == trusted["customer_360"] == trusted["customers"]
+    assert trusted["events"] == ingest["segment_messages"]
     docs = summary["stages"]["trusted"]["data_docs"]
-    assert docs.endswith("/data_docs/index.html")
-    assert "trusted_orders" in storage.location(docs).read_text()
+    assert docs["data_docs"].endswith("/data_docs/index.html")
+    assert "trusted_orders" in storage.location(docs["data_docs"]).read_text()
+    assert "features_customer" in storage.location(docs["data_docs_derived"]).read_text()
     printed = capsys.readouterr().out
     assert "Demo finished in" in printed and "Summary JSON:" in printed

@@ -10,7 +10,9 @@ import pyarrow as pa
 import pytest
 
 from crosschannel import engines
-from crosschannel.features import features_sql
+from crosschannel.features import customer_360_sql, features_sql
+from crosschannel.sqljobs import empty_table
+from crosschannel.trusted_events import EVENTS_SCHEMA
 
 AS_OF = dt.date(2026, 6, 30)
 
@@ -44,7 +46,27 @@ def _inputs() -> dict[str, pa.Table]:
         "refund_amount": pa.array([Decimal("25.00"), Decimal("70.00")], money),
         "return_ts": pa.array([dt.datetime(2026, 5, 20), dt.datetime(2025, 2, 1)], pa.timestamp("us")),
     })
-    return {"customers": customers, "orders": orders_table, "returns": returns}
+    products = pa.table({"product_id": pa.array([10, 20], pa.int64()), "category": pa.array(["shoes", "bags"])})
+    order_lines = pa.table({  # customer 1: 3 shoes in 365 days, 1 bag; the 2025-03-01 order is older
+        "order_id": pa.array([1, 1, 2, 3], pa.int64()), "product_id": pa.array([10, 20, 10, 20], pa.int64()),
+        "quantity": pa.array([2, 1, 1, 5], pa.int64()),
+    })
+    events = [  # event_name, customer_id, event_ts
+        ("Product Viewed", 1, dt.datetime(2026, 6, 29, 17)),
+        ("Product Added", 1, dt.datetime(2026, 6, 29, 17, 30)),  # ordered that day: not abandoned
+        ("Product Added", 1, dt.datetime(2026, 6, 20, 9)),  # no order that day: abandoned
+        ("Product Added", 1, dt.datetime(2026, 6, 20, 9, 5)),  # the same day counts once
+        ("Product Added to Wishlist", 1, dt.datetime(2026, 6, 20, 9, 10)),
+        ("Products Searched", 2, dt.datetime(2026, 6, 25, 12)),
+        ("Product Viewed", 2, dt.datetime(2026, 5, 1, 12)),  # before the 30-day window
+        ("Product Viewed", 2, dt.datetime(2026, 7, 1, 0)),  # after the as-of day
+        ("Product Viewed", None, dt.datetime(2026, 6, 29, 12)),  # never identified
+    ]
+    columns = list(zip(*events, strict=True))
+    events_table = pa.table({"event_name": pa.array(columns[0]), "customer_id": pa.array(columns[1], pa.int64()),
+                             "event_ts": pa.array(columns[2], pa.timestamp("us"))})
+    return {"customers": customers, "orders": orders_table, "returns": returns, "products": products,
+            "order_lines": order_lines, "events": events_table}
 
 
 def _by_customer(table: pa.Table) -> dict[int, dict]:
@@ -64,6 +86,11 @@ def test_features_and_labels_on_duckdb():
     assert (one["returns_90d"], one["refunds_90d"]) == (1, Decimal("25.00"))
     assert (one["repurchase_30d"], one["churn_90d"]) == (1, 0)
     assert one["tenure_days"] == 545
+    assert (one["product_views_30d"], one["cart_adds_30d"], one["cart_abandons_30d"], one["wishlist_adds_30d"],
+            one["searches_30d"], one["days_since_visit"]) == (1, 3, 1, 1, 0, 1)
+    assert (one["top_category_365d"], one["top_category_share_365d"]) == ("shoes", 0.75)
+    assert (rows[2]["searches_30d"], rows[2]["product_views_30d"], rows[2]["days_since_visit"]) == (1, 0, 5)
+    assert rows[3]["days_since_visit"] is None and rows[3]["top_category_365d"] is None
     assert (rows[2]["recency_days"], rows[2]["repurchase_30d"], rows[2]["churn_90d"]) == (0, 0, 1)
     assert (rows[3]["recency_days"], rows[3]["frequency_365d"], rows[3]["returns_90d"]) == (531, 0, 0)
     assert rows[3]["web_share_365d"] is None and rows[3]["churn_90d"] == 1
@@ -105,7 +132,10 @@ def test_labels_agree_with_the_generators_ground_truth():
     truth = retailer.truth(as_of).set_index("customer_id")
     tables = {name: pa.Table.from_pandas(history.table(name, base if name == "customers" else None),
                                          preserve_index=False)
-              for name in ("customers", "orders", "returns")}
+              for name in ("customers", "orders", "returns", "order_lines")}
+    all_products = np.arange(retailer.a["p_price"].size)
+    tables["products"] = pa.Table.from_pandas(retailer.product_rows(all_products, 0), preserve_index=False)
+    tables["events"] = empty_table(EVENTS_SCHEMA)
 
     rows = engines.run_duckdb(features_sql(as_of, dt.date(2026, 10, 31)), tables).to_pandas().set_index("customer_id")
 
@@ -116,3 +146,40 @@ def test_labels_agree_with_the_generators_ground_truth():
     assert label.mean() == pytest.approx(p_churn.mean(), abs=4 * standard_error)
     churned, stayed = p_churn[label == 1], p_churn[label == 0]
     assert (churned[:, None] > stayed[None, :]).mean() + 0.5 * (churned[:, None] == stayed[None, :]).mean() > 0.8
+
+
+def _customer_360_inputs() -> dict[str, pa.Table]:
+    inputs = _inputs()
+    profile = {"first_name": ["Ann", "Bo", "Cy", "Di"], "last_name": ["A", "B", "C", "D"],
+               "email": ["ann@example.com", None, "cy@example.com", "di@example.com"],
+               "phone": ["+15550100001", None, None, None], "email_opt_in": [True, False, True, True],
+               "sms_opt_in": [True, False, False, False], "home_store_id": [100, None, 100, 999]}
+    customers = inputs["customers"]
+    for name, values in profile.items():
+        customers = customers.append_column(name, pa.array(values))
+    identities = pa.table({"anonymous_id": pa.array(["d1", "d2", "d3"]), "customer_id": pa.array([1, 1, 2], pa.int64()),
+                           "identified_at": pa.array([dt.datetime(2026, 6, 1)] * 3, pa.timestamp("us"))})
+    stores = pa.table({"store_id": pa.array([100], pa.int64()), "name": pa.array(["Main St"]),
+                       "region": pa.array(["north"])})
+    return {**inputs, "customers": customers, "identities": identities, "stores": stores}
+
+
+def test_customer_360_on_duckdb_and_spark(spark):
+    sql = customer_360_sql(AS_OF)
+
+    on_duckdb = engines.run_duckdb(sql, _customer_360_inputs())
+    rows = _by_customer(on_duckdb)
+
+    assert set(rows) == {1, 2, 3, 4}  # every customer, whatever they did
+    one = rows[1]
+    assert (one["store_orders"], one["online_orders"]) == (2, 1)  # the order after the as-of day is not counted
+    assert (one["store_revenue"], one["online_revenue"], one["lifetime_revenue"]) == (
+        Decimal("80.00"), Decimal("100.00"), Decimal("180.00"))
+    assert (one["last_order_ts"], one["last_store_order_ts"]) == (
+        dt.datetime(2026, 6, 29, 18), dt.datetime(2026, 5, 1, 10))
+    assert (one["returns_lifetime"], one["refunds_lifetime"], one["known_devices"]) == (1, Decimal("25.00"), 2)
+    assert (one["events_30d"], one["last_seen_ts"], one["home_store_name"]) == (
+        5, dt.datetime(2026, 6, 29, 17, 30), "Main St")
+    assert (rows[2]["events_30d"], rows[2]["known_devices"], rows[2]["home_region"]) == (1, 1, None)
+    assert rows[4]["store_orders"] == 0 and rows[4]["last_order_ts"] is None and rows[4]["home_store_name"] is None
+    assert engines.run_spark(spark, sql, _customer_360_inputs()).to_pylist() == on_duckdb.to_pylist()

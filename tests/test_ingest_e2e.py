@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
-import json
 
 import pandas as pd
 import pytest
@@ -208,8 +207,8 @@ def test_trusted_partition_is_written_whole(ingested):
 def test_a_gap_in_the_landed_days_is_refused(ingested):
     from crosschannel import trusted
 
-    with pytest.raises(trusted.TrustedInputError, match="no committed landing manifest for 2026-11-04"):
-        trusted.landing_files("orders", dt.date(2026, 11, 5))
+    with pytest.raises(trusted.TrustedInputError, match=r"no committed landing manifest for 2026-11-0[45]"):
+        trusted.landing_files("orders", dt.date(2026, 11, 10))
 
 
 def test_the_glue_job_script_gives_the_duckdb_state_under_local_pyspark(ingested, spark, tmp_path):
@@ -224,12 +223,9 @@ def test_the_glue_job_script_gives_the_duckdb_state_under_local_pyspark(ingested
     spec = importlib.util.spec_from_file_location("run_sql", BUNDLE / "include/glue/run_sql.py")
     job = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(job)
-    files = trusted.landing_files("orders", DAYS[-1])
-    sql_path = tmp_path / "orders.sql"
-    sql_path.write_text(trusted.merge_sql("orders"))
-    args = job.parse_args(["--JOB_NAME", "crosschannel-sql", "--sql_path", str(sql_path), "--inputs",
-                           json.dumps({"landing": {"format": "dms_csv", "paths": [f.as_uri() for f in files]}}),
-                           "--output_path", str(tmp_path / "out")])
+    planned = next(j for j in trusted.plan_merge(DAYS[-1]) if "/orders/" in j["--output_path"])
+    argv = [token for name, value in planned.items() for token in (name, value)]
+    args = job.parse_args(["--JOB_NAME", "crosschannel-sql", *argv[:-1], (tmp_path / "out").as_uri()])
 
     rows = job.run(spark, args["sql_path"], args["inputs"], args["output_path"])
 
@@ -248,9 +244,14 @@ def test_retail_trusted_commits_every_table_for_the_partition(ingested):
 
     assert run.state == "success"
     summary = trusted.summarize(DAYS[-1])
-    assert summary["rows"] == {name: len(rows) for name, rows in _source_state(ingested["engine"]).items()}
-    assert summary["gates"]["features_customer"] is True
-    assert summary["features_rows"] == summary["rows"]["customers"]
+    source_rows = {name: len(rows) for name, rows in _source_state(ingested["engine"]).items()}
+    assert {name: summary["rows"][name] for name in source_rows} == source_rows
+    assert all(summary["gates"].values()) and len(summary["gates"]) == len(source_rows) + 4
+    assert summary["features_rows"] == summary["rows"]["customer_360"] == summary["rows"]["customers"]
+    segment = storage.partition_dir("landing", "segment", ingested["cfg"].segment.source_id, day=DAYS[-1].isoformat())
+    assert summary["rows"]["events"] == storage.read_json(segment / "manifest.json")["messages"]
+    assert set(summary["data_docs"]) == {"data_docs", "data_docs_derived"}
+    assert all(storage.location(url).exists() for url in summary["data_docs"].values())
 
 
 def test_a_critical_gate_failure_keeps_the_previous_good_partition(ingested):
@@ -275,9 +276,11 @@ def test_a_critical_gate_failure_keeps_the_previous_good_partition(ingested):
     replaced = {"orders": bad, "order_lines": lines}
     for table in dms.mapped_tables():
         trusted.write_table(table, day, replaced.get(table) or trusted.current_state(table, day))
+    for name in ("identity_map", "events"):
+        trusted.write_table(name, day, trusted.read_partition(trusted.final_dir(name, day)))
 
     with pytest.raises(gates.GateFailed) as caught:
-        trusted.gate_and_publish(day)
+        trusted.gate_trusted(day)
 
     message = str(caught.value)
     assert "trusted_orders (partition 2026-11-03), column order_id: expect_column_values_to_be_unique" in message
@@ -304,3 +307,54 @@ def test_landed_segment_day_types_into_events(ingested):
     buyers = {r["order_id"]: r["customer_id"] for r in trusted.current_state("orders", day).to_pylist()}
     completed = [e for e in events.to_pylist() if e["event_name"] == "Order Completed"]
     assert completed and all(buyers[e["order_id"]] == e["customer_id"] for e in completed)
+
+
+def test_events_of_unknown_customers_are_reported_not_stopped(ingested):
+    """A userId naming no customer keeps its events (their customer_id dangles): the gate reports it as a
+    warning with the value, publishes the day, and the derived stage counts those events for nobody."""
+    import pyarrow as pa
+
+    from crosschannel import trusted
+
+    day = DAYS[-1]
+    assert run_dag("retail_trusted", day.isoformat()).state == "success"
+    for table in dms.mapped_tables():
+        trusted.write_table(table, day, trusted.read_partition(trusted.final_dir(table, day)))
+    trusted.write_table("identity_map", day, trusted.read_partition(trusted.final_dir("identity_map", day)))
+    events = trusted.read_partition(trusted.final_dir("events", day))
+    ids = events.column("customer_id").to_pylist()
+    ids[0] = 987_654_321
+    trusted.write_table("events", day, events.set_column(events.schema.get_field_index("customer_id"), "customer_id",
+                                                         pa.array(ids, pa.int64())))
+
+    outcome = trusted.gate_trusted(day)
+
+    assert outcome["gates"]["trusted_events"] is True and outcome["warnings"]["trusted_events"] >= 1
+    report = storage.read_json(storage.zone("reports", f"dt={day}", "gates", "trusted_events.json"))
+    (dangling,) = [f for f in report["failed_warning"] if f["column"] == "_references_customers_customer_id"]
+    assert dangling["sample"] == [987654321]
+    assert trusted.read_partition(trusted.final_dir("events", day)).column("customer_id")[0].as_py() == 987654321
+
+
+def test_an_empty_day_flows_through_to_the_trusted_zone(ingested, monkeypatch):
+    """A day without a change at the source or a Segment event (allowed by segment.allow_empty_day): the
+    trusted state equals the day before's, with no events. Runs last: it lands 2026-11-04."""
+    from crosschannel import trusted
+    from crosschannel.config import get_config
+
+    day = DAYS[-1] + dt.timedelta(days=1)
+    monkeypatch.setenv("CROSSCHANNEL__SEGMENT__ALLOW_EMPTY_DAY", "true")
+    get_config.cache_clear()
+    assert run_dag("retail_trusted", DAYS[-1].isoformat()).state == "success"
+
+    assert run_dag("retail_ingest", day.isoformat()).state == "success"
+    assert run_dag("retail_trusted", day.isoformat()).state == "success"
+
+    summary = trusted.summarize(day)
+    assert summary["rows"]["events"] == 0 and all(summary["gates"].values())
+    for table in dms.mapped_tables():
+        before = trusted.read_partition(trusted.final_dir(table, DAYS[-1]))
+        assert trusted.read_partition(trusted.final_dir(table, day)).equals(before), table
+    identities = trusted.read_partition(trusted.final_dir("identity_map", day))
+    assert identities.equals(trusted.read_partition(trusted.final_dir("identity_map", DAYS[-1])))
+    get_config.cache_clear()

@@ -2,9 +2,11 @@
 
 Job arguments (Glue passes them as --name value):
     --sql_path      the rendered SQL file (s3://... ; the DAG renders include/sql/<file> and uploads it)
-    --inputs        JSON: {"<view>": {"format": "dms_csv" | "parquet", "paths": ["s3://...", ...]}}
+    --inputs        JSON: {"<view>": {"format": "dms_csv" | "parquet", "paths": ["s3://...", ...],
+                    "schema": "<DDL>"}} (see crosschannel.sqljobs, which writes them)
                     dms_csv: DMS CSV files with a header, read as text, plus _file_seq (the file's place
                     in `paths`) and _row_seq (increasing with the row's place in its file)
+                    no paths: an empty view of `schema` (e.g. the identity map before the first day)
     --output_path   the partition folder to write (Parquet), replaced whole, then marked with _SUCCESS
 
 The Glue-only imports (awsglue) happen in `glue_session()` alone, so the same `run()` is tested under
@@ -21,6 +23,8 @@ def read_input(spark, spec: dict):
     from pyspark.sql import functions as F
 
     paths = spec["paths"]
+    if not paths:
+        return spark.createDataFrame([], spec["schema"])
     if spec["format"] == "parquet":
         return spark.read.parquet(*paths)
     if spec["format"] != "dms_csv":

@@ -95,7 +95,10 @@ class AwsGlue(_Section):
 class AwsSageMaker(_Section):
     role_arn: str = ""
     instance_type: str = Field("ml.m5.xlarge", pattern=r"^ml\.[a-z0-9]+\.[a-z0-9]+$")
-    xgboost_framework_version: str = "1.7-1"
+    # The SageMaker XGBoost framework image of the region (script mode), e.g. us-east-1's 1.7-1:
+    image_uri: str = Field("683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1",
+                           pattern=r"^\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/[\w.-]+:[\w.-]+$")
+    model_package_group: str = Field("crosschannel", pattern=r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 
 
 class Aws(_Section):
@@ -117,6 +120,61 @@ class Generator(_Section):
     start_partition: str = Field("2026-11-01", pattern=r"^\d{4}-\d{2}-\d{2}$")
 
 
+class Range(_Section):
+    """A hyperparameter's search range: SageMaker's IntegerParameterRanges / ContinuousParameterRanges."""
+
+    kind: Literal["integer", "continuous"]
+    min: float
+    max: float
+    scaling: Literal["Auto", "Linear", "Logarithmic"] = "Auto"
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Range:
+        if self.min > self.max:
+            raise ValueError(f"min {self.min} is above max {self.max}")
+        return self
+
+
+class ModelSpec(_Section):
+    """One propensity model: its label column (customer_features.sql) and the days its window needs."""
+
+    label: str = Field(pattern=r"^[a-z_][a-z0-9_]*$")
+    horizon_days: int = Field(ge=1, le=365)
+    description: str = ""
+
+
+DEFAULT_FEATURES = (
+    "recency_days", "orders_lifetime", "frequency_30d", "monetary_30d", "frequency_90d", "monetary_90d",
+    "frequency_365d", "monetary_365d", "store_share_365d", "web_share_365d", "app_share_365d",
+    "discount_share_365d", "returns_90d", "refunds_90d", "tenure_days", "top_category_share_365d",
+)
+
+
+class Models(_Section):
+    specs: dict[str, ModelSpec] = {
+        "churn": ModelSpec(label="churn_90d", horizon_days=90, description="no purchase in the next 90 days"),
+        "repurchase": ModelSpec(label="repurchase_30d", horizon_days=30, description="a purchase in the next 30 days"),
+    }
+    features: tuple[str, ...] = DEFAULT_FEATURES
+    as_of_step_days: int = Field(14, ge=1)
+    train_as_of_days: int = Field(4, ge=1)
+    max_trials: int = Field(8, ge=1, le=500)
+    max_parallel_trials: int = Field(2, ge=1)
+    max_rounds: int = Field(400, ge=10)
+    early_stopping_rounds: int = Field(25, ge=1)
+    ranges: dict[str, Range] = {
+        "max_depth": Range(kind="integer", min=3, max=8),
+        "eta": Range(kind="continuous", min=0.03, max=0.3, scaling="Logarithmic"),
+        "min_child_weight": Range(kind="continuous", min=1, max=20),
+        "subsample": Range(kind="continuous", min=0.6, max=1.0),
+        "colsample_bytree": Range(kind="continuous", min=0.5, max=1.0),
+        "lambda": Range(kind="continuous", min=0.1, max=10, scaling="Logarithmic"),
+    }
+    promotion_margin: float = Field(0.005, ge=0)
+    psi_limit: float = Field(0.25, gt=0)
+    seed: int = 7
+
+
 class Config(_Section):
     target: Literal["local", "aws"] = "local"
     storage: Storage = Storage()
@@ -125,6 +183,7 @@ class Config(_Section):
     dms: Dms = Dms()
     aws: Aws = Aws()
     generator: Generator = Generator()
+    models: Models = Models()
 
     @model_validator(mode="after")
     def _aws_target_is_complete(self) -> Config:

@@ -15,12 +15,13 @@ from crosschannel import dms, generator, storage, trusted
 from crosschannel.config import BUNDLE_ROOT, get_config
 from crosschannel.ingest import dms_summary
 
-STAGE_DAGS = ("retail_ingest", "retail_trusted")
+STAGE_DAGS = ("retail_ingest", "retail_trusted")  # then training (first day) and scoring
+TRAINING_DAG, SCORING_DAG = "propensity_training", "propensity_scoring"
 
 
 def _clean(cfg) -> None:
     """Remove what a previous demo left in the zones it writes (local target only)."""
-    for zone in ("landing", "system", "generator", "reports", "staging", "trusted", "features"):
+    for zone in ("landing", "system", "generator", "reports", "staging", "trusted", "features", "ml"):
         path = storage.zone(zone)
         if path.exists():
             path.fs.rm(path.path, recursive=True)
@@ -57,6 +58,51 @@ def ingest_figures(day: dt.date) -> dict:
     }
 
 
+def model_figures(day: dt.date) -> dict:
+    """Each model's test AUC, its baseline's and the oracle's: the AUC of the generator's true probabilities
+    on the same test rows (customers and as-of days), the best any model could do."""
+    import pandas as pd
+
+    from crosschannel import models
+
+    retailer = generator.Retailer.load(generator.state_path())
+    figures = {}
+    for model, spec in get_config().models.specs.items():
+        card = storage.read_json(models.registry_dir(model) / _version_trained(model, day) / "card.json")
+        with (models.dataset_dir(model, day) / "test.parquet").open("rb") as handle:
+            test = pd.read_parquet(handle)
+        truth = pd.concat([retailer.truth(as_of).assign(as_of=as_of) for as_of in sorted(set(test["as_of"]))])
+        joined = test.merge(truth, on=["customer_id", "as_of"], how="inner")
+        oracle = models.auc(joined[spec.label].to_numpy(), joined[f"p_{spec.label}"].to_numpy())
+        figures[model] = {"version": card["version"], "promoted": card["promoted"], "decision": card["decision"],
+                          "test_auc": round(card["metrics"]["auc"], 4),
+                          "baseline_auc": round(card["baseline"]["auc"], 4), "oracle_auc": round(oracle, 4),
+                          "test_rows": card["metrics"]["rows"], "oracle_rows": len(joined),
+                          "report": storage.url_of(storage.zone("reports", f"dt={day.isoformat()}", "models",
+                                                                f"{model}.html"))}
+    return figures
+
+
+def _version_trained(model: str, day: dt.date) -> str:
+    from crosschannel import models
+
+    for card in sorted(models.registry_dir(model).glob("v*/card.json"), reverse=True):
+        if storage.read_json(card)["training_partition"] == day.isoformat():
+            return card.parent.name
+    raise RuntimeError(f"model {model}: no version trained on {day}")
+
+
+def score_figures(day: dt.date) -> dict:
+    from crosschannel import scoring
+
+    figures = {}
+    for model in get_config().models.specs:
+        gate = storage.read_json(storage.zone("reports", f"dt={day.isoformat()}", "gates", f"scores_{model}.json"))
+        figures[model] = {"rows": gate["rows"], "gate": gate["success"], "psi": gate["psi"],
+                          "location": storage.url_of(scoring.scores_dir(model, day, "scores"))}
+    return figures
+
+
 def run(days: int = 3) -> dict:
     started = time.monotonic()
     cfg = get_config()
@@ -68,14 +114,19 @@ def run(days: int = 3) -> dict:
     print(f"  history {history['first_day']} .. {history['last_day']}: "
           + ", ".join(f"{n:,} {t}" for t, n in history["rows"].items()) + f", {history['events']:,} events")
     runs = {}
+    trained = None
     for _ in range(days):
         (change,) = generator.advance(1)
         day = dt.date.fromisoformat(change["day"])
         print(f"partition {day}: the retailer's day ({change['events']:,} events), then the stage DAGs")
         for dag_id in STAGE_DAGS:
             _run_dag(dag_id, day)
+        if trained is None:  # the weekly training, on the first partition
+            _run_dag(TRAINING_DAG, day)
+            trained = model_figures(day)
+        _run_dag(SCORING_DAG, day)
         runs[day.isoformat()] = {"generator": change, "ingest": ingest_figures(day),
-                                 "trusted": trusted.summarize(day)}
+                                 "trusted": trusted.summarize(day), "scores": score_figures(day)}
     last = max(runs)
     summary = {
         "partition": last,
@@ -104,6 +155,8 @@ def run(days: int = 3) -> dict:
                 "runs": {day: r["trusted"] for day, r in runs.items()},
             },
         },
+        "models": trained,
+        "scores": {day: r["scores"] for day, r in runs.items()},
         "generator": {day: r["generator"] for day, r in runs.items()},
     }
     path = storage.zone("reports", "demo_summary.json")
@@ -134,10 +187,23 @@ def render(summary: dict, path) -> str:
     for table, rows in trusted_stage["rows"].items():
         verdict = "passed" if trusted_stage["gates"].get(f"trusted_{table}") else "FAILED"
         lines.append(f"{'':<12}{table:<14}{rows:>12,}   gate {verdict}")
+    lines.append(f"{'':<12}(events: the partition day's typed Segment events; customer_360: one row per customer)")
     verdict = "passed" if trusted_stage["gates"].get("features_customer") else "FAILED"
     lines.append(f"{'':<12}{'features':<14}{trusted_stage['features_rows'] or 0:>12,}   gate {verdict}"
                  f"   ({trusted_stage['features']})")
     lines.append(f"Gate results: {trusted_stage['gate_reports']}")
-    lines.append(f"Data Docs:    {trusted_stage['data_docs']}")
+    for url in trusted_stage["data_docs"].values():
+        lines.append(f"Data Docs:    {url}")
+    lines += ["", f"Models (trained on {summary['partitions'][0]}): test AUC vs the RFM baseline and the oracle"]
+    for model, figures in summary["models"].items():
+        lines.append(f"{'':<12}{model:<14}{figures['version']:>6}  AUC {figures['test_auc']:.3f}  baseline "
+                     f"{figures['baseline_auc']:.3f}  oracle {figures['oracle_auc']:.3f}  "
+                     f"({figures['decision']})")
+        lines.append(f"{'':<12}{'':<14}report {figures['report']}")
+    lines.append("Scores per day (rows, gate, PSI vs the day before):")
+    for day, per_model in summary["scores"].items():
+        cells = "  ".join(f"{m} {f['rows']:,} {'passed' if f['gate'] else 'FAILED'}"
+                          + ("" if f["psi"] is None else f" PSI {f['psi']:.3f}") for m, f in per_model.items())
+        lines.append(f"{'':<12}{day}  {cells}")
     lines += ["", f"Summary JSON: {Path(str(path.path))}"]
     return "\n".join(lines)

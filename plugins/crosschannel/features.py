@@ -1,15 +1,23 @@
-"""Customer features as of a day, and their labels: include/sql/trusted/customer_features.sql bound to a day."""
+"""Derived from the trusted zone for a partition: customer 360 (include/sql/trusted/customer_360.sql) and the
+customer features with their labels (include/sql/trusted/customer_features.sql), bound to a day.
+
+Both are SQL jobs over the published trusted partitions of the day (and the typed events of the 30 days up
+to it), gated together by the `trusted_customer_360` and `features_customer` suites, then published to
+<root>/trusted/customer_360/dt=.../ and <root>/features/customer/dt=.../.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 
-from crosschannel import engines
+from crosschannel import engines, sqljobs, storage
 
 WINDOWS = (30, 90, 365)
 LABEL_HORIZONS = (30, 90)
 CHANNELS = ("store", "web", "app")
+EVENT_DAYS = 30
+FEATURE_INPUTS = ("customers", "orders", "order_lines", "products", "returns")
+CUSTOMER_360_INPUTS = ("customers", "stores", "orders", "returns")
 
 
 def _stamp(day: dt.date) -> str:
@@ -31,65 +39,55 @@ def features_sql(as_of: dt.date, data_end: dt.date) -> str:
     )
 
 
-INPUTS = ("customers", "orders", "returns")
-
-
-def candidate_dir(day: dt.date):
-    from crosschannel import storage
-
-    return storage.partition_dir("staging", "features", "customer", day=day.isoformat())
+def customer_360_sql(day: dt.date) -> str:
+    end = day + dt.timedelta(days=1)
+    return engines.render("trusted/customer_360.sql", as_of=day.isoformat(), as_of_end=_stamp(end),
+                          since_30d=_stamp(end - dt.timedelta(days=EVENT_DAYS)))
 
 
 def final_dir(day: dt.date):
-    from crosschannel import storage
+    from crosschannel import trusted
 
-    return storage.partition_dir("features", "customer", day=day.isoformat())
-
-
-def plan_features(day: dt.date) -> dict:
-    """The partition's features job; on aws the SQL is uploaded and the inputs are the trusted partitions."""
-    from crosschannel import storage, trusted
-    from crosschannel.config import get_config
-
-    job = {"partition": day.isoformat(), "output_path": storage.url_of(candidate_dir(day))}
-    if get_config().target == "aws":
-        sql_path = trusted.upload_sql(day, "customer_features.sql", features_sql(day, day))
-        inputs = {name: {"format": "parquet", "paths": [storage.url_of(trusted.final_dir(name, day))]}
-                  for name in INPUTS}
-        job["script_args"] = {"--sql_path": storage.url_of(sql_path), "--inputs": json.dumps(inputs),
-                              "--output_path": job["output_path"]}
-    return job
+    return trusted.final_dir("customer", day, zone="features")
 
 
-def compute_features(day: dt.date) -> int:
-    """The local target's features job: DuckDB over the trusted partitions, written as the gate's candidate."""
-    import pyarrow.parquet as pq
+def event_days(day: dt.date) -> list:
+    """The published typed-event partitions of the EVENT_DAYS days up to `day` (missing days are skipped)."""
+    from crosschannel import trusted
 
-    from crosschannel import storage, trusted
-
-    inputs = {name: trusted.read_partition(trusted.final_dir(name, day)) for name in INPUTS}
-    table = engines.run_duckdb(features_sql(day, day), inputs)
-    with storage.committing(candidate_dir(day)) as staging, (staging / "part-00000.parquet").open("wb") as handle:
-        pq.write_table(table, handle)
-    return table.num_rows
+    folders = [trusted.final_dir("events", day - dt.timedelta(days=n)) for n in range(EVENT_DAYS)]
+    return [f for f in reversed(folders) if storage.is_committed(f)]
 
 
-def gate_and_publish_features(day: dt.date) -> dict:
-    """The features suite on the candidate; published to <root>/features/customer/dt=... only if it passes."""
-    from crosschannel import gates, storage, trusted
+def _suites(day: dt.date) -> dict:
+    from crosschannel import trusted
 
-    candidate = candidate_dir(day)
-    if not storage.is_committed(candidate):
-        raise FileNotFoundError(f"{storage.url_of(candidate)}: no features were computed for {day}")
-    frame = trusted.read_partition(candidate).to_pandas()
-    customers = trusted.read_partition(trusted.final_dir("customers", day)).to_pandas()
-    previous = final_dir(day - dt.timedelta(days=1))
-    previous_rows = trusted.rows_in(previous) if storage.is_committed(previous) else None
-    run = gates.GateRun(day, docs_name="data_docs_features")
-    result = run.validate("features_customer", frame, previous_rows,
-                          keys_of=lambda table, key: customers[key].dropna().unique())
-    gates.record(result)
-    docs = run.publish_docs()
-    gates.enforce([result])
-    storage.promote(candidate, final_dir(day))
-    return {"partition": day.isoformat(), "rows": len(frame), "gate": result.success, "data_docs": docs}
+    return {
+        "trusted_customer_360": (trusted.candidate_dir("customer_360", day), trusted.final_dir("customer_360", day)),
+        "features_customer": (trusted.candidate_dir("customer", day, zone="features"), final_dir(day)),
+    }
+
+
+def plan_derived(day: dt.date) -> list[dict]:
+    """The customer 360 and features jobs of the partition, over its published trusted partitions."""
+    from crosschannel import trusted
+    from crosschannel.trusted_events import EVENTS_SCHEMA
+
+    def tables(names):
+        return {name: sqljobs.parquet([trusted.final_dir(name, day)]) for name in names}
+
+    events = sqljobs.parquet(event_days(day), EVENTS_SCHEMA)
+    (customer_360, _), (customer_features, _) = _suites(day).values()
+    return [
+        sqljobs.job(day, "customer_360.sql", customer_360_sql(day), {
+            **tables(CUSTOMER_360_INPUTS), "events": events,
+            "identities": sqljobs.parquet([trusted.final_dir("identity_map", day)])}, customer_360),
+        sqljobs.job(day, "customer_features.sql", features_sql(day, day), {**tables(FEATURE_INPUTS), "events": events},
+                    customer_features),
+    ]
+
+
+def gate_derived(day: dt.date) -> dict:
+    from crosschannel import trusted
+
+    return trusted.gate_and_publish(day, _suites(day), "data_docs_derived")

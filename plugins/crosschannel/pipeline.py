@@ -9,7 +9,7 @@ import datetime as dt
 import re
 from typing import Any
 
-from airflow.sdk import Asset, Param
+from airflow.sdk import Asset, Param, task
 from airflow.timetables.trigger import CronTriggerTimetable
 
 from crosschannel.config import get_config
@@ -101,3 +101,48 @@ def trusted_asset() -> Asset:
 
 def features_asset() -> Asset:
     return _asset("features.customer", "features", "customer")
+
+
+def models_asset() -> Asset:
+    return _asset("models", "ml", "registry")
+
+
+def scores_asset() -> Asset:
+    return _asset("scores", "ml", "scores")
+
+
+# The weekly training run fires on Mondays at 04:00 UTC for the day that just ended (Sunday's partition).
+WEEKLY_MONDAY_UTC = CronTriggerTimetable("0 4 * * 1", timezone="UTC", interval=dt.timedelta(days=1))
+
+
+def glue_job_kwargs() -> dict:
+    """GlueJobOperator arguments shared by every SQL step: they all run the one generic job script."""
+    glue = get_config().aws.glue
+    return {
+        "job_name": glue.job_name,
+        "script_location": glue.script_location,
+        "iam_role_arn": glue.role_arn,
+        "create_job_kwargs": {"GlueVersion": glue.glue_version, "WorkerType": glue.worker_type,
+                              "NumberOfWorkers": glue.number_of_workers},
+        "aws_conn_id": get_config().aws.conn_id,
+        "region_name": get_config().aws.region,
+        "deferrable": True,
+    }
+
+
+def sql_jobs(task_id: str, script_args):
+    """A mapped task running planned SQL jobs (crosschannel.sqljobs), one per element of `script_args`: the
+    generic Glue job through GlueJobOperator on aws, DuckDB in the worker on local."""
+    if get_config().target == "aws":
+        from airflow.providers.amazon.aws.operators.glue import GlueJobOperator
+
+        return GlueJobOperator.partial(task_id=task_id, **glue_job_kwargs()).expand(script_args=script_args)
+
+    @task(task_id=task_id)
+    def run_sql_job(script_args: dict) -> int:
+        """Run one SQL job on DuckDB and commit its output partition."""
+        from crosschannel.sqljobs import run_local
+
+        return run_local(script_args)
+
+    return run_sql_job.expand(script_args=script_args)

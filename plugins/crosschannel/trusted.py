@@ -9,11 +9,10 @@ merge itself is include/sql/trusted/cdc_merge.sql, the same on DuckDB and on Spa
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 from typing import TYPE_CHECKING
 
-from crosschannel import dms, engines, source, storage
+from crosschannel import dms, engines, source, sqljobs, storage
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -53,29 +52,6 @@ def landing_files(table: str, day: dt.date) -> list[ObjectStoragePath]:
     return files
 
 
-def read_landing(table: str, files: list[ObjectStoragePath]) -> pa.Table:
-    """Every row of the files as text, with its file and row order; empty fields are NULL."""
-    import pyarrow as pa
-    from pyarrow import csv
-
-    names = dms.header_for(source.table(table))
-    parts = []
-    for file_seq, path in enumerate(files):
-        with path.open("rb") as handle:
-            part = csv.read_csv(
-                handle,
-                read_options=csv.ReadOptions(column_names=names, skip_rows=1),
-                convert_options=csv.ConvertOptions(column_types=dict.fromkeys(names, pa.string()),
-                                                   strings_can_be_null=True, null_values=[""]),
-            )
-        parts.append(part.append_column("_file_seq", pa.array([file_seq] * part.num_rows, pa.int64()))
-                     .append_column("_row_seq", pa.array(range(part.num_rows), pa.int64())))
-    if not parts:
-        empty = {name: pa.array([], pa.string()) for name in names}
-        return pa.table({**empty, "_file_seq": pa.array([], pa.int64()), "_row_seq": pa.array([], pa.int64())})
-    return pa.concat_tables(parts)
-
-
 def merge_sql(table: str) -> str:
     tbl = source.table(table)
     return engines.render(
@@ -86,7 +62,7 @@ def merge_sql(table: str) -> str:
 
 
 def current_state(table: str, day: dt.date) -> pa.Table:
-    """The table's current state at the end of `day`, merged on DuckDB.
+    """The table's current state at the end of `day`, merged on DuckDB (what the local merge job commits).
 
     A landed value that does not cast to its column's type (a column whose type changed at the source)
     fails here on DuckDB; Spark casts it to NULL instead, which the gate's not-null expectations stop.
@@ -94,23 +70,30 @@ def current_state(table: str, day: dt.date) -> pa.Table:
     import duckdb
 
     try:
-        return engines.run_duckdb(merge_sql(table), {"landing": read_landing(table, landing_files(table, day))})
+        landing = sqljobs.read_input("landing", landing_input(table, day))
+        return engines.run_duckdb(merge_sql(table), {"landing": landing})
     except duckdb.ConversionException as exc:
         raise TrustedInputError(f"trusted merge of table {table} for {day}: a landed value does not fit its "
                                 f"column's type ({exc})") from exc
 
 
-def final_dir(table: str, day: dt.date) -> ObjectStoragePath:
-    return storage.partition_dir("trusted", table, day=day.isoformat())
+def landing_input(table: str, day: dt.date) -> dict:
+    """The merge's `landing` input: the landed files in apply order (an empty table of text if none)."""
+    columns = ", ".join(f"{name} STRING" for name in dms.header_for(source.table(table)))
+    return {**sqljobs.dms_csv(landing_files(table, day)), "schema": f"{columns}, _file_seq BIGINT, _row_seq BIGINT"}
 
 
-def candidate_dir(table: str, day: dt.date) -> ObjectStoragePath:
-    """Where a merge result waits for its gate; only a passing gate publishes it to the trusted zone."""
-    return storage.partition_dir("staging", "trusted", table, day=day.isoformat())
+def final_dir(name: str, day: dt.date, zone: str = "trusted") -> ObjectStoragePath:
+    return storage.partition_dir(zone, name, day=day.isoformat())
+
+
+def candidate_dir(name: str, day: dt.date, zone: str = "trusted") -> ObjectStoragePath:
+    """Where a job's result waits for its gate; only a passing gate publishes it: <root>/staging/<zone>/..."""
+    return storage.partition_dir("staging", zone, name, day=day.isoformat())
 
 
 def write_table(table: str, day: dt.date, data: pa.Table, *, candidate: bool = True) -> ObjectStoragePath:
-    """Commit the table's merge result as one Parquet file (by default as the candidate for the gate)."""
+    """Commit a table as one Parquet file (by default as the candidate for the gate)."""
     import pyarrow.parquet as pq
 
     target = candidate_dir(table, day) if candidate else final_dir(table, day)
@@ -120,14 +103,7 @@ def write_table(table: str, day: dt.date, data: pa.Table, *, candidate: bool = T
 
 
 def read_partition(folder: ObjectStoragePath) -> pa.Table:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    parts = []
-    for path in sorted(folder.glob("*.parquet")):
-        with path.open("rb") as handle:
-            parts.append(pq.read_table(handle))
-    return pa.concat_tables(parts)
+    return sqljobs.read_parquet([storage.url_of(folder)])
 
 
 def rows_in(folder: ObjectStoragePath) -> int:
@@ -140,92 +116,85 @@ def rows_in(folder: ObjectStoragePath) -> int:
     return total
 
 
-def gate_and_publish(day: dt.date) -> dict:
-    """Run every table's suite on its candidate; only if no critical expectation fails, publish them all.
+def gate_and_publish(day: dt.date, suites: dict[str, tuple[ObjectStoragePath, ObjectStoragePath]],
+                     docs_name: str) -> dict:
+    """Run each suite on its candidate; only if no critical expectation fails, publish every candidate.
 
-    A failure leaves the trusted zone as it was (the previous good partitions untouched) and raises with
-    every failed expectation and sample values; warnings are reported. Results are kept per partition.
+    `suites` maps a suite name to (candidate, final) partition folders. A failure leaves the published
+    partitions as they were and raises with every failed expectation and sample values; warnings are
+    reported. References resolve against the candidates gated together (`trusted_<table>`), else against
+    the trusted partition of the day. Results are kept per partition, Data Docs under reports/dt=.../<docs_name>.
     """
     from crosschannel import gates
 
     frames = {}
-    for table in dms.mapped_tables():
-        candidate = candidate_dir(table, day)
+    for suite, (candidate, _) in suites.items():
         if not storage.is_committed(candidate):
-            raise TrustedInputError(f"{storage.url_of(candidate)}: no merge result for {table} on {day}")
-        frames[table] = read_partition(candidate).to_pandas()
+            raise TrustedInputError(f"{storage.url_of(candidate)}: nothing was computed for {suite} on {day}")
+        frames[suite] = read_partition(candidate).to_pandas()
+    published: dict[str, object] = {}
 
     def keys_of(table: str, key: str):
-        return frames[table][key].dropna().unique()
+        if f"trusted_{table}" in frames:
+            return frames[f"trusted_{table}"][key].dropna().unique()
+        if table not in published:
+            folder = final_dir(table, day)
+            if not storage.is_committed(folder):
+                raise TrustedInputError(f"{storage.url_of(folder)}: the reference table {table} is not published")
+            published[table] = read_partition(folder).column(key).to_pandas()
+        return published[table].dropna().unique()
 
     results = []
-    run = gates.GateRun(day)
-    for table, frame in frames.items():
-        previous = final_dir(table, day - dt.timedelta(days=1))
+    run = gates.GateRun(day, docs_name=docs_name)
+    for suite, (_, final) in suites.items():
+        previous = final.parent / f"dt={(day - dt.timedelta(days=1)).isoformat()}"
         previous_rows = rows_in(previous) if storage.is_committed(previous) else None
-        result = run.validate(f"trusted_{table}", frame, previous_rows, keys_of=keys_of)
+        result = run.validate(suite, frames[suite], previous_rows, keys_of=keys_of)
         gates.record(result)
         results.append(result)
     data_docs = run.publish_docs()
     log.info("Great Expectations Data Docs for %s: %s", day, data_docs)
     gates.enforce(results)
-    for table in dms.mapped_tables():
-        storage.promote(candidate_dir(table, day), final_dir(table, day))
+    for candidate, final in suites.values():
+        storage.promote(candidate, final)
     return {"partition": day.isoformat(), "gates": {r.suite: r.success for r in results}, "data_docs": data_docs,
+            "rows": {r.suite: r.rows for r in results},
             "warnings": {r.suite: len(r.failed_warning) for r in results if r.failed_warning}}
 
 
-def upload_sql(day: dt.date, name: str, sql: str) -> ObjectStoragePath:
-    """Put a rendered SQL file where the aws target's Glue job reads it: <root>/system/glue/sql/dt=.../<name>."""
-    path = storage.zone("system", "glue", "sql", f"dt={day.isoformat()}", name)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(sql)
-    return path
+def trusted_suites(day: dt.date) -> dict[str, tuple[ObjectStoragePath, ObjectStoragePath]]:
+    """The trusted gate's suites: every merged table, the identity map and the typed events."""
+    names = [*dms.mapped_tables(), "identity_map", "events"]
+    return {f"trusted_{name}": (candidate_dir(name, day), final_dir(name, day)) for name in names}
+
+
+def gate_trusted(day: dt.date) -> dict:
+    return gate_and_publish(day, trusted_suites(day), "data_docs")
 
 
 def plan_merge(day: dt.date) -> list[dict]:
-    """One job per mapped table: on aws the rendered SQL is uploaded and the inputs are the landed files."""
-    from crosschannel.config import get_config
-
-    cfg = get_config()
-    jobs = []
-    for table in dms.mapped_tables():
-        output = candidate_dir(table, day)
-        job = {"table": table, "partition": day.isoformat(), "output_path": storage.url_of(output)}
-        if cfg.target == "aws":
-            sql_path = upload_sql(day, f"{table}_cdc_merge.sql", merge_sql(table))
-            paths = [storage.url_of(p) for p in landing_files(table, day)]
-            job["script_args"] = {
-                "--sql_path": storage.url_of(sql_path),
-                "--inputs": json.dumps({"landing": {"format": "dms_csv", "paths": paths}}),
-                "--output_path": storage.url_of(output),
-            }
-        jobs.append(job)
-    return jobs
-
-
-def merge_and_write(table: str, day: dt.date) -> int:
-    """The local target's merge: DuckDB over the landed files, committed as the table's partition."""
-    state = current_state(table, day)
-    write_table(table, day, state)
-    return state.num_rows
+    """One merge job per mapped table: the landed files in effect at the partition, to the table's candidate."""
+    return [sqljobs.job(day, f"{table}_cdc_merge.sql", merge_sql(table), {"landing": landing_input(table, day)},
+                        candidate_dir(table, day))
+            for table in dms.mapped_tables()]
 
 
 def summarize(day: dt.date) -> dict:
-    """Rows per trusted table and the gate outcomes for the partition, read back from what was committed."""
+    """Rows per published partition and the gate outcomes for the day, read back from what was committed."""
+    from crosschannel import features
+
     rows = {}
-    for table in dms.mapped_tables():
-        target = final_dir(table, day)
+    for name in [*dms.mapped_tables(), "identity_map", "events", "customer_360"]:
+        target = final_dir(name, day)
         if not storage.is_committed(target):
-            raise TrustedInputError(f"{storage.url_of(target)}: the trusted partition of {table} was not committed")
-        rows[table] = rows_in(target)
+            raise TrustedInputError(f"{storage.url_of(target)}: the trusted partition of {name} was not committed")
+        rows[name] = rows_in(target)
     reports = storage.zone("reports", f"dt={day.isoformat()}", "gates")
     gate_results = {p.stem: storage.read_json(p)["success"] for p in reports.glob("*.json")} \
         if reports.exists() else {}
-    from crosschannel import features
-
-    docs = storage.zone("reports", f"dt={day.isoformat()}", "data_docs", "index.html")
+    docs = {name: storage.zone("reports", f"dt={day.isoformat()}", name, "index.html")
+            for name in ("data_docs", "data_docs_derived")}
     customer_features = features.final_dir(day)
     return {"partition": day.isoformat(), "rows": rows, "gates": gate_results, "gate_reports": storage.url_of(reports),
-            "data_docs": storage.url_of(docs) if docs.exists() else None,
+            "data_docs": {name: storage.url_of(path) for name, path in docs.items() if path.exists()},
             "features_rows": rows_in(customer_features) if storage.is_committed(customer_features) else None}

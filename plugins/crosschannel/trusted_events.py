@@ -1,5 +1,11 @@
 """Trusted zone, Segment side: the day's landed messages flattened to text columns for the SQL in
-include/sql/trusted/ (identity_map.sql, events.sql), which types, deduplicates and stitches them."""
+include/sql/trusted/ (identity_map.sql, events.sql), which types, deduplicates and stitches them.
+
+`plan_identities` flattens the landed day in the worker on both targets (one implementation of the JSON
+handling) into <root>/staging/segment_messages/dt=.../ and plans the identity map after the day (from the
+previous day's published map); `plan_events` plans the day's typed events. Both are SQL jobs whose outputs
+are gate candidates.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +14,7 @@ import gzip
 import json
 from typing import TYPE_CHECKING
 
-from crosschannel import engines, storage
+from crosschannel import engines, sqljobs, storage
 from crosschannel.config import get_config
 
 if TYPE_CHECKING:
@@ -74,11 +80,57 @@ def read_day(day: dt.date) -> pa.Table:
     return messages_table(records)
 
 
-def empty_identities() -> pa.Table:
-    import pyarrow as pa
+IDENTITY_SCHEMA = "anonymous_id STRING, customer_id BIGINT, identified_at TIMESTAMP"
+EVENTS_SCHEMA = ("message_id STRING, event_name STRING, event_ts TIMESTAMP, received_at TIMESTAMP, customer_id BIGINT, "
+                 "stitched BOOLEAN, anonymous_id STRING, channel STRING, product_id BIGINT, category STRING, "
+                 "price DECIMAL(12, 2), quantity BIGINT, order_id BIGINT, revenue DECIMAL(12, 2), search_query STRING")
 
-    return pa.table({"anonymous_id": pa.array([], pa.string()), "customer_id": pa.array([], pa.int64()),
-                     "identified_at": pa.array([], pa.timestamp("us"))})
+
+def empty_identities() -> pa.Table:
+    return sqljobs.empty_table(IDENTITY_SCHEMA)
+
+
+def previous_identities(day: dt.date) -> list:
+    """The published identity map of the day before (none on the first day; an error across a gap)."""
+    from crosschannel import trusted
+
+    previous = trusted.final_dir("identity_map", day - dt.timedelta(days=1))
+    if storage.is_committed(previous):
+        return [previous]
+    earlier = [p for p in previous.parent.glob("dt=*")
+               if p.name < f"dt={day.isoformat()}" and storage.is_committed(p)]
+    if earlier:
+        raise FileNotFoundError(
+            f"{storage.url_of(previous)}: the identity map of {day - dt.timedelta(days=1)} is missing, but earlier "
+            f"days have one; run retail_trusted for that day first (the map carries every earlier identification)")
+    return []
+
+
+def messages_dir(day: dt.date):
+    return storage.partition_dir("staging", "segment_messages", day=day.isoformat())
+
+
+def plan_identities(day: dt.date) -> list[dict]:
+    """Flatten the landed day (committed under staging/segment_messages/) and plan the identity map job."""
+    import pyarrow.parquet as pq
+
+    from crosschannel import trusted
+
+    with storage.committing(messages_dir(day)) as staging, (staging / "part-00000.parquet").open("wb") as handle:
+        pq.write_table(read_day(day), handle)
+    return [sqljobs.job(day, "identity_map.sql", engines.render("trusted/identity_map.sql"), {
+        "previous": sqljobs.parquet(previous_identities(day), IDENTITY_SCHEMA),
+        "messages": sqljobs.parquet([messages_dir(day)])}, trusted.candidate_dir("identity_map", day))]
+
+
+def plan_events(day: dt.date) -> list[dict]:
+    """Plan the typed events job over the flattened day and the day's identity map candidate."""
+    from crosschannel import trusted
+
+    return [sqljobs.job(day, "events.sql", engines.render("trusted/events.sql"), {
+        "messages": sqljobs.parquet([messages_dir(day)]),
+        "identities": sqljobs.parquet([trusted.candidate_dir("identity_map", day)])},
+        trusted.candidate_dir("events", day))]
 
 
 def type_day(messages: pa.Table, previous: pa.Table, run=engines.run_duckdb) -> tuple[pa.Table, pa.Table]:

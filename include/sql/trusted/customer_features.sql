@@ -1,14 +1,17 @@
 -- Customer features as of the end of the as-of day, and the labels whose future window is complete.
 --
--- Inputs: the trusted current state of `customers`, `orders` and `returns` at the partition (data_end).
--- Only orders and returns before the end of the as-of day feed the features, so past as-of days can be
--- computed from today's state (training sets); the labels look at the orders after it:
+-- Inputs: the trusted current state of `customers`, `orders`, `order_lines`, `products` and `returns` at the
+-- partition (data_end), and `events`: the typed Segment events of the trusted days in the 30 days up to the
+-- as-of day (event features count only the days that were landed; a fresh install needs 30 days of
+-- retail_ingest behind it for them to be complete).
+-- Only orders, returns and events before the end of the as-of day feed the features, so past as-of days can
+-- be computed from today's state (training sets); the labels look at the orders after it:
 --   repurchase_30d = 1 when the customer orders in the 30 days after the as-of day (NULL until complete)
 --   churn_90d      = 1 when the customer does not order in the 90 days after it (NULL until complete)
 -- Times are bound by the caller ({{ "{{ as_of_end }}" }} and friends are 'YYYY-MM-DD HH:MM:SS' strings), so the
 -- SQL needs no date arithmetic beyond a day count, written in the common subset of Spark SQL 3.5 and DuckDB.
 WITH past AS (
-    SELECT customer_id, order_ts, total, discount, channel
+    SELECT order_id, customer_id, order_ts, total, discount, channel
     FROM orders
     WHERE order_ts < CAST('{{ as_of_end }}' AS TIMESTAMP)
 ),
@@ -35,6 +38,62 @@ returned AS (
     INNER JOIN orders AS o ON o.order_id = r.order_id
     WHERE r.return_ts >= CAST('{{ since[90] }}' AS TIMESTAMP) AND r.return_ts < CAST('{{ as_of_end }}' AS TIMESTAMP)
     GROUP BY o.customer_id
+),
+activity AS (
+    SELECT
+        customer_id,
+        SUM(CASE WHEN event_name = 'Product Viewed' THEN 1 ELSE 0 END) AS product_views_30d,
+        SUM(CASE WHEN event_name = 'Products Searched' THEN 1 ELSE 0 END) AS searches_30d,
+        SUM(CASE WHEN event_name = 'Product Added to Wishlist' THEN 1 ELSE 0 END) AS wishlist_adds_30d,
+        SUM(CASE WHEN event_name = 'Product Added' THEN 1 ELSE 0 END) AS cart_adds_30d,
+        MAX(event_ts) AS last_visit_ts
+    FROM events
+    WHERE customer_id IS NOT NULL
+        AND event_ts >= CAST('{{ since[30] }}' AS TIMESTAMP) AND event_ts < CAST('{{ as_of_end }}' AS TIMESTAMP)
+    GROUP BY customer_id
+),
+-- A cart abandoned: a day on which the customer added to a cart and placed no order in any channel.
+cart_days AS (
+    SELECT DISTINCT customer_id, CAST(event_ts AS DATE) AS day
+    FROM events
+    WHERE customer_id IS NOT NULL AND event_name = 'Product Added'
+        AND event_ts >= CAST('{{ since[30] }}' AS TIMESTAMP) AND event_ts < CAST('{{ as_of_end }}' AS TIMESTAMP)
+),
+order_days AS (
+    SELECT DISTINCT customer_id, CAST(order_ts AS DATE) AS day
+    FROM past
+    WHERE order_ts >= CAST('{{ since[30] }}' AS TIMESTAMP)
+),
+abandoned AS (
+    SELECT c.customer_id, COUNT(*) AS cart_abandons_30d
+    FROM cart_days AS c
+    LEFT JOIN order_days AS o ON o.customer_id = c.customer_id AND o.day = c.day
+    WHERE o.customer_id IS NULL
+    GROUP BY c.customer_id
+),
+-- Category affinity: the category of most units bought in the last 365 days (ties: by name) and its share.
+category_units AS (
+    SELECT o.customer_id, p.category, SUM(l.quantity) AS units
+    FROM order_lines AS l
+    INNER JOIN past AS o ON o.order_id = l.order_id
+    INNER JOIN products AS p ON p.product_id = l.product_id
+    WHERE o.order_ts >= CAST('{{ since[365] }}' AS TIMESTAMP)
+    GROUP BY o.customer_id, p.category
+),
+category_ranked AS (
+    SELECT
+        customer_id,
+        category,
+        units,
+        SUM(units) OVER (PARTITION BY customer_id) AS all_units,
+        ROW_NUMBER() OVER (PARTITION BY customer_id ORDER BY units DESC, category) AS _rank
+    FROM category_units
+),
+affinity AS (
+    SELECT customer_id, category AS top_category_365d,
+        CAST(units AS DOUBLE) / CAST(all_units AS DOUBLE) AS top_category_share_365d
+    FROM category_ranked
+    WHERE _rank = 1 AND all_units > 0
 ),
 future AS (
     SELECT
@@ -65,11 +124,23 @@ SELECT
         THEN CAST(p.discount_365d AS DOUBLE) / CAST(p.monetary_365d + p.discount_365d AS DOUBLE) END AS discount_share_365d,
     COALESCE(r.returns_90d, 0) AS returns_90d,
     CAST(COALESCE(r.refunds_90d, 0) AS DECIMAL(14, 2)) AS refunds_90d,
+    COALESCE(a.product_views_30d, 0) AS product_views_30d,
+    COALESCE(a.searches_30d, 0) AS searches_30d,
+    COALESCE(a.wishlist_adds_30d, 0) AS wishlist_adds_30d,
+    COALESCE(a.cart_adds_30d, 0) AS cart_adds_30d,
+    COALESCE(b.cart_abandons_30d, 0) AS cart_abandons_30d,
+    EXTRACT(DAY FROM (CAST('{{ as_of_end }}' AS TIMESTAMP) - CAST(CAST(a.last_visit_ts AS DATE) AS TIMESTAMP))) - 1
+        AS days_since_visit,
+    g.top_category_365d,
+    g.top_category_share_365d,
     {% if complete[30] %}CASE WHEN f.bought_30d = 1 THEN 1 ELSE 0 END{% else %}CAST(NULL AS INT){% endif %} AS repurchase_30d,
     {% if complete[90] %}CASE WHEN f.bought_90d = 1 THEN 0 ELSE 1 END{% else %}CAST(NULL AS INT){% endif %} AS churn_90d
 FROM customers AS c
 LEFT JOIN per_customer AS p ON p.customer_id = c.customer_id
 LEFT JOIN returned AS r ON r.customer_id = c.customer_id
+LEFT JOIN activity AS a ON a.customer_id = c.customer_id
+LEFT JOIN abandoned AS b ON b.customer_id = c.customer_id
+LEFT JOIN affinity AS g ON g.customer_id = c.customer_id
 LEFT JOIN future AS f ON f.customer_id = c.customer_id
 WHERE c.signup_date <= CAST('{{ as_of }}' AS DATE)
 ORDER BY c.customer_id

@@ -1,0 +1,113 @@
+"""
+### propensity_scoring: every customer scored daily by each model's champion, behind a score gate
+
+Runs when `retail_trusted` publishes a partition's features (the `crosschannel.features.customer` asset
+carries the partition), or by hand with a `partition` Param. Needs a champion per model (run
+`propensity_training` first).
+
+1. `plan_scoring` writes the transform input per model (`<root>/ml/<model>/scores/dt=.../input/`: the
+   customer id, then the champion's features, CSV without header) and the CreateModel / CreateTransformJob
+   configs. The transform's `DataProcessing` (`InputFilter "$[1:]"`, `JoinSource "Input"`, an
+   `OutputFilter` keeping the id and the outputs) keeps every score on its customer's line.
+2. `create_model` / `score_model`: `SageMakerModelOperator` and `SageMakerTransformOperator` on aws; locally
+   the same `include/sagemaker/inference.py` handlers over the same files. Each output line is
+   `customer_id,probability,reason_1,reason_2,reason_3` (reasons: the features pushing the score up most).
+3. `gate_scores`: every customer of the day's features scored once, probabilities in [0, 1], population
+   stability vs the previous day under `models.psi_limit`; then deciles and the model version are added and
+   the scores published to `<root>/ml/<model>/scores/dt=.../scores/`. A failure stops the run with each
+   failed check; the previous days' scores stay as they were. Results: `<root>/reports/dt=.../gates/`.
+4. `publish_scores` emits the `crosschannel.scores` asset with the partition.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from airflow.sdk import chain, dag, task
+
+from crosschannel.config import get_config
+from crosschannel.pipeline import (
+    DEFAULT_ARGS,
+    PARTITION_PARAM,
+    features_asset,
+    partition_day,
+    scores_asset,
+)
+
+CONFIG = get_config()
+SCORES = scores_asset()
+
+
+@dag(
+    dag_id="propensity_scoring",
+    schedule=[features_asset()],
+    start_date=dt.datetime(2026, 11, 1, tzinfo=dt.UTC),
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    tags=["crosschannel", "models", f"target:{CONFIG.target}"],
+    doc_md=__doc__,
+    params={"partition": PARTITION_PARAM},
+)
+def propensity_scoring():
+    @task
+    def plan_scoring(**context) -> list[dict]:
+        """Write each model's transform input and its CreateModel / CreateTransformJob configs."""
+        from crosschannel.scoring import plan_scoring
+
+        return plan_scoring(partition_day(context))
+
+    @task
+    def gate_scores(**context) -> dict:
+        """Check and publish the day's scores with deciles, reasons and model version."""
+        from crosschannel.scoring import finalize
+
+        return finalize(partition_day(context))
+
+    @task(outlets=[SCORES])
+    def publish_scores(outcome: dict, *, outlet_events, **context) -> dict:
+        """Emit the scores asset with the partition and the per-model figures."""
+        day = partition_day(context)
+        outlet_events[SCORES].extra = outcome
+        outlet_events[SCORES].add_partitions(day.isoformat())
+        return outcome
+
+    plans = plan_scoring()
+    if CONFIG.target == "aws":
+        from airflow.providers.amazon.aws.operators.sagemaker import (
+            SageMakerModelOperator,
+            SageMakerTransformOperator,
+        )
+
+        aws = {"aws_conn_id": CONFIG.aws.conn_id, "region_name": CONFIG.aws.region}
+        create_model = SageMakerModelOperator.partial(task_id="create_model", **aws).expand(
+            config=plans.map(lambda plan: plan["model_config"]))
+        score_model = SageMakerTransformOperator.partial(
+            task_id="score_model", action_if_job_exists="timestamp", deferrable=True, **aws,
+        ).expand(config=plans.map(lambda plan: plan["transform_config"]))
+    else:
+
+        @task
+        def create_model(plan: dict) -> str:
+            """Load the champion's artifact through inference.py's model_fn (the local CreateModel)."""
+            from crosschannel.scoring import check_model
+
+            return check_model(plan)
+
+        @task
+        def score_model(plan: dict) -> int:
+            """Run the batch transform locally with inference.py over the day's input."""
+            from crosschannel.scoring import transform_local
+
+            return transform_local(plan)
+
+        create_model, score_model = create_model.expand(plan=plans), score_model.expand(plan=plans)
+
+    outcome = gate_scores()
+    chain(plans, create_model, score_model, outcome, publish_scores(outcome))
+
+
+dag = propensity_scoring()
+
+if __name__ == "__main__":
+    dag.test()

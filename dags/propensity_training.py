@@ -1,0 +1,144 @@
+"""
+### propensity_training: churn and repurchase models, tuned, trained, evaluated and promoted (weekly)
+
+Runs on Mondays at 04:00 UTC for Sunday's partition, or by hand with a `partition` Param (the trusted
+partition must be published). For every model of `models.specs` in the configuration:
+
+1. `plan_snapshots` / `snapshot_features`: `include/sql/trusted/customer_features.sql` as of each past
+   as-of day the temporal split needs, over the partition's trusted state, with the labels whose window is
+   complete (SQL jobs: DuckDB locally, the generic Glue job on aws) into `<root>/ml/snapshots/dt=.../`.
+2. `build_datasets`: train / validation / test (test = the latest complete as-of day, validation the one
+   before, training the ones before that) as SageMaker CSV (label first, no header) with a manifest, in
+   `<root>/ml/<model>/datasets/dt=.../`.
+3. `plan_tuning` / `tune_model`: a hyperparameter tuning job over `models.ranges` with `models.max_trials`
+   trials maximizing validation AUC: `SageMakerTuningOperator` (Bayesian) on aws; locally the same
+   `include/sagemaker/train.py` in the SageMaker layout, seeded random search with the same budget.
+4. `plan_training` / `train_model`: the final training job with the best hyperparameters
+   (`SageMakerTrainingOperator` on aws, the same script locally).
+5. `evaluate_models`: AUC, PR-AUC, log loss, top-decile lift and capture, calibration on the test rows,
+   against an RFM baseline and the current champion on the same rows. The challenger is registered as a
+   new version (`<root>/ml/<model>/registry/vNNNN/`: model, card with metrics, HTML report) and promoted
+   only if it beats both by `models.promotion_margin`. The report is also in
+   `<root>/reports/dt=.../models/<model>.html`; its path is in the task log.
+6. `publish_models` emits the `crosschannel.models` asset with the outcome.
+
+Needs on aws: `aws.sagemaker.role_arn` (reading the ml zone, writing model artifacts) and the region's
+XGBoost framework image (`aws.sagemaker.image_uri`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from airflow.sdk import chain, dag, task
+
+from crosschannel.config import get_config
+from crosschannel.pipeline import (
+    DEFAULT_ARGS,
+    PARTITION_PARAM,
+    WEEKLY_MONDAY_UTC,
+    models_asset,
+    partition_day,
+    sql_jobs,
+)
+
+CONFIG = get_config()
+MODELS = models_asset()
+
+
+@dag(
+    dag_id="propensity_training",
+    schedule=WEEKLY_MONDAY_UTC,
+    start_date=dt.datetime(2026, 11, 1, tzinfo=dt.UTC),
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    tags=["crosschannel", "models", f"target:{CONFIG.target}"],
+    doc_md=__doc__,
+    params={"partition": PARTITION_PARAM},
+)
+def propensity_training():
+    @task
+    def plan_snapshots(**context) -> list[dict]:
+        """One features job per as-of day of the temporal split, over the partition's trusted state."""
+        from crosschannel.models import plan_snapshots
+
+        return plan_snapshots(partition_day(context))
+
+    @task
+    def build_datasets(**context) -> dict:
+        """Train / validation / test CSV per model (label first, no header) with a feature manifest."""
+        from crosschannel.models import build_datasets
+
+        return build_datasets(partition_day(context))
+
+    @task
+    def plan_tuning(**context) -> list[dict]:
+        """CreateHyperParameterTuningJob configs, one per model."""
+        from crosschannel.models import plan_tuning
+
+        return plan_tuning(partition_day(context))
+
+    @task
+    def plan_training(**context) -> list[dict]:
+        """CreateTrainingJob configs with each model's best tuned hyperparameters."""
+        from crosschannel.models import plan_final_training
+
+        return plan_final_training(partition_day(context))
+
+    @task
+    def evaluate_models(**context) -> dict:
+        """Evaluate every challenger against the baseline and the champion; register and maybe promote it."""
+        from crosschannel.config import get_config
+        from crosschannel.models import evaluate_and_promote
+
+        day = partition_day(context)
+        return {model: evaluate_and_promote(day, model) for model in get_config().models.specs}
+
+    @task(outlets=[MODELS])
+    def publish_models(outcome: dict, *, outlet_events, **context) -> dict:
+        """Emit the models asset with the partition and each model's version, AUCs and decision."""
+        day = partition_day(context)
+        outlet_events[MODELS].extra = {"partition": day.isoformat(), "models": outcome}
+        outlet_events[MODELS].add_partitions(day.isoformat())
+        return outcome
+
+    tuning, training = plan_tuning(), plan_training()
+    if CONFIG.target == "aws":
+        from airflow.providers.amazon.aws.operators.sagemaker import (
+            SageMakerTrainingOperator,
+            SageMakerTuningOperator,
+        )
+
+        aws = {"aws_conn_id": CONFIG.aws.conn_id, "region_name": CONFIG.aws.region, "deferrable": True}
+        tune_model = SageMakerTuningOperator.partial(task_id="tune_model", **aws).expand(config=tuning)
+        train_model = SageMakerTrainingOperator.partial(
+            task_id="train_model", action_if_job_exists="timestamp", **aws).expand(config=training)
+    else:
+
+        @task
+        def tune_model(config: dict) -> dict:
+            """Run the tuning job's trials locally with include/sagemaker/train.py in the SageMaker layout."""
+            from crosschannel.sagemaker_jobs import run_tuning_job
+
+            return run_tuning_job(config)["BestTrainingJob"]
+
+        @task
+        def train_model(config: dict) -> str:
+            """Run the final training job locally; returns the model artifact's location."""
+            from crosschannel.sagemaker_jobs import run_training_job
+
+            return run_training_job(config)["ModelArtifacts"]["S3ModelArtifacts"]
+
+        tune_model, train_model = tune_model.expand(config=tuning), train_model.expand(config=training)
+
+    snapshots = plan_snapshots()
+    outcome = evaluate_models()
+    chain(snapshots, sql_jobs("snapshot_features", snapshots), build_datasets(), tuning, tune_model, training,
+          train_model, outcome, publish_models(outcome))
+
+
+dag = propensity_training()
+
+if __name__ == "__main__":
+    dag.test()

@@ -1,0 +1,89 @@
+"""XGBoost training entry point in SageMaker script mode (the XGBoost framework image, or local disk).
+
+SageMaker runs `python train.py --<hyperparameter> <value> ...` with:
+    SM_CHANNEL_TRAIN, SM_CHANNEL_VALIDATION   folders of CSV files: label first, no header, empty = missing
+                                              (a manifest.json beside them names the feature columns)
+    SM_MODEL_DIR                              where the model goes (SageMaker tars it to model.tar.gz)
+    SM_OUTPUT_DATA_DIR                        extra outputs (feature importance)
+    SM_HPS                                    the hyperparameters as JSON (used when no arguments are given)
+It prints one line per boosting round and, last, the best round's metrics as
+`validation-auc:<value>;validation-logloss:<value>;best_iteration:<n>` for the MetricDefinitions regexes
+(`validation-auc:([0-9.]+)`); the tuner maximizes the last value it sees. The model is trained with early
+stopping on validation AUC and saved as xgboost-model.json (feature names inside) with features.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import sys
+
+HYPERPARAMETERS = {  # name: type; anything else SageMaker passes (sagemaker_program, ...) is ignored
+    "max_depth": int, "eta": float, "min_child_weight": float, "subsample": float, "colsample_bytree": float,
+    "lambda": float, "alpha": float, "gamma": float, "num_round": int, "early_stopping_rounds": int,
+    "seed": int, "nthread": int, "scale_pos_weight": float,
+}
+DEFAULTS = {"max_depth": 5, "eta": 0.1, "num_round": 300, "early_stopping_rounds": 25, "seed": 7}
+
+
+def hyperparameters(argv: list[str], environ) -> dict:
+    parser = argparse.ArgumentParser()
+    for name, kind in HYPERPARAMETERS.items():
+        parser.add_argument(f"--{name}", type=kind)
+    given, _ = parser.parse_known_args(argv)
+    values = {k: v for k, v in vars(given).items() if v is not None}
+    if not values and environ.get("SM_HPS"):
+        values = {k: HYPERPARAMETERS[k](v) for k, v in json.loads(environ["SM_HPS"]).items() if k in HYPERPARAMETERS}
+    return {**DEFAULTS, **values}
+
+
+def read_channel(folder: str):
+    """(labels, features, feature names) of a channel's CSV files."""
+    import pandas as pd
+
+    files = sorted(glob.glob(os.path.join(folder, "*.csv")))
+    if not files:
+        raise SystemExit(f"train.py: no CSV files in channel {folder}")
+    frame = pd.concat([pd.read_csv(f, header=None) for f in files], ignore_index=True)
+    manifest = os.path.join(folder, "manifest.json")
+    names = json.load(open(manifest))["features"] if os.path.exists(manifest) else None
+    if names is not None and len(names) != frame.shape[1] - 1:
+        raise SystemExit(f"train.py: {manifest} names {len(names)} features, the CSV files have {frame.shape[1] - 1}")
+    return frame.iloc[:, 0].to_numpy(), frame.iloc[:, 1:].to_numpy(dtype="float64"), names
+
+
+def main(argv: list[str], environ=os.environ) -> dict:
+    import xgboost as xgb
+
+    hps = hyperparameters(argv, environ)
+    y_train, x_train, names = read_channel(environ["SM_CHANNEL_TRAIN"])
+    y_valid, x_valid, _ = read_channel(environ["SM_CHANNEL_VALIDATION"])
+    train = xgb.DMatrix(x_train, label=y_train, feature_names=names)
+    valid = xgb.DMatrix(x_valid, label=y_valid, feature_names=names)
+    params = {"objective": "binary:logistic", "eval_metric": ["logloss", "auc"], "tree_method": "hist",
+              **{k: v for k, v in hps.items() if k not in ("num_round", "early_stopping_rounds")}}
+    booster = xgb.train(params, train, num_boost_round=hps["num_round"], evals=[(train, "train"), (valid, "validation")],
+                        early_stopping_rounds=hps["early_stopping_rounds"], verbose_eval=True)
+    best = booster.best_iteration
+    booster = booster[: best + 1]  # keep the trees up to the best round only
+    scores = booster.eval(valid, "validation")  # "[0]\tvalidation-logloss:...\tvalidation-auc:..."
+    metrics = dict(item.split(":") for item in scores.split("\t")[1:])
+    auc, logloss = float(metrics["validation-auc"]), float(metrics["validation-logloss"])
+    model_dir = environ["SM_MODEL_DIR"]
+    os.makedirs(model_dir, exist_ok=True)
+    booster.save_model(os.path.join(model_dir, "xgboost-model.json"))
+    with open(os.path.join(model_dir, "features.json"), "w") as handle:
+        json.dump({"features": names, "hyperparameters": hps, "best_iteration": best}, handle, indent=2)
+    output_dir = environ.get("SM_OUTPUT_DATA_DIR")
+    if output_dir:
+        os.makedirs(output_dir, exist_ok=True)
+        with open(os.path.join(output_dir, "feature_importance.json"), "w") as handle:
+            json.dump(booster.get_score(importance_type="gain"), handle, indent=2, sort_keys=True)
+    print(f"validation-auc:{auc:.6f};validation-logloss:{logloss:.6f};best_iteration:{best}", flush=True)
+    return {"validation_auc": auc, "validation_logloss": logloss, "best_iteration": best}
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
