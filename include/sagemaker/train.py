@@ -48,7 +48,10 @@ def read_channel(folder: str):
         raise SystemExit(f"train.py: no CSV files in channel {folder}")
     frame = pd.concat([pd.read_csv(f, header=None) for f in files], ignore_index=True)
     manifest = os.path.join(folder, "manifest.json")
-    names = json.load(open(manifest))["features"] if os.path.exists(manifest) else None
+    names = None
+    if os.path.exists(manifest):
+        with open(manifest) as handle:
+            names = json.load(handle)["features"]
     if names is not None and len(names) != frame.shape[1] - 1:
         raise SystemExit(f"train.py: {manifest} names {len(names)} features, the CSV files have {frame.shape[1] - 1}")
     return frame.iloc[:, 0].to_numpy(), frame.iloc[:, 1:].to_numpy(dtype="float64"), names
@@ -64,7 +67,7 @@ def main(argv: list[str], environ=os.environ) -> dict:
     valid = xgb.DMatrix(x_valid, label=y_valid, feature_names=names)
     params = {"objective": "binary:logistic", "eval_metric": ["logloss", "auc"], "tree_method": "hist",
               **{k: v for k, v in hps.items() if k not in ("num_round", "early_stopping_rounds")}}
-    booster = xgb.train(params, train, num_boost_round=hps["num_round"], evals=[(train, "train"), (valid, "validation")],
+    booster = xgb.train(params, train, num_boost_round=hps["num_round"], evals=[(valid, "validation")],
                         early_stopping_rounds=hps["early_stopping_rounds"], verbose_eval=True)
     best = booster.best_iteration
     booster = booster[: best + 1]  # keep the trees up to the best round only

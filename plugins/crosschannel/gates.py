@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -116,7 +115,6 @@ class GateRun:
     """
 
     def __init__(self, day: dt.date, docs_name: str = "data_docs"):
-        os.environ.setdefault("TQDM_DISABLE", "1")
         import great_expectations as gx
 
         self.gx = gx
@@ -124,6 +122,9 @@ class GateRun:
         self.docs_name = docs_name
         self.site = Path(tempfile.mkdtemp(prefix="crosschannel-data-docs-"))
         self.context = gx.get_context(mode="ephemeral")
+        from great_expectations.data_context.types.base import ProgressBarsConfig
+
+        self.context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
         self.context.add_data_docs_site(site_name="partition", site_config={
             "class_name": "SiteBuilder",
             "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(self.site)},

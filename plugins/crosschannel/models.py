@@ -7,6 +7,8 @@ Zones, per model (`models.specs` in the configuration):
     <root>/ml/<model>/models/dt=D/                   tuning and training job outputs
     <root>/ml/<model>/registry/vNNNN/                every trained version: model.tar.gz, card.json, report.html
     <root>/ml/<model>/registry/champion.json         the version that scores
+On aws every version is also a model package of the SageMaker model package group
+<aws.sagemaker.model_package_group>-<model> (Approved when promoted, Rejected otherwise).
 Temporal split: test on the latest as-of day whose label window is complete at D, validate on the one
 `as_of_step_days` before, train on the `train_as_of_days` before that; a customer-day is in one split only.
 Features of past as-of days come from D's current state (customer_features.sql only counts what happened
@@ -17,6 +19,7 @@ feature by default.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 import logging
 from typing import TYPE_CHECKING
@@ -137,11 +140,11 @@ def models_output(model: str, day: dt.date) -> str:
     return storage.url_of(storage.zone("ml", model, "models", f"dt={day.isoformat()}"))
 
 
-def plan_tuning(day: dt.date) -> list[dict]:
+def plan_tuning(day: dt.date, names: list[str] | None = None) -> list[dict]:
     """CreateHyperParameterTuningJob configs, one per model (the source dir uploaded first)."""
     source_dir = sagemaker_jobs.upload_source_dir()
     plans = []
-    for model in get_config().models.specs:
+    for model in names or get_config().models.specs:
         output = storage.location(models_output(model, day))
         output.mkdir(parents=True, exist_ok=True)
         plans.append(sagemaker_jobs.tuning_config(job_name(model, day, "tune"), _channels(model, day),
@@ -160,11 +163,11 @@ def describe_tuning(name: str, day: dt.date, model: str) -> dict:
     return storage.read_json(storage.location(models_output(model, day)) / f"{name}.tuning.json")
 
 
-def plan_final_training(day: dt.date) -> list[dict]:
+def plan_final_training(day: dt.date, names: list[str] | None = None) -> list[dict]:
     """CreateTrainingJob configs with each model's best tuned hyperparameters."""
     source_dir = sagemaker_jobs.upload_source_dir()
     plans = []
-    for model in get_config().models.specs:
+    for model in names or get_config().models.specs:
         tuned = describe_tuning(job_name(model, day, "tune"), day, model)
         if tuned.get("HyperParameterTuningJobStatus") != "Completed" or "BestTrainingJob" not in tuned:
             raise ModelError(f"model {model}: tuning job {job_name(model, day, 'tune')} ended "
@@ -213,7 +216,7 @@ def evaluate(y: np.ndarray, p: np.ndarray) -> dict:
     base_rate = float(y.mean())
     edges = np.linspace(0, 1, 11)
     bins = []
-    for low, high in zip(edges[:-1], edges[1:], strict=True):
+    for low, high in itertools.pairwise(edges):
         inside = (p >= low) & ((p < high) if high < 1 else (p <= high))
         if inside.any():
             bins.append({"low": float(low), "high": float(high), "rows": int(inside.sum()),
@@ -269,6 +272,52 @@ def _next_version(model: str, day: dt.date) -> str:
     return f"v{max([int(c['version'][1:]) for c in cards] + [0]) + 1:04d}"
 
 
+def decide(challenger_auc: float, baseline_auc: float, champion: tuple[str, float] | None,
+           margin: float) -> tuple[bool, str]:
+    """Promote the challenger only if its test AUC beats the baseline's and the champion's (same rows) by
+    `margin`; the first model needs to beat the baseline only."""
+    if not challenger_auc >= baseline_auc + margin:
+        return False, (f"not promoted: AUC {challenger_auc:.4f} does not beat the baseline's {baseline_auc:.4f} "
+                       f"by {margin}")
+    if champion is None:
+        return True, "promoted: the first model, and it beats the baseline"
+    version, champion_auc = champion
+    if not challenger_auc >= champion_auc + margin:
+        return False, (f"kept champion {version}: AUC {challenger_auc:.4f} does not beat its {champion_auc:.4f} "
+                       f"by {margin}")
+    return True, f"promoted: beats the baseline and champion {version} ({champion_auc:.4f})"
+
+
+def register_model_package(card: dict) -> str | None:
+    """aws target: the version as a model package of the model's group (<model_package_group>-<model>),
+    Approved when promoted, Rejected otherwise, with its metrics and training partition as metadata."""
+    cfg = get_config()
+    if cfg.target != "aws":
+        return None
+    from airflow.providers.amazon.aws.hooks.sagemaker import SageMakerHook
+
+    client = SageMakerHook(aws_conn_id=cfg.aws.conn_id, region_name=cfg.aws.region).conn
+    group = f"{cfg.aws.sagemaker.model_package_group}-{card['model']}"
+    if not client.list_model_package_groups(NameContains=group)["ModelPackageGroupSummaryList"]:
+        client.create_model_package_group(ModelPackageGroupName=group,
+                                          ModelPackageGroupDescription=f"crosschannel {card['model']} propensity")
+    source_dir = sagemaker_jobs.upload_source_dir()
+    return client.create_model_package(
+        ModelPackageGroupName=group,
+        ModelPackageDescription=f"{card['version']} trained on partition {card['training_partition']}",
+        InferenceSpecification={
+            "Containers": [{"Image": cfg.aws.sagemaker.image_uri, "ModelDataUrl": card["model_data"],
+                            "Environment": {"SAGEMAKER_PROGRAM": "inference.py",
+                                            "SAGEMAKER_SUBMIT_DIRECTORY": source_dir}}],
+            "SupportedContentTypes": ["text/csv"], "SupportedResponseMIMETypes": ["text/csv"]},
+        ModelApprovalStatus="Approved" if card["promoted"] else "Rejected",
+        CustomerMetadataProperties={
+            "version": card["version"], "training_partition": card["training_partition"],
+            "test_auc": f"{card['metrics']['auc']:.6f}", "baseline_auc": f"{card['baseline']['auc']:.6f}",
+            "decision": card["decision"][:250]},
+    )["ModelPackageArn"]
+
+
 def predict(handlers, loaded, frame: pd.DataFrame) -> np.ndarray:
     import numpy as np
 
@@ -302,9 +351,8 @@ def evaluate_and_promote(day: dt.date, model: str) -> dict:
         champion_model = sagemaker_jobs.load_model(handlers, current["model_data"])
         champion_metrics = evaluate(y, predict(handlers, champion_model, test))
     margin = cfg.models.promotion_margin
-    beats_baseline = metrics["auc"] >= baseline["auc"] + margin
-    beats_champion = champion_metrics is None or metrics["auc"] >= champion_metrics["auc"] + margin
-    promoted = beats_baseline and beats_champion
+    promoted, decision = decide(metrics["auc"], baseline["auc"],
+                                None if current is None else (current["version"], champion_metrics["auc"]), margin)
     version = _next_version(model, day)
     importance = challenger.get_score(importance_type="gain")
     card = {
@@ -312,11 +360,7 @@ def evaluate_and_promote(day: dt.date, model: str) -> dict:
         "split_days": {k: [d.isoformat() for d in v] for k, v in split_days(day, model).items()},
         "features": list(challenger.feature_names), "metrics": metrics, "baseline": baseline,
         "champion": None if current is None else {"version": current["version"], "metrics": champion_metrics},
-        "promoted": promoted, "promotion_margin": margin,
-        "decision": ("promoted: first model that beats the baseline" if promoted and current is None else
-                     "promoted: beats the baseline and the champion" if promoted else
-                     "kept the champion: " + ("does not beat the baseline" if not beats_baseline
-                                              else f"does not beat champion {current['version']}")),
+        "promoted": promoted, "promotion_margin": margin, "decision": decision,
         "feature_importance_gain": dict(sorted(importance.items(), key=lambda kv: -kv[1])),
         "tuning_job": job_name(model, day, "tune"), "training_job": job_name(model, day, "train"),
     }
@@ -324,6 +368,7 @@ def evaluate_and_promote(day: dt.date, model: str) -> dict:
     with storage.committing(target) as staging:
         (staging / "model.tar.gz").write_bytes(storage.location(artifact).read_bytes())
         card["model_data"] = storage.url_of(target / "model.tar.gz")
+        card["model_package_arn"] = register_model_package(card)
         report = render_report(card, y, {"challenger": p, "baseline": baseline_scores(train, test, spec.label)})
         (staging / "report.html").write_text(report)
         storage.write_json(staging / "card.json", card)
@@ -356,15 +401,17 @@ def render_report(card: dict, y: np.ndarray, scores: dict[str, np.ndarray]) -> s
     fig, axes = plt.subplots(2, 3, figsize=(15, 9))
     (roc, pr, gain), (calibration, importance, blank) = axes
     positives = max(y.sum(), 1)
+    points = np.unique(np.linspace(0, len(y) - 1, 400).astype(int))  # curves drawn through 400 cut-offs
     for name, p in scores.items():
         order = np.argsort(-p, kind="stable")
         hits = y[order]
-        tpr = np.concatenate([[0], np.cumsum(hits) / positives])
-        fpr = np.concatenate([[0], np.cumsum(1 - hits) / max(len(y) - y.sum(), 1)])
-        roc.plot(fpr, tpr, label=f"{name} (AUC {auc(y, p):.3f})")
+        tpr = np.cumsum(hits) / positives
+        fpr = np.cumsum(1 - hits) / max(len(y) - y.sum(), 1)
+        roc.plot(np.concatenate([[0], fpr[points]]), np.concatenate([[0], tpr[points]]),
+                 label=f"{name} (AUC {auc(y, p):.3f})")
         precision = np.cumsum(hits) / np.arange(1, len(y) + 1)
-        pr.plot(tpr[1:], precision, label=name)
-        gain.plot(np.arange(1, len(y) + 1) / len(y), tpr[1:], label=name)
+        pr.plot(tpr[points], precision[points], label=name)
+        gain.plot((points + 1) / len(y), tpr[points], label=name)
     roc.plot([0, 1], [0, 1], "k:", linewidth=0.8)
     gain.plot([0, 1], [0, 1], "k:", linewidth=0.8)
     for axis, title, xlabel, ylabel in ((roc, "ROC", "false positive rate", "true positive rate"),
@@ -372,7 +419,7 @@ def render_report(card: dict, y: np.ndarray, scores: dict[str, np.ndarray]) -> s
                                         (gain, "Cumulative gain (lift)", "share of customers targeted",
                                          "share of positives captured")):
         axis.set(title=title, xlabel=xlabel, ylabel=ylabel)
-        axis.legend(loc="best", fontsize=8)
+        axis.legend(loc="lower right" if axis is not pr else "upper right", fontsize=8)
     bins = card["metrics"]["calibration"]
     calibration.plot([b["mean_predicted"] for b in bins], [b["observed_rate"] for b in bins], "o-")
     calibration.plot([0, 1], [0, 1], "k:", linewidth=0.8)

@@ -215,7 +215,7 @@ def _draw(rng, spec: dict, integer: bool):
         value = math.exp(rng.uniform(math.log(low), math.log(high)))
     else:
         value = rng.uniform(low, high)
-    return str(int(round(value))) if integer else f"{value:.6g}"
+    return str(round(value)) if integer else f"{value:.6g}"
 
 
 def run_tuning_job(config: dict) -> dict:

@@ -1,0 +1,153 @@
+"""The models on the aws target: the raw SageMaker configs are valid requests for the SageMaker API model
+(botocore's Stubber), and the provider's operators start the jobs on a moto server."""
+
+from __future__ import annotations
+
+import datetime as dt
+from unittest import mock
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+
+from crosschannel import models, sagemaker_jobs, scoring, storage
+from tests.conftest import empty_bucket
+
+DAY = dt.date(2026, 11, 2)
+ROLE = "arn:aws:iam::123456789012:role/sagemaker"
+
+
+@pytest.fixture
+def aws_ml(moto_server, local_env, monkeypatch):
+    """An S3 lake on moto holding one model's datasets, with the aws target configured for SageMaker."""
+    from crosschannel.config import get_config
+
+    s3 = boto3.client("s3", endpoint_url=moto_server)
+    s3.create_bucket(Bucket="lake")
+    for key, value in {
+        "CROSSCHANNEL__TARGET": "aws",
+        "CROSSCHANNEL__STORAGE__ROOT": "s3://lake/data",
+        "CROSSCHANNEL__SEGMENT__LOGS_URI": "s3://lake/segment-logs",
+        "CROSSCHANNEL__AWS__DMS__REPLICATION_TASK_ARN": "arn:aws:dms:us-east-1:123456789012:task:RETAIL",
+        "CROSSCHANNEL__AWS__SAGEMAKER__ROLE_ARN": ROLE,
+    }.items():
+        monkeypatch.setenv(key, value)
+    get_config.cache_clear()
+    for model in get_config().models.specs:
+        for split in ("train", "validation"):
+            s3.put_object(Bucket="lake", Key=f"data/ml/{model}/datasets/dt={DAY}/{split}/data.csv", Body=b"1,2,3\n")
+    yield s3
+    empty_bucket(s3, "lake")
+    get_config.cache_clear()
+
+
+def _stubbed(operation: str, config: dict, response: dict) -> None:
+    """Send the config through a real SageMaker client whose transport is botocore's Stubber: the client
+    validates the request against the SageMaker API model before the stub answers."""
+    client = boto3.client("sagemaker", region_name="us-east-1")
+    with Stubber(client) as stub:
+        stub.add_response(operation, response, config)
+        getattr(client, operation)(**config)
+        stub.assert_no_pending_responses()
+
+
+def _tuned_training(model: str) -> dict:
+    source_dir = "s3://lake/data/system/sagemaker/sourcedir.tar.gz"
+    hps = {**sagemaker_jobs.static_hyperparameters(source_dir), "max_depth": "5", "eta": "0.1"}
+    return sagemaker_jobs.training_config(models.job_name(model, DAY, "train"), models._channels(model, DAY),
+                                          models.models_output(model, DAY), hps)
+
+
+def _model_and_transform(model: str) -> tuple[dict, dict]:
+    model_config = sagemaker_jobs.model_config(f"cc-{model}-v0001", models.trained_artifact(model, DAY),
+                                               "s3://lake/data/system/sagemaker/sourcedir.tar.gz")
+    transform = sagemaker_jobs.transform_config(models.job_name(model, DAY, "score"), model_config["ModelName"],
+                                                storage.url_of(scoring.scores_dir(model, DAY, "input")),
+                                                storage.url_of(scoring.scores_dir(model, DAY, "output")), 16, 4)
+    return model_config, transform
+
+
+def test_every_sagemaker_config_is_a_valid_request(aws_ml):
+    tuning = models.plan_tuning(DAY)
+
+    names = [t["HyperParameterTuningJobName"] for t in tuning]
+    assert names == ["cc-churn-20261102-tune", "cc-repurchase-20261102-tune"]
+    source = aws_ml.get_object(Bucket="lake", Key="data/system/sagemaker/sourcedir.tar.gz")["Body"].read()
+    assert len(source) > 100
+    for config in tuning:
+        job = config["TrainingJobDefinition"]
+        assert job["StaticHyperParameters"]["sagemaker_submit_directory"] == \
+            "s3://lake/data/system/sagemaker/sourcedir.tar.gz"
+        assert config["HyperParameterTuningJobConfig"]["Strategy"] == "Bayesian"
+        assert config["HyperParameterTuningJobConfig"]["HyperParameterTuningJobObjective"] == {
+            "Type": "Maximize", "MetricName": "validation:auc"}
+        _stubbed("create_hyper_parameter_tuning_job", config, {"HyperParameterTuningJobArn": "arn:aws:sagemaker:"
+                 "us-east-1:123456789012:hyper-parameter-tuning-job/x"})
+    _stubbed("create_training_job", _tuned_training("churn"),
+             {"TrainingJobArn": "arn:aws:sagemaker:us-east-1:123456789012:training-job/x"})
+    model_config, transform = _model_and_transform("churn")
+    _stubbed("create_model", model_config, {"ModelArn": "arn:aws:sagemaker:us-east-1:123456789012:model/x"})
+    _stubbed("create_transform_job", transform,
+             {"TransformJobArn": "arn:aws:sagemaker:us-east-1:123456789012:transform-job/x"})
+
+
+def test_a_bad_config_is_refused_by_the_api_model(aws_ml):
+    from botocore.exceptions import ParamValidationError
+
+    config = _tuned_training("churn")
+    config["ResourceConfig"]["InstanceCount"] = "one"
+
+    with pytest.raises(ParamValidationError, match=r"ResourceConfig\.InstanceCount"):
+        _stubbed("create_training_job", config, {"TrainingJobArn": "arn:aws:sagemaker:us-east-1:1:training-job/x"})
+
+
+def test_the_provider_operators_start_the_jobs_on_moto(aws_ml, moto_server):
+    from airflow.providers.amazon.aws.operators.sagemaker import (
+        SageMakerModelOperator,
+        SageMakerTrainingOperator,
+        SageMakerTransformOperator,
+        SageMakerTuningOperator,
+    )
+
+    context = {"ti": mock.Mock(try_number=1)}
+    (tuning, _) = models.plan_tuning(DAY)
+    SageMakerTuningOperator(task_id="tune_model", config=tuning, wait_for_completion=False).execute(context)
+    training = _tuned_training("churn")
+    SageMakerTrainingOperator(task_id="train_model", config=training, wait_for_completion=False,
+                              check_if_job_exists=False).execute(context)
+    aws_ml.put_object(Bucket="lake", Key=f"data/ml/churn/models/dt={DAY}/{training['TrainingJobName']}/output/"
+                                         "model.tar.gz", Body=b"model")
+    aws_ml.put_object(Bucket="lake", Key=f"data/ml/churn/scores/dt={DAY}/input/part-00000.csv", Body=b"1,2\n")
+    model_config, transform = _model_and_transform("churn")
+    SageMakerModelOperator(task_id="create_model", config=model_config).execute(context)
+    SageMakerTransformOperator(task_id="score_model", config=transform, wait_for_completion=False,
+                               check_if_job_exists=False, check_if_model_exists=False).execute(context)
+
+    sagemaker = boto3.client("sagemaker", endpoint_url=moto_server, region_name="us-east-1")
+    tuned = sagemaker.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName="cc-churn-20261102-tune")
+    assert tuned["HyperParameterTuningJobConfig"]["ResourceLimits"]["MaxNumberOfTrainingJobs"] == 8
+    trained = sagemaker.describe_training_job(TrainingJobName=training["TrainingJobName"])
+    assert trained["HyperParameters"]["sagemaker_program"] == "train.py"
+    assert trained["InputDataConfig"][0]["DataSource"]["S3DataSource"]["S3Uri"] == \
+        f"s3://lake/data/ml/churn/datasets/dt={DAY}/train"
+    served = sagemaker.describe_model(ModelName="cc-churn-v0001")
+    assert served["PrimaryContainer"]["Environment"]["SAGEMAKER_PROGRAM"] == "inference.py"
+    scored = sagemaker.describe_transform_job(TransformJobName=transform["TransformJobName"])
+    assert scored["DataProcessing"] == transform["DataProcessing"]
+
+
+def test_every_version_becomes_a_model_package_of_its_group(aws_ml, moto_server):
+    card = {"model": "churn", "version": "v0001", "training_partition": DAY.isoformat(), "promoted": True,
+            "decision": "promoted: the first model, and it beats the baseline", "metrics": {"auc": 0.81},
+            "baseline": {"auc": 0.74}, "model_data": "s3://lake/data/ml/churn/registry/v0001/model.tar.gz"}
+
+    first = models.register_model_package(card)
+    second = models.register_model_package({**card, "version": "v0002", "promoted": False})
+
+    sagemaker = boto3.client("sagemaker", endpoint_url=moto_server, region_name="us-east-1")
+    packages = sagemaker.list_model_packages(ModelPackageGroupName="crosschannel-churn")["ModelPackageSummaryList"]
+    assert {p["ModelPackageArn"] for p in packages} == {first, second}
+    described = sagemaker.describe_model_package(ModelPackageName=first)
+    assert described["ModelApprovalStatus"] == "Approved"
+    assert described["CustomerMetadataProperties"]["test_auc"] == "0.810000"
+    assert sagemaker.describe_model_package(ModelPackageName=second)["ModelApprovalStatus"] == "Rejected"

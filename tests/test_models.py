@@ -1,0 +1,228 @@
+"""include/sagemaker/train.py and inference.py in the SageMaker layout (run from the same job configs as on
+AWS), the evaluation metrics, the promotion rule and the score gate."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import json
+import tarfile
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from crosschannel import models, sagemaker_jobs, scoring, storage
+
+FEATURES = ["recency_days", "frequency_365d", "noise"]
+
+
+def _frame(rng, n: int) -> pd.DataFrame:
+    recency = rng.exponential(60, n)
+    frequency = rng.poisson(3, n).astype(float)
+    logit = 0.03 * recency - 0.6 * frequency + 0.5
+    label = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(float)
+    recency[rng.random(n) < 0.05] = np.nan  # missing values travel as empty CSV fields
+    return pd.DataFrame({"label": label, "recency_days": recency, "frequency_365d": frequency,
+                         "noise": rng.normal(size=n)})
+
+
+@pytest.fixture
+def channels(local_env):
+    """train / validation channels as models.build_datasets writes them, and the source dir uploaded."""
+    rng = np.random.default_rng(3)
+    root = storage.zone("ml", "churn", "datasets", "dt=2026-11-01")
+    urls = {}
+    for split, n in (("train", 3000), ("validation", 1000)):
+        folder = root / split
+        folder.mkdir(parents=True, exist_ok=True)
+        with (folder / "data.csv").open("w") as handle:
+            _frame(rng, n).to_csv(handle, header=False, index=False)
+        storage.write_json(folder / "manifest.json", {"features": FEATURES})
+        urls[split] = storage.url_of(folder)
+    output = storage.zone("ml", "churn", "models", "dt=2026-11-01")
+    output.mkdir(parents=True, exist_ok=True)
+    return {"channels": urls, "output": storage.url_of(output), "source_dir": sagemaker_jobs.upload_source_dir(),
+            "rng": rng}
+
+
+def _train(channels, name="cc-churn-test-train", **tuned):
+    hps = {**sagemaker_jobs.static_hyperparameters(channels["source_dir"]), "max_depth": "3", **tuned}
+    config = sagemaker_jobs.training_config(name, channels["channels"], channels["output"], hps)
+    return sagemaker_jobs.run_training_job(config)
+
+
+def test_train_script_runs_in_the_sagemaker_layout(channels):
+    job = _train(channels)
+
+    (auc,) = [m["Value"] for m in job["FinalMetricDataList"] if m["MetricName"] == "validation:auc"]
+    assert 0.7 < auc <= 1.0
+    artifact = storage.location(job["ModelArtifacts"]["S3ModelArtifacts"])
+    assert artifact.path.endswith("/cc-churn-test-train/output/model.tar.gz")
+    with tarfile.open(artifact.path) as tar:
+        assert sorted(tar.getnames()) == ["features.json", "xgboost-model.json"]
+        card = json.load(tar.extractfile("features.json"))
+    assert card["features"] == FEATURES and card["hyperparameters"]["max_depth"] == 3
+    log = (artifact.parent / "training.log").read_text()
+    assert log.strip().splitlines()[-1].startswith("validation-auc:")
+
+
+def test_a_failing_training_job_names_the_job_and_the_reason(channels):
+    broken = storage.location(channels["channels"]["validation"]) / "manifest.json"
+    storage.write_json(broken, {"features": FEATURES[:2]})
+
+    with pytest.raises(sagemaker_jobs.SageMakerJobError,
+                       match=r"training job cc-churn-test-train failed: .*names 2 features, the CSV files have 3"):
+        _train(channels)
+
+
+def test_tuning_draws_the_budget_from_the_configured_ranges_and_keeps_the_best(channels, monkeypatch):
+    from crosschannel.config import get_config
+
+    monkeypatch.setenv("CROSSCHANNEL__MODELS__MAX_TRIALS", "3")
+    get_config.cache_clear()
+    config = sagemaker_jobs.tuning_config("cc-churn-20261101-tune", channels["channels"], channels["output"],
+                                          channels["source_dir"])
+
+    described = sagemaker_jobs.run_tuning_job(config)
+
+    trials = described["TrainingJobs"]
+    assert len(trials) == 3 and len({json.dumps(t["TunedHyperParameters"]) for t in trials}) == 3
+    ranges = get_config().models.ranges
+    for trial, (name, spec) in itertools.product(trials, ranges.items()):
+        assert spec.min <= float(trial["TunedHyperParameters"][name]) <= spec.max
+    values = [t["FinalHyperParameterTuningJobObjectiveMetric"]["Value"] for t in trials]
+    assert described["BestTrainingJob"]["FinalHyperParameterTuningJobObjectiveMetric"]["Value"] == max(values)
+    recorded = storage.read_json(storage.location(channels["output"]) / "cc-churn-20261101-tune.tuning.json")
+    assert recorded == described
+
+
+def test_batch_transform_keeps_every_score_on_its_customer_line(channels):
+    job = _train(channels)
+    frame = _frame(channels["rng"], 500).drop(columns="label")
+    ids = np.arange(1001, 1501)
+    folder = storage.zone("ml", "churn", "scores", "dt=2026-11-01")
+    (folder / "input").mkdir(parents=True, exist_ok=True)
+    with (folder / "input" / "part-00000.csv").open("w") as handle:
+        frame.assign(customer_id=ids)[["customer_id", *FEATURES]].to_csv(handle, header=False, index=False)
+    model = sagemaker_jobs.model_config("cc-churn-v1", job["ModelArtifacts"]["S3ModelArtifacts"],
+                                        channels["source_dir"])
+    transform = sagemaker_jobs.transform_config("cc-churn-score", "cc-churn-v1", storage.url_of(folder / "input"),
+                                                storage.url_of(folder / "output"), len(FEATURES), scoring.OUTPUTS)
+
+    done = sagemaker_jobs.run_transform_job(model, transform, batch_lines=128)
+
+    assert transform["DataProcessing"] == {"InputFilter": "$[1:]", "JoinSource": "Input",
+                                           "OutputFilter": "$[0,4,5,6,7]"}
+    out = pd.read_csv((folder / "output" / "part-00000.csv.out").path, header=None)
+    assert done["records"] == len(out) == 500
+    assert out[0].tolist() == ids.tolist()
+    assert out[1].between(0, 1).all()
+    assert set(out[2]) | set(out[3]) | set(out[4]) <= set(FEATURES)
+    handlers = sagemaker_jobs.load_handlers(channels["source_dir"])
+    booster = sagemaker_jobs.load_model(handlers, job["ModelArtifacts"]["S3ModelArtifacts"])
+    import xgboost as xgb
+
+    direct = booster.predict(xgb.DMatrix(frame[FEATURES].to_numpy(), feature_names=FEATURES))
+    assert np.allclose(out[1].to_numpy(), direct, atol=1e-6)
+
+
+def test_inference_refuses_unsupported_content_and_wrong_widths(channels):
+    job = _train(channels)
+    handlers = sagemaker_jobs.load_handlers(channels["source_dir"])
+    booster = sagemaker_jobs.load_model(handlers, job["ModelArtifacts"]["S3ModelArtifacts"])
+
+    with pytest.raises(ValueError, match="content type 'application/json' is not supported"):
+        handlers.input_fn(b"{}", "application/json")
+    with pytest.raises(ValueError, match="2 features per line, the model expects 3"):
+        handlers.predict_fn(handlers.input_fn("1,2\n", "text/csv"), booster)
+
+
+def test_json_path_filters():
+    assert sagemaker_jobs._json_path_indices("$[1:]", 4) == [1, 2, 3]
+    assert sagemaker_jobs._json_path_indices("$[0,-1]", 5) == [0, 4]
+    assert sagemaker_jobs._json_path_indices("$[0,4,5]", 6) == [0, 4, 5]
+
+
+def test_metrics_against_direct_computations():
+    rng = np.random.default_rng(5)
+    y = (rng.random(400) < 0.3).astype(float)
+    p = np.clip(0.3 * y + rng.random(400) * 0.7, 0, 1)
+    pairs = [(a, b) for a in p[y == 1] for b in p[y == 0]]
+
+    metrics = models.evaluate(y, p)
+
+    assert metrics["auc"] == pytest.approx(np.mean([1.0 if a > b else 0.5 if a == b else 0.0 for a, b in pairs]))
+    top = np.argsort(-p)[:40]
+    assert metrics["top_decile_capture"] == pytest.approx(y[top].sum() / y.sum())
+    assert metrics["top_decile_lift"] == pytest.approx(y[top].mean() / y.mean())
+    expected_log_loss = -np.mean(y * np.log(p.clip(1e-7)) + (1 - y) * np.log((1 - p).clip(1e-7)))
+    assert metrics["log_loss"] == pytest.approx(expected_log_loss)
+    assert sum(b["rows"] for b in metrics["calibration"]) == 400
+    assert models.auc(y, -p) == pytest.approx(1 - metrics["auc"])
+
+
+@pytest.mark.parametrize(("challenger", "champion", "promoted", "says"), [
+    (0.80, None, True, "promoted: the first model"),
+    (0.72, None, False, "does not beat the baseline"),
+    (0.80, ("v0001", 0.78), True, "beats the baseline and champion v0001"),
+    (0.80, ("v0001", 0.798), False, "kept champion v0001"),
+    (0.80, ("v0001", 0.85), False, "kept champion v0001"),
+])
+def test_promotion_needs_the_margin_over_the_baseline_and_the_champion(challenger, champion, promoted, says):
+    decided, decision = models.decide(challenger, 0.72, champion, 0.005)
+
+    assert decided is promoted and says in decision
+
+
+def test_split_days_are_temporal_and_complete(local_env):
+    days = models.split_days(dt.date(2026, 11, 1), "churn")
+
+    assert days["test"] == [dt.date(2026, 8, 3)]  # 90 days before: the latest complete churn window
+    assert days["validation"] == [dt.date(2026, 7, 20)]
+    assert days["train"] == [dt.date(2026, 5, 25), dt.date(2026, 6, 8), dt.date(2026, 6, 22), dt.date(2026, 7, 6)]
+    assert max(days["train"]) < min(days["validation"]) < min(days["test"])
+
+
+def _scores(ids, p):
+    return pd.DataFrame({"customer_id": ids, "probability": p, "reason_1": "recency_days", "reason_2": "noise",
+                         "reason_3": "frequency_365d"})
+
+
+def test_score_gate_passes_complete_in_range_stable_scores(local_env):
+    ids = pd.Series(range(1, 101))
+
+    result = scoring.gate("churn", dt.date(2026, 11, 2), _scores(ids, np.linspace(0, 1, 100)), ids)
+
+    assert result["success"] and result["psi"] is None
+    assert storage.read_json(storage.zone("reports", "dt=2026-11-02", "gates", "scores_churn.json")) == result
+
+
+def test_score_gate_names_missing_extra_duplicated_and_out_of_range_scores(local_env):
+    ids = pd.Series(range(1, 101))
+    scores = _scores([*range(1, 99), 98, 555], [*np.linspace(0, 1, 98), 1.5, np.nan])
+
+    result = scoring.gate("churn", dt.date(2026, 11, 2), scores, ids)
+
+    text = "\n".join(result["failed_critical"])
+    assert not result["success"]
+    assert "2 customer(s) of the day's features not scored, e.g. [99, 100]" in text
+    assert "1 scored id(s) not in the day's features, e.g. [555]" in text
+    assert "1 customer(s) scored twice, e.g. [98]" in text
+    assert "2 probability(ies) outside [0, 1] or missing" in text
+
+
+def test_score_gate_stops_a_shifted_distribution(local_env):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    ids = pd.Series(range(1, 1001))
+    previous = scoring.scores_dir("churn", dt.date(2026, 11, 1), "scores")
+    with storage.committing(previous) as staging, (staging / "part-00000.parquet").open("wb") as handle:
+        pq.write_table(pa.table({"probability": np.random.default_rng(1).beta(2, 8, 1000)}), handle)
+
+    same = scoring.gate("churn", dt.date(2026, 11, 2), _scores(ids, np.random.default_rng(2).beta(2, 8, 1000)), ids)
+    shifted = scoring.gate("churn", dt.date(2026, 11, 2), _scores(ids, np.random.default_rng(2).beta(8, 2, 1000)), ids)
+
+    assert same["success"] and same["psi"] < 0.1
+    assert not shifted["success"] and "PSI" in shifted["failed_critical"][0] and shifted["psi"] > 1
