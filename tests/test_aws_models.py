@@ -125,7 +125,7 @@ def test_the_provider_operators_start_the_jobs_on_moto(aws_ml, moto_server):
 
     sagemaker = boto3.client("sagemaker", endpoint_url=moto_server, region_name="us-east-1")
     tuned = sagemaker.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName="cc-churn-20261102-tune")
-    assert tuned["HyperParameterTuningJobConfig"]["ResourceLimits"]["MaxNumberOfTrainingJobs"] == 8
+    assert tuned["HyperParameterTuningJobConfig"]["ResourceLimits"]["MaxNumberOfTrainingJobs"] == 6
     trained = sagemaker.describe_training_job(TrainingJobName=training["TrainingJobName"])
     assert trained["HyperParameters"]["sagemaker_program"] == "train.py"
     assert trained["InputDataConfig"][0]["DataSource"]["S3DataSource"]["S3Uri"] == \

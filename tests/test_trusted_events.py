@@ -94,3 +94,33 @@ def test_generated_checkouts_are_attributed_to_the_buyer():
     assert completed and all(r["customer_id"] == buyers[r["order_id"]] for r in completed)
     assert len(rows) == len(events)
     assert any(r["stitched"] for r in rows)
+
+
+def test_the_glue_script_runs_the_planned_jobs_from_parquet_and_an_empty_first_day(spark, tmp_path):
+    """include/glue/run_sql.py under local pyspark with the inputs the plan gives Glue: Parquet partitions,
+    and on the first day an empty identity map made from its schema. Same rows as DuckDB."""
+    import importlib.util
+    import json
+
+    import pyarrow.parquet as pq
+
+    from crosschannel.trusted_events import IDENTITY_SCHEMA
+    from tests.conftest import BUNDLE
+
+    spec = importlib.util.spec_from_file_location("run_sql", BUNDLE / "include/glue/run_sql.py")
+    job = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(job)
+    (tmp_path / "messages").mkdir()
+    pq.write_table(_messages(), tmp_path / "messages" / "part-00000.parquet")
+    (tmp_path / "identity_map.sql").write_text(engines.render("trusted/identity_map.sql"))
+    inputs = {"previous": {"format": "parquet", "paths": [], "schema": IDENTITY_SCHEMA},
+              "messages": {"format": "parquet", "paths": [(tmp_path / "messages").as_uri()]}}
+    args = job.parse_args(["--sql_path", (tmp_path / "identity_map.sql").as_uri(), "--inputs", json.dumps(inputs),
+                           "--output_path", (tmp_path / "out").as_uri()])
+
+    rows = job.run(spark, args["sql_path"], args["inputs"], args["output_path"])
+
+    expected, _ = type_day(_messages(), empty_identities())
+    written = pq.read_table(tmp_path / "out")
+    assert rows == expected.num_rows == 2 and (tmp_path / "out" / "_SUCCESS").exists()
+    assert written.sort_by("anonymous_id").to_pylist() == expected.to_pylist()

