@@ -4,7 +4,8 @@ files: every input line is one customer's features (the transform's InputFilter 
 Each output line is `probability,reason_1,reason_2,reason_3`: the score and the three features that push
 it up the most (XGBoost's per-row feature contributions in log-odds, with `approx_contribs`: the Saabas
 path attribution: ~80x faster than exact TreeSHAP on the demo's churn model; on 1,000 of its customers the
-top reason agreed with TreeSHAP's for 82% and the top-three sets overlapped 75%), so with `JoinSource: Input` the id and the reasons stay on the same line as the score.
+top reason agreed with TreeSHAP's for 82% and the top-three sets overlapped 75%), so with
+`JoinSource: Input` the id and the reasons stay on the same line as the score.
 """
 
 from __future__ import annotations

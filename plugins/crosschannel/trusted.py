@@ -190,8 +190,8 @@ def summarize(day: dt.date) -> dict:
             raise TrustedInputError(f"{storage.url_of(target)}: the trusted partition of {name} was not committed")
         rows[name] = rows_in(target)
     reports = storage.zone("reports", f"dt={day.isoformat()}", "gates")
-    gate_results = {p.stem: storage.read_json(p)["success"] for p in reports.glob("*.json")} \
-        if reports.exists() else {}
+    gate_results = {p.stem: storage.read_json(p)["success"] for p in reports.glob("*.json")
+                    if p.stem.startswith(("trusted_", "features_"))} if reports.exists() else {}
     docs = {name: storage.zone("reports", f"dt={day.isoformat()}", name, "index.html")
             for name in ("data_docs", "data_docs_derived")}
     customer_features = features.final_dir(day)
