@@ -62,7 +62,7 @@ def main() -> None:
     datasets = timed("datasets", models.build_datasets, day)
     (tuning,) = models.plan_tuning(day, [model])
     timed("tuning", sagemaker_jobs.run_tuning_job, tuning)
-    (training,) = models.plan_final_training(day, [model])
+    (training,) = models.plan_final_training(day, [tuning], [model])
     job = timed("training_job", sagemaker_jobs.run_training_job, training)
 
     def load(split):

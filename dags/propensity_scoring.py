@@ -55,14 +55,14 @@ def propensity_scoring():
         """Write each model's transform input and its CreateModel / CreateTransformJob configs."""
         from crosschannel.scoring import plan_scoring
 
-        return plan_scoring(partition_day(context))
+        return plan_scoring(partition_day(context), run=context["run_id"])
 
     @task
-    def gate_scores(**context) -> dict:
+    def gate_scores(plans: list[dict], **context) -> dict:
         """Check and publish the day's scores with deciles, reasons and model version."""
         from crosschannel.scoring import finalize
 
-        return finalize(partition_day(context))
+        return finalize(partition_day(context), plans)
 
     @task(outlets=[SCORES])
     def publish_scores(outcome: dict, *, outlet_events, **context) -> dict:
@@ -103,7 +103,7 @@ def propensity_scoring():
 
         create_model, score_model = create_model.expand(plan=plans), score_model.expand(plan=plans)
 
-    outcome = gate_scores()
+    outcome = gate_scores(plans)
     chain(plans, create_model, score_model, outcome, publish_scores(outcome))
 
 

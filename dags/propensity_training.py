@@ -17,9 +17,10 @@ partition must be published). For every model of `models.specs` in the configura
    (`SageMakerTrainingOperator` on aws, the same script locally).
 5. `evaluate_models`: AUC, PR-AUC, log loss, top-decile lift and capture, calibration on the test rows,
    against an RFM baseline and the current champion on the same rows. The challenger is registered as a
-   new version (`<root>/ml/<model>/registry/vNNNN/`: model, card with metrics, HTML report) and promoted
-   only if it beats both by `models.promotion_margin`. The report is also in
-   `<root>/reports/dt=.../models/<model>.html`; its path is in the task log.
+   new, immutable version (`<root>/ml/<model>/registry/vNNNN/`: model, card with metrics, HTML report;
+   on aws also a model package of the SageMaker model package group) and promoted only if it beats both by
+   `models.promotion_margin`. The report is also in `<root>/reports/dt=.../models/<model>.html`; its path
+   is in the task log. Job names carry a hash of the Airflow run, so a re-run starts fresh SageMaker jobs.
 6. `publish_models` emits the `crosschannel.models` asset with the outcome.
 
 Needs on aws: `aws.sagemaker.role_arn` (reading the ml zone, writing model artifacts) and the region's
@@ -77,23 +78,24 @@ def propensity_training():
         """CreateHyperParameterTuningJob configs, one per model."""
         from crosschannel.models import plan_tuning
 
-        return plan_tuning(partition_day(context))
+        return plan_tuning(partition_day(context), run=context["run_id"])
 
     @task
-    def plan_training(**context) -> list[dict]:
+    def plan_training(tuning: list[dict], **context) -> list[dict]:
         """CreateTrainingJob configs with each model's best tuned hyperparameters."""
         from crosschannel.models import plan_final_training
 
-        return plan_final_training(partition_day(context))
+        return plan_final_training(partition_day(context), tuning, run=context["run_id"])
 
     @task
-    def evaluate_models(**context) -> dict:
+    def evaluate_models(trained, **context) -> dict:
         """Evaluate every challenger against the baseline and the champion; register and maybe promote it."""
         from crosschannel.config import get_config
-        from crosschannel.models import evaluate_and_promote
+        from crosschannel.models import artifact_of, evaluate_and_promote
 
         day = partition_day(context)
-        return {model: evaluate_and_promote(day, model) for model in get_config().models.specs}
+        return {model: evaluate_and_promote(day, model, artifact_of(result))
+                for model, result in zip(get_config().models.specs, list(trained), strict=True)}
 
     @task(outlets=[MODELS])
     def publish_models(outcome: dict, *, outlet_events, **context) -> dict:
@@ -103,7 +105,8 @@ def propensity_training():
         outlet_events[MODELS].add_partitions(day.isoformat())
         return outcome
 
-    tuning, training = plan_tuning(), plan_training()
+    tuning = plan_tuning()
+    training = plan_training(tuning)
     if CONFIG.target == "aws":
         from airflow.providers.amazon.aws.operators.sagemaker import (
             SageMakerTrainingOperator,
@@ -114,6 +117,7 @@ def propensity_training():
         tune_model = SageMakerTuningOperator.partial(task_id="tune_model", **aws).expand(config=tuning)
         train_model = SageMakerTrainingOperator.partial(
             task_id="train_model", action_if_job_exists="timestamp", **aws).expand(config=training)
+        trained = train_model.output
     else:
 
         @task
@@ -131,9 +135,10 @@ def propensity_training():
             return run_training_job(config)["ModelArtifacts"]["S3ModelArtifacts"]
 
         tune_model, train_model = tune_model.expand(config=tuning), train_model.expand(config=training)
+        trained = train_model
 
     snapshots = plan_snapshots()
-    outcome = evaluate_models()
+    outcome = evaluate_models(trained)
     chain(snapshots, sql_jobs("snapshot_features", snapshots), build_datasets(), tuning, tune_model, training,
           train_model, outcome, publish_models(outcome))
 

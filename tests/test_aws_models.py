@@ -59,7 +59,8 @@ def _tuned_training(model: str) -> dict:
 
 
 def _model_and_transform(model: str) -> tuple[dict, dict]:
-    model_config = sagemaker_jobs.model_config(f"cc-{model}-v0001", models.trained_artifact(model, DAY),
+    artifact = f"{models.models_output(model, DAY)}/{models.job_name(model, DAY, 'train')}/output/model.tar.gz"
+    model_config = sagemaker_jobs.model_config(f"cc-{model}-v0001", artifact,
                                                "s3://lake/data/system/sagemaker/sourcedir.tar.gz")
     transform = sagemaker_jobs.transform_config(models.job_name(model, DAY, "score"), model_config["ModelName"],
                                                 storage.url_of(scoring.scores_dir(model, DAY, "input")),
@@ -71,13 +72,14 @@ def test_every_sagemaker_config_is_a_valid_request(aws_ml):
     tuning = models.plan_tuning(DAY)
 
     names = [t["HyperParameterTuningJobName"] for t in tuning]
-    assert names == ["cc-churn-20261102-tune", "cc-repurchase-20261102-tune"]
-    source = aws_ml.get_object(Bucket="lake", Key="data/system/sagemaker/sourcedir.tar.gz")["Body"].read()
+    assert names == ["churn-20261102-tune", "repurchase-20261102-tune"]
+    source_dir = sagemaker_jobs.upload_source_dir()
+    assert source_dir.startswith("s3://lake/data/system/sagemaker/sourcedir-")
+    source = aws_ml.get_object(Bucket="lake", Key=source_dir.removeprefix("s3://lake/"))["Body"].read()
     assert len(source) > 100
     for config in tuning:
         job = config["TrainingJobDefinition"]
-        assert job["StaticHyperParameters"]["sagemaker_submit_directory"] == \
-            "s3://lake/data/system/sagemaker/sourcedir.tar.gz"
+        assert job["StaticHyperParameters"]["sagemaker_submit_directory"] == source_dir
         assert config["HyperParameterTuningJobConfig"]["Strategy"] == "Bayesian"
         assert config["HyperParameterTuningJobConfig"]["HyperParameterTuningJobObjective"] == {
             "Type": "Maximize", "MetricName": "validation:auc"}
@@ -124,7 +126,7 @@ def test_the_provider_operators_start_the_jobs_on_moto(aws_ml, moto_server):
                                check_if_job_exists=False, check_if_model_exists=False).execute(context)
 
     sagemaker = boto3.client("sagemaker", endpoint_url=moto_server, region_name="us-east-1")
-    tuned = sagemaker.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName="cc-churn-20261102-tune")
+    tuned = sagemaker.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName="churn-20261102-tune")
     assert tuned["HyperParameterTuningJobConfig"]["ResourceLimits"]["MaxNumberOfTrainingJobs"] == 6
     trained = sagemaker.describe_training_job(TrainingJobName=training["TrainingJobName"])
     assert trained["HyperParameters"]["sagemaker_program"] == "train.py"
@@ -151,3 +153,12 @@ def test_every_version_becomes_a_model_package_of_its_group(aws_ml, moto_server)
     assert described["ModelApprovalStatus"] == "Approved"
     assert described["CustomerMetadataProperties"]["test_auc"] == "0.810000"
     assert sagemaker.describe_model_package(ModelPackageName=second)["ModelApprovalStatus"] == "Rejected"
+
+
+def test_each_run_names_its_own_jobs_within_sagemakers_limits(aws_ml):
+    first = [t["HyperParameterTuningJobName"] for t in models.plan_tuning(DAY, run="manual__2026-11-03T04:00:00")]
+    again = [t["HyperParameterTuningJobName"] for t in models.plan_tuning(DAY, run="manual__2026-11-03T09:30:00")]
+
+    assert first != again and len(set(first + again)) == 4
+    assert all(len(name) <= 32 and name.startswith(("churn-20261102-tune-", "repurchase-20261102-tune-"))
+               for name in first + again)

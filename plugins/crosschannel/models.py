@@ -126,9 +126,13 @@ def build_datasets(day: dt.date) -> dict:
 
 
 # ---------------------------------------------------------------- SageMaker job plans
-def job_name(model: str, day: dt.date, kind: str) -> str:
-    """Names derived from model, partition and step (tuning job names are capped at 32 characters)."""
-    return f"cc-{model[:12]}-{day:%Y%m%d}-{kind}"[:32]
+def job_name(model: str, day: dt.date, kind: str, run: str = "") -> str:
+    """Names derived from model, partition, step and (for jobs SageMaker cannot re-create under one name) a
+    short hash of the Airflow run, so a re-run starts fresh jobs (tuning job names are capped at 32)."""
+    import hashlib
+
+    suffix = f"-{hashlib.sha256(run.encode()).hexdigest()[:6]}" if run else ""
+    return f"{model[:10]}-{day:%Y%m%d}-{kind}"[: 32 - len(suffix)] + suffix
 
 
 def _channels(model: str, day: dt.date) -> dict[str, str]:
@@ -140,14 +144,14 @@ def models_output(model: str, day: dt.date) -> str:
     return storage.url_of(storage.zone("ml", model, "models", f"dt={day.isoformat()}"))
 
 
-def plan_tuning(day: dt.date, names: list[str] | None = None) -> list[dict]:
+def plan_tuning(day: dt.date, names: list[str] | None = None, run: str = "") -> list[dict]:
     """CreateHyperParameterTuningJob configs, one per model (the source dir uploaded first)."""
     source_dir = sagemaker_jobs.upload_source_dir()
     plans = []
     for model in names or get_config().models.specs:
         output = storage.location(models_output(model, day))
         output.mkdir(parents=True, exist_ok=True)
-        plans.append(sagemaker_jobs.tuning_config(job_name(model, day, "tune"), _channels(model, day),
+        plans.append(sagemaker_jobs.tuning_config(job_name(model, day, "tune", run), _channels(model, day),
                                                   storage.url_of(output), source_dir))
     return plans
 
@@ -163,28 +167,34 @@ def describe_tuning(name: str, day: dt.date, model: str) -> dict:
     return storage.read_json(storage.location(models_output(model, day)) / f"{name}.tuning.json")
 
 
-def plan_final_training(day: dt.date, names: list[str] | None = None) -> list[dict]:
-    """CreateTrainingJob configs with each model's best tuned hyperparameters."""
+def plan_final_training(day: dt.date, tuning: list[dict], names: list[str] | None = None,
+                        run: str = "") -> list[dict]:
+    """CreateTrainingJob configs with each model's best tuned hyperparameters (`tuning`: the tuning configs,
+    in the order of `names`, by default every model)."""
     source_dir = sagemaker_jobs.upload_source_dir()
     plans = []
-    for model in names or get_config().models.specs:
-        tuned = describe_tuning(job_name(model, day, "tune"), day, model)
+    for model, config in zip(names or list(get_config().models.specs), tuning, strict=True):
+        name = config["HyperParameterTuningJobName"]
+        tuned = describe_tuning(name, day, model)
         if tuned.get("HyperParameterTuningJobStatus") != "Completed" or "BestTrainingJob" not in tuned:
-            raise ModelError(f"model {model}: tuning job {job_name(model, day, 'tune')} ended "
+            raise ModelError(f"model {model}: tuning job {name} ended "
                              f"{tuned.get('HyperParameterTuningJobStatus')} without a best training job "
                              f"({tuned.get('FailureReason', 'no reason given')})")
         best = tuned["BestTrainingJob"]
         log.info("model %s: best trial %s, %s", model, best["TrainingJobName"],
                  best["FinalHyperParameterTuningJobObjectiveMetric"])
         hps = {**sagemaker_jobs.static_hyperparameters(source_dir), **best["TunedHyperParameters"]}
-        plans.append(sagemaker_jobs.training_config(job_name(model, day, "train"), _channels(model, day),
+        plans.append(sagemaker_jobs.training_config(job_name(model, day, "train", run), _channels(model, day),
                                                     models_output(model, day), hps))
     return plans
 
 
-def trained_artifact(model: str, day: dt.date) -> str:
-    """Where the final training job left model.tar.gz (SageMaker's <output>/<job>/output/ layout)."""
-    return f"{models_output(model, day)}/{job_name(model, day, 'train')}/output/model.tar.gz"
+def artifact_of(trained) -> str:
+    """The model.tar.gz a training task reported: SageMakerTrainingOperator's {"Training": Describe...} on
+    aws, the local run's URL on local."""
+    if isinstance(trained, dict):
+        return trained["Training"]["ModelArtifacts"]["S3ModelArtifacts"]
+    return trained
 
 
 # ---------------------------------------------------------------- metrics
@@ -261,15 +271,12 @@ def champion(model: str) -> dict | None:
     return storage.read_json(registry_dir(model) / version / "card.json")
 
 
-def _next_version(model: str, day: dt.date) -> str:
-    """A new version per training partition; re-training the same partition replaces its version."""
+def _next_version(model: str) -> str:
+    """Versions are immutable: every training run registers a new one (re-training a partition included),
+    so the champion is never overwritten nor compared with itself."""
     folder = registry_dir(model)
-    cards = [storage.read_json(p / "card.json") for p in folder.glob("v*") if (p / "card.json").exists()] \
-        if folder.exists() else []
-    same = [c["version"] for c in cards if c["training_partition"] == day.isoformat()]
-    if same:
-        return same[0]
-    return f"v{max([int(c['version'][1:]) for c in cards] + [0]) + 1:04d}"
+    taken = [int(p.name[1:]) for p in folder.glob("v*") if p.name[1:].isdigit()] if folder.exists() else []
+    return f"v{max(taken, default=0) + 1:04d}"
 
 
 def decide(challenger_auc: float, baseline_auc: float, champion: tuple[str, float] | None,
@@ -298,7 +305,9 @@ def register_model_package(card: dict) -> str | None:
 
     client = SageMakerHook(aws_conn_id=cfg.aws.conn_id, region_name=cfg.aws.region).conn
     group = f"{cfg.aws.sagemaker.model_package_group}-{card['model']}"
-    if not client.list_model_package_groups(NameContains=group)["ModelPackageGroupSummaryList"]:
+    try:
+        client.describe_model_package_group(ModelPackageGroupName=group)
+    except client.exceptions.ClientError:
         client.create_model_package_group(ModelPackageGroupName=group,
                                           ModelPackageGroupDescription=f"crosschannel {card['model']} propensity")
     source_dir = sagemaker_jobs.upload_source_dir()
@@ -325,7 +334,7 @@ def predict(handlers, loaded, frame: pd.DataFrame) -> np.ndarray:
     return np.array([row[0] for row in rows], dtype="float64")
 
 
-def evaluate_and_promote(day: dt.date, model: str) -> dict:
+def evaluate_and_promote(day: dt.date, model: str, artifact: str) -> dict:
     """Score the held-out test rows with the challenger, the RFM baseline and the champion; register the
     challenger as a new version with its metrics and report; promote it only if its test AUC beats both
     the baseline and the champion (on the same rows) by `models.promotion_margin`."""
@@ -340,11 +349,11 @@ def evaluate_and_promote(day: dt.date, model: str) -> dict:
     train = train[train[spec.label].notna()]
     y = test[spec.label].to_numpy().astype("float64")
     handlers = sagemaker_jobs.load_handlers(sagemaker_jobs.upload_source_dir())
-    artifact = trained_artifact(model, day)
     challenger = sagemaker_jobs.load_model(handlers, artifact)
     p = predict(handlers, challenger, test)
     metrics = evaluate(y, p)
     baseline = evaluate(y, baseline_scores(train, test, spec.label))
+    baseline.update(log_loss=float("nan"), calibration_error=float("nan"), calibration=[])  # a rank, not a probability
     current = champion(model)
     champion_metrics = None
     if current is not None:
@@ -353,7 +362,7 @@ def evaluate_and_promote(day: dt.date, model: str) -> dict:
     margin = cfg.models.promotion_margin
     promoted, decision = decide(metrics["auc"], baseline["auc"],
                                 None if current is None else (current["version"], champion_metrics["auc"]), margin)
-    version = _next_version(model, day)
+    version = _next_version(model)
     importance = challenger.get_score(importance_type="gain")
     card = {
         "model": model, "version": version, "label": spec.label, "training_partition": day.isoformat(),
@@ -362,7 +371,7 @@ def evaluate_and_promote(day: dt.date, model: str) -> dict:
         "champion": None if current is None else {"version": current["version"], "metrics": champion_metrics},
         "promoted": promoted, "promotion_margin": margin, "decision": decision,
         "feature_importance_gain": dict(sorted(importance.items(), key=lambda kv: -kv[1])),
-        "tuning_job": job_name(model, day, "tune"), "training_job": job_name(model, day, "train"),
+        "trained_artifact": artifact,
     }
     target = registry_dir(model) / version
     with storage.committing(target) as staging:
@@ -437,8 +446,8 @@ def render_report(card: dict, y: np.ndarray, scores: dict[str, np.ndarray]) -> s
     def row(name: str, metrics: dict | None) -> str:
         if metrics is None:
             return ""
-        cells = "".join(f"<td>{metrics[k]:.4f}</td>" for k in ("auc", "pr_auc", "log_loss", "top_decile_lift",
-                                                                  "top_decile_capture", "calibration_error"))
+        keys = ("auc", "pr_auc", "log_loss", "top_decile_lift", "top_decile_capture", "calibration_error")
+        cells = "".join(f"<td>{metrics[k]:.4f}</td>" if metrics[k] == metrics[k] else "<td>n/a</td>" for k in keys)
         return f"<tr><th>{html.escape(name)}</th>{cells}</tr>"
 
     champion_metrics = card["champion"]["metrics"] if card["champion"] else None

@@ -45,17 +45,23 @@ class SageMakerJobError(RuntimeError):
 
 # ---------------------------------------------------------------- configs (both targets)
 def upload_source_dir() -> str:
-    """include/sagemaker as sourcedir.tar.gz under <root>/system/sagemaker/ (what script mode downloads)."""
+    """include/sagemaker as sourcedir-<content hash>.tar.gz under <root>/system/sagemaker/ (what script mode
+    downloads): running jobs and registered models keep the code they were created with."""
+    import gzip
+    import hashlib
+
     buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
         for path in sorted(SOURCE_DIR.glob("*.py")):
             info = tarfile.TarInfo(path.name)
             data = path.read_bytes()
             info.size, info.mtime, info.mode = len(data), 0, 0o644
             tar.addfile(info, io.BytesIO(data))
-    target = storage.zone("system", "sagemaker", "sourcedir.tar.gz")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_bytes(buffer.getvalue())
+    data = gzip.compress(buffer.getvalue(), mtime=0)  # same code, same bytes, same name
+    target = storage.zone("system", "sagemaker", f"sourcedir-{hashlib.sha256(data).hexdigest()[:12]}.tar.gz")
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
     return storage.url_of(target)
 
 

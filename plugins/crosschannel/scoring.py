@@ -33,7 +33,7 @@ def scores_dir(model: str, day: dt.date, part: str):
     return storage.zone("ml", model, "scores", f"dt={day.isoformat()}", part)
 
 
-def plan_scoring(day: dt.date) -> list[dict]:
+def plan_scoring(day: dt.date, run: str = "") -> list[dict]:
     """Per model: write the transform input from the day's features and the CreateModel / CreateTransformJob
     configs for its champion."""
     from crosschannel import features, sqljobs
@@ -53,7 +53,7 @@ def plan_scoring(day: dt.date) -> list[dict]:
         with storage.committing(scores_dir(model, day, "input"), marker=False) as staging, \
                 (staging / "part-00000.csv").open("w") as handle:
             data.to_csv(handle, header=False, index=False, float_format="%.10g")
-        model_name = f"cc-{model[:12]}-{card['version']}-{day:%Y%m%d}"
+        model_name = models.job_name(model, day, card["version"], run)
         plans.append({
             "model": model, "version": card["version"], "partition": day.isoformat(),
             "model_config": sagemaker_jobs.model_config(model_name, card["model_data"], source_dir),
@@ -98,14 +98,14 @@ def psi(previous: np.ndarray, current: np.ndarray, bins: int = 10) -> float:
     import numpy as np
 
     edges = np.unique(np.quantile(previous, np.linspace(0, 1, bins + 1)))
-    edges[0], edges[-1] = -np.inf, np.inf
+    edges = np.concatenate([[-np.inf], edges[1:-1], [np.inf]])  # a constant previous day leaves one bin
     expected = np.histogram(previous, edges)[0] / len(previous)
     actual = np.histogram(current, edges)[0] / len(current)
     expected, actual = np.clip(expected, 1e-6, None), np.clip(actual, 1e-6, None)
     return float(np.sum((actual - expected) * np.log(actual / expected)))
 
 
-def gate(model: str, day: dt.date, scores: pd.DataFrame, customers: pd.Series) -> dict:
+def gate(model: str, day: dt.date, scores: pd.DataFrame, customers: pd.Series, version: str | None = None) -> dict:
     import numpy as np
 
     failures = []
@@ -126,11 +126,16 @@ def gate(model: str, day: dt.date, scores: pd.DataFrame, customers: pd.Series) -
     previous_dir = scores_dir(model, day - dt.timedelta(days=1), "scores")
     stability = None
     limit = get_config().models.psi_limit
+    previous = None
     if storage.is_committed(previous_dir) and len(p):
         from crosschannel import sqljobs
 
-        previous = sqljobs.read_parquet([storage.url_of(previous_dir)]).column("probability").to_numpy()
-        stability = psi(previous, np.nan_to_num(p))
+        previous = sqljobs.read_parquet([storage.url_of(previous_dir)])
+        if version and "model_version" in previous.column_names \
+                and set(previous.column("model_version").to_pylist()) != {version}:
+            previous = None  # a new champion scores differently by design: no drift check across versions
+    if previous is not None:
+        stability = psi(previous.column("probability").to_numpy(), np.nan_to_num(p))
         if stability > limit:
             failures.append(f"score distribution shifted: PSI {stability:.3f} vs the previous day's scores "
                             f"is above models.psi_limit {limit}")
@@ -140,7 +145,7 @@ def gate(model: str, day: dt.date, scores: pd.DataFrame, customers: pd.Series) -
     return result
 
 
-def finalize(day: dt.date) -> dict:
+def finalize(day: dt.date, plans: list[dict]) -> dict:
     """Deciles, reasons and model version for every customer; published per model only if its gate passes
     (a failing model raises after the others are checked; its previous partitions are untouched)."""
     import pyarrow as pa
@@ -150,23 +155,23 @@ def finalize(day: dt.date) -> dict:
 
     customers = sqljobs.read_parquet([storage.url_of(features.final_dir(day))]).column("customer_id").to_pandas()
     summary, failed = {}, []
-    for model in get_config().models.specs:
-        card = models.champion(model)
+    for plan in plans:
+        model, version = plan["model"], plan["version"]
         scores = read_output(model, day)
-        result = gate(model, day, scores, customers)
+        result = gate(model, day, scores, customers, version)
         if not result["success"]:
             failed.append(f"scores of {model} (partition {day}):\n    " + "\n    ".join(result["failed_critical"]))
             continue
-        scores["decile"] = (scores["probability"].rank(method="first", pct=True) * 10).clip(upper=10).apply(
-            lambda v: int(-(-v // 1)))
+        ranks = scores["probability"].rank(method="first").astype("int64")
+        scores["decile"] = (ranks - 1) * 10 // len(scores) + 1  # 10 = the highest probabilities
         scores["model"] = model
-        scores["model_version"] = card["version"]
+        scores["model_version"] = version
         scores["partition"] = day.isoformat()
         scores = scores.sort_values("customer_id", kind="stable")
         with storage.committing(scores_dir(model, day, "scores")) as staging, \
                 (staging / "part-00000.parquet").open("wb") as handle:
             pq.write_table(pa.Table.from_pandas(scores, preserve_index=False), handle)
-        summary[model] = {"rows": len(scores), "version": card["version"], "psi": result["psi"],
+        summary[model] = {"rows": len(scores), "version": version, "psi": result["psi"],
                           "mean_probability": float(scores["probability"].mean())}
     if failed:
         raise ScoreGateFailed("score gate failed:\n  " + "\n  ".join(failed))
