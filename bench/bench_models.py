@@ -8,7 +8,8 @@ the local tuning job (N trials), the final training job (include/sagemaker/train
 layout: subprocess, CSV parsing, model.tar.gz), and the batch transform of every customer (inference.py with
 DataProcessing, reason codes included). The floors are bare xgboost on the same matrices already in memory:
 `xgb.train` with the chosen hyperparameters and the final job's number of rounds, `Booster.predict`, and
-`Booster.predict(pred_contribs=True, approx_contribs=True)` (the reason codes inference.py computes). Prints one JSON line and writes models-result.json beside the data.
+`Booster.predict(pred_contribs=True, approx_contribs=True)` (the reason codes inference.py computes).
+Prints one JSON line and writes models-result.json beside the data.
 """
 
 from __future__ import annotations
@@ -88,8 +89,8 @@ def main() -> None:
     features = sqljobs.read_parquet([storage.url_of(storage.zone("features", "customer", f"dt={day}"))]).to_pandas()
     names = list(booster.feature_names)
     folder = storage.zone("ml", model, "scores", f"dt={day}")
-    with storage.committing(folder / "input", marker=False) as staging, (staging / "part-00000.csv").open("w") as out:
-        features[["customer_id", *names]].astype(dict.fromkeys(names, "float64")).to_csv(out, header=False, index=False)
+    with storage.committing(folder / "input", marker=False) as staging, (staging / "part-00000.csv").open("wb") as out:
+        models.write_csv(features[["customer_id", *names]].astype(dict.fromkeys(names, "float64")), out)
     model_config = sagemaker_jobs.model_config("bench", job["ModelArtifacts"]["S3ModelArtifacts"],
                                                sagemaker_jobs.upload_source_dir())
     transform = sagemaker_jobs.transform_config("bench", "bench", storage.url_of(folder / "input"),

@@ -51,8 +51,8 @@ def plan_scoring(day: dt.date, run: str = "") -> list[dict]:
         names = card["features"]
         data = frame[["customer_id"]].join(frame[names].astype("float64"))
         with storage.committing(scores_dir(model, day, "input"), marker=False) as staging, \
-                (staging / "part-00000.csv").open("w") as handle:
-            data.to_csv(handle, header=False, index=False, float_format="%.10g")
+                (staging / "part-00000.csv").open("wb") as handle:
+            models.write_csv(data, handle)
         model_name = models.job_name(model, day, card["version"], run)
         plans.append({
             "model": model, "version": card["version"], "partition": day.isoformat(),
