@@ -1,6 +1,6 @@
 """Benchmark training and scoring against bare xgboost on the same matrices.
 
-    PYTHONPATH=plugins .venv/bin/python bench/bench_models.py --customers 100000 [--trials 4]
+    PYTHONPATH=plugins .venv/bin/python bench/bench_models.py --customers 100000 [--trials 4] [--max-rounds 300]
 
 Needs the trusted partition of bench/bench_trusted.py at that size (.data/bench/generator-N/). For the churn
 model at partition 2026-11-01 it times: the feature snapshots of the temporal split (SQL jobs), the datasets,
@@ -31,6 +31,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--customers", type=int, default=100_000)
     parser.add_argument("--trials", type=int, default=4)
+    parser.add_argument("--max-rounds", type=int, default=300, help="cap on boosting rounds (models.max_rounds)")
     args = parser.parse_args()
     root = BUNDLE / ".data" / "bench" / f"generator-{args.customers}"
     if not (root / "trusted" / "orders" / "dt=2026-11-01" / "_SUCCESS").exists():
@@ -43,6 +44,7 @@ def main() -> None:
         "CROSSCHANNEL__SOURCE__URL": f"sqlite:///{root / 'source.db'}",
         "CROSSCHANNEL__SEGMENT__LOGS_URI": str(root / "segment-logs"),
         "CROSSCHANNEL__MODELS__MAX_TRIALS": str(args.trials),
+        "CROSSCHANNEL__MODELS__MAX_ROUNDS": str(args.max_rounds),
     })
     import numpy as np
     import pandas as pd
