@@ -71,14 +71,18 @@ def _channel(name: str, url: str) -> dict:
                                             "S3DataDistributionType": "FullyReplicated"}}}
 
 
-def _algorithm() -> dict:
+def _training_definition(channels: dict[str, str], output: str) -> dict:
+    """What a training job and a tuning job's trials share: image, role, channels, output, resources."""
     cfg = get_config().aws.sagemaker
-    return {"TrainingImage": cfg.image_uri, "TrainingInputMode": "File", "MetricDefinitions": METRIC_DEFINITIONS}
-
-
-def _resources() -> dict:
-    cfg = get_config().aws.sagemaker
-    return {"InstanceType": cfg.instance_type, "InstanceCount": 1, "VolumeSizeInGB": 30}
+    return {
+        "AlgorithmSpecification": {"TrainingImage": cfg.image_uri, "TrainingInputMode": "File",
+                                   "MetricDefinitions": METRIC_DEFINITIONS},
+        "RoleArn": cfg.role_arn,
+        "InputDataConfig": [_channel(c, url) for c, url in channels.items()],
+        "OutputDataConfig": {"S3OutputPath": output},
+        "ResourceConfig": {"InstanceType": cfg.instance_type, "InstanceCount": 1, "VolumeSizeInGB": 30},
+        "StoppingCondition": {"MaxRuntimeInSeconds": 3600},
+    }
 
 
 def static_hyperparameters(source_dir: str) -> dict[str, str]:
@@ -107,30 +111,15 @@ def tuning_config(name: str, channels: dict[str, str], output: str, source_dir: 
             "ParameterRanges": ranges,
             "RandomSeed": models.seed,
         },
-        "TrainingJobDefinition": {
-            "StaticHyperParameters": static_hyperparameters(source_dir),
-            "AlgorithmSpecification": _algorithm(),
-            "RoleArn": get_config().aws.sagemaker.role_arn,
-            "InputDataConfig": [_channel(c, url) for c, url in channels.items()],
-            "OutputDataConfig": {"S3OutputPath": output},
-            "ResourceConfig": _resources(),
-            "StoppingCondition": {"MaxRuntimeInSeconds": 3600},
-        },
+        "TrainingJobDefinition": {"StaticHyperParameters": static_hyperparameters(source_dir),
+                                  **_training_definition(channels, output)},
     }
 
 
 def training_config(name: str, channels: dict[str, str], output: str, hyperparameters: dict[str, str]) -> dict:
     """CreateTrainingJob with the given (tuned) hyperparameters."""
-    return {
-        "TrainingJobName": name,
-        "HyperParameters": {k: str(v) for k, v in hyperparameters.items()},
-        "AlgorithmSpecification": _algorithm(),
-        "RoleArn": get_config().aws.sagemaker.role_arn,
-        "InputDataConfig": [_channel(c, url) for c, url in channels.items()],
-        "OutputDataConfig": {"S3OutputPath": output},
-        "ResourceConfig": _resources(),
-        "StoppingCondition": {"MaxRuntimeInSeconds": 3600},
-    }
+    return {"TrainingJobName": name, "HyperParameters": {k: str(v) for k, v in hyperparameters.items()},
+            **_training_definition(channels, output)}
 
 
 def model_config(name: str, model_data: str, source_dir: str) -> dict:
