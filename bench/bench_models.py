@@ -83,8 +83,7 @@ def main() -> None:
     dtrain = xgb.DMatrix(x_train, label=y_train, feature_names=list(booster.feature_names))
     dvalid = xgb.DMatrix(x_valid, label=y_valid, feature_names=list(booster.feature_names))
     started = time.perf_counter()
-    xgb.train(params, dtrain, num_boost_round=rounds, evals=[(dtrain, "train"), (dvalid, "validation")],
-              verbose_eval=False)
+    xgb.train(params, dtrain, num_boost_round=rounds, evals=[(dvalid, "validation")], verbose_eval=False)
     timings["bare_training"] = round(time.perf_counter() - started, 2)
 
     # Scoring: every customer of the partition's features, as the scoring DAG does.
