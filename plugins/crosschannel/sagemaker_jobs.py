@@ -256,21 +256,21 @@ def load_handlers(source_dir: str):
     """inference.py from the source dir (sourcedir.tar.gz) as a module."""
     import importlib.util
 
-    folder = Path(tempfile.mkdtemp(prefix="sm-inference-"))
-    with tarfile.open(fileobj=io.BytesIO(storage.location(source_dir).read_bytes())) as tar:
-        tar.extractall(folder, filter="data")
-    spec = importlib.util.spec_from_file_location("crosschannel_inference", folder / "inference.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    with tempfile.TemporaryDirectory(prefix="sm-inference-") as tmp:
+        with tarfile.open(fileobj=io.BytesIO(storage.location(source_dir).read_bytes())) as tar:
+            tar.extractall(tmp, filter="data")
+        spec = importlib.util.spec_from_file_location("crosschannel_inference", Path(tmp) / "inference.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
     return module
 
 
 def load_model(handlers, model_data: str):
     """model_fn over an extracted model.tar.gz (file:// or s3://)."""
-    folder = Path(tempfile.mkdtemp(prefix="sm-model-"))
-    with tarfile.open(fileobj=io.BytesIO(storage.location(model_data).read_bytes())) as tar:
-        tar.extractall(folder, filter="data")
-    return handlers.model_fn(str(folder))
+    with tempfile.TemporaryDirectory(prefix="sm-model-") as tmp:
+        with tarfile.open(fileobj=io.BytesIO(storage.location(model_data).read_bytes())) as tar:
+            tar.extractall(tmp, filter="data")
+        return handlers.model_fn(tmp)  # the booster is in memory: the folder can go
 
 
 def _json_path_indices(path: str, width: int) -> list[int]:
