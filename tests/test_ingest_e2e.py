@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from crosschannel import dms, generator, source, storage
+from crosschannel import dms, generator, source, sqljobs, storage
 from tests.conftest import configure, run_dag
 
 DAYS = [dt.date(2026, 11, 1), dt.date(2026, 11, 2), dt.date(2026, 11, 3)]
@@ -277,7 +277,7 @@ def test_a_critical_gate_failure_keeps_the_previous_good_partition(ingested):
     for table in dms.mapped_tables():
         trusted.write_table(table, day, replaced.get(table) or trusted.current_state(table, day))
     for name in ("identity_map", "events"):
-        trusted.write_table(name, day, trusted.read_partition(trusted.final_dir(name, day)))
+        trusted.write_table(name, day, sqljobs.read_partition(trusted.final_dir(name, day)))
 
     with pytest.raises(gates.GateFailed) as caught:
         trusted.gate_trusted(day)
@@ -319,9 +319,9 @@ def test_events_of_unknown_customers_are_reported_not_stopped(ingested):
     day = DAYS[-1]
     assert run_dag("retail_trusted", day.isoformat()).state == "success"
     for table in dms.mapped_tables():
-        trusted.write_table(table, day, trusted.read_partition(trusted.final_dir(table, day)))
-    trusted.write_table("identity_map", day, trusted.read_partition(trusted.final_dir("identity_map", day)))
-    events = trusted.read_partition(trusted.final_dir("events", day))
+        trusted.write_table(table, day, sqljobs.read_partition(trusted.final_dir(table, day)))
+    trusted.write_table("identity_map", day, sqljobs.read_partition(trusted.final_dir("identity_map", day)))
+    events = sqljobs.read_partition(trusted.final_dir("events", day))
     ids = events.column("customer_id").to_pylist()
     ids[0] = 987_654_321
     trusted.write_table("events", day, events.set_column(events.schema.get_field_index("customer_id"), "customer_id",
@@ -333,7 +333,7 @@ def test_events_of_unknown_customers_are_reported_not_stopped(ingested):
     report = storage.read_json(storage.zone("reports", f"dt={day}", "gates", "trusted_events.json"))
     (dangling,) = [f for f in report["failed_warning"] if f["column"] == "_references_customers_customer_id"]
     assert dangling["sample"] == [987654321]
-    assert trusted.read_partition(trusted.final_dir("events", day)).column("customer_id")[0].as_py() == 987654321
+    assert sqljobs.read_partition(trusted.final_dir("events", day)).column("customer_id")[0].as_py() == 987654321
 
 
 def test_an_empty_day_flows_through_to_the_trusted_zone(ingested, monkeypatch):
@@ -353,8 +353,8 @@ def test_an_empty_day_flows_through_to_the_trusted_zone(ingested, monkeypatch):
     summary = trusted.summarize(day)
     assert summary["rows"]["events"] == 0 and all(summary["gates"].values())
     for table in dms.mapped_tables():
-        before = trusted.read_partition(trusted.final_dir(table, DAYS[-1]))
-        assert trusted.read_partition(trusted.final_dir(table, day)).equals(before), table
-    identities = trusted.read_partition(trusted.final_dir("identity_map", day))
-    assert identities.equals(trusted.read_partition(trusted.final_dir("identity_map", DAYS[-1])))
+        before = sqljobs.read_partition(trusted.final_dir(table, DAYS[-1]))
+        assert sqljobs.read_partition(trusted.final_dir(table, day)).equals(before), table
+    identities = sqljobs.read_partition(trusted.final_dir("identity_map", day))
+    assert identities.equals(sqljobs.read_partition(trusted.final_dir("identity_map", DAYS[-1])))
     get_config.cache_clear()

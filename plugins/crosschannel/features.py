@@ -59,7 +59,7 @@ def event_days(day: dt.date) -> list:
     return [f for f in reversed(folders) if storage.is_committed(f)]
 
 
-def _suites(day: dt.date) -> dict:
+def derived_suites(day: dt.date) -> dict:
     from crosschannel import trusted
 
     return {
@@ -68,21 +68,26 @@ def _suites(day: dt.date) -> dict:
     }
 
 
-def plan_derived(day: dt.date) -> list[dict]:
-    """The customer 360 and features jobs of the partition, over its published trusted partitions."""
+def inputs(day: dt.date, tables: tuple[str, ...], as_of: dt.date | None = None) -> dict:
+    """SQL job inputs: the published trusted `tables` of partition `day`, and the typed events of the
+    EVENT_DAYS days up to `as_of` (default: the partition day)."""
     from crosschannel import trusted
     from crosschannel.trusted_events import EVENTS_SCHEMA
 
-    def tables(names):
-        return {name: sqljobs.parquet([trusted.final_dir(name, day)]) for name in names}
+    return {**{name: sqljobs.parquet([trusted.final_dir(name, day)]) for name in tables},
+            "events": sqljobs.parquet(event_days(as_of or day), EVENTS_SCHEMA)}
 
-    events = sqljobs.parquet(event_days(day), EVENTS_SCHEMA)
-    (customer_360, _), (customer_features, _) = _suites(day).values()
+
+def plan_derived(day: dt.date) -> list[dict]:
+    """The customer 360 and features jobs of the partition, over its published trusted partitions."""
+    from crosschannel import trusted
+
+    (customer_360, _), (customer_features, _) = derived_suites(day).values()
+    identities = sqljobs.parquet([trusted.final_dir("identity_map", day)])
     return [
-        sqljobs.job(day, "customer_360.sql", customer_360_sql(day), {
-            **tables(CUSTOMER_360_INPUTS), "events": events,
-            "identities": sqljobs.parquet([trusted.final_dir("identity_map", day)])}, customer_360),
-        sqljobs.job(day, "customer_features.sql", features_sql(day, day), {**tables(FEATURE_INPUTS), "events": events},
+        sqljobs.job(day, "customer_360.sql", customer_360_sql(day),
+                    {**inputs(day, CUSTOMER_360_INPUTS), "identities": identities}, customer_360),
+        sqljobs.job(day, "customer_features.sql", features_sql(day, day), inputs(day, FEATURE_INPUTS),
                     customer_features),
     ]
 
@@ -90,4 +95,4 @@ def plan_derived(day: dt.date) -> list[dict]:
 def gate_derived(day: dt.date) -> dict:
     from crosschannel import trusted
 
-    return trusted.gate_and_publish(day, _suites(day), "data_docs_derived")
+    return trusted.gate_and_publish(day, derived_suites(day), "data_docs_derived")

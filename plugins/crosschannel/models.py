@@ -56,14 +56,11 @@ def snapshot_dir(day: dt.date, as_of: dt.date):
 
 def plan_snapshots(day: dt.date) -> list[dict]:
     """One SQL job per as-of day any model needs: customer_features.sql as of that day over D's trusted state."""
-    from crosschannel import features, trusted
-    from crosschannel.trusted_events import EVENTS_SCHEMA
+    from crosschannel import features
 
     days = sorted({d for model in get_config().models.specs for days in split_days(day, model).values() for d in days})
-    tables = {name: sqljobs.parquet([trusted.final_dir(name, day)]) for name in features.FEATURE_INPUTS}
     return [sqljobs.job(day, f"customer_features_as_of_{as_of}.sql", features.features_sql(as_of, day),
-                        {**tables, "events": sqljobs.parquet(features.event_days(as_of), EVENTS_SCHEMA)},
-                        snapshot_dir(day, as_of))
+                        features.inputs(day, features.FEATURE_INPUTS, as_of), snapshot_dir(day, as_of))
             for as_of in days]
 
 
@@ -79,7 +76,7 @@ def read_snapshots(day: dt.date, days: list[dt.date]) -> pd.DataFrame:
         folder = snapshot_dir(day, as_of)
         if not storage.is_committed(folder):
             raise ModelError(f"{storage.url_of(folder)}: the features as of {as_of} were not computed")
-        frames.append(sqljobs.read_parquet([storage.url_of(folder)]).to_pandas())
+        frames.append(sqljobs.read_partition(folder).to_pandas())
     return pd.concat(frames, ignore_index=True)
 
 
@@ -361,7 +358,8 @@ def evaluate_and_promote(day: dt.date, model: str, artifact: str) -> dict:
     challenger = sagemaker_jobs.load_model(handlers, artifact)
     p = predict(handlers, challenger, test)
     metrics = evaluate(y, p)
-    baseline = evaluate(y, baseline_scores(train, test, spec.label))
+    baseline_p = baseline_scores(train, test, spec.label)
+    baseline = evaluate(y, baseline_p)
     baseline.update(log_loss=float("nan"), calibration_error=float("nan"), calibration=[])  # a rank, not a probability
     current = champion(model)
     champion_metrics = None
@@ -387,7 +385,7 @@ def evaluate_and_promote(day: dt.date, model: str, artifact: str) -> dict:
         (staging / "model.tar.gz").write_bytes(storage.location(artifact).read_bytes())
         card["model_data"] = storage.url_of(target / "model.tar.gz")
         card["model_package_arn"] = register_model_package(card)
-        report = render_report(card, y, {"challenger": p, "baseline": baseline_scores(train, test, spec.label)})
+        report = render_report(card, y, {"challenger": p, "baseline": baseline_p})
         (staging / "report.html").write_text(report)
         storage.write_json(staging / "card.json", card)
     reports = storage.zone("reports", f"dt={day.isoformat()}", "models", f"{model}.html")

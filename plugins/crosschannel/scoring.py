@@ -14,7 +14,7 @@ import datetime as dt
 import logging
 from typing import TYPE_CHECKING
 
-from crosschannel import models, sagemaker_jobs, storage
+from crosschannel import models, sagemaker_jobs, sqljobs, storage
 from crosschannel.config import get_config
 
 if TYPE_CHECKING:
@@ -36,12 +36,12 @@ def scores_dir(model: str, day: dt.date, part: str):
 def plan_scoring(day: dt.date, run: str = "") -> list[dict]:
     """Per model: write the transform input from the day's features and the CreateModel / CreateTransformJob
     configs for its champion."""
-    from crosschannel import features, sqljobs
+    from crosschannel import features
 
     folder = features.final_dir(day)
     if not storage.is_committed(folder):
         raise FileNotFoundError(f"{storage.url_of(folder)}: no published features for {day}; run retail_trusted")
-    frame = sqljobs.read_parquet([storage.url_of(folder)]).to_pandas()
+    frame = sqljobs.read_partition(folder).to_pandas()
     source_dir = sagemaker_jobs.upload_source_dir()
     plans = []
     for model in get_config().models.specs:
@@ -128,9 +128,7 @@ def gate(model: str, day: dt.date, scores: pd.DataFrame, customers: pd.Series, v
     limit = get_config().models.psi_limit
     previous = None
     if storage.is_committed(previous_dir) and len(p):
-        from crosschannel import sqljobs
-
-        previous = sqljobs.read_parquet([storage.url_of(previous_dir)])
+        previous = sqljobs.read_partition(previous_dir)
         if version and "model_version" in previous.column_names \
                 and set(previous.column("model_version").to_pylist()) != {version}:
             previous = None  # a new champion scores differently by design: no drift check across versions
@@ -149,11 +147,10 @@ def finalize(day: dt.date, plans: list[dict]) -> dict:
     """Deciles, reasons and model version for every customer; published per model only if its gate passes
     (a failing model raises after the others are checked; its previous partitions are untouched)."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
-    from crosschannel import features, sqljobs
+    from crosschannel import features
 
-    customers = sqljobs.read_parquet([storage.url_of(features.final_dir(day))]).column("customer_id").to_pandas()
+    customers = sqljobs.read_partition(features.final_dir(day)).column("customer_id").to_pandas()
     summary, failed = {}, []
     for plan in plans:
         model, version = plan["model"], plan["version"]
@@ -168,9 +165,7 @@ def finalize(day: dt.date, plans: list[dict]) -> dict:
         scores["model_version"] = version
         scores["partition"] = day.isoformat()
         scores = scores.sort_values("customer_id", kind="stable")
-        with storage.committing(scores_dir(model, day, "scores")) as staging, \
-                (staging / "part-00000.parquet").open("wb") as handle:
-            pq.write_table(pa.Table.from_pandas(scores, preserve_index=False), handle)
+        sqljobs.write_partition(scores_dir(model, day, "scores"), pa.Table.from_pandas(scores, preserve_index=False))
         summary[model] = {"rows": len(scores), "version": version, "psi": result["psi"],
                           "mean_probability": float(scores["probability"].mean())}
     if failed:

@@ -123,10 +123,22 @@ def read_input(view: str, spec: dict) -> pa.Table:
     raise SqlJobError(f"input {view!r}: format {spec['format']!r}, expected dms_csv or parquet")
 
 
+def read_partition(folder: ObjectStoragePath) -> pa.Table:
+    """A partition's Parquet files as one table."""
+    return read_parquet([storage.url_of(folder)])
+
+
+def write_partition(folder: ObjectStoragePath, table: pa.Table) -> None:
+    """Commit `table` as the partition's one Parquet file, replacing the partition whole."""
+    import pyarrow.parquet as pq
+
+    with storage.committing(folder) as staging, (staging / "part-00000.parquet").open("wb") as handle:
+        pq.write_table(table, handle)
+
+
 def run_local(script_args: dict) -> int:
     """The local target's run of a job: DuckDB over the inputs, the output partition committed whole."""
     import duckdb
-    import pyarrow.parquet as pq
 
     from crosschannel import engines
 
@@ -137,7 +149,5 @@ def run_local(script_args: dict) -> int:
     except duckdb.ConversionException as exc:
         raise SqlJobError(f"{storage.url_of(sql_path)}: an input value does not fit its column's type ({exc}); "
                           f"output {script_args['--output_path']} left as it was") from exc
-    with storage.committing(storage.location(script_args["--output_path"])) as staging, \
-            (staging / "part-00000.parquet").open("wb") as handle:
-        pq.write_table(table, handle)
+    write_partition(storage.location(script_args["--output_path"]), table)
     return table.num_rows

@@ -94,16 +94,9 @@ def candidate_dir(name: str, day: dt.date, zone: str = "trusted") -> ObjectStora
 
 def write_table(table: str, day: dt.date, data: pa.Table, *, candidate: bool = True) -> ObjectStoragePath:
     """Commit a table as one Parquet file (by default as the candidate for the gate)."""
-    import pyarrow.parquet as pq
-
     target = candidate_dir(table, day) if candidate else final_dir(table, day)
-    with storage.committing(target) as staging, (staging / "part-00000.parquet").open("wb") as handle:
-        pq.write_table(data, handle)
+    sqljobs.write_partition(target, data)
     return target
-
-
-def read_partition(folder: ObjectStoragePath) -> pa.Table:
-    return sqljobs.read_parquet([storage.url_of(folder)])
 
 
 def rows_in(folder: ObjectStoragePath) -> int:
@@ -131,7 +124,7 @@ def gate_and_publish(day: dt.date, suites: dict[str, tuple[ObjectStoragePath, Ob
     for suite, (candidate, _) in suites.items():
         if not storage.is_committed(candidate):
             raise TrustedInputError(f"{storage.url_of(candidate)}: nothing was computed for {suite} on {day}")
-        frames[suite] = read_partition(candidate).to_pandas()
+        frames[suite] = sqljobs.read_partition(candidate).to_pandas()
     published: dict[str, object] = {}
 
     def keys_of(table: str, key: str):
@@ -141,7 +134,7 @@ def gate_and_publish(day: dt.date, suites: dict[str, tuple[ObjectStoragePath, Ob
             folder = final_dir(table, day)
             if not storage.is_committed(folder):
                 raise TrustedInputError(f"{storage.url_of(folder)}: the reference table {table} is not published")
-            published[table] = read_partition(folder).column(key).to_pandas()
+            published[table] = sqljobs.read_partition(folder).column(key).to_pandas()
         return published[table].dropna().unique()
 
     results = []
@@ -190,8 +183,9 @@ def summarize(day: dt.date) -> dict:
             raise TrustedInputError(f"{storage.url_of(target)}: the trusted partition of {name} was not committed")
         rows[name] = rows_in(target)
     reports = storage.zone("reports", f"dt={day.isoformat()}", "gates")
-    gate_results = {p.stem: storage.read_json(p)["success"] for p in reports.glob("*.json")
-                    if p.stem.startswith(("trusted_", "features_"))} if reports.exists() else {}
+    suites = [*trusted_suites(day), *features.derived_suites(day)]
+    gate_results = {name: storage.read_json(reports / f"{name}.json")["success"] for name in suites
+                    if (reports / f"{name}.json").exists()}
     docs = {name: storage.zone("reports", f"dt={day.isoformat()}", name, "index.html")
             for name in ("data_docs", "data_docs_derived")}
     customer_features = features.final_dir(day)

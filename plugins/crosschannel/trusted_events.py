@@ -112,12 +112,9 @@ def messages_dir(day: dt.date):
 
 def plan_identities(day: dt.date) -> list[dict]:
     """Flatten the landed day (committed under staging/segment_messages/) and plan the identity map job."""
-    import pyarrow.parquet as pq
-
     from crosschannel import trusted
 
-    with storage.committing(messages_dir(day)) as staging, (staging / "part-00000.parquet").open("wb") as handle:
-        pq.write_table(read_day(day), handle)
+    sqljobs.write_partition(messages_dir(day), read_day(day))
     return [sqljobs.job(day, "identity_map.sql", engines.render("trusted/identity_map.sql"), {
         "previous": sqljobs.parquet(previous_identities(day), IDENTITY_SCHEMA),
         "messages": sqljobs.parquet([messages_dir(day)])}, trusted.candidate_dir("identity_map", day))]
