@@ -44,6 +44,22 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+# A complete aws-target configuration (tests override the storage root and what they exercise).
+ACCOUNT = "123456789012"
+AWS_ENV = {
+    "CROSSCHANNEL__TARGET": "aws",
+    "CROSSCHANNEL__STORAGE__ROOT": "s3://lake/data",
+    "CROSSCHANNEL__SEGMENT__LOGS_URI": "s3://lake/segment-logs",
+    "CROSSCHANNEL__AWS__DMS__REPLICATION_TASK_ARN": f"arn:aws:dms:us-east-1:{ACCOUNT}:task:RETAIL",
+    "CROSSCHANNEL__ACTIVATION__PINPOINT__APPLICATION_ID": "0123456789abcdef0123456789abcdef",
+    "CROSSCHANNEL__ACTIVATION__PINPOINT__ROLE_ARN": f"arn:aws:iam::{ACCOUNT}:role/pinpoint-import",
+    "CROSSCHANNEL__ACTIVATION__PERSONALIZE__ROLE_ARN": f"arn:aws:iam::{ACCOUNT}:role/personalize",
+    **{f"CROSSCHANNEL__ACTIVATION__PERSONALIZE__{name.upper()}_DATASET_ARN":
+       f"arn:aws:personalize:us-east-1:{ACCOUNT}:dataset/retail/{name.upper()}"
+       for name in ("interactions", "items", "users")},
+}
+
+
 def configure(monkeypatch, tmp_path: Path, **overrides: str):
     """Point the bundle's configuration (local target) at tmp_path, with a small generator."""
     from crosschannel.config import get_config

@@ -10,7 +10,7 @@ import pytest
 from botocore.stub import Stubber
 
 from crosschannel import dms, ingest, segment_events, storage
-from tests.conftest import BUNDLE, empty_bucket, full_load_one_store, run_dag
+from tests.conftest import AWS_ENV, BUNDLE, empty_bucket, full_load_one_store, run_dag
 
 DAY = dt.date(2026, 11, 2)
 
@@ -32,9 +32,8 @@ def aws_env(moto_server, local_env, monkeypatch):
         TableMappings=(BUNDLE / "include/dms/table-mappings.json").read_text(),
     )["ReplicationTask"]
     _mark_ready(task["ReplicationTaskArn"])
-    monkeypatch.setenv("CROSSCHANNEL__TARGET", "aws")
-    monkeypatch.setenv("CROSSCHANNEL__STORAGE__ROOT", "s3://lake/data")
-    monkeypatch.setenv("CROSSCHANNEL__SEGMENT__LOGS_URI", "s3://lake/segment-logs")
+    for key, value in AWS_ENV.items():
+        monkeypatch.setenv(key, value)
     monkeypatch.setenv("CROSSCHANNEL__AWS__DMS__REPLICATION_TASK_ARN", task["ReplicationTaskArn"])
     get_config.cache_clear()
     yield {"client": client, "arn": task["ReplicationTaskArn"], "s3": s3}

@@ -11,7 +11,7 @@ import pytest
 from botocore.stub import Stubber
 
 from crosschannel import models, sagemaker_jobs, scoring, storage
-from tests.conftest import empty_bucket
+from tests.conftest import AWS_ENV, empty_bucket
 
 DAY = dt.date(2026, 11, 2)
 ROLE = "arn:aws:iam::123456789012:role/sagemaker"
@@ -24,13 +24,7 @@ def aws_ml(moto_server, local_env, monkeypatch):
 
     s3 = boto3.client("s3", endpoint_url=moto_server)
     s3.create_bucket(Bucket="lake")
-    for key, value in {
-        "CROSSCHANNEL__TARGET": "aws",
-        "CROSSCHANNEL__STORAGE__ROOT": "s3://lake/data",
-        "CROSSCHANNEL__SEGMENT__LOGS_URI": "s3://lake/segment-logs",
-        "CROSSCHANNEL__AWS__DMS__REPLICATION_TASK_ARN": "arn:aws:dms:us-east-1:123456789012:task:RETAIL",
-        "CROSSCHANNEL__AWS__SAGEMAKER__ROLE_ARN": ROLE,
-    }.items():
+    for key, value in {**AWS_ENV, "CROSSCHANNEL__AWS__SAGEMAKER__ROLE_ARN": ROLE}.items():
         monkeypatch.setenv(key, value)
     get_config.cache_clear()
     for model in get_config().models.specs:

@@ -11,7 +11,7 @@ import boto3
 import pytest
 
 from crosschannel import dms, trusted
-from tests.conftest import BUNDLE, empty_bucket, full_load_one_store
+from tests.conftest import AWS_ENV, BUNDLE, empty_bucket, full_load_one_store
 
 DAY = dt.date(2026, 11, 2)
 
@@ -28,9 +28,7 @@ def aws_lake(moto_server, local_env, monkeypatch, tmp_path):
     full_load_one_store(tmp_path, DAY)
     dms.check_landing(DAY, "start-replication")
     for key, value in {
-        "CROSSCHANNEL__TARGET": "aws",
-        "CROSSCHANNEL__SEGMENT__LOGS_URI": "s3://lake/segment-logs",
-        "CROSSCHANNEL__AWS__DMS__REPLICATION_TASK_ARN": "arn:aws:dms:us-east-1:123456789012:task:RETAIL",
+        **AWS_ENV,
         "CROSSCHANNEL__AWS__GLUE__ROLE_ARN": "arn:aws:iam::123456789012:role/glue",
         "CROSSCHANNEL__AWS__GLUE__SCRIPT_LOCATION": "s3://lake/code/run_sql.py",
     }.items():

@@ -3,13 +3,11 @@ from __future__ import annotations
 import pytest
 
 from crosschannel.config import BUNDLE_ROOT, ConfigError, load_config
+from tests.conftest import AWS_ENV
 
-AWS = {
-    "CROSSCHANNEL__TARGET": "aws",
-    "CROSSCHANNEL__STORAGE__ROOT": "s3://bucket/prefix",
-    "CROSSCHANNEL__SEGMENT__LOGS_URI": "s3://segment-bucket/segment-logs",
-    "CROSSCHANNEL__AWS__DMS__REPLICATION_TASK_ARN": "arn:aws:dms:us-east-1:123456789012:task:ABCDEF",
-}
+AWS = {**AWS_ENV, "CROSSCHANNEL__STORAGE__ROOT": "s3://bucket/prefix",
+       "CROSSCHANNEL__SEGMENT__LOGS_URI": "s3://segment-bucket/segment-logs",
+       "CROSSCHANNEL__AWS__DMS__REPLICATION_TASK_ARN": "arn:aws:dms:us-east-1:123456789012:task:ABCDEF"}
 
 
 def test_defaults_resolve_relative_paths_against_the_bundle():

@@ -9,16 +9,15 @@ from unittest import mock
 
 import pytest
 
-from tests.conftest import BUNDLE, PARSE_TIMES
+from tests.conftest import AWS_ENV, BUNDLE, PARSE_TIMES
 
 DAG_FILES = sorted((BUNDLE / "dags").glob("*.py"))
 TARGETS = {
     "local": {"CROSSCHANNEL__TARGET": "local"},
     "aws": {
-        "CROSSCHANNEL__TARGET": "aws",
+        **AWS_ENV,
         "CROSSCHANNEL__STORAGE__ROOT": "s3://crosschannel-lake/data",
         "CROSSCHANNEL__SEGMENT__LOGS_URI": "s3://crosschannel-segment/segment-logs",
-        "CROSSCHANNEL__AWS__DMS__REPLICATION_TASK_ARN": "arn:aws:dms:us-east-1:123456789012:task:RETAIL",
     },
 }
 

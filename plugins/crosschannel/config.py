@@ -175,6 +175,52 @@ class Models(_Section):
     seed: int = 7
 
 
+class Pinpoint(_Section):
+    enabled: bool = True
+    application_id: str = ""               # the Pinpoint project (aws target)
+    role_arn: str = ""                     # the role Pinpoint assumes to read the import files
+    max_file_mb: int = Field(900, ge=1, le=1000)  # an import file stays under Pinpoint's 1 GB limit
+
+
+class CustomerProfiles(_Section):
+    enabled: bool = True
+    domain_name: str = Field("crosschannel", pattern=r"^[a-zA-Z0-9_-]{1,64}$")
+    data_expiry_days: int = Field(30, ge=1, le=1098)
+
+
+class Personalize(_Section):
+    enabled: bool = True
+    role_arn: str = ""
+    interactions_dataset_arn: str = ""
+    items_dataset_arn: str = ""
+    users_dataset_arn: str = ""
+    min_interactions: int = Field(1000, ge=1)       # Personalize's minimum for a load, and for an incremental one
+    min_users: int = Field(25, ge=1)                # users with at least min_user_interactions each
+    min_user_interactions: int = Field(2, ge=1)
+
+
+class SegmentTraits(_Section):
+    enabled: bool = True
+    conn_id: str = "segment_default"       # host = the API host, password = the source's write key
+    upload_size: int = Field(100, ge=1, le=2500)
+    max_queue_size: int = Field(10000, ge=100)
+    max_retries: int = Field(10, ge=0)
+    timeout_seconds: int = Field(15, ge=1)
+    probability_digits: int = Field(2, ge=1, le=6)  # traits change only when a rounded probability does
+
+
+class Activation(_Section):
+    # Every audience member is in the control group when the hash of (audience, customer id) falls under
+    # this percentage; the same customer stays in the same group every day. Control members are never sent.
+    holdout_percent: float = Field(10, ge=0, lt=100)
+    poll_interval_seconds: float = Field(30, ge=0)
+    poll_timeout_minutes: float = Field(120, gt=0)
+    pinpoint: Pinpoint = Pinpoint()
+    customer_profiles: CustomerProfiles = CustomerProfiles()
+    personalize: Personalize = Personalize()
+    segment: SegmentTraits = SegmentTraits()
+
+
 class Config(_Section):
     target: Literal["local", "aws"] = "local"
     storage: Storage = Storage()
@@ -184,6 +230,7 @@ class Config(_Section):
     aws: Aws = Aws()
     generator: Generator = Generator()
     models: Models = Models()
+    activation: Activation = Activation()
 
     @model_validator(mode="after")
     def _aws_target_is_complete(self) -> Config:
@@ -195,6 +242,17 @@ class Config(_Section):
             raise ValueError("segment.logs_uri: must be an s3:// URL (Segment's S3 destination) when target is 'aws'")
         if not self.aws.dms.replication_task_arn:
             raise ValueError("aws.dms.replication_task_arn: required when target is 'aws' (a DMS task ARN)")
+        activation = self.activation
+        required = {
+            "pinpoint": ("application_id", "role_arn"),
+            "personalize": ("role_arn", "interactions_dataset_arn", "items_dataset_arn", "users_dataset_arn"),
+        }
+        for destination, keys in required.items():
+            section = getattr(activation, destination)
+            for key in keys:
+                if section.enabled and not getattr(section, key):
+                    raise ValueError(f"activation.{destination}.{key}: required when target is 'aws' and "
+                                     f"activation.{destination}.enabled is true")
         return self
 
 

@@ -111,6 +111,10 @@ def scores_asset() -> Asset:
     return _asset("scores", "ml", "scores")
 
 
+def activation_asset() -> Asset:
+    return _asset("activation", "activation")
+
+
 # The weekly training run fires on Mondays at 04:00 UTC for the day that just ended (Sunday's partition).
 WEEKLY_MONDAY_UTC = CronTriggerTimetable("0 4 * * 1", timezone="UTC", interval=dt.timedelta(days=1))
 
