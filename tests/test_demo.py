@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 import pytest
@@ -19,7 +20,9 @@ def demo_run(tmp_path_factory, airflow_db):
 
     with pytest.MonkeyPatch.context() as monkeypatch:
         configure(monkeypatch, tmp_path_factory.mktemp("demo"), CROSSCHANNEL__GENERATOR__CUSTOMERS="600",
-                  CROSSCHANNEL__GENERATOR__HISTORY_DAYS="220", CROSSCHANNEL__MODELS__MAX_TRIALS="2")
+                  CROSSCHANNEL__GENERATOR__HISTORY_DAYS="220", CROSSCHANNEL__MODELS__MAX_TRIALS="2",
+                  # a 600-customer day has fewer new interactions than Personalize's 1,000 for an incremental load
+                  CROSSCHANNEL__ACTIVATION__PERSONALIZE__MIN_INTERACTIONS="50")
         summary = demo.run(days=2)
         yield summary
     get_config.cache_clear()
@@ -61,6 +64,30 @@ def test_demo_runs_the_chain_and_writes_its_summary(demo_run):
     assert all(f["psi"] is not None for f in last_scores.values())
     printed = demo.render(summary, storage.zone("reports", "demo_summary.json"))
     assert "Demo finished in" in printed and "Summary JSON:" in printed and "oracle" in printed
+    assert "win_back" in printed and "treatment" in printed
+
+
+def test_the_demo_activates_every_audience_through_every_destination(demo_run):
+    from crosschannel import audiences
+
+    summary = json.loads((storage.zone("reports", "demo_summary.json")).read_text())
+    assert set(summary["audiences"]) == set(audiences.names())
+    for name, counts in summary["audiences"].items():
+        assert counts["treatment"] > 0, name
+        assert counts["control"] < counts["treatment"], name  # a 10% hold-out
+    destinations = summary["destinations"]
+    assert destinations["pinpoint"]["files"] >= len(audiences.names())
+    assert destinations["pinpoint"]["requests"] == len(audiences.names())
+    assert destinations["personalize"]["files"] == 3 and destinations["personalize"]["requests"] == 3
+    assert destinations["customer_profiles"]["files"] == 1
+    assert all(f["sent"] == 0 for f in destinations.values())  # the local target sends nothing to AWS
+    first, second = (summary["activation"][day] for day in summary["partitions"])
+    assert first["destinations"]["customer_profiles"]["requests"] == 3 + len(audiences.names())
+    assert second["destinations"]["customer_profiles"]["requests"] == 3  # the segment definitions exist
+    modes = storage.read_json(storage.zone("activation", "personalize", "dt=2026-11-02", "modes.json"))
+    assert modes == {"interactions": "INCREMENTAL", "items": "INCREMENTAL", "users": "INCREMENTAL"}
+    segment = {day: summary["activation"][day]["destinations"]["segment"]["messages"] for day in summary["partitions"]}
+    assert 0 < segment["2026-11-02"] < segment["2026-11-01"] == first["profiles"]  # only changed traits
 
 
 def test_retraining_compares_the_challenger_with_the_champion_on_the_same_rows(demo_run):
@@ -80,3 +107,34 @@ def test_retraining_compares_the_challenger_with_the_champion_on_the_same_rows(d
                                     ("v0001", card["champion"]["metrics"]["auc"]), margin)
         assert card["promoted"] is expected
         assert models.champion(model)["version"] == ("v0002" if expected else "v0001")
+
+
+def test_a_past_partition_sends_nothing_unless_forced(demo_run, http_server, monkeypatch):
+    """Re-running activation for the older day (as a backfill does) rebuilds its files and sends nothing, even
+    with a Segment connection set; force_publish sends it, as a FULL Personalize load."""
+    from crosschannel import segment_traits
+    from tests.conftest import run_dag
+
+    monkeypatch.setenv("AIRFLOW_CONN_SEGMENT_DEFAULT", json.dumps(
+        {"conn_type": "http", "host": http_server.url, "password": "write-key-for-tests"}))
+    published = segment_traits.published()
+    state = storage.read_json(storage.zone("activation", "personalize", "state", "interactions.json"))
+
+    assert run_dag("audience_activation", "2026-11-01").state == "success"
+
+    summary = storage.read_json(storage.zone("reports", "dt=2026-11-01", "activation", "summary.json"))
+    assert summary["decision"]["send"] is False and "older than the newest" in summary["decision"]["reason"]
+    assert http_server.requests == []
+    assert all(status == "not sent" for f in summary["destinations"].values() for status in f["receipts"].values())
+    assert segment_traits.published() == published
+    assert storage.read_json(storage.zone("activation", "personalize", "state", "interactions.json")) == state
+
+    assert run_dag("audience_activation", "2026-11-01", force_publish=True).state == "success"
+
+    summary = storage.read_json(storage.zone("reports", "dt=2026-11-01", "activation", "summary.json"))
+    assert summary["decision"]["send"] is True
+    sent = {m["userId"] for body in http_server.json_bodies() for m in body["batch"]}
+    assert sent and sent == {m["user_id"] for m in segment_traits.read_messages(dt.date(2026, 11, 1))}
+    assert all(r["headers"]["Authorization"].startswith("Basic ") for r in http_server.requests)
+    modes = storage.read_json(storage.zone("activation", "personalize", "dt=2026-11-01", "modes.json"))
+    assert modes["interactions"] == "FULL"  # sending a past day again replaces the whole dataset

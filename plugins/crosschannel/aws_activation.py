@@ -63,6 +63,21 @@ class PinpointHook(AwsBaseHook):
             what=f"Pinpoint import job {job_id}", interval=interval, timeout=timeout)
 
 
+def upload_headers(client_token: str | None) -> dict:
+    """The PUT headers of a Customer Profiles upload: the ClientToken is the (base64) key of S3's server-side
+    encryption with a customer key (SSE-C), sent with its MD5, as GetUploadJobPath's documentation requires."""
+    import base64
+    import hashlib
+
+    headers = {"Content-Type": "text/csv"}
+    if client_token:
+        digest = hashlib.md5(base64.b64decode(client_token)).digest()
+        headers.update({"x-amz-server-side-encryption-customer-algorithm": "AES256",
+                        "x-amz-server-side-encryption-customer-key": client_token,
+                        "x-amz-server-side-encryption-customer-key-MD5": base64.b64encode(digest).decode()})
+    return headers
+
+
 class CustomerProfilesHook(AwsBaseHook):
     """Amazon Connect Customer Profiles bulk upload jobs and segment definitions."""
 
@@ -76,7 +91,7 @@ class CustomerProfilesHook(AwsBaseHook):
 
         job_id = self.conn.create_upload_job(**create)["JobId"]
         path = self.conn.get_upload_job_path(DomainName=create["DomainName"], JobId=job_id)
-        response = requests.put(path["Url"], data=body, headers={"Content-Type": "text/csv"}, timeout=300)
+        response = requests.put(path["Url"], data=body, headers=upload_headers(path.get("ClientToken")), timeout=300)
         if not response.ok:
             raise ActivationJobFailed(f"Customer Profiles upload job {job_id}: the CSV upload answered "
                                       f"{response.status_code} {response.text[:300]}")
@@ -147,6 +162,10 @@ class PinpointImportOperator(_PlanOperator):
         self.log.info("Pinpoint import job %s started for %s", job["Id"], self.plan["name"])
         job = self.hook.wait_for_import(params["ApplicationId"], job["Id"], **_polling())
         segment_id = job["Definition"].get("SegmentId")
+        if job.get("TotalFailures") or job.get("FailedPieces"):
+            raise ActivationJobFailed(f"Pinpoint import job {job['Id']} completed with {job.get('TotalFailures', 0)} "
+                                      f"failed endpoint(s) in {job.get('FailedPieces', 0)} piece(s): "
+                                      f"{'; '.join(job.get('Failures') or [])}")
         record_delivery(self.plan, {"status": "COMPLETED", "sent": True, "job_id": job["Id"],
                                     "total_processed": job.get("TotalProcessed")}, segment_id=segment_id)
         return {"job_id": job["Id"], "segment_id": segment_id}

@@ -16,12 +16,12 @@ from crosschannel.config import BUNDLE_ROOT, get_config
 from crosschannel.ingest import dms_summary
 
 STAGE_DAGS = ("retail_ingest", "retail_trusted")  # then training (first day) and scoring
-TRAINING_DAG, SCORING_DAG = "propensity_training", "propensity_scoring"
+TRAINING_DAG, SCORING_DAG, ACTIVATION_DAG = "propensity_training", "propensity_scoring", "audience_activation"
 
 
 def _clean(cfg) -> None:
     """Remove what a previous demo left in the zones it writes (local target only)."""
-    for zone in ("landing", "system", "generator", "reports", "staging", "trusted", "features", "ml"):
+    for zone in ("landing", "system", "generator", "reports", "staging", "trusted", "features", "ml", "activation"):
         path = storage.zone(zone)
         if path.exists():
             path.fs.rm(path.path, recursive=True)
@@ -125,8 +125,11 @@ def run(days: int = 3) -> dict:
             _run_dag(TRAINING_DAG, day)
             trained = model_figures(day)
         _run_dag(SCORING_DAG, day)
+        _run_dag(ACTIVATION_DAG, day)
         runs[day.isoformat()] = {"generator": change, "ingest": ingest_figures(day),
-                                 "trusted": trusted.summarize(day), "scores": score_figures(day)}
+                                 "trusted": trusted.summarize(day), "scores": score_figures(day),
+                                 "activation": storage.read_json(storage.zone(
+                                     "reports", f"dt={day.isoformat()}", "activation", "summary.json"))}
     last = max(runs)
     summary = {
         "partition": last,
@@ -157,6 +160,9 @@ def run(days: int = 3) -> dict:
         },
         "models": trained,
         "scores": {day: r["scores"] for day, r in runs.items()},
+        "audiences": runs[last]["activation"]["audiences"],
+        "destinations": runs[last]["activation"]["destinations"],
+        "activation": {day: r["activation"] for day, r in runs.items()},
         "generator": {day: r["generator"] for day, r in runs.items()},
     }
     path = storage.zone("reports", "demo_summary.json")
@@ -205,5 +211,15 @@ def render(summary: dict, path) -> str:
         cells = "  ".join(f"{m} {f['rows']:,} {'passed' if f['gate'] else 'FAILED'}"
                           + ("" if f["psi"] is None else f" PSI {f['psi']:.3f}") for m, f in per_model.items())
         lines.append(f"{'':<12}{day}  {cells}")
+    lines += ["", f"Audiences at {summary['partition']} (members; control = the hold-out, never sent):"]
+    for name, counts in summary["audiences"].items():
+        lines.append(f"{'':<12}{name:<22}{counts['treatment']:>8,} treatment {counts['control']:>7,} control")
+    lines.append("Activation per day (files, validated requests, sent; the local target sends nothing to AWS):")
+    for day, figures in summary["activation"].items():
+        cells = "  ".join(f"{d} {f['files']}/{f['requests']}/{f['sent']}" for d, f in figures["destinations"].items()
+                          if d != "segment")
+        segment = figures["destinations"]["segment"]
+        lines.append(f"{'':<12}{day}  {cells}  segment {segment['messages']:,} changed "
+                     f"({next(iter(segment['receipts'].values()), '-')})")
     lines += ["", f"Summary JSON: {Path(str(path.path))}"]
     return "\n".join(lines)

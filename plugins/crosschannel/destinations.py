@@ -338,7 +338,7 @@ def record_delivery(plan: dict, receipt: dict, **state) -> None:
     destination, name = plan["destination"], plan["name"]
     if destination == PERSONALIZE:
         activation.write_state(PERSONALIZE, name, {"partition": plan["partition"], "mode": plan["mode"], **state})
-    elif destination == PINPOINT and state:
+    elif destination == PINPOINT and state.get("segment_id"):
         activation.write_state(PINPOINT, name, {"partition": plan["partition"], **state})
     elif destination == PROFILES:
         defined = {r["params"]["SegmentDefinitionName"] for r in plan["requests"]

@@ -1,0 +1,456 @@
+"""The activation hooks and operators of crosschannel.aws_activation against botocore's Stubber: every request
+is checked against the real Pinpoint / Customer Profiles / Personalize API models before a canned answer (itself
+checked against the model) comes back. The Customer Profiles CSV goes to a presigned-URL stand-in on loopback."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import http.server
+import re
+import threading
+
+import boto3
+import pandas as pd
+import pytest
+from botocore.stub import Stubber
+
+from crosschannel import activation, destinations, storage
+from crosschannel.activation import ActivationError
+from crosschannel.aws_activation import (
+    ActivationJobFailed,
+    CustomerProfilesHook,
+    CustomerProfilesUploadOperator,
+    PersonalizeHook,
+    PersonalizeImportOperator,
+    PinpointHook,
+    PinpointImportOperator,
+)
+from tests.conftest import ACCOUNT, AWS_ENV, configure
+
+DAY = dt.date(2026, 11, 2)
+NEXT_DAY = DAY + dt.timedelta(days=1)
+APP = AWS_ENV["CROSSCHANNEL__ACTIVATION__PINPOINT__APPLICATION_ID"]
+PINPOINT_ROLE = AWS_ENV["CROSSCHANNEL__ACTIVATION__PINPOINT__ROLE_ARN"]
+PERSONALIZE_ROLE = AWS_ENV["CROSSCHANNEL__ACTIVATION__PERSONALIZE__ROLE_ARN"]
+INTERACTIONS_ARN = AWS_ENV["CROSSCHANNEL__ACTIVATION__PERSONALIZE__INTERACTIONS_DATASET_ARN"]
+IMPORT_ARN = f"arn:aws:personalize:us-east-1:{ACCOUNT}:dataset-import-job/crosschannel-interactions-20261102"
+DOMAIN = "crosschannel"
+SEND = {"send": True, "reason": "the newest partition"}
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch):
+    """The bundle configured in tmp_path, polling without sleeping, with the Pinpoint project set."""
+    from crosschannel.config import get_config
+
+    yield configure(monkeypatch, tmp_path, CROSSCHANNEL__ACTIVATION__POLL_INTERVAL_SECONDS="0",
+                    CROSSCHANNEL__ACTIVATION__PINPOINT__APPLICATION_ID=APP,
+                    CROSSCHANNEL__ACTIVATION__PINPOINT__ROLE_ARN=PINPOINT_ROLE)
+    get_config.cache_clear()
+
+
+@pytest.fixture
+def stub():
+    """stub(hook): give the hook a real boto3 client (dummy credentials, us-east-1) behind an active Stubber."""
+    stubbers = []
+
+    def make(hook) -> Stubber:
+        client = boto3.client(hook.client_type, region_name="us-east-1", aws_access_key_id="testing",
+                              aws_secret_access_key="testing")
+        hook.conn = client  # `conn` is a cached_property: the instance attribute is what the hook uses
+        stubber = Stubber(client)
+        stubber.activate()
+        stubbers.append(stubber)
+        return stubber
+
+    yield make
+    for stubber in stubbers:
+        stubber.deactivate()
+
+
+@pytest.fixture
+def presigned_url():
+    """A loopback HTTP server standing in for S3's presigned URL: records each PUT's body and headers."""
+    received: list[dict] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_PUT(self):
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            received.append({"path": self.path, "body": body, "headers": dict(self.headers)})
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/upload/part-00000.csv?X-Amz-Signature=abc", received
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout=5)
+
+
+# ---- Amazon Pinpoint ------------------------------------------------------------------------------------------
+
+def _import_job(job_id: str, status: str, **fields) -> dict:
+    definition = {"Format": "CSV", "S3Url": "s3://lake/data/activation/pinpoint/dt=2026-11-02/high_value/",
+                  "RoleArn": PINPOINT_ROLE, "DefineSegment": True, **fields.pop("definition", {})}
+    return {"ImportJobResponse": {"ApplicationId": APP, "CreationDate": "2026-11-03T04:00:00Z", "Id": job_id,
+                                  "JobStatus": status, "Type": "IMPORT", "Definition": definition, **fields}}
+
+
+def _get_import_job(stubber: Stubber, job_id: str, status: str, **fields) -> None:
+    stubber.add_response("get_import_job", _import_job(job_id, status, **fields),
+                         {"ApplicationId": APP, "JobId": job_id})
+
+
+def test_pinpoint_wait_polls_until_the_job_completes(stub):
+    hook = PinpointHook(aws_conn_id=None)
+    stubber = stub(hook)
+    for status in ("CREATED", "PROCESSING", "COMPLETING"):
+        _get_import_job(stubber, "job-1", status)
+    _get_import_job(stubber, "job-1", "COMPLETED", TotalProcessed=42)
+
+    job = hook.wait_for_import(APP, "job-1", interval=0, timeout=60)
+
+    assert job["JobStatus"] == "COMPLETED"
+    assert job["TotalProcessed"] == 42
+    stubber.assert_no_pending_responses()
+
+
+def test_pinpoint_failed_job_raises_with_aws_failures_and_pieces(stub):
+    hook = PinpointHook(aws_conn_id=None)
+    stubber = stub(hook)
+    _get_import_job(stubber, "job-2", "PROCESSING")
+    _get_import_job(stubber, "job-2", "FAILED", Failures=["Invalid Address in row 3", "Missing ChannelType"],
+                    FailedPieces=2, TotalPieces=5)
+
+    with pytest.raises(ActivationJobFailed) as failure:
+        hook.wait_for_import(APP, "job-2", interval=0, timeout=60)
+
+    message = str(failure.value)
+    assert "Pinpoint import job job-2 ended FAILED" in message
+    assert "Invalid Address in row 3; Missing ChannelType" in message
+    assert "(2 of 5 piece(s) failed)" in message
+    stubber.assert_no_pending_responses()
+
+
+def test_pinpoint_job_still_running_at_the_timeout_raises(stub):
+    hook = PinpointHook(aws_conn_id=None)
+    stubber = stub(hook)
+    _get_import_job(stubber, "job-3", "PROCESSING")
+
+    with pytest.raises(TimeoutError, match=r"Pinpoint import job job-3 still PROCESSING after 0 s"):
+        hook.wait_for_import(APP, "job-3", interval=0, timeout=0)
+
+    stubber.assert_no_pending_responses()
+
+
+def _pinpoint_plan(day: dt.date, audience: str) -> dict:
+    request = {"Format": "CSV", "S3Url": f"s3://lake/data/activation/pinpoint/dt={day}/{audience}/",
+               "RoleArn": PINPOINT_ROLE, "DefineSegment": True, "RegisterEndpoints": True,
+               "SegmentName": f"crosschannel-{audience}"}
+    requests = [activation.validate("pinpoint", "CreateImportJob", {"ApplicationId": APP, "ImportJobRequest": request})]
+    return destinations._plan("pinpoint", day, audience, requests, SEND, [request["S3Url"] + "part-00000.csv"],
+                              endpoints=2)
+
+
+def _members_and_profile() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Customer 1 is a reachable treatment member of high_value (email and SMS); customer 2 is in control."""
+    members = pd.DataFrame({"audience": ["high_value", "high_value"], "customer_id": [1, 2],
+                            "detail": ["top 5% spend", "top 5% spend"], "assignment": ["treatment", "control"]})
+    scores = {f"{model}_{part}": value for model in ("churn", "repurchase")
+              for part, value in (("probability", 0.5), ("decile", 5), ("reason_1", "recency"),
+                                  ("reason_2", "frequency"), ("reason_3", "monetary"))}
+    profile = pd.DataFrame([
+        {"customer_id": 1, "first_name": "Ada", "last_name": "Lovelace", "email": "ada@example.com",
+         "phone": "+1 (555) 010-0001", "email_opt_in": True, "sms_opt_in": True, "loyalty_tier": "gold",
+         "audiences": ["high_value"], **scores},
+        {"customer_id": 2, "first_name": "Bob", "last_name": "Byte", "email": "bob@example.com",
+         "phone": "+15550100002", "email_opt_in": True, "sms_opt_in": True, "loyalty_tier": "silver",
+         "audiences": [], **scores},
+    ])
+    return members, profile
+
+
+def test_pinpoint_operator_defines_the_segment_then_the_next_day_updates_it(env, stub):
+    plan = _pinpoint_plan(DAY, "high_value")
+    request = plan["requests"][0]["params"]
+    op = PinpointImportOperator(task_id="pinpoint_high_value", plan=plan, aws_conn_id=None)
+    stubber = stub(op.hook)
+    stubber.add_response("create_import_job", _import_job("job-9", "CREATED"), request)
+    _get_import_job(stubber, "job-9", "PROCESSING")
+    _get_import_job(stubber, "job-9", "COMPLETED", TotalProcessed=2,
+                    definition={"SegmentId": "seg-0001", "SegmentName": "crosschannel-high_value"})
+
+    result = op.execute({})
+
+    stubber.assert_no_pending_responses()
+    assert result == {"job_id": "job-9", "segment_id": "seg-0001"}
+    receipt = storage.read_json(storage.location(plan["outbox"]))["receipt"]
+    assert receipt["sent"] is True and receipt["status"] == "COMPLETED"
+    assert receipt["job_id"] == "job-9" and receipt["total_processed"] == 2
+    state = storage.read_json(storage.zone("activation", "pinpoint", "state", "high_value.json"))
+    assert state == {"partition": DAY.isoformat(), "segment_id": "seg-0001"}
+
+    members, profile = _members_and_profile()
+    (next_plan,) = destinations.plan_pinpoint(NEXT_DAY, SEND, members, profile)
+
+    assert next_plan["name"] == "high_value" and next_plan["endpoints"] == 2
+    next_request = next_plan["requests"][0]["params"]["ImportJobRequest"]
+    assert next_request["SegmentId"] == "seg-0001"
+    assert "SegmentName" not in next_request
+    other = storage.read_json(activation.zone("pinpoint", NEXT_DAY, "outbox", "win_back.json"))
+    assert other["requests"][0]["params"]["ImportJobRequest"]["SegmentName"] == "crosschannel-win_back"
+
+
+# ---- Amazon Connect Customer Profiles -------------------------------------------------------------------------
+
+CREATE_UPLOAD = {"DomainName": DOMAIN, "DisplayName": "crosschannel 2026-11-02 abc123", "UniqueKey": "customer_id",
+                 "Fields": {"customer_id": {"Source": "_source.customer_id", "Target": "_profile.AccountNumber",
+                                            "ContentType": "STRING"}}, "DataExpiry": 30}
+
+
+def _stub_upload(stubber: Stubber, create: dict, url: str, job_id: str = "upload-1") -> None:
+    stubber.add_response("create_upload_job", {"JobId": job_id}, create)
+    stubber.add_response("get_upload_job_path", {"Url": url, "ClientToken": "c2VjcmV0LWtleS0zMi1ieXRlcy1sb25nLSE=",
+                                                 "ValidUntil": dt.datetime(2026, 11, 3, 5, 0)},
+                         {"DomainName": create["DomainName"], "JobId": job_id})
+    stubber.add_response("start_upload_job", {}, {"DomainName": create["DomainName"], "JobId": job_id})
+
+
+def _get_upload_job(stubber: Stubber, status: str, job_id: str = "upload-1", **fields) -> None:
+    stubber.add_response("get_upload_job", {"JobId": job_id, "Status": status, **fields},
+                         {"DomainName": DOMAIN, "JobId": job_id})
+
+
+def test_profiles_upload_puts_the_csv_to_the_presigned_url_between_create_and_start(stub, presigned_url):
+    url, received = presigned_url
+    hook = CustomerProfilesHook(aws_conn_id=None)
+    stubber = stub(hook)
+    _stub_upload(stubber, CREATE_UPLOAD, url)
+    body = b"customer_id,first_name\n1,Ada\n2,Bob\n"
+
+    job_id = hook.upload(CREATE_UPLOAD, body)
+
+    assert job_id == "upload-1"
+    assert len(received) == 1
+    assert received[0]["body"] == body
+    assert received[0]["path"] == "/upload/part-00000.csv?X-Amz-Signature=abc"
+    assert received[0]["headers"]["Content-Type"] == "text/csv"
+    stubber.assert_no_pending_responses()
+
+
+def test_profiles_upload_sends_the_client_token_as_sse_c_headers(stub, presigned_url):
+    url, received = presigned_url
+    hook = CustomerProfilesHook(aws_conn_id=None)
+    _stub_upload(stub(hook), CREATE_UPLOAD, url)
+
+    hook.upload(CREATE_UPLOAD, b"customer_id\n1\n")
+
+    headers = {k.lower(): v for k, v in received[0]["headers"].items()}
+    assert headers.get("x-amz-server-side-encryption-customer-algorithm") == "AES256"
+    assert headers.get("x-amz-server-side-encryption-customer-key") == "c2VjcmV0LWtleS0zMi1ieXRlcy1sb25nLSE="
+    assert headers.get("x-amz-server-side-encryption-customer-key-md5") == base64.b64encode(
+        hashlib.md5(base64.b64decode("c2VjcmV0LWtleS0zMi1ieXRlcy1sb25nLSE=")).digest()).decode()
+
+
+def test_profiles_wait_returns_the_succeeded_job(stub):
+    hook = CustomerProfilesHook(aws_conn_id=None)
+    stubber = stub(hook)
+    _get_upload_job(stubber, "CREATED")
+    _get_upload_job(stubber, "IN_PROGRESS")
+    _get_upload_job(stubber, "SUCCEEDED", ResultsSummary={"CreatedRecords": 2, "UpdatedRecords": 0,
+                                                          "FailedRecords": 0})
+
+    job = hook.wait_for_upload(DOMAIN, "upload-1", interval=0, timeout=60)
+
+    assert job["Status"] == "SUCCEEDED" and job["ResultsSummary"]["CreatedRecords"] == 2
+    stubber.assert_no_pending_responses()
+
+
+@pytest.mark.parametrize(("status", "fields", "expected"), [
+    ("FAILED", {"StatusReason": "VALIDATION_FAILURE"}, "ended FAILED: VALIDATION_FAILURE, 0 failed record(s)"),
+    ("PARTIALLY_SUCCEEDED", {"ResultsSummary": {"CreatedRecords": 8, "UpdatedRecords": 0, "FailedRecords": 3}},
+     "ended PARTIALLY_SUCCEEDED: no reason given, 3 failed record(s)"),
+])
+def test_profiles_wait_raises_on_a_failed_or_partial_job(stub, status, fields, expected):
+    hook = CustomerProfilesHook(aws_conn_id=None)
+    stubber = stub(hook)
+    _get_upload_job(stubber, "IN_PROGRESS")
+    _get_upload_job(stubber, status, **fields)
+
+    with pytest.raises(ActivationJobFailed, match=re.escape(f"Customer Profiles upload job upload-1 {expected}")):
+        hook.wait_for_upload(DOMAIN, "upload-1", interval=0, timeout=60)
+
+    stubber.assert_no_pending_responses()
+
+
+def _definition(audience: str) -> dict:
+    return {"DomainName": DOMAIN, "SegmentDefinitionName": f"crosschannel_{audience}",
+            "DisplayName": f"crosschannel {audience}",
+            "SegmentGroups": {"Include": "ALL", "Groups": [{"Type": "ALL", "Dimensions": [{"ProfileAttributes": {
+                "Attributes": {f"audience_{audience}": {"DimensionType": "INCLUSIVE", "Values": ["true"]}}}}]}]}}
+
+
+def _segment_lookup(stubber: Stubber, definition: dict, *, exists: bool) -> None:
+    key = {"DomainName": definition["DomainName"], "SegmentDefinitionName": definition["SegmentDefinitionName"]}
+    if exists:
+        stubber.add_response("get_segment_definition", {
+            "SegmentDefinitionName": definition["SegmentDefinitionName"],
+            "SegmentDefinitionArn": f"arn:aws:profile:us-east-1:{ACCOUNT}:domains/{DOMAIN}/segment-definitions/"
+                                    f"{definition['SegmentDefinitionName']}"}, key)
+    else:
+        stubber.add_client_error("get_segment_definition", service_error_code="ResourceNotFoundException",
+                                 service_message="Segment definition not found", http_status_code=404,
+                                 expected_params=key)
+        stubber.add_response("create_segment_definition",
+                             {"SegmentDefinitionName": definition["SegmentDefinitionName"]}, definition)
+
+
+def test_ensure_segment_definition_creates_a_missing_one(stub):
+    hook = CustomerProfilesHook(aws_conn_id=None)
+    stubber = stub(hook)
+    _segment_lookup(stubber, _definition("high_value"), exists=False)
+
+    assert hook.ensure_segment_definition(_definition("high_value")) is True
+    stubber.assert_no_pending_responses()
+
+
+def test_ensure_segment_definition_leaves_an_existing_one(stub):
+    hook = CustomerProfilesHook(aws_conn_id=None)
+    stubber = stub(hook)
+    _segment_lookup(stubber, _definition("high_value"), exists=True)
+
+    assert hook.ensure_segment_definition(_definition("high_value")) is False
+    stubber.assert_no_pending_responses()  # and no CreateSegmentDefinition was made (the Stubber would refuse it)
+
+
+def test_profiles_operator_uploads_the_planned_csv_and_records_the_definitions(env, stub, presigned_url):
+    url, received = presigned_url
+    _, profile = _members_and_profile()
+    (plan,) = destinations.plan_customer_profiles(DAY, SEND, profile, "manual__2026-11-03T04:00:00")
+    create = plan["requests"][0]["params"]
+    definitions = [r["params"] for r in plan["requests"] if r["operation"] == "CreateSegmentDefinition"]
+    op = CustomerProfilesUploadOperator(task_id="customer_profiles", plan=plan, aws_conn_id=None)
+    stubber = stub(op.hook)
+    _stub_upload(stubber, create, url)
+    _get_upload_job(stubber, "SUCCEEDED", ResultsSummary={"CreatedRecords": 2, "UpdatedRecords": 0,
+                                                          "FailedRecords": 0})
+    for definition in definitions:
+        _segment_lookup(stubber, definition, exists=definition["SegmentDefinitionName"] == "crosschannel_win_back")
+
+    result = op.execute({})
+
+    stubber.assert_no_pending_responses()
+    assert received[0]["body"] == storage.location(plan["files"][0]).read_bytes()
+    assert received[0]["body"].startswith(b"customer_id,first_name,last_name,email,phone,loyalty_tier,")
+    created = sorted(d["SegmentDefinitionName"] for d in definitions if d["SegmentDefinitionName"] !=
+                     "crosschannel_win_back")
+    assert result == {"job_id": "upload-1", "segment_definitions_created": created}
+    receipt = storage.read_json(storage.location(plan["outbox"]))["receipt"]
+    assert receipt["sent"] is True and receipt["status"] == "SUCCEEDED"
+    assert receipt["results"]["CreatedRecords"] == 2
+    assert activation.read_state("customer_profiles", "segment_definitions")["names"] == \
+        sorted(d["SegmentDefinitionName"] for d in definitions)
+
+
+# ---- Amazon Personalize ---------------------------------------------------------------------------------------
+
+def _dataset_import_job(status: str, **fields) -> dict:
+    return {"datasetImportJob": {"jobName": "crosschannel-interactions-20261102", "datasetImportJobArn": IMPORT_ARN,
+                                 "datasetArn": INTERACTIONS_ARN, "roleArn": PERSONALIZE_ROLE, "status": status,
+                                 "importMode": "FULL", "creationDateTime": dt.datetime(2026, 11, 3, 4, 0),
+                                 **fields}}
+
+
+def _describe(stubber: Stubber, status: str, **fields) -> None:
+    stubber.add_response("describe_dataset_import_job", _dataset_import_job(status, **fields),
+                         {"datasetImportJobArn": IMPORT_ARN})
+
+
+def test_personalize_wait_polls_until_active(stub):
+    hook = PersonalizeHook(aws_conn_id=None)
+    stubber = stub(hook)
+    for status in ("CREATE PENDING", "CREATE IN_PROGRESS", "ACTIVE"):
+        _describe(stubber, status)
+
+    job = hook.wait_for_import(IMPORT_ARN, interval=0, timeout=60)
+
+    assert job["status"] == "ACTIVE"
+    stubber.assert_no_pending_responses()
+
+
+def test_personalize_failed_import_raises_with_the_failure_reason(stub):
+    hook = PersonalizeHook(aws_conn_id=None)
+    stubber = stub(hook)
+    _describe(stubber, "CREATE PENDING")
+    _describe(stubber, "CREATE FAILED", failureReason="Input CSV is missing required field TIMESTAMP")
+
+    with pytest.raises(ActivationJobFailed, match=r"ended CREATE FAILED: Input CSV is missing required field "
+                                                  r"TIMESTAMP"):
+        hook.wait_for_import(IMPORT_ARN, interval=0, timeout=60)
+
+    stubber.assert_no_pending_responses()
+
+
+def test_personalize_operator_records_the_import_so_the_next_day_is_incremental(env, stub):
+    location = f"s3://lake/data/activation/personalize/dt={DAY}/interactions/part-00000.csv"
+    request = activation.validate("personalize", "CreateDatasetImportJob", {
+        "jobName": "crosschannel-interactions-20261102", "datasetArn": INTERACTIONS_ARN,
+        "dataSource": {"dataLocation": location}, "roleArn": PERSONALIZE_ROLE, "importMode": "FULL"})
+    plan = destinations._plan("personalize", DAY, "interactions", [request], SEND, [location], records=1500,
+                              mode="FULL", dataset="interactions")
+    op = PersonalizeImportOperator(task_id="personalize_interactions", plan=plan, aws_conn_id=None)
+    stubber = stub(op.hook)
+    stubber.add_response("create_dataset_import_job", {"datasetImportJobArn": IMPORT_ARN}, request["params"])
+    _describe(stubber, "CREATE IN_PROGRESS")
+    _describe(stubber, "ACTIVE")
+    assert destinations.import_mode("interactions", DAY) == "FULL"
+
+    result = op.execute({})
+
+    stubber.assert_no_pending_responses()
+    assert result == {"job_arn": IMPORT_ARN, "mode": "FULL"}
+    state = storage.read_json(storage.zone("activation", "personalize", "state", "interactions.json"))
+    assert state == {"partition": DAY.isoformat(), "mode": "FULL", "job_arn": IMPORT_ARN}
+    receipt = storage.read_json(storage.location(plan["outbox"]))["receipt"]
+    assert receipt["sent"] is True and receipt["status"] == "ACTIVE"
+    assert destinations.import_mode("interactions", NEXT_DAY) == "INCREMENTAL"
+    assert destinations.import_mode("interactions", DAY + dt.timedelta(days=3)) == "FULL"
+    assert destinations.import_mode("interactions", DAY) == "FULL"  # the same day sent again
+    assert destinations.import_mode("users", NEXT_DAY) == "FULL"  # another dataset has no import yet
+
+
+# ---- requests checked against the API model -------------------------------------------------------------------
+
+def test_validate_refuses_a_pinpoint_import_without_its_role():
+    request = {"Format": "CSV", "S3Url": "s3://lake/data/activation/pinpoint/dt=2026-11-02/high_value/",
+               "DefineSegment": True, "SegmentName": "crosschannel-high_value"}
+
+    with pytest.raises(ActivationError, match=r"(?s)pinpoint CreateImportJob: .*Missing required parameter.*RoleArn"):
+        activation.validate("pinpoint", "CreateImportJob", {"ApplicationId": APP, "ImportJobRequest": request})
+
+
+def test_validate_refuses_a_personalize_import_mode_that_is_not_a_string():
+    request = {"jobName": "crosschannel-items-20261102", "datasetArn": INTERACTIONS_ARN, "roleArn": PERSONALIZE_ROLE,
+               "dataSource": {"dataLocation": "s3://lake/data/x.csv"}, "importMode": 1}
+
+    with pytest.raises(ActivationError,
+                       match=r"(?s)personalize CreateDatasetImportJob: .*Invalid type for parameter importMode"):
+        activation.validate("personalize", "CreateDatasetImportJob", request)
+
+
+def test_validate_returns_the_checked_request_with_the_api_version():
+    params = {"ApplicationId": APP, "ImportJobRequest": {"Format": "CSV", "S3Url": "s3://lake/x/",
+                                                         "RoleArn": PINPOINT_ROLE}}
+
+    checked = activation.validate("pinpoint", "CreateImportJob", params)
+
+    assert checked["operation"] == "CreateImportJob" and checked["params"] is params
+    assert checked["api_version"] == "2016-12-01"
