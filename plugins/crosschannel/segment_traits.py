@@ -27,6 +27,8 @@ if TYPE_CHECKING:
     import pandas as pd
 
 SEGMENT = "segment"
+MAX_MESSAGE_BYTES = 32 * 1024  # Segment's limit per message
+ENVELOPE_BYTES = 400  # what the library adds around the traits: type, ids, timestamp, context.library
 DAG_ID = "audience_activation"
 log = logging.getLogger(__name__)
 
@@ -121,6 +123,14 @@ def send(day: dt.date, messages: list[dict], write_key: str, host: str) -> dict:
     from segment.analytics import Client
 
     settings = get_config().activation.segment
+    for message in messages:  # the library refuses an oversized message mid-send: refuse before sending any
+        size = len(json.dumps(message["traits"]).encode()) + len(message["user_id"]) + ENVELOPE_BYTES
+        if size > MAX_MESSAGE_BYTES:
+            raise ActivationError(f"segment identify for {day}: user {message['user_id']}'s traits make a message "
+                                  f"of about {size:,} bytes, over Segment's {MAX_MESSAGE_BYTES:,}; nothing was sent")
+    library_log = logging.getLogger("segment")
+    if library_log.getEffectiveLevel() < logging.INFO:
+        library_log.setLevel(logging.INFO)  # its DEBUG lines print whole request bodies, write key included
     errors: list[str] = []
 
     def on_error(error, batch) -> None:

@@ -1,0 +1,397 @@
+"""Segment identify traits: only changed customers, within Segment's limits, retried, and never marked published
+until every batch was accepted, against a scripted local HTTP server standing in for api.segment.io."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import logging
+import threading
+from collections import deque
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+# Importing airflow configures logging (a dictConfig that replaces the root logger's handlers): done here, at
+# collection, it cannot remove the handler `caplog` attaches to the root logger during a test.
+import airflow.exceptions  # noqa: F401
+import pandas as pd
+import pytest
+
+from crosschannel import activation, segment_traits
+from crosschannel.activation import ActivationError
+from tests.conftest import configure
+
+DAY1 = dt.date(2026, 11, 2)
+DAY2 = dt.date(2026, 11, 3)
+WRITE_KEY = "wk_test_9f3c2a7be81d4c55"
+# Segment: 500 KB per batch request. The library closes a batch once its messages reach 475,000 bytes, so a
+# request can carry up to one more message (~508 KB worst case): within 500 KiB, not within 500,000 bytes.
+MAX_BATCH_BYTES = 500 * 1024
+MAX_MESSAGE_BYTES = 32 * 1024  # Segment: 32 KB per call
+SEND = {"send": True, "reason": "x"}
+
+
+# --------------------------------------------------------------------------------------------------------------
+# A scripted stand-in for the Segment HTTP tracking API
+
+
+@dataclass
+class Received:
+    path: str
+    authorization: str | None
+    retry_count: str | None
+    size: int
+    body: dict
+    status: int
+
+    @property
+    def batch(self) -> list[dict]:
+        return self.body.get("batch", [])
+
+    @property
+    def basic_user(self) -> str:
+        scheme, _, token = (self.authorization or "").partition(" ")
+        assert scheme == "Basic", self.authorization
+        user, _, password = base64.b64decode(token).decode().partition(":")
+        assert password == ""
+        return user
+
+
+class SegmentServer:
+    """Records every POST and answers from a script of status or (status, headers[, raw body]), then the `then`
+    answer forever."""
+
+    def __init__(self) -> None:
+        self.received: list[Received] = []
+        self._lock = threading.Lock()
+        self._script: deque[tuple] = deque()
+        self._default: tuple = (200, {})
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}"
+        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), daemon=True)
+
+    def answer(self, *script: int | tuple, then: int | tuple = 200) -> None:
+        def norm(item):
+            return item if isinstance(item, tuple) else (item, {})
+
+        with self._lock:
+            self._script = deque(norm(s) for s in script)
+            self._default = norm(then)
+
+    def reset(self) -> None:
+        with self._lock:
+            self.received.clear()
+
+    def _next_answer(self) -> tuple:
+        with self._lock:
+            return self._script.popleft() if self._script else self._default
+
+    def _handler(self):
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                status, headers, *body = server._next_answer() if self.path == "/v1/batch" else (404, {})
+                with server._lock:
+                    server.received.append(Received(
+                        path=self.path, authorization=self.headers.get("Authorization"),
+                        retry_count=self.headers.get("X-Retry-Count"), size=len(raw), body=json.loads(raw),
+                        status=status))
+                payload = {"success": True} if status == 200 else {"code": f"e{status}", "message": "scripted"}
+                data = body[0] if body else json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):  # keep the test output quiet
+                pass
+
+        return Handler
+
+    # what arrived
+    def accepted(self) -> list[Received]:
+        return [r for r in self.received if r.status == 200]
+
+    def accepted_messages(self) -> list[dict]:
+        return [m for r in self.accepted() for m in r.batch]
+
+    def start(self) -> SegmentServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(5)
+
+
+@pytest.fixture
+def segment_server():
+    server = SegmentServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch):
+    """Local target in tmp_path; quick retries and timeouts."""
+    from crosschannel.config import get_config
+
+    def setup(**overrides: str):
+        return configure(monkeypatch, tmp_path, **{
+            "CROSSCHANNEL__ACTIVATION__SEGMENT__MAX_RETRIES": "3",
+            "CROSSCHANNEL__ACTIVATION__SEGMENT__TIMEOUT_SECONDS": "5",
+            **{f"CROSSCHANNEL__ACTIVATION__SEGMENT__{k.upper()}": v for k, v in overrides.items()}})
+
+    yield setup
+    get_config.cache_clear()
+
+
+@pytest.fixture
+def connection(monkeypatch, segment_server):
+    """A real Airflow connection (the Task SDK reads AIRFLOW_CONN_* outside a task too) to the local server."""
+    monkeypatch.setenv("AIRFLOW_CONN_SEGMENT_DEFAULT", json.dumps(
+        {"conn_type": "http", "host": segment_server.url, "password": WRITE_KEY}))
+    return segment_server
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Profiles
+
+
+def _models() -> list[str]:
+    from crosschannel.config import get_config
+
+    return list(get_config().models.specs)
+
+
+def make_profile(n: int, *, long_reasons: int = 0, first_id: int = 1000) -> pd.DataFrame:
+    """n customers; the first `long_reasons` carry reasons long enough for 10-31 KB messages."""
+    rows = []
+    for i in range(n):
+        row = {"customer_id": first_id + i, "audiences": [a for a, k in (("lapsing", 2), ("vip", 3)) if i % k == 0]}
+        for m, model in enumerate(_models()):
+            row[f"{model}_probability"] = float("nan") if i % 97 == 5 else ((i * 37 + m * 11) % 1000) / 1000
+            row[f"{model}_decile"] = float("nan") if i % 97 == 5 else float((i + m) % 10 + 1)
+            for n_ in (1, 2, 3):
+                if i < long_reasons:
+                    # 6 reasons of 1.6-5.1 KB: messages from ~10 KB to ~31 KB, under the 32 KB limit
+                    text = f"{model}-r{n_}-" + "x" * (1600 + (i * 53 + n_ * 17) % 3500)
+                else:
+                    text = None if (i + n_) % 7 == 0 else f"{model} reason {n_} for {i}"
+                row[f"{model}_reason_{n_}"] = text
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _outbox(day: dt.date) -> dict:
+    return json.loads((activation.zone(segment_traits.SEGMENT, day, "outbox") / "identify.json").read_text())
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Tests
+
+
+def test_batches_respect_segment_limits_and_carry_the_files_message_ids(env, segment_server):
+    env(upload_size="40")
+    profile = make_profile(1500, long_reasons=500)
+
+    built = segment_traits.build(DAY1, profile)
+    messages = segment_traits.read_messages(DAY1)
+    assert built == {"customers": 1500, "changed": 1500, "previously_published": 0}
+    # deterministic: rebuilding the same day gives the same messages and messageIds; another day does not
+    segment_traits.build(DAY1, profile)
+    assert segment_traits.read_messages(DAY1) == messages
+    segment_traits.build(DAY2, profile)
+    assert not {m["message_id"] for m in messages} & {m["message_id"] for m in segment_traits.read_messages(DAY2)}
+
+    result = segment_traits.send(DAY1, messages, WRITE_KEY, segment_server.url)
+
+    assert result == {"sent": 1500, "host": segment_server.url}
+    received = segment_server.received
+    assert received and all(r.status == 200 for r in received)
+    assert {r.path for r in received} == {"/v1/batch"}
+    assert {r.basic_user for r in received} == {WRITE_KEY}
+    for r in received:
+        assert r.size <= MAX_BATCH_BYTES, f"a {r.size}-byte batch of {len(r.batch)} messages"
+        assert 1 <= len(r.batch) <= 40
+        for m in r.batch:
+            assert len(json.dumps(m).encode()) <= MAX_MESSAGE_BYTES
+    # both limits were exercised: full-count batches of small messages, size-bound batches of large ones
+    assert any(len(r.batch) == 40 for r in received)
+    assert any(len(r.batch) < 40 and r.size > 400_000 for r in received)
+    assert max(len(json.dumps(m).encode()) for m in segment_server.accepted_messages()) > 28 * 1024
+
+    arrived = segment_server.accepted_messages()
+    user_ids = [m["userId"] for m in arrived]
+    assert sorted(user_ids) == sorted(str(c) for c in profile["customer_id"])  # each exactly once
+    assert {m["userId"]: m["messageId"] for m in arrived} == {m["user_id"]: m["message_id"] for m in messages}
+    by_user = {m["user_id"]: m for m in messages}
+    for m in arrived:
+        assert m["type"] == "identify"
+        assert m["traits"] == by_user[m["userId"]]["traits"]
+        assert m["timestamp"] == "2026-11-02T23:59:59.000+00:00"
+    assert set(by_user["1000"]["traits"]) == {f"{model}_{k}" for model in _models()
+                                             for k in ("probability", "decile", "reasons")} | {"audiences"}
+    assert by_user["1005"]["traits"][f"{_models()[0]}_probability"] is None  # NaN scores are sent as null
+
+
+def test_only_customers_whose_traits_changed_are_sent(env, connection):
+    env()
+    day1 = make_profile(30)
+    built = segment_traits.build(DAY1, day1)
+    outcome = segment_traits.publish(DAY1, SEND, built)
+
+    assert outcome["status"] == "sent" and outcome["sent"] is True and outcome["host"] == connection.url
+    assert sorted(m["userId"] for m in connection.accepted_messages()) == sorted(str(c) for c in day1.customer_id)
+    published = segment_traits.published()
+    assert len(published) == 30
+
+    model = _models()[0]
+    day2 = day1.copy()
+    day2.at[3, f"{model}_decile"] = day2.at[3, f"{model}_decile"] % 10 + 1       # decile moved
+    day2.at[11, "audiences"] = [*day2.at[11, "audiences"], "winback"]            # joined an audience
+    day2.at[20, f"{model}_reason_1"] = "a brand new reason"                      # reasons changed
+    day2.at[25, f"{model}_probability"] = day2.at[25, f"{model}_probability"] + 0.0004  # noise under rounding
+    changed = {str(day2.at[i, "customer_id"]) for i in (3, 11, 20)}
+    connection.reset()
+
+    built = segment_traits.build(DAY2, day2)
+    assert built == {"customers": 30, "changed": 3, "previously_published": 30}
+    outcome = segment_traits.publish(DAY2, SEND, built)
+
+    arrived = connection.accepted_messages()
+    assert sorted(m["userId"] for m in arrived) == sorted(changed)
+    assert outcome["messages"] == 3 and outcome["sent"] is True
+    assert {m["messageId"] for m in arrived} == {m["message_id"] for m in segment_traits.read_messages(DAY2)}
+    after = segment_traits.published()
+    assert {u for u in after if after[u] != published[u]} == changed
+    assert set(after) == set(published)
+
+    # a third day with nothing changed sends nothing
+    connection.reset()
+    built = segment_traits.build(DAY2 + dt.timedelta(days=1), day2)
+    assert built["changed"] == 0
+    outcome = segment_traits.publish(DAY2 + dt.timedelta(days=1), SEND, built)
+    assert outcome["status"] == "nothing changed" and not connection.received
+
+
+@pytest.mark.parametrize("retry_after", ["0", "1"])
+def test_a_429_is_retried_and_every_message_arrives(env, connection, retry_after):
+    env()
+    profile = make_profile(25)
+    built = segment_traits.build(DAY1, profile)
+    connection.answer((429, {"Retry-After": retry_after}), then=200)
+
+    outcome = segment_traits.publish(DAY1, SEND, built)
+
+    assert outcome["status"] == "sent"
+    first, *rest = connection.received
+    assert first.status == 429 and rest and all(r.status == 200 for r in rest)
+    arrived = connection.accepted_messages()
+    assert sorted(m["userId"] for m in arrived) == sorted(str(c) for c in profile.customer_id)  # once each
+    # the rejected batch went again with the same messageIds (Segment dedupes on them)
+    assert {m["messageId"] for m in first.batch} <= {m["messageId"] for m in arrived}
+    assert {m["messageId"] for m in arrived} == {m["message_id"] for m in segment_traits.read_messages(DAY1)}
+    assert len(segment_traits.published()) == 25
+
+
+def test_a_batch_failing_every_retry_fails_the_publish_and_marks_nothing(env, connection):
+    env(max_retries="1")
+    profile = make_profile(12)
+    built = segment_traits.build(DAY1, profile)
+    messages = segment_traits.read_messages(DAY1)
+    connection.answer(then=500)
+
+    with pytest.raises(ActivationError, match=r"[1-9]\d* failed batch\(es\)") as failure:
+        segment_traits.publish(DAY1, SEND, built)
+
+    assert connection.url in str(failure.value) and WRITE_KEY not in str(failure.value)
+    assert connection.received and all(r.status == 500 for r in connection.received)
+    attempts: dict[tuple, list[str | None]] = {}
+    for r in connection.received:
+        attempts.setdefault(tuple(m["messageId"] for m in r.batch), []).append(r.retry_count)
+    # every batch: the first attempt and max_retries=1 retry, then given up on
+    assert list(attempts.values()) == [[None, "1"]] * len(attempts)
+    assert f"{len(attempts)} failed batch(es)" in str(failure.value)
+    assert sorted(i for ids in attempts for i in ids) == sorted(m["message_id"] for m in messages)
+    assert segment_traits.published() == {}
+    assert not segment_traits.published_path().exists()
+    assert not (activation.zone(segment_traits.SEGMENT, DAY1, "outbox") / "identify.json").exists()
+
+    # the rerun rebuilds the same messages, and delivers them once the API answers again
+    rebuilt = segment_traits.build(DAY1, profile)
+    assert rebuilt == built
+    assert segment_traits.read_messages(DAY1) == messages
+    connection.reset()
+    connection.answer(then=200)
+    assert segment_traits.publish(DAY1, SEND, rebuilt)["status"] == "sent"
+    assert {m["messageId"] for m in connection.accepted_messages()} == {m["message_id"] for m in messages}
+    assert len(segment_traits.published()) == 12
+
+
+def test_a_backfill_sends_nothing_and_marks_nothing(env, connection):
+    env()
+    built = segment_traits.build(DAY1, make_profile(10))
+    decision = activation.decide(DAY1, force=False, backfill=True)
+    assert decision["send"] is False
+
+    outcome = segment_traits.publish(DAY1, decision, built)
+
+    assert connection.received == []
+    receipt = _outbox(DAY1)["receipt"]
+    assert receipt["status"] == "not sent" and receipt["sent"] is False
+    assert receipt["reason"] == decision["reason"] and receipt["messages"] == 10
+    assert outcome == receipt
+    assert segment_traits.published() == {}
+    # the messages are still written for the day (a forced run can send them)
+    assert len(segment_traits.read_messages(DAY1)) == 10
+
+
+def test_a_customer_over_the_32kb_message_limit_fails_the_publish_and_marks_nothing(env, connection):
+    env()
+    profile = make_profile(8)
+    model = _models()[0]
+    for n_ in (1, 2, 3):
+        profile.at[6, f"{model}_reason_{n_}"] = "y" * 12_000
+    built = segment_traits.build(DAY1, profile)
+
+    with pytest.raises(ActivationError, match="over Segment's 32,768; nothing was sent"):
+        segment_traits.publish(DAY1, SEND, built)
+
+    assert connection.received == []
+    assert segment_traits.published() == {}
+    assert not (activation.zone(segment_traits.SEGMENT, DAY1, "outbox") / "identify.json").exists()
+
+
+@pytest.mark.parametrize("level", [
+    logging.INFO,
+    logging.DEBUG,  # the library prints request bodies (write key included) at DEBUG: send() keeps it at INFO
+], ids=["info", "debug"])
+def test_the_write_key_is_never_written_to_the_outbox_or_the_logs(env, connection, caplog, level):
+    env()
+    encoded = base64.b64encode(f"{WRITE_KEY}:".encode()).decode()
+    built = segment_traits.build(DAY1, make_profile(10))
+    # one answer the library logs as an error (a 503 without a JSON body), retried at once
+    connection.answer((503, {}, b"upstream unavailable"), then=200)
+    caplog.set_level(level)
+
+    outcome = segment_traits.publish(DAY1, SEND, built)
+    segment_traits.send(DAY2, segment_traits.read_messages(DAY1), WRITE_KEY, connection.url)
+
+    assert outcome["sent"] is True and len(connection.accepted_messages()) == 20
+    assert {r.basic_user for r in connection.received} == {WRITE_KEY}  # the key did reach the API...
+    outbox = (activation.zone(segment_traits.SEGMENT, DAY1, "outbox") / "identify.json").read_text()
+    assert json.loads(outbox)["receipt"]["status"] == "sent"
+    assert WRITE_KEY not in outbox and encoded not in outbox  # ...and nowhere else
+    assert caplog.handler in logging.getLogger().handlers
+    assert any(r.name == "segment" and r.levelno >= logging.ERROR for r in caplog.records)  # logs were captured
+    logged = caplog.text + "".join(str(r.args) + r.getMessage() for r in caplog.records)
+    assert WRITE_KEY not in logged and encoded not in logged
