@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import collections
 import contextlib
+import dataclasses
+import email.message
 import glob
+import http.server
 import json
 import os
 import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -230,53 +235,98 @@ def empty_bucket(s3, bucket: str) -> None:
     s3.delete_bucket(Bucket=bucket)
 
 
-class RecordingServer:
-    """A local HTTP server that records every POST (path, headers, body) and answers scripted statuses:
-    `answers` is consumed one status per request, then `default` (e.g. [429] then 200)."""
+@dataclasses.dataclass
+class ReceivedRequest:
+    """One request as it reached `LoopbackServer`, with the status it was answered."""
+
+    method: str
+    path: str
+    headers: email.message.Message  # looked up case-insensitively, as HTTP headers are
+    body: bytes
+    status: int
+
+    @property
+    def size(self) -> int:
+        return len(self.body)
+
+    def json(self):
+        return json.loads(self.body)
+
+
+class LoopbackServer:
+    """A loopback HTTP server that records every POST and PUT and answers from a script of status or
+    (status, headers[, raw body]), then the `then` answer forever (200 unless `answer` says otherwise).
+    With `only_path` set, a request to any other path is answered 404 without using up the script."""
 
     def __init__(self) -> None:
-        import http.server
-        import threading
+        self.received: list[ReceivedRequest] = []
+        self.only_path: str | None = None
+        self._lock = threading.Lock()
+        self._script: collections.deque[tuple] = collections.deque()
+        self._default: tuple = (200, {})
+        self._httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}"
+        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), daemon=True)
 
-        self.requests: list[dict] = []
-        self.answers: list[int] = []
-        self.default = 200
+    def answer(self, *script: int | tuple, then: int | tuple = 200) -> None:
+        def norm(item):
+            return item if isinstance(item, tuple) else (item, {})
+
+        with self._lock:
+            self._script = collections.deque(norm(s) for s in script)
+            self._default = norm(then)
+
+    def reset(self) -> None:
+        with self._lock:
+            self.received.clear()
+
+    def _next_answer(self, path: str) -> tuple:
+        with self._lock:
+            if self.only_path is not None and path != self.only_path:
+                return 404, {}
+            return self._script.popleft() if self._script else self._default
+
+    def _handler(self):
         server = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def _answer(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                server.requests.append({"method": self.command, "path": self.path, "headers": dict(self.headers),
-                                        "body": body})
-                status = server.answers.pop(0) if server.answers else server.default
-                payload = b'{"success": true}' if status < 300 else b'{"error": "scripted"}'
+                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                status, headers, *body = server._next_answer(self.path)
+                with server._lock:
+                    server.received.append(ReceivedRequest(method=self.command, path=self.path,
+                                                           headers=self.headers, body=raw, status=status))
+                payload = {"success": True} if status < 300 else {"code": f"e{status}", "message": "scripted"}
+                data = body[0] if body else json.dumps(payload).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
-                self.send_header("Retry-After", "0")
-                self.send_header("Content-Length", str(len(payload)))
+                self.send_header("Content-Length", str(len(data)))
+                for name, value in headers.items():
+                    self.send_header(name, value)
                 self.end_headers()
-                self.wfile.write(payload)
+                self.wfile.write(data)
 
             do_POST = do_PUT = _answer
 
-            def log_message(self, *args) -> None:
+            def log_message(self, *args) -> None:  # keep the test output quiet
                 pass
 
-        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        return Handler
+
+    def start(self) -> LoopbackServer:
         self._thread.start()
+        return self
 
-    def json_bodies(self) -> list[dict]:
-        return [json.loads(r["body"]) for r in self.requests]
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+    def stop(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(5)
 
 
 @pytest.fixture
 def http_server():
-    server = RecordingServer()
+    """A started `LoopbackServer`, stopped after the test."""
+    server = LoopbackServer().start()
     yield server
-    server.close()
+    server.stop()

@@ -7,9 +7,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hashlib
-import http.server
 import re
-import threading
 
 import boto3
 import pandas as pd
@@ -27,7 +25,7 @@ from crosschannel.aws_activation import (
     PinpointHook,
     PinpointImportOperator,
 )
-from tests.conftest import ACCOUNT, AWS_ENV, configure
+from tests.conftest import ACCOUNT, AWS_ENV, LoopbackServer, configure
 
 DAY = dt.date(2026, 11, 2)
 NEXT_DAY = DAY + dt.timedelta(days=1)
@@ -70,29 +68,9 @@ def stub():
         stubber.deactivate()
 
 
-@pytest.fixture
-def presigned_url():
-    """A loopback HTTP server standing in for S3's presigned URL: records each PUT's body and headers."""
-    received: list[dict] = []
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_PUT(self):
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            received.append({"path": self.path, "body": body, "headers": dict(self.headers)})
-            self.send_response(200)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/upload/part-00000.csv?X-Amz-Signature=abc", received
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
+def presigned_url(server: LoopbackServer) -> str:
+    """A URL on the loopback server (conftest.http_server) standing in for S3's presigned URL."""
+    return f"{server.url}/upload/part-00000.csv?X-Amz-Signature=abc"
 
 
 # ---- Amazon Pinpoint ------------------------------------------------------------------------------------------
@@ -229,8 +207,8 @@ def _get_upload_job(stubber: Stubber, status: str, job_id: str = "upload-1", **f
                          {"DomainName": DOMAIN, "JobId": job_id})
 
 
-def test_profiles_upload_puts_the_csv_to_the_presigned_url_between_create_and_start(stub, presigned_url):
-    url, received = presigned_url
+def test_profiles_upload_puts_the_csv_to_the_presigned_url_between_create_and_start(stub, http_server):
+    url, received = presigned_url(http_server), http_server.received
     hook = CustomerProfilesHook(aws_conn_id=None)
     stubber = stub(hook)
     _stub_upload(stubber, CREATE_UPLOAD, url)
@@ -240,20 +218,20 @@ def test_profiles_upload_puts_the_csv_to_the_presigned_url_between_create_and_st
 
     assert job_id == "upload-1"
     assert len(received) == 1
-    assert received[0]["body"] == body
-    assert received[0]["path"] == "/upload/part-00000.csv?X-Amz-Signature=abc"
-    assert received[0]["headers"]["Content-Type"] == "text/csv"
+    assert received[0].body == body
+    assert received[0].path == "/upload/part-00000.csv?X-Amz-Signature=abc"
+    assert received[0].headers["Content-Type"] == "text/csv"
     stubber.assert_no_pending_responses()
 
 
-def test_profiles_upload_sends_the_client_token_as_sse_c_headers(stub, presigned_url):
-    url, received = presigned_url
+def test_profiles_upload_sends_the_client_token_as_sse_c_headers(stub, http_server):
+    url, received = presigned_url(http_server), http_server.received
     hook = CustomerProfilesHook(aws_conn_id=None)
     _stub_upload(stub(hook), CREATE_UPLOAD, url)
 
     hook.upload(CREATE_UPLOAD, b"customer_id\n1\n")
 
-    headers = {k.lower(): v for k, v in received[0]["headers"].items()}
+    headers = {k.lower(): v for k, v in received[0].headers.items()}
     assert headers.get("x-amz-server-side-encryption-customer-algorithm") == "AES256"
     assert headers.get("x-amz-server-side-encryption-customer-key") == "c2VjcmV0LWtleS0zMi1ieXRlcy1sb25nLSE="
     assert headers.get("x-amz-server-side-encryption-customer-key-md5") == base64.b64encode(
@@ -331,8 +309,8 @@ def test_ensure_segment_definition_leaves_an_existing_one(stub):
     stubber.assert_no_pending_responses()  # and no CreateSegmentDefinition was made (the Stubber would refuse it)
 
 
-def test_profiles_operator_uploads_the_planned_csv_and_records_the_definitions(env, stub, presigned_url):
-    url, received = presigned_url
+def test_profiles_operator_uploads_the_planned_csv_and_records_the_definitions(env, stub, http_server):
+    url, received = presigned_url(http_server), http_server.received
     _, profile = _members_and_profile()
     (plan,) = destinations.plan_customer_profiles(DAY, SEND, profile, "manual__2026-11-03T04:00:00")
     create = plan["requests"][0]["params"]
@@ -348,8 +326,8 @@ def test_profiles_operator_uploads_the_planned_csv_and_records_the_definitions(e
     result = op.execute({})
 
     stubber.assert_no_pending_responses()
-    assert received[0]["body"] == storage.location(plan["files"][0]).read_bytes()
-    assert received[0]["body"].startswith(b"customer_id,first_name,last_name,email,phone,loyalty_tier,")
+    assert received[0].body == storage.location(plan["files"][0]).read_bytes()
+    assert received[0].body.startswith(b"customer_id,first_name,last_name,email,phone,loyalty_tier,")
     created = sorted(d["SegmentDefinitionName"] for d in definitions if d["SegmentDefinitionName"] !=
                      "crosschannel_win_back")
     assert result == {"job_id": "upload-1", "segment_definitions_created": created}

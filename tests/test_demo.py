@@ -124,7 +124,7 @@ def test_a_past_partition_sends_nothing_unless_forced(demo_run, http_server, mon
 
     summary = storage.read_json(storage.zone("reports", "dt=2026-11-01", "activation", "summary.json"))
     assert summary["decision"]["send"] is False and "older than the newest" in summary["decision"]["reason"]
-    assert http_server.requests == []
+    assert http_server.received == []
     assert all(status == "not sent" for f in summary["destinations"].values() for status in f["receipts"].values())
     assert segment_traits.published() == published
     assert storage.read_json(storage.zone("activation", "personalize", "state", "interactions.json")) == state
@@ -133,8 +133,8 @@ def test_a_past_partition_sends_nothing_unless_forced(demo_run, http_server, mon
 
     summary = storage.read_json(storage.zone("reports", "dt=2026-11-01", "activation", "summary.json"))
     assert summary["decision"]["send"] is True
-    sent = {m["userId"] for body in http_server.json_bodies() for m in body["batch"]}
+    sent = {m["userId"] for r in http_server.received for m in r.json()["batch"]}
     assert sent and sent == {m["user_id"] for m in segment_traits.read_messages(dt.date(2026, 11, 1))}
-    assert all(r["headers"]["Authorization"].startswith("Basic ") for r in http_server.requests)
+    assert all(r.headers["Authorization"].startswith("Basic ") for r in http_server.received)
     modes = storage.read_json(storage.zone("activation", "personalize", "dt=2026-11-01", "modes.json"))
     assert modes["interactions"] == "FULL"  # sending a past day again replaces the whole dataset

@@ -7,10 +7,6 @@ import base64
 import datetime as dt
 import json
 import logging
-import threading
-from collections import deque
-from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 # Importing airflow configures logging (a dictConfig that replaces the root logger's handlers): done here, at
 # collection, it cannot remove the handler `caplog` attaches to the root logger during a test.
@@ -20,7 +16,7 @@ import pytest
 
 from crosschannel import activation, segment_traits
 from crosschannel.activation import ActivationError
-from tests.conftest import configure
+from tests.conftest import LoopbackServer, ReceivedRequest, configure
 
 DAY1 = dt.date(2026, 11, 2)
 DAY2 = dt.date(2026, 11, 3)
@@ -33,110 +29,30 @@ SEND = {"send": True, "reason": "x"}
 
 
 # --------------------------------------------------------------------------------------------------------------
-# A scripted stand-in for the Segment HTTP tracking API
+# The shared loopback server (conftest.http_server) as a scripted stand-in for the Segment HTTP tracking API
 
 
-@dataclass
-class Received:
-    path: str
-    authorization: str | None
-    retry_count: str | None
-    size: int
-    body: dict
-    status: int
-
-    @property
-    def batch(self) -> list[dict]:
-        return self.body.get("batch", [])
-
-    @property
-    def basic_user(self) -> str:
-        scheme, _, token = (self.authorization or "").partition(" ")
-        assert scheme == "Basic", self.authorization
-        user, _, password = base64.b64decode(token).decode().partition(":")
-        assert password == ""
-        return user
+def batch(request: ReceivedRequest) -> list[dict]:
+    return request.json().get("batch", [])
 
 
-class SegmentServer:
-    """Records every POST and answers from a script of status or (status, headers[, raw body]), then the `then`
-    answer forever."""
+def basic_user(request: ReceivedRequest) -> str:
+    scheme, _, token = (request.headers.get("Authorization") or "").partition(" ")
+    assert scheme == "Basic", request.headers.get("Authorization")
+    user, _, password = base64.b64decode(token).decode().partition(":")
+    assert password == ""
+    return user
 
-    def __init__(self) -> None:
-        self.received: list[Received] = []
-        self._lock = threading.Lock()
-        self._script: deque[tuple] = deque()
-        self._default: tuple = (200, {})
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}"
-        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), daemon=True)
 
-    def answer(self, *script: int | tuple, then: int | tuple = 200) -> None:
-        def norm(item):
-            return item if isinstance(item, tuple) else (item, {})
-
-        with self._lock:
-            self._script = deque(norm(s) for s in script)
-            self._default = norm(then)
-
-    def reset(self) -> None:
-        with self._lock:
-            self.received.clear()
-
-    def _next_answer(self) -> tuple:
-        with self._lock:
-            return self._script.popleft() if self._script else self._default
-
-    def _handler(self):
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                status, headers, *body = server._next_answer() if self.path == "/v1/batch" else (404, {})
-                with server._lock:
-                    server.received.append(Received(
-                        path=self.path, authorization=self.headers.get("Authorization"),
-                        retry_count=self.headers.get("X-Retry-Count"), size=len(raw), body=json.loads(raw),
-                        status=status))
-                payload = {"success": True} if status == 200 else {"code": f"e{status}", "message": "scripted"}
-                data = body[0] if body else json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args):  # keep the test output quiet
-                pass
-
-        return Handler
-
-    # what arrived
-    def accepted(self) -> list[Received]:
-        return [r for r in self.received if r.status == 200]
-
-    def accepted_messages(self) -> list[dict]:
-        return [m for r in self.accepted() for m in r.batch]
-
-    def start(self) -> SegmentServer:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join(5)
+def accepted_messages(server: LoopbackServer) -> list[dict]:
+    return [m for r in server.received if r.status == 200 for m in batch(r)]
 
 
 @pytest.fixture
-def segment_server():
-    server = SegmentServer().start()
-    yield server
-    server.stop()
+def segment_api(http_server):
+    """The shared loopback server as the tracking API: only /v1/batch answers from the script, anything else 404."""
+    http_server.only_path = "/v1/batch"
+    return http_server
 
 
 @pytest.fixture
@@ -155,11 +71,11 @@ def env(tmp_path, monkeypatch):
 
 
 @pytest.fixture
-def connection(monkeypatch, segment_server):
+def connection(monkeypatch, segment_api):
     """A real Airflow connection (the Task SDK reads AIRFLOW_CONN_* outside a task too) to the local server."""
     monkeypatch.setenv("AIRFLOW_CONN_SEGMENT_DEFAULT", json.dumps(
-        {"conn_type": "http", "host": segment_server.url, "password": WRITE_KEY}))
-    return segment_server
+        {"conn_type": "http", "host": segment_api.url, "password": WRITE_KEY}))
+    return segment_api
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -199,7 +115,7 @@ def _outbox(day: dt.date) -> dict:
 # Tests
 
 
-def test_batches_respect_segment_limits_and_carry_the_files_message_ids(env, segment_server):
+def test_batches_respect_segment_limits_and_carry_the_files_message_ids(env, segment_api):
     env(upload_size="40")
     profile = make_profile(1500, long_reasons=500)
 
@@ -212,24 +128,24 @@ def test_batches_respect_segment_limits_and_carry_the_files_message_ids(env, seg
     segment_traits.build(DAY2, profile)
     assert not {m["message_id"] for m in messages} & {m["message_id"] for m in segment_traits.read_messages(DAY2)}
 
-    result = segment_traits.send(DAY1, messages, WRITE_KEY, segment_server.url)
+    result = segment_traits.send(DAY1, messages, WRITE_KEY, segment_api.url)
 
-    assert result == {"sent": 1500, "host": segment_server.url}
-    received = segment_server.received
+    assert result == {"sent": 1500, "host": segment_api.url}
+    received = segment_api.received
     assert received and all(r.status == 200 for r in received)
     assert {r.path for r in received} == {"/v1/batch"}
-    assert {r.basic_user for r in received} == {WRITE_KEY}
+    assert {basic_user(r) for r in received} == {WRITE_KEY}
     for r in received:
-        assert r.size <= MAX_BATCH_BYTES, f"a {r.size}-byte batch of {len(r.batch)} messages"
-        assert 1 <= len(r.batch) <= 40
-        for m in r.batch:
+        assert r.size <= MAX_BATCH_BYTES, f"a {r.size}-byte batch of {len(batch(r))} messages"
+        assert 1 <= len(batch(r)) <= 40
+        for m in batch(r):
             assert len(json.dumps(m).encode()) <= MAX_MESSAGE_BYTES
     # both limits were exercised: full-count batches of small messages, size-bound batches of large ones
-    assert any(len(r.batch) == 40 for r in received)
-    assert any(len(r.batch) < 40 and r.size > 400_000 for r in received)
-    assert max(len(json.dumps(m).encode()) for m in segment_server.accepted_messages()) > 28 * 1024
+    assert any(len(batch(r)) == 40 for r in received)
+    assert any(len(batch(r)) < 40 and r.size > 400_000 for r in received)
+    assert max(len(json.dumps(m).encode()) for m in accepted_messages(segment_api)) > 28 * 1024
 
-    arrived = segment_server.accepted_messages()
+    arrived = accepted_messages(segment_api)
     user_ids = [m["userId"] for m in arrived]
     assert sorted(user_ids) == sorted(str(c) for c in profile["customer_id"])  # each exactly once
     assert {m["userId"]: m["messageId"] for m in arrived} == {m["user_id"]: m["message_id"] for m in messages}
@@ -250,7 +166,7 @@ def test_only_customers_whose_traits_changed_are_sent(env, connection):
     outcome = segment_traits.publish(DAY1, SEND, built)
 
     assert outcome["status"] == "sent" and outcome["sent"] is True and outcome["host"] == connection.url
-    assert sorted(m["userId"] for m in connection.accepted_messages()) == sorted(str(c) for c in day1.customer_id)
+    assert sorted(m["userId"] for m in accepted_messages(connection)) == sorted(str(c) for c in day1.customer_id)
     published = segment_traits.published()
     assert len(published) == 30
 
@@ -267,7 +183,7 @@ def test_only_customers_whose_traits_changed_are_sent(env, connection):
     assert built == {"customers": 30, "changed": 3, "previously_published": 30}
     outcome = segment_traits.publish(DAY2, SEND, built)
 
-    arrived = connection.accepted_messages()
+    arrived = accepted_messages(connection)
     assert sorted(m["userId"] for m in arrived) == sorted(changed)
     assert outcome["messages"] == 3 and outcome["sent"] is True
     assert {m["messageId"] for m in arrived} == {m["message_id"] for m in segment_traits.read_messages(DAY2)}
@@ -295,10 +211,10 @@ def test_a_429_is_retried_and_every_message_arrives(env, connection, retry_after
     assert outcome["status"] == "sent"
     first, *rest = connection.received
     assert first.status == 429 and rest and all(r.status == 200 for r in rest)
-    arrived = connection.accepted_messages()
+    arrived = accepted_messages(connection)
     assert sorted(m["userId"] for m in arrived) == sorted(str(c) for c in profile.customer_id)  # once each
     # the rejected batch went again with the same messageIds (Segment dedupes on them)
-    assert {m["messageId"] for m in first.batch} <= {m["messageId"] for m in arrived}
+    assert {m["messageId"] for m in batch(first)} <= {m["messageId"] for m in arrived}
     assert {m["messageId"] for m in arrived} == {m["message_id"] for m in segment_traits.read_messages(DAY1)}
     assert len(segment_traits.published()) == 25
 
@@ -317,7 +233,7 @@ def test_a_batch_failing_every_retry_fails_the_publish_and_marks_nothing(env, co
     assert connection.received and all(r.status == 500 for r in connection.received)
     attempts: dict[tuple, list[str | None]] = {}
     for r in connection.received:
-        attempts.setdefault(tuple(m["messageId"] for m in r.batch), []).append(r.retry_count)
+        attempts.setdefault(tuple(m["messageId"] for m in batch(r)), []).append(r.headers.get("X-Retry-Count"))
     # every batch: the first attempt and max_retries=1 retry, then given up on
     assert list(attempts.values()) == [[None, "1"]] * len(attempts)
     assert f"{len(attempts)} failed batch(es)" in str(failure.value)
@@ -333,7 +249,7 @@ def test_a_batch_failing_every_retry_fails_the_publish_and_marks_nothing(env, co
     connection.reset()
     connection.answer(then=200)
     assert segment_traits.publish(DAY1, SEND, rebuilt)["status"] == "sent"
-    assert {m["messageId"] for m in connection.accepted_messages()} == {m["message_id"] for m in messages}
+    assert {m["messageId"] for m in accepted_messages(connection)} == {m["message_id"] for m in messages}
     assert len(segment_traits.published()) == 12
 
 
@@ -386,8 +302,8 @@ def test_the_write_key_is_never_written_to_the_outbox_or_the_logs(env, connectio
     outcome = segment_traits.publish(DAY1, SEND, built)
     segment_traits.send(DAY2, segment_traits.read_messages(DAY1), WRITE_KEY, connection.url)
 
-    assert outcome["sent"] is True and len(connection.accepted_messages()) == 20
-    assert {r.basic_user for r in connection.received} == {WRITE_KEY}  # the key did reach the API...
+    assert outcome["sent"] is True and len(accepted_messages(connection)) == 20
+    assert {basic_user(r) for r in connection.received} == {WRITE_KEY}  # the key did reach the API...
     outbox = (activation.zone(segment_traits.SEGMENT, DAY1, "outbox") / "identify.json").read_text()
     assert json.loads(outbox)["receipt"]["status"] == "sent"
     assert WRITE_KEY not in outbox and encoded not in outbox  # ...and nowhere else

@@ -1,0 +1,108 @@
+"""The destinations' files: Pinpoint endpoints (opted-in, valid contacts of treatment members only, split under
+the size limit), Personalize minimum-data checks and import modes, the publish decision."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+
+import pandas as pd
+import pytest
+
+from crosschannel import activation, destinations, storage
+from crosschannel.activation import ActivationError
+
+DAY = dt.date(2026, 11, 3)
+
+
+def _profile() -> pd.DataFrame:
+    rows = [  # customer_id, email, email_opt_in, phone, sms_opt_in
+        (1, "ann@example.com", True, "+15551234567", True),
+        (2, "not-an-email", True, "+1 (555) 765-4321", True),  # bad email; phone with separators is fine
+        (3, "cy@example.com", False, "5551234567", True),  # email opted out; no country code: not E.164
+        (4, "dee@example.com", True, None, False),  # control member below: never exported
+    ]
+    frame = pd.DataFrame(rows, columns=["customer_id", "email", "email_opt_in", "phone", "sms_opt_in"])
+    frame["first_name"], frame["loyalty_tier"] = "Name\twith tab", "gold"
+    for model in ("churn", "repurchase"):
+        frame[f"{model}_probability"], frame[f"{model}_decile"] = 0.5, 5
+        for n in (1, 2, 3):
+            frame[f"{model}_reason_{n}"] = f"reason {n}"
+    return frame
+
+
+def _members() -> pd.DataFrame:
+    return pd.DataFrame({"audience": "win_back", "customer_id": [1, 2, 3, 4], "detail": "churn decile 10",
+                         "assignment": ["treatment", "treatment", "treatment", "control"]})
+
+
+def test_pinpoint_endpoints_are_opted_in_valid_contacts_of_treatment_members(local_env):
+    endpoints = destinations.pinpoint_endpoints("win_back", _members(), _profile())
+
+    assert sorted(zip(endpoints["Id"], endpoints["Address"], strict=True)) == [
+        ("email-1", "ann@example.com"), ("sms-1", "+15551234567"), ("sms-2", "+15557654321")]
+    assert set(endpoints["ChannelType"]) == {"EMAIL", "SMS"}
+    assert set(endpoints["User.UserAttributes.FirstName"]) == {"Name with tab"}  # no tabs or line breaks
+    assert {"Attributes.churn_probability", "Attributes.repurchase_reason_3", "User.UserId"} <= set(endpoints)
+
+
+def test_import_files_are_split_under_the_limit_each_with_the_header(local_env):
+    frame = pd.DataFrame({"Id": [f"email-{i}" for i in range(1000)], "Address": "someone@example.com"})
+    folder = activation.zone("pinpoint", DAY, "win_back")
+
+    files = destinations._write_parts(folder, frame, max_bytes=4096)
+
+    assert len(files) > 5
+    rows = []
+    for url in files:
+        data = storage.location(url).read_bytes()
+        assert len(data) <= 4096
+        parsed = list(csv.reader(io.StringIO(data.decode())))
+        assert parsed[0] == ["Id", "Address"]
+        rows += parsed[1:]
+    assert [r[0] for r in rows] == list(frame["Id"])
+    assert not (folder / storage.MARKER).exists()  # Pinpoint imports every object of the folder
+
+
+def _interactions(users: int, per_user: int) -> pd.DataFrame:
+    return pd.DataFrame({"USER_ID": [str(u) for u in range(users) for _ in range(per_user)]})
+
+
+def test_personalize_minimum_data_is_enforced_with_a_clear_error(local_env):
+    with pytest.raises(ActivationError, match=r"999 interaction\(s\), Amazon Personalize needs >= 1,000"):
+        destinations.check_minimum("interactions", _interactions(999, 1), "FULL", DAY)
+    with pytest.raises(ActivationError, match=r"24 user\(s\) with >= 2 interactions"):
+        destinations.check_minimum("interactions", pd.concat([_interactions(24, 2), _interactions(1000, 1)]),
+                                   "FULL", DAY)
+    with pytest.raises(ActivationError, match="new records"):
+        destinations.check_minimum("interactions", _interactions(10, 50), "INCREMENTAL", DAY)
+
+    destinations.check_minimum("interactions", _interactions(25, 40), "FULL", DAY)
+    destinations.check_minimum("interactions", _interactions(1000, 1), "INCREMENTAL", DAY)
+
+
+def test_import_mode_is_incremental_only_right_after_the_last_import(local_env):
+    assert destinations.import_mode("interactions", DAY) == "FULL"  # the first load
+    activation.write_state("personalize", "interactions", {"partition": "2026-11-02"})
+
+    assert destinations.import_mode("interactions", DAY) == "INCREMENTAL"
+    assert destinations.import_mode("interactions", DAY + dt.timedelta(days=1)) == "FULL"  # a gap
+    assert destinations.import_mode("interactions", dt.date(2026, 11, 2)) == "FULL"  # the same day again
+
+
+def test_a_run_sends_only_for_the_newest_partition_unless_forced(local_env):
+    for day in ("2026-11-02", "2026-11-03"):
+        folder = storage.zone("ml", "churn", "scores", f"dt={day}", "scores")
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / storage.MARKER).write_text("")
+
+    assert activation.decide(DAY, force=False, backfill=False)["send"] is True
+    assert activation.decide(dt.date(2026, 11, 2), force=False, backfill=False)["send"] is False
+    assert activation.decide(DAY, force=False, backfill=True)["send"] is False
+    assert activation.decide(dt.date(2026, 11, 2), force=True, backfill=True)["send"] is True
+
+
+def test_a_request_that_does_not_match_the_api_is_refused(local_env):
+    with pytest.raises(ActivationError, match="personalize CreateDatasetImportJob"):
+        activation.validate("personalize", "CreateDatasetImportJob", {"jobName": "x", "datasetArn": "arn"})
