@@ -15,7 +15,7 @@ export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
 export AIRFLOW__CORE__PLUGINS_FOLDER := $(CURDIR)/plugins
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 
-.PHONY: demo test lint venv airflow-db lock bench clean generate advance system-deps
+.PHONY: demo test lint venv airflow-db lock bench clean generate advance system-deps ui ui-stop ui-check
 
 # Task logs at WARNING keep the demo readable; run `python -m crosschannel demo` directly for all of them.
 demo: venv airflow-db
@@ -61,3 +61,14 @@ bench: venv
 
 clean:
 	rm -rf .data
+
+# The local Airflow UI without Docker (api-server, scheduler, dag-processor, triggerer on 127.0.0.1:8080).
+ui: venv
+	bin/airflow-local start
+
+ui-stop:
+	bin/airflow-local stop
+
+# Headless Chromium against the running local UI: the five DAGs and the asset lineage, with screenshots.
+ui-check:
+	bin/ui-check

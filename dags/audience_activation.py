@@ -32,18 +32,21 @@ request and sends nothing; trigger with `force_publish` to send a past partition
 
 from __future__ import annotations
 
-import datetime as dt
-
 from airflow.sdk import Param, chain, dag, task
 
 from crosschannel.config import get_config
+from crosschannel.notify import deadline_alert
 from crosschannel.pipeline import (
+    ASSET_SCHEDULED_START,
     DEFAULT_ARGS,
     PARTITION_PARAM,
     activation_asset,
+    emit,
     partition_day,
+    partitioned_on,
     scores_asset,
     sql_jobs,
+    test_run,
 )
 
 CONFIG = get_config()
@@ -52,11 +55,12 @@ ACTIVATION = activation_asset()
 
 @dag(
     dag_id="audience_activation",
-    schedule=[scores_asset()],
-    start_date=dt.datetime(2026, 11, 1, tzinfo=dt.UTC),
+    schedule=partitioned_on(scores_asset()),
+    start_date=ASSET_SCHEDULED_START,
     catchup=False,
     max_active_runs=1,
     default_args=DEFAULT_ARGS,
+    deadline=deadline_alert("audience_activation"),
     tags=["crosschannel", "activation", f"target:{CONFIG.target}"],
     doc_md=__doc__,
     params={
@@ -137,8 +141,7 @@ def audience_activation():
 
         day = partition_day(context)
         outcome = summarize(day, prepared, segment)
-        outlet_events[ACTIVATION].extra = outcome
-        outlet_events[ACTIVATION].add_partitions(day.isoformat())
+        emit(outlet_events, ACTIVATION, context, outcome)
         return outcome
 
     if CONFIG.target == "aws":
@@ -183,4 +186,4 @@ def audience_activation():
 dag = audience_activation()
 
 if __name__ == "__main__":
-    dag.test()
+    test_run(dag)

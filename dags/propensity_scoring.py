@@ -21,17 +21,20 @@ carries the partition), or by hand with a `partition` Param. Needs a champion pe
 
 from __future__ import annotations
 
-import datetime as dt
-
 from airflow.sdk import chain, dag, task
 
 from crosschannel.config import get_config
+from crosschannel.notify import deadline_alert
 from crosschannel.pipeline import (
+    ASSET_SCHEDULED_START,
     DEFAULT_ARGS,
     PARTITION_PARAM,
+    emit,
     features_asset,
     partition_day,
+    partitioned_on,
     scores_asset,
+    test_run,
 )
 
 CONFIG = get_config()
@@ -40,11 +43,12 @@ SCORES = scores_asset()
 
 @dag(
     dag_id="propensity_scoring",
-    schedule=[features_asset()],
-    start_date=dt.datetime(2026, 11, 1, tzinfo=dt.UTC),
+    schedule=partitioned_on(features_asset()),
+    start_date=ASSET_SCHEDULED_START,
     catchup=False,
     max_active_runs=1,
     default_args=DEFAULT_ARGS,
+    deadline=deadline_alert("propensity_scoring"),
     tags=["crosschannel", "models", f"target:{CONFIG.target}"],
     doc_md=__doc__,
     params={"partition": PARTITION_PARAM},
@@ -67,9 +71,7 @@ def propensity_scoring():
     @task(outlets=[SCORES])
     def publish_scores(outcome: dict, *, outlet_events, **context) -> dict:
         """Emit the scores asset with the partition and the per-model figures."""
-        day = partition_day(context)
-        outlet_events[SCORES].extra = outcome
-        outlet_events[SCORES].add_partitions(day.isoformat())
+        emit(outlet_events, SCORES, context, outcome)
         return outcome
 
     plans = plan_scoring()
@@ -110,4 +112,4 @@ def propensity_scoring():
 dag = propensity_scoring()
 
 if __name__ == "__main__":
-    dag.test()
+    test_run(dag)

@@ -29,18 +29,20 @@ XGBoost framework image (`aws.sagemaker.image_uri`).
 
 from __future__ import annotations
 
-import datetime as dt
-
 from airflow.sdk import chain, dag, task
 
 from crosschannel.config import get_config
+from crosschannel.notify import deadline_alert
 from crosschannel.pipeline import (
     DEFAULT_ARGS,
     PARTITION_PARAM,
+    SCHEDULE_START,
     WEEKLY_MONDAY_UTC,
+    emit,
     models_asset,
     partition_day,
     sql_jobs,
+    test_run,
 )
 
 CONFIG = get_config()
@@ -50,10 +52,11 @@ MODELS = models_asset()
 @dag(
     dag_id="propensity_training",
     schedule=WEEKLY_MONDAY_UTC,
-    start_date=dt.datetime(2026, 11, 1, tzinfo=dt.UTC),
+    start_date=SCHEDULE_START,
     catchup=False,
     max_active_runs=1,
     default_args=DEFAULT_ARGS,
+    deadline=deadline_alert("propensity_training"),
     tags=["crosschannel", "models", f"target:{CONFIG.target}"],
     doc_md=__doc__,
     params={"partition": PARTITION_PARAM},
@@ -100,9 +103,7 @@ def propensity_training():
     @task(outlets=[MODELS])
     def publish_models(outcome: dict, *, outlet_events, **context) -> dict:
         """Emit the models asset with the partition and each model's version, AUCs and decision."""
-        day = partition_day(context)
-        outlet_events[MODELS].extra = {"partition": day.isoformat(), "models": outcome}
-        outlet_events[MODELS].add_partitions(day.isoformat())
+        emit(outlet_events, MODELS, context, {"models": outcome})
         return outcome
 
     tuning = plan_tuning()
@@ -146,4 +147,4 @@ def propensity_training():
 dag = propensity_training()
 
 if __name__ == "__main__":
-    dag.test()
+    test_run(dag)

@@ -27,18 +27,20 @@ column named; the partition's previous manifest stays as it was.
 
 from __future__ import annotations
 
-import datetime as dt
-
 from airflow.sdk import Param, chain, dag, task
 
 from crosschannel.config import get_config
+from crosschannel.notify import deadline_alert
 from crosschannel.pipeline import (
-    DAILY_AFTER_MIDNIGHT_UTC,
+    DAILY_PARTITIONS_UTC,
     DEFAULT_ARGS,
     PARTITION_PARAM,
+    SCHEDULE_START,
+    emit,
     landing_dms_asset,
     landing_segment_asset,
     partition_day,
+    test_run,
 )
 
 CONFIG = get_config()
@@ -48,11 +50,12 @@ LANDING_SEGMENT = landing_segment_asset()
 
 @dag(
     dag_id="retail_ingest",
-    schedule=DAILY_AFTER_MIDNIGHT_UTC,
-    start_date=dt.datetime(2026, 11, 1, tzinfo=dt.UTC),
+    schedule=DAILY_PARTITIONS_UTC,
+    start_date=SCHEDULE_START,
     catchup=False,
     max_active_runs=1,
     default_args=DEFAULT_ARGS,
+    deadline=deadline_alert("retail_ingest"),
     tags=["crosschannel", "ingest", f"target:{CONFIG.target}"],
     doc_md=__doc__,
     params={
@@ -122,8 +125,7 @@ def retail_ingest():
 
         day = partition_day(context)
         summary = dms_summary(check_landing(day, start_type, full_load))
-        outlet_events[LANDING_DMS].extra = summary
-        outlet_events[LANDING_DMS].add_partitions(day.isoformat())
+        emit(outlet_events, LANDING_DMS, context, summary)
         return summary
 
     @task(outlets=[LANDING_SEGMENT])
@@ -133,8 +135,7 @@ def retail_ingest():
 
         day = partition_day(context)
         manifest = land_segment_events(day)
-        outlet_events[LANDING_SEGMENT].extra = {k: manifest[k] for k in ("partition", "messages", "by_type")}
-        outlet_events[LANDING_SEGMENT].add_partitions(day.isoformat())
+        emit(outlet_events, LANDING_SEGMENT, context, {k: manifest[k] for k in ("messages", "by_type")})
         return manifest
 
     # plan -> start -> await -> land DMS files; Segment events land independently.
@@ -145,4 +146,4 @@ def retail_ingest():
 dag = retail_ingest()
 
 if __name__ == "__main__":
-    dag.test()
+    test_run(dag)

@@ -31,19 +31,22 @@ read access to the landing and staging zones and write access to staging. Backfi
 
 from __future__ import annotations
 
-import datetime as dt
-
 from airflow.sdk import chain, dag, task
 
 from crosschannel.config import get_config
+from crosschannel.notify import deadline_alert
 from crosschannel.pipeline import (
+    ASSET_SCHEDULED_START,
     DEFAULT_ARGS,
     PARTITION_PARAM,
+    emit,
     features_asset,
     landing_dms_asset,
     landing_segment_asset,
     partition_day,
+    partitioned_on,
     sql_jobs,
+    test_run,
     trusted_asset,
 )
 
@@ -52,11 +55,12 @@ TRUSTED = trusted_asset()
 FEATURES = features_asset()
 @dag(
     dag_id="retail_trusted",
-    schedule=[landing_dms_asset(), landing_segment_asset()],
-    start_date=dt.datetime(2026, 11, 1, tzinfo=dt.UTC),
+    schedule=partitioned_on(landing_dms_asset(), landing_segment_asset()),
+    start_date=ASSET_SCHEDULED_START,
     catchup=False,
     max_active_runs=1,
     default_args=DEFAULT_ARGS,
+    deadline=deadline_alert("retail_trusted"),
     tags=["crosschannel", "trusted", f"target:{CONFIG.target}"],
     doc_md=__doc__,
     params={"partition": PARTITION_PARAM},
@@ -112,8 +116,7 @@ def retail_trusted():
         day = partition_day(context)
         summary = summarize(day)
         for asset in (TRUSTED, FEATURES):
-            outlet_events[asset].extra = summary
-            outlet_events[asset].add_partitions(day.isoformat())
+            emit(outlet_events, asset, context, summary)
         return summary
 
     merges = plan_merge()
@@ -128,4 +131,4 @@ def retail_trusted():
 dag = retail_trusted()
 
 if __name__ == "__main__":
-    dag.test()
+    test_run(dag)

@@ -108,9 +108,12 @@ def run_dag(dag_id: str, partition: str, mark_success_pattern: str | None = None
     """Parse the bundle's DAGs as the dag processor would and run one with dag.test()."""
     from airflow.dag_processing.dagbag import DagBag
 
+    from crosschannel.pipeline import test_run
+
     bag = DagBag(str(BUNDLE / "dags"))
     assert not bag.import_errors, bag.import_errors
-    return bag.dags[dag_id].test(run_conf={"partition": partition, **conf}, mark_success_pattern=mark_success_pattern)
+    return test_run(bag.dags[dag_id], run_conf={"partition": partition, **conf},
+                    mark_success_pattern=mark_success_pattern)
 
 
 @pytest.fixture(scope="session")

@@ -142,18 +142,20 @@ def test_dag_file_parses_cold_without_heavy_modules(path, target):
 
 def test_a_scheduled_run_processes_the_day_that_just_ended(monkeypatch):
     import pendulum
+    from airflow.serialization.serialized_objects import DagSerialization
 
     from crosschannel.pipeline import partition_day
 
     dag = _parse(BUNDLE / "dags" / "retail_ingest.py", "local", monkeypatch).dags["retail_ingest"]
-    info = dag.timetable.next_dagrun_info(last_automated_data_interval=None, restriction=mock.Mock(
+    timetable = DagSerialization.from_dict(DagSerialization.to_dict(dag)).timetable  # as the scheduler sees it
+    info = timetable.next_dagrun_info_v2(last_dagrun_info=None, restriction=mock.Mock(
         earliest=pendulum.datetime(2026, 11, 2, tz="UTC"), latest=None, catchup=True))
-    context = {"data_interval_start": info.data_interval.start, "params": {"partition": None}}
+    context = {"partition_key": info.partition_key, "params": {"partition": None}}
 
-    assert info.run_after == pendulum.datetime(2026, 11, 2, tz="UTC")
+    assert info.run_after == pendulum.datetime(2026, 11, 2, tz="UTC") and info.data_interval is None
     assert partition_day(context).isoformat() == "2026-11-01"
-    assert partition_day({**context, "params": {"partition": "2026-10-05"}}).isoformat() == "2026-10-05"
-    assert partition_day({**context, "partition_key": "2026-10-07"}).isoformat() == "2026-10-07"
+    assert partition_day({**context, "params": {"partition": "2026-10-05"}}).isoformat() == "2026-11-01"  # key wins
+    assert partition_day({"params": {"partition": "2026-10-05"}}).isoformat() == "2026-10-05"
     event = mock.Mock(extra={"partition": "2026-10-09"})
     assert partition_day({"triggering_asset_events": {"landing": [event, event]}}).isoformat() == "2026-10-09"
     with pytest.raises(ValueError, match="carry several partitions"):
@@ -162,3 +164,17 @@ def test_a_scheduled_run_processes_the_day_that_just_ended(monkeypatch):
         partition_day({"params": {}})
     with pytest.raises(ValueError, match="params: partition '2026-13-99x' is not a YYYY-MM-DD day"):
         partition_day({"params": {"partition": "2026-13-99x"}})
+
+
+def test_a_backfill_is_recognised_at_the_head_and_downstream():
+    from crosschannel.pipeline import is_backfill
+
+    assert is_backfill({"dag_run": mock.Mock(run_type="backfill")})
+    assert not is_backfill({"dag_run": mock.Mock(run_type="scheduled"), "triggering_asset_events": {}})
+    downstream = {"dag_run": mock.Mock(run_type="asset_triggered")}
+    from_backfill = mock.Mock(extra={"partition": "2026-11-02"}, source_run_id="backfill__2026-11-02__x")
+    carried = mock.Mock(extra={"partition": "2026-11-02", "backfill": True}, source_run_id="asset_triggered__x")
+    scheduled = mock.Mock(extra={"partition": "2026-11-02", "backfill": False}, source_run_id="scheduled__x")
+    assert is_backfill({**downstream, "triggering_asset_events": {"a": [from_backfill]}})
+    assert is_backfill({**downstream, "triggering_asset_events": {"a": [scheduled], "b": [carried]}})
+    assert not is_backfill({**downstream, "triggering_asset_events": {"a": [scheduled]}})

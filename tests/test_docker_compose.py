@@ -317,3 +317,18 @@ def test_named_volumes_are_declared(compose, services):
             source = volume.split(":", 1)[0]
             if not source.startswith((".", "/", "~", "$")):
                 assert source in declared, f"{name}: volume {source} is not declared"
+
+
+def test_the_local_ui_without_docker_runs_the_same_components_and_settings(services):
+    """bin/airflow-local (make ui) is the compose stack's Airflow on loopback: same components, same settings."""
+    script = (BUNDLE_ROOT / "bin" / "airflow-local").read_text()
+    exported = dict(re.findall(r"^export (AIRFLOW__\w+)=(\S+)", script, re.M))
+    components = re.search(r"^COMPONENTS=\((.*)\)", script, re.M)[1].split()
+    shared = {"AIRFLOW__CORE__AUTH_MANAGER", "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS",
+              "AIRFLOW__CORE__LOAD_EXAMPLES", "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK"}
+
+    assert sorted(components) == sorted(command_of(s) for n, s in services.items()
+                                        if n.startswith("airflow-") and n != "airflow-init")
+    assert exported["AIRFLOW__CORE__EXECUTOR"].endswith("LocalExecutor}")
+    for key in shared:
+        assert exported[key].strip("'\"") == scheduler_env(services)[key], key

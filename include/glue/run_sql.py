@@ -40,7 +40,10 @@ def run(spark, sql_path: str, inputs: dict, output_path: str) -> int:
     for view, spec in inputs.items():
         read_input(spark, spec).createOrReplaceTempView(view)
     sql = "\n".join(row.value for row in spark.read.text(sql_path).collect())
-    result = spark.sql(sql).cache()
+    result = spark.sql(sql)
+    # every column as the sort key: a re-run writes the same file (crosschannel.sqljobs.in_stable_order)
+    result = result.orderBy(*[f.name for f in result.schema.fields
+                              if f.dataType.typeName() not in ("array", "map", "struct")]).cache()
     rows = result.count()
     staging = output_path.rstrip("/") + "_staging"
     result.coalesce(1).write.mode("overwrite").parquet(staging)

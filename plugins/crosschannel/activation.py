@@ -70,12 +70,14 @@ def decide(day: dt.date, *, force: bool, backfill: bool) -> dict:
 
 
 def decide_for_run(day: dt.date, context) -> dict:
-    """`decide` for a task's run: the `force_publish` Param or conf, and whether the run is a backfill."""
+    """`decide` for a task's run: the `force_publish` Param or conf, and whether the run is a backfill or was
+    triggered by one (at the head of the chain)."""
     dag_run = context.get("dag_run")
     conf = (getattr(dag_run, "conf", None) or {}) if dag_run is not None else {}
     force = bool(conf.get("force_publish", (context.get("params") or {}).get("force_publish", False)))
-    run_type = str(getattr(dag_run, "run_type", "") or "").lower()
-    return decide(day, force=force, backfill=run_type.endswith("backfill"))
+    from crosschannel.pipeline import is_backfill
+
+    return decide(day, force=force, backfill=is_backfill(context))
 
 
 def profiles(day: dt.date) -> pd.DataFrame:

@@ -221,6 +221,45 @@ class Activation(_Section):
     segment: SegmentTraits = SegmentTraits()
 
 
+Channel = Literal["smtp", "slack", "sns"]
+DAG_IDS = ("retail_ingest", "retail_trusted", "propensity_training", "propensity_scoring", "audience_activation")
+
+
+class Schedule(_Section):
+    # The first day the time-scheduled DAGs (retail_ingest daily, propensity_training weekly) run on their own.
+    # Before it, days only run through backfills or by hand: install, backfill the history, then let it run.
+    start_date: str = Field("2026-11-01", pattern=r"^\d{4}-\d{2}-\d{2}$")
+
+
+class Alerts(_Section):
+    # Who hears what, on which channels: stakeholders when a DAG misses its deadline, on-call when a task fails.
+    stakeholders: tuple[Channel, ...] = ()
+    oncall: tuple[Channel, ...] = ()
+    smtp_conn_id: str = "smtp_default"            # host, port, login, password of the mail server
+    from_email: str = "crosschannel@localhost"
+    stakeholder_emails: tuple[str, ...] = ()
+    oncall_emails: tuple[str, ...] = ()
+    slack_conn_id: str = "slack_webhook_default"  # the incoming webhook (password: the webhook URL or token)
+    sns_topic_arn: str = ""                       # aws target: the topic stakeholders and on-call subscribe to
+    # A DAG run must finish within this many minutes of being queued, or the stakeholders are told.
+    deadline_minutes: dict[str, float] = {"retail_ingest": 120, "retail_trusted": 120, "propensity_training": 360,
+                                          "propensity_scoring": 60, "audience_activation": 60}
+
+    @model_validator(mode="after")
+    def _complete(self) -> Alerts:
+        unknown = set(self.deadline_minutes) - set(DAG_IDS)
+        if unknown:
+            raise ValueError(f"deadline_minutes: unknown DAG(s) {sorted(unknown)}, expected {list(DAG_IDS)}")
+        if any(minutes <= 0 for minutes in self.deadline_minutes.values()):
+            raise ValueError("deadline_minutes: every deadline must be above 0 minutes")
+        for audience, emails in (("stakeholders", self.stakeholder_emails), ("oncall", self.oncall_emails)):
+            if "smtp" in getattr(self, audience) and not emails:
+                raise ValueError(f"{audience}: smtp is chosen but {audience.rstrip('s')}_emails is empty")
+        if "sns" in (*self.stakeholders, *self.oncall) and not self.sns_topic_arn:
+            raise ValueError("sns_topic_arn: required when sns is a channel")
+        return self
+
+
 class Config(_Section):
     target: Literal["local", "aws"] = "local"
     storage: Storage = Storage()
@@ -231,6 +270,8 @@ class Config(_Section):
     generator: Generator = Generator()
     models: Models = Models()
     activation: Activation = Activation()
+    schedule: Schedule = Schedule()
+    alerts: Alerts = Alerts()
 
     @model_validator(mode="after")
     def _aws_target_is_complete(self) -> Config:
@@ -276,7 +317,8 @@ def _env_overrides(environ: dict[str, str]) -> dict:
             node = node.setdefault(key, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"environment variable {name}: {'.'.join(keys)} is not a section")
-        node[keys[-1]] = value
+        # a list or mapping is written inline, as in the YAML file: CROSSCHANNEL__ALERTS__ONCALL='[smtp, slack]'
+        node[keys[-1]] = yaml.safe_load(value) if value.lstrip().startswith(("[", "{")) else value
     return overrides
 
 

@@ -149,5 +149,14 @@ def run_local(script_args: dict) -> int:
     except duckdb.ConversionException as exc:
         raise SqlJobError(f"{storage.url_of(sql_path)}: an input value does not fit its column's type ({exc}); "
                           f"output {script_args['--output_path']} left as it was") from exc
-    write_partition(storage.location(script_args["--output_path"]), table)
+    write_partition(storage.location(script_args["--output_path"]), in_stable_order(table))
     return table.num_rows
+
+
+def in_stable_order(table: pa.Table) -> pa.Table:
+    """The rows sorted by every column: a parallel engine returns them in any order, and a re-run must write the
+    same file (the Glue script sorts the same way)."""
+    import pyarrow as pa
+
+    keys = [(f.name, "ascending") for f in table.schema if not pa.types.is_nested(f.type)]
+    return table.sort_by(keys) if keys else table

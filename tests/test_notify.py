@@ -1,0 +1,121 @@
+"""Alerts reach people: a missed deadline is mailed to a real SMTP server on loopback (aiosmtpd) and posted to a
+Slack webhook on a local HTTP server; a failed task tells on-call which DAG, task and partition, with the log URL."""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import json
+from unittest import mock
+
+import pytest
+
+from crosschannel import notify
+from tests.conftest import configure, free_port
+
+
+@pytest.fixture
+def smtp_server():
+    """A real SMTP server (aiosmtpd) on loopback that keeps every message it receives."""
+    from aiosmtpd.controller import Controller
+
+    class Keep:
+        def __init__(self) -> None:
+            self.messages: list[email.message.Message] = []
+
+        async def handle_DATA(self, server, session, envelope):
+            self.messages.append(email.message_from_bytes(envelope.content))
+            self.messages[-1]["X-Envelope-To"] = ", ".join(envelope.rcpt_tos)
+            return "250 OK"
+
+    handler = Keep()
+    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    yield controller, handler
+    controller.stop()
+
+
+@pytest.fixture
+def alerting(tmp_path, monkeypatch, smtp_server, http_server):
+    """Stakeholders and on-call on smtp and slack, with connections to the loopback servers."""
+    from crosschannel.config import get_config
+
+    controller, _ = smtp_server
+    monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", json.dumps({
+        "conn_type": "smtp", "host": "127.0.0.1", "port": controller.port,
+        "extra": {"disable_tls": True, "disable_ssl": True, "timeout": 10, "retry_limit": 1}}))
+    monkeypatch.setenv("AIRFLOW_CONN_SLACK_WEBHOOK_DEFAULT", json.dumps({
+        "conn_type": "slackwebhook", "password": f"{http_server.url}/services/T000/B000/XXXX"}))
+    yield configure(monkeypatch, tmp_path, CROSSCHANNEL__ALERTS__STAKEHOLDERS="[smtp, slack]",
+                    CROSSCHANNEL__ALERTS__ONCALL="[smtp, slack]",
+                    CROSSCHANNEL__ALERTS__STAKEHOLDER_EMAILS="[marketing@example.com]",
+                    CROSSCHANNEL__ALERTS__ONCALL_EMAILS="[oncall@example.com]")
+    get_config.cache_clear()
+
+
+CONTEXT = {  # what the scheduler hands a deadline callback (models/deadline.py get_simple_context)
+    "dag_run": {"dag_id": "audience_activation", "dag_run_id": "asset_triggered__2026-11-23T00:41:00",
+                "run_type": "asset_triggered", "state": "running", "partition_key": "2026-11-22",
+                "queued_at": "2026-11-23T00:41:00+00:00", "conf": {}},
+    "deadline": {"id": "d1", "deadline_time": "2026-11-23T01:41:00+00:00"},
+}
+
+
+def test_a_missed_deadline_is_mailed_and_posted_to_slack(alerting, smtp_server, http_server):
+    _, mailbox = smtp_server
+
+    sent = asyncio.run(notify.deadline_missed("audience_activation", 60, context=CONTEXT))
+
+    assert sent == ["smtp", "slack"]
+    (message,) = mailbox.messages
+    assert message["Subject"] == "[crosschannel] audience_activation missed its deadline for partition 2026-11-22"
+    assert message["X-Envelope-To"] == "marketing@example.com"
+    body = message.get_payload(0).get_payload(decode=True).decode() if message.is_multipart() else message.get_payload()
+    assert "Deadline: 2026-11-23T01:41:00+00:00 (60 minutes after it was queued)" in body
+    (post,) = http_server.received
+    assert post.path == "/services/T000/B000/XXXX"
+    assert "audience_activation missed its deadline for partition 2026-11-22" in post.json()["text"]
+
+
+def test_a_channel_that_fails_is_reported_after_the_others_ran(alerting, smtp_server, http_server):
+    _, mailbox = smtp_server
+    http_server.answer(500, then=500)
+
+    with pytest.raises(RuntimeError, match="slack failed"):
+        asyncio.run(notify.deadline_missed("retail_ingest", 120, context=CONTEXT))
+
+    assert len(mailbox.messages) == 1  # the email still went out
+
+
+def test_no_channel_configured_only_logs(local_env, caplog):
+    assert asyncio.run(notify.deadline_missed("retail_ingest", 120, context=CONTEXT)) == []
+    assert "no stakeholder channel configured" in caplog.text
+
+
+def test_a_failed_task_tells_oncall_the_dag_task_partition_and_log(alerting, smtp_server, http_server):
+    _, mailbox = smtp_server
+    ti = mock.Mock(dag_id="retail_trusted", task_id="gate_trusted", map_index=-1, try_number=3,
+                   log_url="http://localhost:8080/dags/retail_trusted/runs/r1/tasks/gate_trusted")
+    context = {"ti": ti, "run_id": "r1", "partition_key": "2026-11-22", "params": {},
+               "exception": RuntimeError("gate failed: trusted_orders")}
+
+    notify.FailureNotifier()(context)
+
+    (message,) = mailbox.messages
+    assert message["Subject"] == "[crosschannel] retail_trusted.gate_trusted failed for partition 2026-11-22"
+    assert message["X-Envelope-To"] == "oncall@example.com"
+    text = http_server.received[0].json()["text"]
+    assert "Log: http://localhost:8080/dags/retail_trusted/runs/r1/tasks/gate_trusted" in text
+    assert "Error: gate failed: trusted_orders" in text
+
+
+def test_every_dag_has_a_deadline_alert_whose_callback_the_triggerer_can_import(local_env):
+    from airflow.sdk import AsyncCallback
+
+    from crosschannel.config import DAG_IDS
+
+    for dag_id in DAG_IDS:
+        alert = notify.deadline_alert(dag_id)
+        assert isinstance(alert.callback, AsyncCallback)
+        assert alert.callback.path == "crosschannel.notify.deadline_missed"
+        assert alert.callback.kwargs["dag_id"] == dag_id
