@@ -108,7 +108,12 @@ def test_dag_policy(path, monkeypatch):
         if task.task_type.endswith("DecoratedOperator"):
             doc = task.doc_md or task.python_callable.__doc__  # mapped tasks keep it on the callable
             assert doc, f"{task.task_id} needs a one-line docstring"
+        assert any(type(cb).__name__ == "FailureNotifier" for cb in task.on_failure_callback), task.task_id
     assert "partition" in dag.params
+    for name in dag.params:  # typed, validated and described: the trigger form shows them
+        param = dag.params.get_param(name)
+        assert param.schema.get("type") and param.description and param.schema.get("title"), name
+    assert dag.deadline, "every DAG has a Deadline Alert (alerts.deadline_minutes)"
 
 
 @pytest.mark.parametrize("target", TARGETS)

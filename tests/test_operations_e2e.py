@@ -136,6 +136,8 @@ def operated(tmp_path_factory, airflow_db):
             _wait_for_chain(port, 2, logs)
             second = {"outputs": _outputs(), "seconds": time.monotonic() - started}
             time.sleep(10)  # the triggerer's last deadline callbacks
+            status = subprocess.run([airflow_local, "status"], env=env, capture_output=True, text=True).stdout
+            assert status.count(": running") == 4, f"a component died: {status}; {logs}"
             yield {"port": port, "env": env, "first": first, "second": second, "mailbox": mailbox, "web": web,
                    "base": base}
         finally:

@@ -70,22 +70,23 @@ def deadline_message(dag_id: str, minutes: float, context: dict | None) -> tuple
     return subject, "\n".join(lines)
 
 
-async def deadline_missed(dag_id: str, minutes: float, context: dict | None = None, **_: Any) -> list[str]:
+async def deadline_missed(dag_id: str, minutes: float, context: dict | None = None, **_: Any) -> str:
     """AsyncCallback target of the DAGs' DeadlineAlerts: tell the stakeholders on every configured channel.
-    Returns the channels that were sent; a channel that fails is logged and raised after the others ran."""
+    Returns what was sent (the triggerer stores it as the callback's output, a string); a channel that fails
+    is logged and raised after the others ran."""
     alerts = get_config().alerts
     subject, text = deadline_message(dag_id, minutes, context)
     notifiers = _notifiers(alerts.stakeholders, alerts.stakeholder_emails, subject, text)
     if not notifiers:
         log.warning("%s (no stakeholder channel configured in alerts.stakeholders)", subject)
-        return []
+        return "no stakeholder channel configured"
     results = await asyncio.gather(*(n.async_notify(context or {}) for n in notifiers), return_exceptions=True)
     failed = [(channel, r) for channel, r in zip(alerts.stakeholders, results, strict=True) if isinstance(r, Exception)]
     for channel, error in failed:
         log.error("deadline alert over %s failed: %s", channel, error)
     if failed:
         raise RuntimeError(f"deadline alert for {dag_id}: {', '.join(c for c, _ in failed)} failed") from failed[0][1]
-    return list(alerts.stakeholders)
+    return "sent to " + ", ".join(alerts.stakeholders)
 
 
 def deadline_alert(dag_id: str):
