@@ -15,7 +15,7 @@ export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
 export AIRFLOW__CORE__PLUGINS_FOLDER := $(CURDIR)/plugins
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 
-.PHONY: demo test lint venv airflow-db lock bench clean generate advance system-deps ui ui-stop ui-check
+.PHONY: demo test lint venv airflow-db lock bench clean generate advance system-deps ui ui-stop ui-check backfill
 
 # Task logs at WARNING keep the demo readable; run `python -m crosschannel demo` directly for all of them.
 demo: venv airflow-db
@@ -72,3 +72,8 @@ ui-stop:
 # Headless Chromium against the running local UI: the five DAGs and the asset lineage, with screenshots.
 ui-check:
 	bin/ui-check
+
+# One backfill at the head rebuilds every stage for those days (needs `make ui` running):
+#   make backfill FROM=2026-11-02 TO=2026-11-04 [ARGS="--reprocess-behavior completed"]
+backfill: venv
+	$(VENV)/bin/airflow backfill create --dag-id retail_ingest --from-date $(FROM) --to-date $(TO) --max-active-runs 1 $(ARGS)
