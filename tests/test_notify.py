@@ -120,3 +120,31 @@ def test_every_dag_has_a_deadline_alert_whose_callback_the_triggerer_can_import(
         assert isinstance(alert.callback, AsyncCallback)
         assert alert.callback.path == "crosschannel.notify.deadline_missed"
         assert alert.callback.kwargs["dag_id"] == dag_id
+
+
+def test_sns_delivers_the_deadline_and_the_failure_to_the_topics_subscribers(tmp_path, monkeypatch, moto_server):
+    """The aws channel: SnsNotifier publishes to the topic (moto); an SQS queue subscribed to it receives both."""
+    import boto3
+
+    from crosschannel.config import get_config
+
+    sns, sqs = (boto3.client(name, endpoint_url=moto_server, region_name="us-east-1") for name in ("sns", "sqs"))
+    topic = sns.create_topic(Name="crosschannel-alerts")["TopicArn"]
+    queue = sqs.create_queue(QueueName="stakeholders")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+    configure(monkeypatch, tmp_path, CROSSCHANNEL__ALERTS__STAKEHOLDERS="[sns]", CROSSCHANNEL__ALERTS__ONCALL="[sns]",
+              CROSSCHANNEL__ALERTS__SNS_TOPIC_ARN=topic)
+    ti = mock.Mock(dag_id="audience_activation", task_id="load_pinpoint", map_index=2, try_number=1,
+                   log_url="http://localhost:8080/log")
+
+    try:
+        assert asyncio.run(notify.deadline_missed("audience_activation", 60, context=CONTEXT)) == "sent to sns"
+        notify.FailureNotifier()({"ti": ti, "run_id": "r1", "partition_key": "2026-11-22", "params": {}})
+    finally:
+        get_config.cache_clear()
+
+    messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
+    subjects = sorted(json.loads(m["Body"])["Subject"] for m in messages)
+    assert subjects == ["[crosschannel] audience_activation missed its deadline for partition 2026-11-22",
+                        "[crosschannel] audience_activation.load_pinpoint failed for partition 2026-11-22"]
