@@ -106,3 +106,38 @@ def test_a_run_sends_only_for_the_newest_partition_unless_forced(local_env):
 def test_a_request_that_does_not_match_the_api_is_refused(local_env):
     with pytest.raises(ActivationError, match="personalize CreateDatasetImportJob"):
         activation.validate("personalize", "CreateDatasetImportJob", {"jobName": "x", "datasetArn": "arn"})
+
+
+def _personalize_tables(interactions: int) -> None:
+    import pyarrow as pa
+
+    from crosschannel import sqljobs
+
+    stamp = pa.array([dt.datetime(2026, 11, 3, 12)] * interactions, pa.timestamp("us"))
+    tables = {
+        "interactions": pa.table({"USER_ID": [str(i % 7) for i in range(interactions)], "ITEM_ID": ["1"] * interactions,
+                                  "TIMESTAMP": stamp, "EVENT_TYPE": ["view"] * interactions,
+                                  "EVENT_VALUE": [1.0] * interactions}),
+        "items": pa.table({"ITEM_ID": ["1"], "CATEGORY": ["shoes"], "BRAND": ["b"], "PRICE": [9.5],
+                           "CREATION_TIMESTAMP": pa.array([dt.datetime(2025, 1, 1)], pa.timestamp("us"))}),
+        "users": pa.table({"USER_ID": ["1"], "LOYALTY_TIER": ["gold"], "CHURN_DECILE": ["3"],
+                           "REPURCHASE_DECILE": ["9"]}),
+    }
+    for name, table in tables.items():
+        sqljobs.write_partition(activation.zone("personalize", DAY, "tables", name), table)
+    storage.write_json(activation.zone("personalize", DAY, "modes.json"), dict.fromkeys(tables, "FULL"))
+
+
+def test_too_little_personalize_data_fails_a_send_but_not_a_backfill(local_env):
+    _personalize_tables(interactions=40)
+
+    with pytest.raises(ActivationError, match="40 interaction"):
+        destinations.export_personalize(DAY, {"send": True, "reason": "the newest partition"}, "run")
+
+    assert destinations.export_personalize(DAY, {"send": False, "reason": "a backfill"}, "run") == []
+    receipt = storage.read_json(activation.zone("personalize", DAY, "outbox", "interactions.json"))["receipt"]
+    assert receipt["status"] == "not sent" and "Amazon Personalize needs >= 1,000" in receipt["reason"]
+    csv_file = activation.zone("personalize", DAY, "interactions") / "part-00000.csv"
+    header, first = csv_file.read_text().splitlines()[:2]
+    assert header == "USER_ID,ITEM_ID,TIMESTAMP,EVENT_TYPE,EVENT_VALUE"
+    assert first.split(",")[2] == str(int(dt.datetime(2026, 11, 3, 12, tzinfo=dt.UTC).timestamp()))

@@ -305,7 +305,14 @@ def export_personalize(day: dt.date, decision: dict, run: str) -> list[dict]:
             if column in frame:
                 _epoch_seconds(frame, column)
         frame = frame[fields].sort_values(fields, kind="stable")
-        check_minimum(dataset, frame, modes[dataset], day)
+        dataset_decision = decision
+        try:
+            check_minimum(dataset, frame, modes[dataset], day)
+        except ActivationError as exc:
+            if decision["send"]:
+                raise
+            # a run that sends nothing (a backfill) still rebuilds the day; the receipt keeps the reason
+            dataset_decision = {**decision, "reason": f"{decision['reason']}; {exc}"}
         files = _write_parts(activation.zone(PERSONALIZE, day, dataset), frame, 1 << 40)
         job_name = f"crosschannel-{dataset}-{day:%Y%m%d}-{modes[dataset].lower()}-{_run_hash(run)}"
         request = activation.validate("personalize", "CreateDatasetImportJob", {
@@ -313,7 +320,7 @@ def export_personalize(day: dt.date, decision: dict, run: str) -> list[dict]:
             "dataSource": {"dataLocation": files[0] if len(files) == 1 else storage.url_of(
                 activation.zone(PERSONALIZE, day, dataset)) + "/"},
             "roleArn": settings.role_arn, "importMode": modes[dataset]})
-        plans.append(_plan(PERSONALIZE, day, dataset, [request], decision, files, records=len(frame),
+        plans.append(_plan(PERSONALIZE, day, dataset, [request], dataset_decision, files, records=len(frame),
                            mode=modes[dataset], dataset=dataset))
     return _sendable(plans, decision)
 
