@@ -21,7 +21,8 @@ partition), or by hand with a `partition` Param. Everything is written under `<r
      after a gap, INCREMENTAL daily) polled to ACTIVE.
    - `publish_segment`: identify calls for the customers whose traits changed since the last publish.
    On the local target nothing leaves the machine (Segment goes to the connection's host when
-   `segment_default` exists); on aws the hooks of `crosschannel.aws_activation` call the APIs.
+   `segment_default` exists); on aws the operators of `crosschannel.aws_activation` call the APIs and wait for
+   the jobs in the triggerer (deferrable).
 4. `publish_activation` emits `crosschannel.activation` with the partition and what was sent.
 
 Connections: `aws_default` (pinpoint:CreateImportJob/GetImportJob, profile:*UploadJob*/*SegmentDefinition,
@@ -151,7 +152,7 @@ def audience_activation():
             PinpointImportOperator,
         )
 
-        aws = {"aws_conn_id": CONFIG.aws.conn_id, "region_name": CONFIG.aws.region}
+        aws = {"aws_conn_id": CONFIG.aws.conn_id, "region_name": CONFIG.aws.region, "deferrable": True}
         load_pinpoint = PinpointImportOperator.partial(task_id="load_pinpoint", **aws).expand
         load_customer_profiles = CustomerProfilesUploadOperator.partial(task_id="load_customer_profiles", **aws).expand
         load_personalize = PersonalizeImportOperator.partial(task_id="load_personalize", **aws).expand

@@ -432,3 +432,94 @@ def test_validate_returns_the_checked_request_with_the_api_version():
 
     assert checked["operation"] == "CreateImportJob" and checked["params"] is params
     assert checked["api_version"] == "2016-12-01"
+
+
+# ---- deferrable: the wait runs in the triggerer --------------------------------------------------------------
+
+def _personalize_plan() -> tuple[dict, dict]:
+    location = f"s3://lake/data/activation/personalize/dt={DAY}/interactions/part-00000.csv"
+    request = activation.validate("personalize", "CreateDatasetImportJob", {
+        "jobName": "crosschannel-interactions-20261102", "datasetArn": INTERACTIONS_ARN,
+        "dataSource": {"dataLocation": location}, "roleArn": PERSONALIZE_ROLE, "importMode": "FULL"})
+    plan = destinations._plan("personalize", DAY, "interactions", [request], SEND, [location], records=1500,
+                              mode="FULL", dataset="interactions")
+    return plan, request
+
+
+def _first_event(trigger):
+    import asyncio
+
+    async def first():
+        async for event in trigger.run():
+            return event.payload
+
+    return asyncio.run(first())
+
+
+def test_a_deferrable_operator_starts_the_job_then_waits_in_the_triggerer(env, stub):
+    from airflow.sdk.exceptions import TaskDeferred
+
+    from crosschannel.aws_activation import ActivationJobTrigger
+
+    plan, request = _personalize_plan()
+    op = PersonalizeImportOperator(task_id="load_personalize", plan=plan, aws_conn_id=None, deferrable=True)
+    stubber = stub(op.hook)
+    stubber.add_response("create_dataset_import_job", {"datasetImportJobArn": IMPORT_ARN}, request["params"])
+
+    with pytest.raises(TaskDeferred) as deferred:
+        op.execute({})
+
+    stubber.assert_no_pending_responses()  # started, not polled in the worker
+    trigger = deferred.value.trigger
+    classpath, kwargs = trigger.serialize()
+    assert classpath == "crosschannel.aws_activation.ActivationJobTrigger"  # importable by the triggerer
+    assert ActivationJobTrigger(**kwargs).serialize() == (classpath, kwargs)
+    assert kwargs["ids"] == {"datasetImportJobArn": IMPORT_ARN} and kwargs["kind"] == "personalize_import"
+    assert deferred.value.method_name == "execute_complete"
+
+    result = op.execute_complete({}, {"status": "success", "job": {"status": "ACTIVE"}}, **deferred.value.kwargs)
+
+    assert result == {"job_arn": IMPORT_ARN, "mode": "FULL"}
+    assert destinations.import_mode("interactions", NEXT_DAY) == "INCREMENTAL"
+    with pytest.raises(ActivationJobFailed, match="missing TIMESTAMP"):
+        op.execute_complete({}, {"status": "failed", "message": "missing TIMESTAMP"}, **deferred.value.kwargs)
+
+
+@pytest.mark.parametrize(("statuses", "expected"), [
+    (["CREATE PENDING", "ACTIVE"], "success"),
+    (["CREATE IN_PROGRESS", "CREATE FAILED"], "failed"),
+])
+def test_the_trigger_waits_with_the_same_rules(env, stub, monkeypatch, statuses, expected):
+    from crosschannel.aws_activation import ActivationJobTrigger
+
+    trigger = ActivationJobTrigger(kind="personalize_import", ids={"datasetImportJobArn": IMPORT_ARN}, interval=0,
+                                   timeout=60, aws_conn_id=None, region_name="us-east-1")
+    hook = PersonalizeHook(aws_conn_id=None)
+    stubber = stub(hook)
+    for status in statuses:
+        _describe(stubber, status, failureReason="Input CSV is missing required field TIMESTAMP")
+    monkeypatch.setattr(ActivationJobTrigger, "hook", lambda self: hook)
+
+    event = _first_event(trigger)
+
+    stubber.assert_no_pending_responses()
+    assert event["status"] == expected
+    if expected == "success":
+        assert event["job"]["status"] == "ACTIVE" and event["job"]["creationDateTime"].startswith("2026-11-03")
+    else:
+        assert "ended CREATE FAILED: Input CSV is missing required field TIMESTAMP" in event["message"]
+
+
+def test_the_trigger_gives_up_at_the_timeout(env, stub, monkeypatch):
+    from crosschannel.aws_activation import ActivationJobTrigger
+
+    trigger = ActivationJobTrigger(kind="pinpoint_import", ids={"ApplicationId": APP, "JobId": "job-9"}, interval=0,
+                                   timeout=0, aws_conn_id=None, region_name="us-east-1")
+    hook = PinpointHook(aws_conn_id=None)
+    stubber = stub(hook)
+    stubber.add_response("get_import_job", _import_job("job-9", "PROCESSING"), {"ApplicationId": APP, "JobId": "job-9"})
+    monkeypatch.setattr(ActivationJobTrigger, "hook", lambda self: hook)
+
+    event = _first_event(trigger)
+
+    assert event == {"status": "timeout", "message": "Pinpoint import job job-9 still PROCESSING after 0 s"}
