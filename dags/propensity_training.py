@@ -97,8 +97,10 @@ def propensity_training():
         from crosschannel.models import artifact_of, evaluate_and_promote
 
         day = partition_day(context)
+        names = list(get_config().models.specs)
+        results = [trained[i] for i in range(len(names))]  # by index: iterating asks for one past the end (a 404)
         return {model: evaluate_and_promote(day, model, artifact_of(result))
-                for model, result in zip(get_config().models.specs, list(trained), strict=True)}
+                for model, result in zip(names, results, strict=True)}
 
     @task(outlets=[MODELS])
     def publish_models(outcome: dict, *, outlet_events, **context) -> dict:

@@ -1,0 +1,87 @@
+"""Benchmark the activation stage at scale.
+
+    PYTHONPATH=plugins .venv/bin/python bench/bench_activation.py --customers 100000 [--trials 1] [--max-rounds 60]
+
+Needs the trusted partition of bench/bench_trusted.py at that size (.data/bench/generator-N/). Runs
+`propensity_training` and `propensity_scoring` for 2026-11-01 with dag.test() (a small tuning budget: the models
+are not what is measured), then times each activation step as the DAG runs it on the local target: the audience
+SQL jobs, prepare (counts, profiles), the Pinpoint files and requests, the Customer Profiles upload file, the
+Personalize SQL jobs and CSV export (a FULL load of the whole history), and the Segment messages. Prints one JSON
+line and writes activation-result.json beside the data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import resource
+import shutil
+import sys
+import time
+from pathlib import Path
+
+BUNDLE = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(BUNDLE / "plugins"))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--customers", type=int, default=100_000)
+    parser.add_argument("--trials", type=int, default=1)
+    parser.add_argument("--max-rounds", type=int, default=60)
+    args = parser.parse_args()
+    root = BUNDLE / ".data" / "bench" / f"generator-{args.customers}"
+    if not (root / "features" / "customer" / "dt=2026-11-01" / "_SUCCESS").exists():
+        raise SystemExit(f"no features partition at {root}: run bench/bench_trusted.py --customers {args.customers}")
+    for zone in ("ml", "activation"):
+        shutil.rmtree(root / zone, ignore_errors=True)
+    os.environ.update({
+        "CROSSCHANNEL__TARGET": "local",
+        "CROSSCHANNEL__STORAGE__ROOT": str(root),
+        "CROSSCHANNEL__SOURCE__URL": f"sqlite:///{root / 'source.db'}",
+        "CROSSCHANNEL__SEGMENT__LOGS_URI": str(root / "segment-logs"),
+        "CROSSCHANNEL__MODELS__MAX_TRIALS": str(args.trials),
+        "CROSSCHANNEL__MODELS__MAX_ROUNDS": str(args.max_rounds),
+        "AIRFLOW_HOME": os.environ.get("AIRFLOW_HOME", str(BUNDLE / ".data" / "airflow")),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(BUNDLE / "dags"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
+    })
+    from crosschannel import activation, audiences, destinations, segment_traits, sqljobs
+    from crosschannel.demo import _run_dag
+
+    day = dt.date(2026, 11, 1)
+    timings: dict[str, float] = {}
+
+    def timed(name, fn, *fargs):
+        started = time.perf_counter()
+        value = fn(*fargs)
+        timings[name] = round(time.perf_counter() - started, 2)
+        return value
+
+    timed("training_dag", _run_dag, "propensity_training", day)
+    timed("scoring_dag", _run_dag, "propensity_scoring", day)
+    decision = {"send": True, "reason": "benchmark"}
+    timed("audience_sql_jobs", lambda: [sqljobs.run_local(job) for job in audiences.plan(day)])
+    prepared = timed("prepare", activation.prepare, day, decision)
+    members, profile = audiences.read(day), activation.read_profiles(day)
+    timed("pinpoint_files", destinations.plan_pinpoint, day, decision, members, profile)
+    timed("customer_profiles_file", destinations.plan_customer_profiles, day, decision, profile, "bench")
+    timed("personalize_sql_jobs", lambda: [sqljobs.run_local(job) for job in destinations.plan_personalize(day)])
+    plans = timed("personalize_export", destinations.export_personalize, day, decision, "bench")
+    built = timed("segment_messages", segment_traits.build, day, profile)
+    activation_total = sum(v for k, v in timings.items() if not k.endswith("_dag"))
+    result = {
+        "customers": args.customers, "profiles": prepared["profiles"], "audiences": prepared["audiences"],
+        "personalize_records": {p["dataset"]: p["records"] for p in plans}, "segment": built,
+        "seconds": timings, "activation_seconds": round(activation_total, 1),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+    }
+    print(json.dumps(result))
+    (root / "activation-result.json").write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
