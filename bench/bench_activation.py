@@ -17,13 +17,8 @@ import datetime as dt
 import json
 import os
 import resource
-import shutil
-import sys
-import time
-from pathlib import Path
 
-BUNDLE = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(BUNDLE / "plugins"))
+from benchkit import BUNDLE, Timer, retailer_root, use_retailer  # first: it puts plugins/ on sys.path
 
 
 def main() -> None:
@@ -32,18 +27,12 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=1)
     parser.add_argument("--max-rounds", type=int, default=60)
     args = parser.parse_args()
-    root = BUNDLE / ".data" / "bench" / f"generator-{args.customers}"
-    if not (root / "features" / "customer" / "dt=2026-11-01" / "_SUCCESS").exists():
-        raise SystemExit(f"no features partition at {root}: run bench/bench_trusted.py --customers {args.customers}")
-    for zone in ("ml", "activation"):
-        shutil.rmtree(root / zone, ignore_errors=True)
+    root = retailer_root(args.customers)
+    use_retailer(root, needs="features/customer/dt=2026-11-01/_SUCCESS", clean=("ml", "activation"),
+                 run_first=f"bench/bench_trusted.py --customers {args.customers}",
+                 CROSSCHANNEL__MODELS__MAX_TRIALS=str(args.trials),
+                 CROSSCHANNEL__MODELS__MAX_ROUNDS=str(args.max_rounds))
     os.environ.update({
-        "CROSSCHANNEL__TARGET": "local",
-        "CROSSCHANNEL__STORAGE__ROOT": str(root),
-        "CROSSCHANNEL__SOURCE__URL": f"sqlite:///{root / 'source.db'}",
-        "CROSSCHANNEL__SEGMENT__LOGS_URI": str(root / "segment-logs"),
-        "CROSSCHANNEL__MODELS__MAX_TRIALS": str(args.trials),
-        "CROSSCHANNEL__MODELS__MAX_ROUNDS": str(args.max_rounds),
         "AIRFLOW_HOME": os.environ.get("AIRFLOW_HOME", str(BUNDLE / ".data" / "airflow")),
         "AIRFLOW__CORE__DAGS_FOLDER": str(BUNDLE / "dags"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
@@ -53,13 +42,8 @@ def main() -> None:
     from crosschannel.demo import _run_dag
 
     day = dt.date(2026, 11, 1)
-    timings: dict[str, float] = {}
-
-    def timed(name, fn, *fargs):
-        started = time.perf_counter()
-        value = fn(*fargs)
-        timings[name] = round(time.perf_counter() - started, 2)
-        return value
+    timed = Timer()
+    timings = timed.seconds
 
     timed("training_dag", _run_dag, "propensity_training", day)
     timed("scoring_dag", _run_dag, "propensity_scoring", day)

@@ -10,15 +10,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import shutil
-import sys
 import time
-from pathlib import Path
 
-BUNDLE = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(BUNDLE / "plugins"))
+from benchkit import retailer_root, use_retailer  # first: it puts plugins/ on sys.path
 
 
 def main() -> None:
@@ -29,14 +25,9 @@ def main() -> None:
     parser.add_argument("--live-days", type=int, default=1)
     args = parser.parse_args()
 
-    root = BUNDLE / ".data" / "bench" / f"generator-{args.customers}"
+    root = retailer_root(args.customers)
     shutil.rmtree(root, ignore_errors=True)
-    os.environ.update({
-        "CROSSCHANNEL__TARGET": "local",
-        "CROSSCHANNEL__STORAGE__ROOT": str(root),
-        "CROSSCHANNEL__SOURCE__URL": f"sqlite:///{root / 'source.db'}",
-        "CROSSCHANNEL__SEGMENT__LOGS_URI": str(root / "segment-logs"),
-    })
+    use_retailer(root)
     from crosschannel import generator
     from crosschannel.config import get_config
 

@@ -17,14 +17,9 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
-import shutil
-import sys
 import time
-from pathlib import Path
 
-BUNDLE = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(BUNDLE / "plugins"))
+from benchkit import Timer, retailer_root, use_retailer  # first: it puts plugins/ on sys.path
 
 
 def main() -> None:
@@ -33,19 +28,11 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=4)
     parser.add_argument("--max-rounds", type=int, default=300, help="cap on boosting rounds (models.max_rounds)")
     args = parser.parse_args()
-    root = BUNDLE / ".data" / "bench" / f"generator-{args.customers}"
-    if not (root / "trusted" / "orders" / "dt=2026-11-01" / "_SUCCESS").exists():
-        raise SystemExit(f"no trusted partition at {root}: run bench/bench_trusted.py --customers {args.customers}")
-    for zone in ("ml",):
-        shutil.rmtree(root / zone, ignore_errors=True)
-    os.environ.update({
-        "CROSSCHANNEL__TARGET": "local",
-        "CROSSCHANNEL__STORAGE__ROOT": str(root),
-        "CROSSCHANNEL__SOURCE__URL": f"sqlite:///{root / 'source.db'}",
-        "CROSSCHANNEL__SEGMENT__LOGS_URI": str(root / "segment-logs"),
-        "CROSSCHANNEL__MODELS__MAX_TRIALS": str(args.trials),
-        "CROSSCHANNEL__MODELS__MAX_ROUNDS": str(args.max_rounds),
-    })
+    root = retailer_root(args.customers)
+    use_retailer(root, needs="trusted/orders/dt=2026-11-01/_SUCCESS", clean=("ml",),
+                 run_first=f"bench/bench_trusted.py --customers {args.customers}",
+                 CROSSCHANNEL__MODELS__MAX_TRIALS=str(args.trials),
+                 CROSSCHANNEL__MODELS__MAX_ROUNDS=str(args.max_rounds))
     import numpy as np
     import pandas as pd
     import xgboost as xgb
@@ -53,13 +40,8 @@ def main() -> None:
     from crosschannel import models, sagemaker_jobs, sqljobs, storage
 
     day, model = dt.date(2026, 11, 1), "churn"
-    timings: dict[str, float] = {}
-
-    def timed(name, fn, *fargs):
-        started = time.perf_counter()
-        value = fn(*fargs)
-        timings[name] = round(time.perf_counter() - started, 2)
-        return value
+    timed = Timer()
+    timings = timed.seconds
 
     timed("snapshots", lambda: [sqljobs.run_local(job) for job in models.plan_snapshots(day)])
     datasets = timed("datasets", models.build_datasets, day)

@@ -15,32 +15,20 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
-import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-BUNDLE = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(BUNDLE / "plugins"))
+from benchkit import retailer_root, use_retailer  # first: it puts plugins/ on sys.path
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--customers", type=int, default=100_000)
     args = parser.parse_args()
-    root = BUNDLE / ".data" / "bench" / f"generator-{args.customers}"
-    if not (root / "source.db").exists():
-        raise SystemExit(f"no retailer at {root}: run bench/bench_generator.py --customers {args.customers} first")
-    for zone in ("landing", "system", "staging", "trusted", "features", "reports"):
-        shutil.rmtree(root / zone, ignore_errors=True)
-    os.environ.update({
-        "CROSSCHANNEL__TARGET": "local",
-        "CROSSCHANNEL__STORAGE__ROOT": str(root),
-        "CROSSCHANNEL__SOURCE__URL": f"sqlite:///{root / 'source.db'}",
-        "CROSSCHANNEL__SEGMENT__LOGS_URI": str(root / "segment-logs"),
-    })
+    root = retailer_root(args.customers)
+    use_retailer(root, needs="source.db", run_first=f"bench/bench_generator.py --customers {args.customers}",
+                 clean=("landing", "system", "staging", "trusted", "features", "reports"))
     import duckdb
 
     from crosschannel import dms, features, ingest, sqljobs, trusted, trusted_events

@@ -377,13 +377,18 @@ def test_personalize_failed_import_raises_with_the_failure_reason(stub):
     stubber.assert_no_pending_responses()
 
 
-def test_personalize_operator_records_the_import_so_the_next_day_is_incremental(env, stub):
+def _personalize_plan() -> tuple[dict, dict]:
     location = f"s3://lake/data/activation/personalize/dt={DAY}/interactions/part-00000.csv"
     request = activation.validate("personalize", "CreateDatasetImportJob", {
         "jobName": "crosschannel-interactions-20261102", "datasetArn": INTERACTIONS_ARN,
         "dataSource": {"dataLocation": location}, "roleArn": PERSONALIZE_ROLE, "importMode": "FULL"})
     plan = destinations._plan("personalize", DAY, "interactions", [request], SEND, [location], records=1500,
                               mode="FULL", dataset="interactions")
+    return plan, request
+
+
+def test_personalize_operator_records_the_import_so_the_next_day_is_incremental(env, stub):
+    plan, request = _personalize_plan()
     op = PersonalizeImportOperator(task_id="personalize_interactions", plan=plan, aws_conn_id=None)
     stubber = stub(op.hook)
     stubber.add_response("create_dataset_import_job", {"datasetImportJobArn": IMPORT_ARN}, request["params"])
@@ -435,16 +440,6 @@ def test_validate_returns_the_checked_request_with_the_api_version():
 
 
 # ---- deferrable: the wait runs in the triggerer --------------------------------------------------------------
-
-def _personalize_plan() -> tuple[dict, dict]:
-    location = f"s3://lake/data/activation/personalize/dt={DAY}/interactions/part-00000.csv"
-    request = activation.validate("personalize", "CreateDatasetImportJob", {
-        "jobName": "crosschannel-interactions-20261102", "datasetArn": INTERACTIONS_ARN,
-        "dataSource": {"dataLocation": location}, "roleArn": PERSONALIZE_ROLE, "importMode": "FULL"})
-    plan = destinations._plan("personalize", DAY, "interactions", [request], SEND, [location], records=1500,
-                              mode="FULL", dataset="interactions")
-    return plan, request
-
 
 def _first_event(trigger):
     import asyncio

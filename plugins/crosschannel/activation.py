@@ -72,18 +72,18 @@ def decide(day: dt.date, *, force: bool, backfill: bool) -> dict:
 def decide_for_run(day: dt.date, context) -> dict:
     """`decide` for a task's run: the `force_publish` Param or conf, and whether the run is a backfill or was
     triggered by one (at the head of the chain)."""
+    from crosschannel.pipeline import is_backfill
+
     dag_run = context.get("dag_run")
     conf = (getattr(dag_run, "conf", None) or {}) if dag_run is not None else {}
     force = bool(conf.get("force_publish", (context.get("params") or {}).get("force_publish", False)))
-    from crosschannel.pipeline import is_backfill
-
     return decide(day, force=force, backfill=is_backfill(context))
 
 
-def profiles(day: dt.date) -> pd.DataFrame:
+def profiles(day: dt.date, members: pd.DataFrame) -> pd.DataFrame:
     """One row per scored customer: contacts and tier from the trusted state, each model's probability, decile
     and reasons, and the audiences the customer is a *treatment* member of (control members are never sent)."""
-    from crosschannel import audiences, scoring, sqljobs, trusted
+    from crosschannel import scoring, sqljobs, trusted
 
     frame = sqljobs.read_partition(trusted.final_dir("customers", day)).to_pandas()[
         ["customer_id", "first_name", "last_name", "email", "phone", "email_opt_in", "sms_opt_in", "loyalty_tier"]]
@@ -94,7 +94,6 @@ def profiles(day: dt.date) -> pd.DataFrame:
         scores = scores.rename(columns={c: f"{model}_{c}" for c in scores.columns if c != "customer_id"})
         scored = scores if scored is None else scored.merge(scores, on="customer_id", how="outer")
     frame = scored.merge(frame, on="customer_id", how="left")
-    members = audiences.read(day)
     treated = members[members["assignment"] == "treatment"].groupby("customer_id")["audience"].agg(sorted)
     frame["audiences"] = frame["customer_id"].map(treated).apply(lambda v: v if isinstance(v, list) else [])
     return frame.sort_values("customer_id", kind="stable").reset_index(drop=True)
@@ -110,8 +109,9 @@ def prepare(day: dt.date, decision: dict) -> dict:
 
     from crosschannel import audiences, sqljobs
 
-    counts = audiences.summarize(day)
-    frame = profiles(day)
+    members = audiences.read(day)
+    counts = audiences.summarize(day, members)
+    frame = profiles(day, members)
     sqljobs.write_partition(profiles_dir(day), pa.Table.from_pandas(frame, preserve_index=False))
     return {"partition": day.isoformat(), "audiences": counts, "profiles": len(frame), "decision": decision}
 

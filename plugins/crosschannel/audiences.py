@@ -12,9 +12,13 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from typing import TYPE_CHECKING
 
 from crosschannel import engines, sqljobs, storage
 from crosschannel.config import get_config
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 AUDIENCE_DIR = engines.SQL_ROOT / "audiences"
 INPUT_TABLES = ("customers", "orders", "order_lines", "products")
@@ -45,14 +49,11 @@ def is_control(audience: str, customer_id: int, percent: float) -> bool:
     return digest[:8] < control_below(percent)
 
 
-def _stamp(day: dt.date) -> str:
-    return f"{day.isoformat()} 00:00:00"
-
 
 def members_sql(audience: str, day: dt.date) -> str:
     end = day + dt.timedelta(days=1)
-    bounds = {"as_of_end": _stamp(end), "since_7d": _stamp(end - dt.timedelta(days=7)),
-              "since_14d": _stamp(end - dt.timedelta(days=14))}
+    bounds = {"as_of_end": engines.stamp(end), "since_7d": engines.stamp(end - dt.timedelta(days=7)),
+              "since_14d": engines.stamp(end - dt.timedelta(days=14))}
     return engines.render("activation/audience_members.sql", audience=audience,
                           audience_sql=engines.render(f"audiences/{audience}.sql", **bounds).rstrip(),
                           control_below=control_below(get_config().activation.holdout_percent))
@@ -95,9 +96,9 @@ def read(day: dt.date):
     return pd.concat(frames, ignore_index=True)
 
 
-def summarize(day: dt.date) -> dict:
-    """Treatment and control counts per audience, checked: one row per member, known assignments."""
-    members = read(day)
+def summarize(day: dt.date, members: pd.DataFrame) -> dict:
+    """Treatment and control counts per audience (`members`: `read(day)`), checked: one row per member, known
+    assignments."""
     duplicated = members[members.duplicated(["audience", "customer_id"])]
     if len(duplicated):
         raise AudienceError(f"partition {day}: {len(duplicated)} duplicated audience member(s), e.g. "

@@ -30,7 +30,7 @@ class JobKind:
     AWS's reason. The worker's wait (`wait`) and the triggerer's (`ActivationJobTrigger`) both use it."""
 
     what: str
-    hook: str  # the hook class's name in this module
+    hook: type[AwsBaseHook]
     describe: Callable[[Any, dict], dict]
     status: Callable[[dict], str]
     done: frozenset[str]
@@ -47,91 +47,6 @@ class JobKind:
 
 def _ident(ids: dict) -> str:
     return str(ids.get("JobId") or ids.get("datasetImportJobArn") or ids)
-
-
-def _upload_reason(job: dict) -> str:
-    summary = job.get("ResultsSummary") or {}
-    return f"{job.get('StatusReason', 'no reason given')}, {summary.get('FailedRecords', 0)} failed record(s)"
-
-
-JOBS = {
-    "pinpoint_import": JobKind(
-        "Pinpoint import job", "PinpointHook", lambda hook, ids: hook.conn.get_import_job(**ids)["ImportJobResponse"],
-        lambda job: job["JobStatus"], frozenset({"COMPLETED"}), frozenset({"FAILED"}),
-        lambda job: f"{'; '.join(job.get('Failures') or ['no reason given'])} "
-                    f"({job.get('FailedPieces', 0)} of {job.get('TotalPieces', 0)} piece(s) failed)"),
-    "profiles_upload": JobKind(
-        "Customer Profiles upload job", "CustomerProfilesHook", lambda hook, ids: hook.conn.get_upload_job(**ids),
-        lambda job: job["Status"], frozenset({"SUCCEEDED"}), frozenset({"FAILED", "STOPPED", "PARTIALLY_SUCCEEDED"}),
-        _upload_reason),
-    "personalize_import": JobKind(
-        "Personalize dataset import job", "PersonalizeHook",
-        lambda hook, ids: hook.conn.describe_dataset_import_job(**ids)["datasetImportJob"],
-        lambda job: job["status"], frozenset({"ACTIVE"}), frozenset({"CREATE FAILED"}),
-        lambda job: job.get("failureReason", "no reason given")),
-}
-
-
-def wait(hook, kind: str, ids: dict, *, interval: float, timeout: float) -> dict:
-    """Describe the job until it is done (returns the last answer) or failed (raises with AWS's reason); raises
-    TimeoutError after `timeout` seconds."""
-    job_kind = JOBS[kind]
-    deadline = time.monotonic() + timeout
-    while True:
-        answer = job_kind.describe(hook, ids)
-        if job_kind.check(answer, ids):
-            return answer
-        if time.monotonic() >= deadline:
-            raise TimeoutError(f"{job_kind.what} {_ident(ids)} still {job_kind.status(answer)} after {timeout:.0f} s "
-                               "(activation.poll_timeout_minutes)")
-        time.sleep(interval)
-
-
-def _polling() -> dict:
-    from crosschannel.config import get_config
-
-    settings = get_config().activation
-    return {"interval": settings.poll_interval_seconds, "timeout": settings.poll_timeout_minutes * 60}
-
-
-class ActivationJobTrigger(BaseTrigger):
-    """Waits for an activation job in the triggerer (the deferrable operators' wait): the same JobKind, the
-    describe call made in a thread, the answer or the failure handed back to the task."""
-
-    def __init__(self, *, kind: str, ids: dict, interval: float, timeout: float, aws_conn_id: str | None,
-                 region_name: str | None) -> None:
-        super().__init__()
-        self.kind, self.ids, self.interval, self.timeout = kind, ids, interval, timeout
-        self.aws_conn_id, self.region_name = aws_conn_id, region_name
-
-    def serialize(self) -> tuple[str, dict[str, Any]]:
-        return (f"{type(self).__module__}.{type(self).__qualname__}",
-                {"kind": self.kind, "ids": self.ids, "interval": self.interval, "timeout": self.timeout,
-                 "aws_conn_id": self.aws_conn_id, "region_name": self.region_name})
-
-    def hook(self):
-        return globals()[JOBS[self.kind].hook](aws_conn_id=self.aws_conn_id, region_name=self.region_name)
-
-    async def run(self):
-        import asyncio
-        import json
-
-        job_kind, hook = JOBS[self.kind], self.hook()
-        deadline = time.monotonic() + self.timeout
-        while True:
-            answer = await asyncio.to_thread(job_kind.describe, hook, self.ids)
-            try:
-                if job_kind.check(answer, self.ids):
-                    yield TriggerEvent({"status": "success", "job": json.loads(json.dumps(answer, default=str))})
-                    return
-            except ActivationJobFailed as exc:
-                yield TriggerEvent({"status": "failed", "message": str(exc)})
-                return
-            if time.monotonic() >= deadline:
-                yield TriggerEvent({"status": "timeout", "message": f"{job_kind.what} {_ident(self.ids)} still "
-                                    f"{job_kind.status(answer)} after {self.timeout:.0f} s"})
-                return
-            await asyncio.sleep(self.interval)
 
 
 class PinpointHook(AwsBaseHook):
@@ -211,6 +126,91 @@ class PersonalizeHook(AwsBaseHook):
 
     def wait_for_import(self, arn: str, *, interval: float, timeout: float) -> dict:
         return wait(self, "personalize_import", {"datasetImportJobArn": arn}, interval=interval, timeout=timeout)
+
+
+def _upload_reason(job: dict) -> str:
+    summary = job.get("ResultsSummary") or {}
+    return f"{job.get('StatusReason', 'no reason given')}, {summary.get('FailedRecords', 0)} failed record(s)"
+
+
+JOBS = {
+    "pinpoint_import": JobKind(
+        "Pinpoint import job", PinpointHook, lambda hook, ids: hook.conn.get_import_job(**ids)["ImportJobResponse"],
+        lambda job: job["JobStatus"], frozenset({"COMPLETED"}), frozenset({"FAILED"}),
+        lambda job: f"{'; '.join(job.get('Failures') or ['no reason given'])} "
+                    f"({job.get('FailedPieces', 0)} of {job.get('TotalPieces', 0)} piece(s) failed)"),
+    "profiles_upload": JobKind(
+        "Customer Profiles upload job", CustomerProfilesHook, lambda hook, ids: hook.conn.get_upload_job(**ids),
+        lambda job: job["Status"], frozenset({"SUCCEEDED"}), frozenset({"FAILED", "STOPPED", "PARTIALLY_SUCCEEDED"}),
+        _upload_reason),
+    "personalize_import": JobKind(
+        "Personalize dataset import job", PersonalizeHook,
+        lambda hook, ids: hook.conn.describe_dataset_import_job(**ids)["datasetImportJob"],
+        lambda job: job["status"], frozenset({"ACTIVE"}), frozenset({"CREATE FAILED"}),
+        lambda job: job.get("failureReason", "no reason given")),
+}
+
+
+def wait(hook, kind: str, ids: dict, *, interval: float, timeout: float) -> dict:
+    """Describe the job until it is done (returns the last answer) or failed (raises with AWS's reason); raises
+    TimeoutError after `timeout` seconds."""
+    job_kind = JOBS[kind]
+    deadline = time.monotonic() + timeout
+    while True:
+        answer = job_kind.describe(hook, ids)
+        if job_kind.check(answer, ids):
+            return answer
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"{job_kind.what} {_ident(ids)} still {job_kind.status(answer)} after {timeout:.0f} s "
+                               "(activation.poll_timeout_minutes)")
+        time.sleep(interval)
+
+
+def _polling() -> dict:
+    from crosschannel.config import get_config
+
+    settings = get_config().activation
+    return {"interval": settings.poll_interval_seconds, "timeout": settings.poll_timeout_minutes * 60}
+
+
+class ActivationJobTrigger(BaseTrigger):
+    """Waits for an activation job in the triggerer (the deferrable operators' wait): the same JobKind, the
+    describe call made in a thread, the answer or the failure handed back to the task."""
+
+    def __init__(self, *, kind: str, ids: dict, interval: float, timeout: float, aws_conn_id: str | None,
+                 region_name: str | None) -> None:
+        super().__init__()
+        self.kind, self.ids, self.interval, self.timeout = kind, ids, interval, timeout
+        self.aws_conn_id, self.region_name = aws_conn_id, region_name
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (f"{type(self).__module__}.{type(self).__qualname__}",
+                {"kind": self.kind, "ids": self.ids, "interval": self.interval, "timeout": self.timeout,
+                 "aws_conn_id": self.aws_conn_id, "region_name": self.region_name})
+
+    def hook(self):
+        return JOBS[self.kind].hook(aws_conn_id=self.aws_conn_id, region_name=self.region_name)
+
+    async def run(self):
+        import asyncio
+        import json
+
+        job_kind, hook = JOBS[self.kind], self.hook()
+        deadline = time.monotonic() + self.timeout
+        while True:
+            answer = await asyncio.to_thread(job_kind.describe, hook, self.ids)
+            try:
+                if job_kind.check(answer, self.ids):
+                    yield TriggerEvent({"status": "success", "job": json.loads(json.dumps(answer, default=str))})
+                    return
+            except ActivationJobFailed as exc:
+                yield TriggerEvent({"status": "failed", "message": str(exc)})
+                return
+            if time.monotonic() >= deadline:
+                yield TriggerEvent({"status": "timeout", "message": f"{job_kind.what} {_ident(self.ids)} still "
+                                    f"{job_kind.status(answer)} after {self.timeout:.0f} s"})
+                return
+            await asyncio.sleep(self.interval)
 
 
 class _PlanOperator(AwsBaseOperator):

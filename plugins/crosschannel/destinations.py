@@ -14,7 +14,7 @@ import hashlib
 import json
 from typing import TYPE_CHECKING
 
-from crosschannel import activation, sqljobs, storage
+from crosschannel import activation, engines, sqljobs, storage
 from crosschannel.activation import ActivationError, clean_email, clean_phone
 from crosschannel.config import BUNDLE_ROOT, get_config
 
@@ -27,13 +27,10 @@ SCHEMA_DIR = BUNDLE_ROOT / "include" / "personalize"
 MAX_VALUE = 100  # Pinpoint: attribute values up to 100 characters
 
 
-def _score_columns(prefix: str = "") -> dict[str, str]:
+def _score_columns() -> list[str]:
     """Per model, the profile columns sent as attributes: probability, decile and the three reasons."""
-    columns = {}
-    for model in get_config().models.specs:
-        for part in ("probability", "decile", "reason_1", "reason_2", "reason_3"):
-            columns[f"{model}_{part}"] = f"{prefix}{model}_{part}"
-    return columns
+    return [f"{model}_{part}" for model in get_config().models.specs
+            for part in ("probability", "decile", "reason_1", "reason_2", "reason_3")]
 
 
 def _text(series: pd.Series) -> pd.Series:
@@ -100,7 +97,7 @@ def pinpoint_endpoints(audience: str, members: pd.DataFrame, profile: pd.DataFra
             "User.UserAttributes.LoyaltyTier": _text(chosen["loyalty_tier"]),
             "Attributes.audience": audience,
             "Attributes.audience_detail": _text(chosen["detail"]),
-            **{f"Attributes.{name}": _text(chosen[column]) for column, name in _score_columns().items()},
+            **{f"Attributes.{column}": _text(chosen[column]) for column in _score_columns()},
             "OptOut": "NONE",
         })
         frames.append(endpoints)
@@ -218,9 +215,6 @@ def import_mode(dataset: str, day: dt.date) -> str:
     return "INCREMENTAL" if last == (day - dt.timedelta(days=1)).isoformat() else "FULL"
 
 
-def _stamp(day: dt.date) -> str:
-    return f"{day.isoformat()} 00:00:00"
-
 
 def _all_event_days(day: dt.date) -> list:
     from crosschannel import trusted
@@ -233,7 +227,7 @@ def _all_event_days(day: dt.date) -> list:
 def plan_personalize(day: dt.date) -> list[dict]:
     """The SQL jobs of the three datasets (interactions since the start of the history on FULL, of the day on
     INCREMENTAL); the modes are kept beside them for the export."""
-    from crosschannel import audiences, engines, trusted
+    from crosschannel import audiences, trusted
     from crosschannel.trusted_events import EVENTS_SCHEMA
 
     modes = {dataset: import_mode(dataset, day) for dataset in PERSONALIZE_DATASETS}
@@ -244,8 +238,8 @@ def plan_personalize(day: dt.date) -> list[dict]:
              for name in ("customers", "orders", "order_lines", "products")}
     sql = {
         "interactions": engines.render("activation/personalize_interactions.sql",
-                                       since="1970-01-01 00:00:00" if full else _stamp(day),
-                                       until=_stamp(day + dt.timedelta(days=1))),
+                                       since="1970-01-01 00:00:00" if full else engines.stamp(day),
+                                       until=engines.stamp(day + dt.timedelta(days=1))),
         "items": engines.render("activation/personalize_items.sql"),
         "users": engines.render("activation/personalize_users.sql", models=list(get_config().models.specs)),
     }

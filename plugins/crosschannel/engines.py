@@ -27,6 +27,11 @@ def render(name: str, **params) -> str:
     return env.get_template(name).render(**params)
 
 
+def stamp(day) -> str:
+    """The start of `day` as the SQL files bind time bounds: 'YYYY-MM-DD 00:00:00' (no date arithmetic in SQL)."""
+    return f"{day.isoformat()} 00:00:00"
+
+
 def sql_type(column: sa.Column) -> str:
     """The column's type in the SQL both engines accept."""
     kind = column.type

@@ -20,9 +20,6 @@ FEATURE_INPUTS = ("customers", "orders", "order_lines", "products", "returns")
 CUSTOMER_360_INPUTS = ("customers", "stores", "orders", "returns")
 
 
-def _stamp(day: dt.date) -> str:
-    return f"{day.isoformat()} 00:00:00"
-
 
 def features_sql(as_of: dt.date, data_end: dt.date) -> str:
     """The features of `as_of` from the state at the end of `data_end`; labels only where their window ended."""
@@ -30,19 +27,19 @@ def features_sql(as_of: dt.date, data_end: dt.date) -> str:
     return engines.render(
         "trusted/customer_features.sql",
         as_of=as_of.isoformat(),
-        as_of_end=_stamp(end),
+        as_of_end=engines.stamp(end),
         windows=WINDOWS,
         channels=CHANNELS,
-        since={days: _stamp(end - dt.timedelta(days=days)) for days in WINDOWS},
-        until={days: _stamp(end + dt.timedelta(days=days)) for days in LABEL_HORIZONS},
+        since={days: engines.stamp(end - dt.timedelta(days=days)) for days in WINDOWS},
+        until={days: engines.stamp(end + dt.timedelta(days=days)) for days in LABEL_HORIZONS},
         complete={days: as_of + dt.timedelta(days=days) <= data_end for days in LABEL_HORIZONS},
     )
 
 
 def customer_360_sql(day: dt.date) -> str:
     end = day + dt.timedelta(days=1)
-    return engines.render("trusted/customer_360.sql", as_of=day.isoformat(), as_of_end=_stamp(end),
-                          since_30d=_stamp(end - dt.timedelta(days=EVENT_DAYS)))
+    return engines.render("trusted/customer_360.sql", as_of=day.isoformat(), as_of_end=engines.stamp(end),
+                          since_30d=engines.stamp(end - dt.timedelta(days=EVENT_DAYS)))
 
 
 def final_dir(day: dt.date):

@@ -6,7 +6,7 @@ partition, the customer and the traits), then sent through the official library 
 which batches within Segment's 32 KB message and 500 KB batch limits and retries 429 and 5xx answers) to the
 host of the `activation.segment.conn_id` connection, whose password is the write key. Without that connection
 the local target's outbox is the delivery. A message the library drops (full queue) or a batch it gives up on
-fails the task, and the published snapshot (<root>/activation/segment/state/published.parquet) moves on only
+fails the task, and the published snapshot (<root>/activation/segment/state/published/) moves on only
 after every message was accepted.
 """
 
@@ -62,18 +62,17 @@ def message_id(day: dt.date, user_id: str, digest: str) -> str:
 
 
 def published_path():
-    return storage.zone("activation", SEGMENT, "state", "published.parquet")
+    """The snapshot of what was last published: user_id, digest (a partition, replaced whole)."""
+    return storage.zone("activation", SEGMENT, "state", "published")
 
 
 def published() -> dict[str, str]:
     """user id -> digest of the traits last published."""
-    import pyarrow.parquet as pq
+    from crosschannel import sqljobs
 
-    path = published_path()
-    if not path.exists():
+    if not storage.is_committed(published_path()):
         return {}
-    with path.open("rb") as handle:
-        table = pq.read_table(handle)
+    table = sqljobs.read_partition(published_path())
     return dict(zip(table.column("user_id").to_pylist(), table.column("digest").to_pylist(), strict=True))
 
 
@@ -188,15 +187,10 @@ def publish(day: dt.date, decision: dict, built: dict) -> dict:
 
 def _mark_published(messages: list[dict]) -> None:
     import pyarrow as pa
-    import pyarrow.parquet as pq
+
+    from crosschannel import sqljobs
 
     merged = published()
     merged.update({m["user_id"]: m["digest"] for m in messages})
     users = sorted(merged)
-    table = pa.table({"user_id": users, "digest": [merged[u] for u in users]})
-    path = published_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.tmp"
-    with tmp.open("wb") as handle:
-        pq.write_table(table, handle)
-    tmp.fs.mv(tmp.path, path.path)
+    sqljobs.write_partition(published_path(), pa.table({"user_id": users, "digest": [merged[u] for u in users]}))
