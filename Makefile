@@ -15,19 +15,23 @@ export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
 export AIRFLOW__CORE__PLUGINS_FOLDER := $(CURDIR)/plugins
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 
-.PHONY: demo test lint venv airflow-db lock bench clean generate advance system-deps ui ui-stop ui-check backfill
+.PHONY: demo test lint imports venv airflow-db lock bench clean generate advance system-deps ui ui-stop ui-check backfill
 
 # Task logs at WARNING keep the demo readable; run `python -m crosschannel demo` directly for all of them.
 demo: venv airflow-db
 	AIRFLOW__LOGGING__LOGGING_LEVEL=$${AIRFLOW__LOGGING__LOGGING_LEVEL:-WARNING} $(PY) -m crosschannel demo
 
-test: venv system-deps
+test: venv system-deps imports
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The package's layers and the absence of import cycles (contracts in pyproject.toml).
+imports: venv
+	$(VENV)/bin/lint-imports
 
 system-deps:
 	@bash .ci/system-deps
 
-lint: venv
+lint: venv imports
 	$(VENV)/bin/ruff check .
 
 venv: $(VENV)/.installed

@@ -20,6 +20,12 @@ import resource
 
 from benchkit import BUNDLE, Timer, retailer_root, use_retailer  # first: it puts plugins/ on sys.path
 
+from crosschannel.core import sqljobs
+from crosschannel.sim.demo import _run_dag
+from crosschannel.stages.activation import audiences, customer_profiles, personalize, pinpoint
+from crosschannel.stages.activation import profiles as activation
+from crosschannel.stages.activation import segment as segment_traits
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -38,8 +44,6 @@ def main() -> None:
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
     })
-    from crosschannel import activation, audiences, destinations, segment_traits, sqljobs
-    from crosschannel.demo import _run_dag
 
     day = dt.date(2026, 11, 1)
     timed = Timer()
@@ -51,10 +55,10 @@ def main() -> None:
     timed("audience_sql_jobs", lambda: [sqljobs.run_local(job) for job in audiences.plan(day)])
     prepared = timed("prepare", activation.prepare, day, decision)
     members, profile = audiences.read(day), activation.read_profiles(day)
-    timed("pinpoint_files", destinations.plan_pinpoint, day, decision, members, profile)
-    timed("customer_profiles_file", destinations.plan_customer_profiles, day, decision, profile, "bench")
-    timed("personalize_sql_jobs", lambda: [sqljobs.run_local(job) for job in destinations.plan_personalize(day)])
-    plans = timed("personalize_export", destinations.export_personalize, day, decision, "bench")
+    timed("pinpoint_files", pinpoint.plan_pinpoint, day, decision, members, profile)
+    timed("customer_profiles_file", customer_profiles.plan_customer_profiles, day, decision, profile, "bench")
+    timed("personalize_sql_jobs", lambda: [sqljobs.run_local(job) for job in personalize.plan_personalize(day)])
+    plans = timed("personalize_export", personalize.export_personalize, day, decision, "bench")
     built = timed("segment_messages", segment_traits.build, day, profile)
     activation_total = sum(v for k, v in timings.items() if not k.endswith("_dag"))
     result = {

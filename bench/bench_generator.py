@@ -28,8 +28,8 @@ def main() -> None:
     root = retailer_root(args.customers)
     shutil.rmtree(root, ignore_errors=True)
     use_retailer(root)
-    from crosschannel import generator
-    from crosschannel.config import get_config
+    from crosschannel.core.config import get_config
+    from crosschannel.sim import generator
 
     settings = get_config().generator.model_copy(update={
         "customers": args.customers, "history_days": args.history_days,

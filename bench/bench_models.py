@@ -21,6 +21,12 @@ import time
 
 from benchkit import Timer, retailer_root, use_retailer  # first: it puts plugins/ on sys.path
 
+from crosschannel.core import paths, sqljobs, storage
+from crosschannel.core import sagemaker as sagemaker_jobs
+from crosschannel.local import sagemaker as local_sagemaker
+from crosschannel.stages.models import datasets as model_datasets
+from crosschannel.stages.models import jobs as model_jobs
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -37,21 +43,20 @@ def main() -> None:
     import pandas as pd
     import xgboost as xgb
 
-    from crosschannel import models, sagemaker_jobs, sqljobs, storage
 
     day, model = dt.date(2026, 11, 1), "churn"
     timed = Timer()
     timings = timed.seconds
 
-    timed("snapshots", lambda: [sqljobs.run_local(job) for job in models.plan_snapshots(day)])
-    datasets = timed("datasets", models.build_datasets, day)
-    (tuning,) = models.plan_tuning(day, [model])
-    timed("tuning", sagemaker_jobs.run_tuning_job, tuning)
-    (training,) = models.plan_final_training(day, [tuning], [model])
-    job = timed("training_job", sagemaker_jobs.run_training_job, training)
+    timed("snapshots", lambda: [sqljobs.run_local(job) for job in model_datasets.plan_snapshots(day)])
+    datasets = timed("datasets", model_datasets.build_datasets, day)
+    (tuning,) = model_jobs.plan_tuning(day, [model])
+    timed("tuning", local_sagemaker.run_tuning_job, tuning)
+    (training,) = model_jobs.plan_final_training(day, [tuning], [model])
+    job = timed("training_job", local_sagemaker.run_training_job, training)
 
     def load(split):
-        frame = pd.read_csv((models.dataset_dir(model, day) / split / "data.csv").path, header=None)
+        frame = pd.read_csv((paths.dataset(model, day) / split / "data.csv").path, header=None)
         return frame.iloc[:, 0].to_numpy(), frame.iloc[:, 1:].to_numpy(dtype="float64")
 
     (y_train, x_train), (y_valid, x_valid) = load("train"), load("validation")
@@ -73,12 +78,12 @@ def main() -> None:
     names = list(booster.feature_names)
     folder = storage.zone("ml", model, "scores", f"dt={day}")
     with storage.committing(folder / "input", marker=False) as staging, (staging / "part-00000.csv").open("wb") as out:
-        models.write_csv(features[["customer_id", *names]].astype(dict.fromkeys(names, "float64")), out)
+        sagemaker_jobs.write_csv(features[["customer_id", *names]].astype(dict.fromkeys(names, "float64")), out)
     model_config = sagemaker_jobs.model_config("bench", job["ModelArtifacts"]["S3ModelArtifacts"],
                                                sagemaker_jobs.upload_source_dir())
     transform = sagemaker_jobs.transform_config("bench", "bench", storage.url_of(folder / "input"),
                                                 storage.url_of(folder / "output"), len(names), 4)
-    timed("transform_job", sagemaker_jobs.run_transform_job, model_config, transform)
+    timed("transform_job", local_sagemaker.run_transform_job, model_config, transform)
     matrix = xgb.DMatrix(features[names].astype("float64").to_numpy(), feature_names=names)
     started = time.perf_counter()
     booster.predict(matrix)

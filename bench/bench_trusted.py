@@ -21,6 +21,14 @@ from pathlib import Path
 
 from benchkit import retailer_root, use_retailer  # first: it puts plugins/ on sys.path
 
+from crosschannel.core import sqljobs
+from crosschannel.local import dms_task
+from crosschannel.stages.ingest import landing as dms_landing
+from crosschannel.stages.ingest import tasks as ingest
+from crosschannel.stages.trusted import events as trusted_events
+from crosschannel.stages.trusted import features, merge
+from crosschannel.stages.trusted import tasks as trusted_tasks
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -31,7 +39,6 @@ def main() -> None:
                  clean=("landing", "system", "staging", "trusted", "features", "reports"))
     import duckdb
 
-    from crosschannel import dms, features, ingest, sqljobs, trusted, trusted_events
 
     def floor(job: dict) -> float:
         """DuckDB reading the job's inputs and writing them to Parquet untransformed."""
@@ -62,17 +69,17 @@ def main() -> None:
         return value, round(time.perf_counter() - started, 1)
 
     day = dt.date(2026, 11, 1)
-    _, extract_seconds = timed(dms.LocalReplicationTask().start, "start-replication", day)
-    manifest, check_seconds = timed(dms.check_landing, day, "start-replication")
+    _, extract_seconds = timed(dms_task.LocalReplicationTask().start, "start-replication", day)
+    manifest, check_seconds = timed(dms_landing.check_landing, day, "start-replication")
     _, segment_seconds = timed(ingest.land_segment_events, day)
     steps: dict[str, dict] = {}
     started = time.perf_counter()
-    run("merge_table", trusted.plan_merge(day))
+    run("merge_table", merge.plan_merge(day))
     run("map_identities", trusted_events.plan_identities(day))
     run("type_events", trusted_events.plan_events(day))
-    _, gate_trusted_seconds = timed(trusted.gate_trusted, day)
+    _, gate_trusted_seconds = timed(trusted_tasks.gate_trusted, day)
     run("build_derived", features.plan_derived(day))
-    _, gate_derived_seconds = timed(features.gate_derived, day)
+    _, gate_derived_seconds = timed(trusted_tasks.gate_derived, day)
     stage_seconds = time.perf_counter() - started
     result = {
         "customers": args.customers,

@@ -21,7 +21,7 @@ partition), or by hand with a `partition` Param. Everything is written under `<r
      after a gap, INCREMENTAL daily) polled to ACTIVE.
    - `publish_segment`: identify calls for the customers whose traits changed since the last publish.
    On the local target nothing leaves the machine (Segment goes to the connection's host when
-   `segment_default` exists); on aws the operators of `crosschannel.aws_activation` call the APIs and wait for
+   `segment_default` exists); on aws the operators of `crosschannel.wiring.aws` call the APIs and wait for
    the jobs in the triggerer (deferrable).
 4. `publish_activation` emits `crosschannel.activation` with the partition and what was sent.
 
@@ -35,34 +35,31 @@ from __future__ import annotations
 
 from airflow.sdk import Param, chain, dag, task
 
-from crosschannel.config import get_config
-from crosschannel.notify import deadline_alert
-from crosschannel.pipeline import (
+from crosschannel.core.partition import is_backfill, partition_day, run_flag
+from crosschannel.wiring import assets, steps
+from crosschannel.wiring.defaults import (
     ASSET_SCHEDULED_START,
     DEFAULT_ARGS,
     PARTITION_PARAM,
-    activation_asset,
     emit,
-    partition_day,
     partitioned_on,
-    scores_asset,
-    sql_jobs,
+    tags,
     test_run,
 )
+from crosschannel.wiring.notify import deadline_alert
 
-CONFIG = get_config()
-ACTIVATION = activation_asset()
+ACTIVATION = assets.activation()
 
 
 @dag(
     dag_id="audience_activation",
-    schedule=partitioned_on(scores_asset()),
+    schedule=partitioned_on(assets.scores()),
     start_date=ASSET_SCHEDULED_START,
     catchup=False,
     max_active_runs=1,
     default_args=DEFAULT_ARGS,
     deadline=deadline_alert("audience_activation"),
-    tags=["crosschannel", "activation", f"target:{CONFIG.target}"],
+    tags=tags("activation"),
     doc_md=__doc__,
     params={
         "partition": PARTITION_PARAM,
@@ -74,111 +71,71 @@ def audience_activation():
     @task
     def plan_audiences(**context) -> list[dict]:
         """One SQL job per audience file over the day's scores, features and trusted state."""
-        from crosschannel.audiences import plan
+        from crosschannel.stages.activation import tasks
 
-        return plan(partition_day(context))
+        return tasks.plan_audiences(partition_day(context))
 
     @task
     def prepare_activation(**context) -> dict:
         """Count treatment and control, commit the day's profiles, and decide whether this run sends."""
-        from crosschannel.activation import decide_for_run, prepare
+        from crosschannel.stages.activation import tasks
 
-        day = partition_day(context)
-        return prepare(day, decide_for_run(day, context))
+        return tasks.prepare_activation(partition_day(context), force=run_flag(context, "force_publish"),
+                                        backfill=is_backfill(context))
 
     @task
     def plan_pinpoint(prepared: dict, **context) -> list[dict]:
         """Write each audience's Pinpoint endpoint files and its CreateImportJob request."""
-        from crosschannel import activation, audiences, destinations
+        from crosschannel.stages.activation import tasks
 
-        day = partition_day(context)
-        if not CONFIG.activation.pinpoint.enabled:
-            return []
-        return destinations.plan_pinpoint(day, prepared["decision"], audiences.read(day),
-                                          activation.read_profiles(day))
+        return tasks.plan_pinpoint(partition_day(context), prepared)
 
     @task
     def plan_customer_profiles(prepared: dict, **context) -> list[dict]:
         """Write the profiles upload file and the upload job and segment definition requests."""
-        from crosschannel import activation, destinations
+        from crosschannel.stages.activation import tasks
 
-        day = partition_day(context)
-        if not CONFIG.activation.customer_profiles.enabled:
-            return []
-        return destinations.plan_customer_profiles(day, prepared["decision"], activation.read_profiles(day),
-                                                   context["run_id"])
+        return tasks.plan_customer_profiles(partition_day(context), prepared, context["run_id"])
 
     @task
     def plan_personalize(**context) -> list[dict]:
         """Choose FULL or INCREMENTAL per dataset and plan the interactions, items and users SQL jobs."""
-        from crosschannel import destinations
+        from crosschannel.stages.activation import tasks
 
-        return destinations.plan_personalize(partition_day(context)) if CONFIG.activation.personalize.enabled else []
+        return tasks.plan_personalize(partition_day(context))
 
     @task
     def export_personalize(prepared: dict, **context) -> list[dict]:
         """Write the datasets as Personalize CSVs, check the minimum data, and plan the import jobs."""
-        from crosschannel import destinations
+        from crosschannel.stages.activation import tasks
 
-        if not CONFIG.activation.personalize.enabled:
-            return []
-        return destinations.export_personalize(partition_day(context), prepared["decision"], context["run_id"])
+        return tasks.export_personalize(partition_day(context), prepared, context["run_id"])
 
     @task
     def publish_segment(prepared: dict, **context) -> dict:
         """Send identify calls with the changed traits through the Segment library (or record why not)."""
-        from crosschannel import activation, segment_traits
+        from crosschannel.stages.activation import tasks
 
-        day = partition_day(context)
-        if not CONFIG.activation.segment.enabled:
-            return {"status": "disabled"}
-        built = segment_traits.build(day, activation.read_profiles(day))
-        return segment_traits.publish(day, prepared["decision"], built)
+        return tasks.publish_segment(partition_day(context), prepared)
 
     @task(outlets=[ACTIVATION], trigger_rule="none_failed")
     def publish_activation(prepared: dict, segment: dict, *, outlet_events, **context) -> dict:
         """Emit the activation asset with the partition, the audience counts and what was sent."""
-        from crosschannel.activation import summarize
+        from crosschannel.stages.activation import tasks
 
-        day = partition_day(context)
-        outcome = summarize(day, prepared, segment)
+        outcome = tasks.publish_activation(partition_day(context), prepared, segment)
         emit(outlet_events, ACTIVATION, context, outcome)
         return outcome
 
-    if CONFIG.target == "aws":
-        from crosschannel.aws_activation import (
-            CustomerProfilesUploadOperator,
-            PersonalizeImportOperator,
-            PinpointImportOperator,
-        )
-
-        aws = {"aws_conn_id": CONFIG.aws.conn_id, "region_name": CONFIG.aws.region, "deferrable": True}
-        load_pinpoint = PinpointImportOperator.partial(task_id="load_pinpoint", **aws).expand
-        load_customer_profiles = CustomerProfilesUploadOperator.partial(task_id="load_customer_profiles", **aws).expand
-        load_personalize = PersonalizeImportOperator.partial(task_id="load_personalize", **aws).expand
-    else:
-
-        @task
-        def load_local(plan: dict) -> str:
-            """The local target's delivery: the receipt says the validated requests stay in the outbox."""
-            from crosschannel.destinations import load_local
-
-            return load_local(plan)
-
-        load_pinpoint = load_local.override(task_id="load_pinpoint").expand
-        load_customer_profiles = load_local.override(task_id="load_customer_profiles").expand
-        load_personalize = load_local.override(task_id="load_personalize").expand
-
     audience_jobs = plan_audiences()
     prepared = prepare_activation()
-    chain(audience_jobs, sql_jobs("build_audience", audience_jobs), prepared)
+    chain(audience_jobs, steps.sql_jobs("build_audience", audience_jobs), prepared)
 
-    pinpoint = load_pinpoint(plan=plan_pinpoint(prepared))
-    profiles = load_customer_profiles(plan=plan_customer_profiles(prepared))
-    personalize_jobs = plan_personalize()
-    personalize_plans = export_personalize(prepared)
-    chain(personalize_jobs, sql_jobs("build_personalize", personalize_jobs), personalize_plans)
-    personalize = load_personalize(plan=personalize_plans)
+    pinpoint = steps.load_pinpoint(plan_pinpoint(prepared))
+    profiles = steps.load_customer_profiles(plan_customer_profiles(prepared))
+    personalize_jobs, personalize_plans = plan_personalize(), export_personalize(prepared)
+    chain(personalize_jobs, steps.sql_jobs("build_personalize", personalize_jobs), personalize_plans)
+    personalize = steps.load_personalize(personalize_plans)
 
     segment = publish_segment(prepared)
     chain([pinpoint, profiles, personalize, segment], publish_activation(prepared, segment))

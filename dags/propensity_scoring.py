@@ -23,33 +23,31 @@ from __future__ import annotations
 
 from airflow.sdk import chain, dag, task
 
-from crosschannel.config import get_config
-from crosschannel.notify import deadline_alert
-from crosschannel.pipeline import (
+from crosschannel.core.partition import partition_day
+from crosschannel.wiring import assets, steps
+from crosschannel.wiring.defaults import (
     ASSET_SCHEDULED_START,
     DEFAULT_ARGS,
     PARTITION_PARAM,
     emit,
-    features_asset,
-    partition_day,
     partitioned_on,
-    scores_asset,
+    tags,
     test_run,
 )
+from crosschannel.wiring.notify import deadline_alert
 
-CONFIG = get_config()
-SCORES = scores_asset()
+SCORES = assets.scores()
 
 
 @dag(
     dag_id="propensity_scoring",
-    schedule=partitioned_on(features_asset()),
+    schedule=partitioned_on(assets.features()),
     start_date=ASSET_SCHEDULED_START,
     catchup=False,
     max_active_runs=1,
     default_args=DEFAULT_ARGS,
     deadline=deadline_alert("propensity_scoring"),
-    tags=["crosschannel", "models", f"target:{CONFIG.target}"],
+    tags=tags("models"),
     doc_md=__doc__,
     params={"partition": PARTITION_PARAM},
 )
@@ -57,16 +55,16 @@ def propensity_scoring():
     @task
     def plan_scoring(**context) -> list[dict]:
         """Write each model's transform input and its CreateModel / CreateTransformJob configs."""
-        from crosschannel.scoring import plan_scoring
+        from crosschannel.stages.scoring import tasks
 
-        return plan_scoring(partition_day(context), run=context["run_id"])
+        return tasks.plan_scoring(partition_day(context), context["run_id"])
 
     @task
     def gate_scores(plans: list[dict], **context) -> dict:
         """Check and publish the day's scores with deciles, reasons and model version."""
-        from crosschannel.scoring import finalize
+        from crosschannel.stages.scoring import tasks
 
-        return finalize(partition_day(context), plans)
+        return tasks.gate_scores(partition_day(context), plans)
 
     @task(outlets=[SCORES])
     def publish_scores(outcome: dict, *, outlet_events, **context) -> dict:
@@ -75,38 +73,8 @@ def propensity_scoring():
         return outcome
 
     plans = plan_scoring()
-    if CONFIG.target == "aws":
-        from airflow.providers.amazon.aws.operators.sagemaker import (
-            SageMakerModelOperator,
-            SageMakerTransformOperator,
-        )
-
-        aws = {"aws_conn_id": CONFIG.aws.conn_id, "region_name": CONFIG.aws.region}
-        create_model = SageMakerModelOperator.partial(task_id="create_model", **aws).expand(
-            config=plans.map(lambda plan: plan["model_config"]))
-        score_model = SageMakerTransformOperator.partial(
-            task_id="score_model", action_if_job_exists="timestamp", deferrable=True, **aws,
-        ).expand(config=plans.map(lambda plan: plan["transform_config"]))
-    else:
-
-        @task
-        def create_model(plan: dict) -> str:
-            """Load the champion's artifact through inference.py's model_fn (the local CreateModel)."""
-            from crosschannel.scoring import check_model
-
-            return check_model(plan)
-
-        @task
-        def score_model(plan: dict) -> int:
-            """Run the batch transform locally with inference.py over the day's input."""
-            from crosschannel.scoring import transform_local
-
-            return transform_local(plan)
-
-        create_model, score_model = create_model.expand(plan=plans), score_model.expand(plan=plans)
-
     outcome = gate_scores(plans)
-    chain(plans, create_model, score_model, outcome, publish_scores(outcome))
+    chain(plans, steps.create_model(plans), steps.score_model(plans), outcome, publish_scores(outcome))
 
 
 dag = propensity_scoring()

@@ -31,22 +31,20 @@ from __future__ import annotations
 
 from airflow.sdk import chain, dag, task
 
-from crosschannel.config import get_config
-from crosschannel.notify import deadline_alert
-from crosschannel.pipeline import (
+from crosschannel.core.partition import partition_day
+from crosschannel.wiring import assets, steps
+from crosschannel.wiring.defaults import (
     DEFAULT_ARGS,
     PARTITION_PARAM,
     SCHEDULE_START,
     WEEKLY_MONDAY_UTC,
     emit,
-    models_asset,
-    partition_day,
-    sql_jobs,
+    tags,
     test_run,
 )
+from crosschannel.wiring.notify import deadline_alert
 
-CONFIG = get_config()
-MODELS = models_asset()
+MODELS = assets.models()
 
 
 @dag(
@@ -57,7 +55,7 @@ MODELS = models_asset()
     max_active_runs=1,
     default_args=DEFAULT_ARGS,
     deadline=deadline_alert("propensity_training"),
-    tags=["crosschannel", "models", f"target:{CONFIG.target}"],
+    tags=tags("models"),
     doc_md=__doc__,
     params={"partition": PARTITION_PARAM},
 )
@@ -65,42 +63,37 @@ def propensity_training():
     @task
     def plan_snapshots(**context) -> list[dict]:
         """One features job per as-of day of the temporal split, over the partition's trusted state."""
-        from crosschannel.models import plan_snapshots
+        from crosschannel.stages.models import tasks
 
-        return plan_snapshots(partition_day(context))
+        return tasks.plan_snapshots(partition_day(context))
 
     @task
     def build_datasets(**context) -> dict:
         """Train / validation / test CSV per model (label first, no header) with a feature manifest."""
-        from crosschannel.models import build_datasets
+        from crosschannel.stages.models import tasks
 
-        return build_datasets(partition_day(context))
+        return tasks.build_datasets(partition_day(context))
 
     @task
     def plan_tuning(**context) -> list[dict]:
         """CreateHyperParameterTuningJob configs, one per model."""
-        from crosschannel.models import plan_tuning
+        from crosschannel.stages.models import tasks
 
-        return plan_tuning(partition_day(context), run=context["run_id"])
+        return tasks.plan_tuning(partition_day(context), context["run_id"])
 
     @task
     def plan_training(tuning: list[dict], **context) -> list[dict]:
         """CreateTrainingJob configs with each model's best tuned hyperparameters."""
-        from crosschannel.models import plan_final_training
+        from crosschannel.stages.models import tasks
 
-        return plan_final_training(partition_day(context), tuning, run=context["run_id"])
+        return tasks.plan_training(partition_day(context), tuning, context["run_id"])
 
     @task
     def evaluate_models(trained, **context) -> dict:
         """Evaluate every challenger against the baseline and the champion; register and maybe promote it."""
-        from crosschannel.config import get_config
-        from crosschannel.models import artifact_of, evaluate_and_promote
+        from crosschannel.stages.models import tasks
 
-        day = partition_day(context)
-        names = list(get_config().models.specs)
-        results = [trained[i] for i in range(len(names))]  # by index: iterating asks for one past the end (a 404)
-        return {model: evaluate_and_promote(day, model, artifact_of(result))
-                for model, result in zip(names, results, strict=True)}
+        return tasks.evaluate_models(partition_day(context), trained)
 
     @task(outlets=[MODELS])
     def publish_models(outcome: dict, *, outlet_events, **context) -> dict:
@@ -108,42 +101,12 @@ def propensity_training():
         emit(outlet_events, MODELS, context, {"models": outcome})
         return outcome
 
-    tuning = plan_tuning()
-    training = plan_training(tuning)
-    if CONFIG.target == "aws":
-        from airflow.providers.amazon.aws.operators.sagemaker import (
-            SageMakerTrainingOperator,
-            SageMakerTuningOperator,
-        )
-
-        aws = {"aws_conn_id": CONFIG.aws.conn_id, "region_name": CONFIG.aws.region, "deferrable": True}
-        tune_model = SageMakerTuningOperator.partial(task_id="tune_model", **aws).expand(config=tuning)
-        train_model = SageMakerTrainingOperator.partial(
-            task_id="train_model", action_if_job_exists="timestamp", **aws).expand(config=training)
-        trained = train_model.output
-    else:
-
-        @task
-        def tune_model(config: dict) -> dict:
-            """Run the tuning job's trials locally with include/sagemaker/train.py in the SageMaker layout."""
-            from crosschannel.sagemaker_jobs import run_tuning_job
-
-            return run_tuning_job(config)["BestTrainingJob"]
-
-        @task
-        def train_model(config: dict) -> str:
-            """Run the final training job locally; returns the model artifact's location."""
-            from crosschannel.sagemaker_jobs import run_training_job
-
-            return run_training_job(config)["ModelArtifacts"]["S3ModelArtifacts"]
-
-        tune_model, train_model = tune_model.expand(config=tuning), train_model.expand(config=training)
-        trained = train_model
-
-    snapshots = plan_snapshots()
+    snapshots, tuning = plan_snapshots(), plan_tuning()
+    tuned, training = steps.tune_model(tuning), plan_training(tuning)
+    trained = steps.train_model(training)
     outcome = evaluate_models(trained)
-    chain(snapshots, sql_jobs("snapshot_features", snapshots), build_datasets(), tuning, tune_model, training,
-          train_model, outcome, publish_models(outcome))
+    chain(snapshots, steps.sql_jobs("snapshot_features", snapshots), build_datasets(), tuning, tuned, training,
+          trained, outcome, publish_models(outcome))
 
 
 dag = propensity_training()

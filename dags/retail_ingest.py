@@ -29,23 +29,20 @@ from __future__ import annotations
 
 from airflow.sdk import Param, chain, dag, task
 
-from crosschannel.config import get_config
-from crosschannel.notify import deadline_alert
-from crosschannel.pipeline import (
+from crosschannel.core.partition import partition_day, run_flag
+from crosschannel.wiring import assets, steps
+from crosschannel.wiring.defaults import (
     DAILY_PARTITIONS_UTC,
     DEFAULT_ARGS,
     PARTITION_PARAM,
     SCHEDULE_START,
     emit,
-    landing_dms_asset,
-    landing_segment_asset,
-    partition_day,
+    tags,
     test_run,
 )
+from crosschannel.wiring.notify import deadline_alert
 
-CONFIG = get_config()
-LANDING_DMS = landing_dms_asset()
-LANDING_SEGMENT = landing_segment_asset()
+LANDING_DMS, LANDING_SEGMENT = assets.landing_dms(), assets.landing_segment()
 
 
 @dag(
@@ -56,90 +53,45 @@ LANDING_SEGMENT = landing_segment_asset()
     max_active_runs=1,
     default_args=DEFAULT_ARGS,
     deadline=deadline_alert("retail_ingest"),
-    tags=["crosschannel", "ingest", f"target:{CONFIG.target}"],
+    tags=tags("ingest"),
     doc_md=__doc__,
     params={
         "partition": PARTITION_PARAM,
         "force_full_load": Param(
-            False,
-            type="boolean",
-            title="Force a full load",
-            description="Reload every table (DMS reload-target) instead of resuming change capture.",
-        ),
+            False, type="boolean", title="Force a full load",
+            description="Reload every table (DMS reload-target) instead of resuming change capture."),
     },
 )
 def retail_ingest():
     @task(multiple_outputs=True)
     def plan_extract(**context) -> dict:
         """Decide the DMS start type and CDC stop position for the partition."""
-        from crosschannel.ingest import plan_extract
+        from crosschannel.stages.ingest import tasks
 
-        return plan_extract(partition_day(context), bool(context["params"]["force_full_load"]))
-
-    plan = plan_extract()
-
-    if CONFIG.target == "aws":
-        from airflow.providers.amazon.aws.operators.dms import DmsStartTaskOperator
-        from airflow.providers.amazon.aws.sensors.dms import DmsTaskCompletedSensor
-
-        aws = {"aws_conn_id": CONFIG.aws.conn_id, "region_name": CONFIG.aws.region}
-        start_replication = DmsStartTaskOperator(
-            task_id="start_replication",
-            replication_task_arn=CONFIG.aws.dms.replication_task_arn,
-            start_replication_task_type=plan["start_type"],
-            start_task_kwargs={"CdcStopPosition": plan["cdc_stop_position"]},
-            **aws,
-        )
-        await_replication = DmsTaskCompletedSensor(
-            task_id="await_replication",
-            replication_task_arn=CONFIG.aws.dms.replication_task_arn,
-            mode="reschedule",
-            poke_interval=60,
-            timeout=6 * 3600,
-            **aws,
-        )
-    else:
-
-        @task
-        def start_replication(start_type: str, **context) -> dict:
-            """Run the local replication task: full load if asked, then CDC to the end of the partition."""
-            from crosschannel.dms import LocalReplicationTask
-
-            return LocalReplicationTask().start(start_type, partition_day(context))
-
-        @task
-        def await_replication(**context) -> dict:
-            """Check the local replication task stopped at the partition's CDC stop position."""
-            from crosschannel.dms import local_task_status
-
-            return local_task_status(partition_day(context))
-
-        start_replication = start_replication(plan["start_type"])
-        await_replication = await_replication()
+        return tasks.plan_extract(partition_day(context), run_flag(context, "force_full_load"))
 
     @task(outlets=[LANDING_DMS])
     def land_dms_files(start_type: str, full_load: bool, *, outlet_events, **context) -> dict:
         """Check every DMS file of the partition and commit its manifest."""
-        from crosschannel.dms import check_landing
-        from crosschannel.ingest import dms_summary
+        from crosschannel.stages.ingest import tasks
 
-        day = partition_day(context)
-        summary = dms_summary(check_landing(day, start_type, full_load))
+        summary = tasks.land_dms_files(partition_day(context), start_type, full_load)
         emit(outlet_events, LANDING_DMS, context, summary)
         return summary
 
     @task(outlets=[LANDING_SEGMENT])
     def land_segment_events(*, outlet_events, **context) -> dict:
         """Check the day's Segment files line by line and land them into the partition."""
-        from crosschannel.ingest import land_segment_events
+        from crosschannel.stages.ingest import tasks
 
-        day = partition_day(context)
-        manifest = land_segment_events(day)
+        manifest = tasks.land_segment_events(partition_day(context))
         emit(outlet_events, LANDING_SEGMENT, context, {k: manifest[k] for k in ("messages", "by_type")})
         return manifest
 
     # plan -> start -> await -> land DMS files; Segment events land independently.
-    chain(plan, start_replication, await_replication, land_dms_files(plan["start_type"], plan["full_load"]))
+    plan = plan_extract()
+    chain(plan, steps.start_replication(plan), steps.await_replication(),
+          land_dms_files(plan["start_type"], plan["full_load"]))
     land_segment_events()
 
 

@@ -33,35 +33,31 @@ from __future__ import annotations
 
 from airflow.sdk import chain, dag, task
 
-from crosschannel.config import get_config
-from crosschannel.notify import deadline_alert
-from crosschannel.pipeline import (
+from crosschannel.core.partition import partition_day
+from crosschannel.wiring import assets, steps
+from crosschannel.wiring.defaults import (
     ASSET_SCHEDULED_START,
     DEFAULT_ARGS,
     PARTITION_PARAM,
     emit,
-    features_asset,
-    landing_dms_asset,
-    landing_segment_asset,
-    partition_day,
     partitioned_on,
-    sql_jobs,
+    tags,
     test_run,
-    trusted_asset,
 )
+from crosschannel.wiring.notify import deadline_alert
 
-CONFIG = get_config()
-TRUSTED = trusted_asset()
-FEATURES = features_asset()
+TRUSTED, FEATURES = assets.trusted(), assets.features()
+
+
 @dag(
     dag_id="retail_trusted",
-    schedule=partitioned_on(landing_dms_asset(), landing_segment_asset()),
+    schedule=partitioned_on(assets.landing_dms(), assets.landing_segment()),
     start_date=ASSET_SCHEDULED_START,
     catchup=False,
     max_active_runs=1,
     default_args=DEFAULT_ARGS,
     deadline=deadline_alert("retail_trusted"),
-    tags=["crosschannel", "trusted", f"target:{CONFIG.target}"],
+    tags=tags("trusted"),
     doc_md=__doc__,
     params={"partition": PARTITION_PARAM},
 )
@@ -69,52 +65,51 @@ def retail_trusted():
     @task
     def plan_merge(**context) -> list[dict]:
         """One merge job per table: the landed files in effect at the partition and the rendered SQL."""
-        from crosschannel.trusted import plan_merge
+        from crosschannel.stages.trusted import tasks
 
-        return plan_merge(partition_day(context))
+        return tasks.plan_merge(partition_day(context))
 
     @task
     def plan_identities(**context) -> list[dict]:
         """Flatten the landed Segment day and plan the identity map job (the previous day's map carried on)."""
-        from crosschannel.trusted_events import plan_identities
+        from crosschannel.stages.trusted import tasks
 
-        return plan_identities(partition_day(context))
+        return tasks.plan_identities(partition_day(context))
 
     @task
     def plan_events(**context) -> list[dict]:
         """Plan the typed events job over the flattened day and its identity map."""
-        from crosschannel.trusted_events import plan_events
+        from crosschannel.stages.trusted import tasks
 
-        return plan_events(partition_day(context))
+        return tasks.plan_events(partition_day(context))
 
     @task
     def gate_trusted(**context) -> dict:
         """Gate every trusted candidate; publish them all only if no critical expectation fails."""
-        from crosschannel.trusted import gate_trusted
+        from crosschannel.stages.trusted import tasks
 
-        return gate_trusted(partition_day(context))
+        return tasks.gate_trusted(partition_day(context))
 
     @task
     def plan_derived(**context) -> list[dict]:
         """Plan the customer 360 and customer features jobs over the day's published trusted partitions."""
-        from crosschannel.features import plan_derived
+        from crosschannel.stages.trusted import tasks
 
-        return plan_derived(partition_day(context))
+        return tasks.plan_derived(partition_day(context))
 
     @task
     def gate_derived(**context) -> dict:
         """Gate customer 360 and the features; publish them only if both pass."""
-        from crosschannel.features import gate_derived
+        from crosschannel.stages.trusted import tasks
 
-        return gate_derived(partition_day(context))
+        return tasks.gate_derived(partition_day(context))
 
     @task(outlets=[TRUSTED, FEATURES])
     def publish_trusted(*, outlet_events, **context) -> dict:
         """Emit the trusted and features assets with the partition, row counts and gate outcomes."""
-        from crosschannel.trusted import summarize
+        from crosschannel.stages.trusted import tasks
 
-        day = partition_day(context)
-        summary = summarize(day)
+        summary = tasks.publish_trusted(partition_day(context))
         for asset in (TRUSTED, FEATURES):
             emit(outlet_events, asset, context, summary)
         return summary
@@ -122,10 +117,10 @@ def retail_trusted():
     merges = plan_merge()
     identities, events = plan_identities(), plan_events()
     gate = gate_trusted()
-    chain(merges, sql_jobs("merge_table", merges), gate)
-    chain(identities, sql_jobs("map_identities", identities), events, sql_jobs("type_events", events), gate)
+    chain(merges, steps.sql_jobs("merge_table", merges), gate)
+    chain(identities, steps.sql_jobs("map_identities", identities), events, steps.sql_jobs("type_events", events), gate)
     derived = plan_derived()
-    chain(gate, derived, sql_jobs("build_derived", derived), gate_derived(), publish_trusted())
+    chain(gate, derived, steps.sql_jobs("build_derived", derived), gate_derived(), publish_trusted())
 
 
 dag = retail_trusted()

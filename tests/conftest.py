@@ -20,6 +20,11 @@ from pathlib import Path
 
 import pytest
 
+from crosschannel.core import source
+from crosschannel.core.config import get_config
+from crosschannel.local import dms_task
+from crosschannel.wiring.defaults import test_run
+
 BUNDLE = Path(__file__).resolve().parents[1]
 _AIRFLOW_HOME = tempfile.mkdtemp(prefix="crosschannel-airflow-")
 os.environ.update({
@@ -67,7 +72,6 @@ AWS_ENV = {
 
 def configure(monkeypatch, tmp_path: Path, **overrides: str):
     """Point the bundle's configuration (local target) at tmp_path, with a small generator."""
-    from crosschannel.config import get_config
 
     values = {
         "CROSSCHANNEL__TARGET": "local",
@@ -89,7 +93,6 @@ def configure(monkeypatch, tmp_path: Path, **overrides: str):
 @pytest.fixture
 def local_env(tmp_path, monkeypatch):
     """A local-target configuration rooted in tmp_path."""
-    from crosschannel.config import get_config
 
     yield configure(monkeypatch, tmp_path)
     get_config.cache_clear()
@@ -108,7 +111,6 @@ def run_dag(dag_id: str, partition: str, mark_success_pattern: str | None = None
     """Parse the bundle's DAGs as the dag processor would and run one with dag.test()."""
     from airflow.dag_processing.dagbag import DagBag
 
-    from crosschannel.pipeline import test_run
 
     bag = DagBag(str(BUNDLE / "dags"))
     assert not bag.import_errors, bag.import_errors
@@ -217,7 +219,6 @@ def full_load_one_store(tmp_path: Path, day):
     under the configured storage root (file:// or s3://)."""
     import datetime as dt
 
-    from crosschannel import dms, source
 
     engine = source.connect(f"sqlite:///{tmp_path / 'src.db'}")
     source.create_schema(engine)
@@ -227,7 +228,7 @@ def full_load_one_store(tmp_path: Path, day):
                                                "opened_date": dt.date(2020, 1, 1),
                                                "updated_at": dt.datetime(2026, 1, 1)}])
     source.enable_cdc(engine)
-    dms.LocalReplicationTask(engine).start("start-replication", day)
+    dms_task.LocalReplicationTask(engine).start("start-replication", day)
     return engine
 
 

@@ -9,7 +9,9 @@ from decimal import Decimal
 import pyarrow as pa
 import pytest
 
-from crosschannel import audiences, engines
+from crosschannel.core import engines
+from crosschannel.core.config import get_config
+from crosschannel.stages.activation import audiences
 
 DAY = dt.date(2026, 11, 10)
 
@@ -104,7 +106,6 @@ def test_every_audience_is_equal_on_spark(local_env, spark):
 
 
 def test_the_assignment_matches_python_and_the_configured_share(local_env, monkeypatch):
-    from crosschannel.config import get_config
 
     monkeypatch.setenv("CROSSCHANNEL__ACTIVATION__HOLDOUT_PERCENT", "30")
     get_config.cache_clear()

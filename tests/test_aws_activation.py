@@ -1,4 +1,4 @@
-"""The activation hooks and operators of crosschannel.aws_activation against botocore's Stubber: every request
+"""The activation hooks and operators of crosschannel.wiring.aws against botocore's Stubber: every request
 is checked against the real Pinpoint / Customer Profiles / Personalize API models before a canned answer (itself
 checked against the model) comes back. The Customer Profiles CSV goes to a presigned-URL stand-in on loopback."""
 
@@ -12,19 +12,20 @@ import re
 import boto3
 import pandas as pd
 import pytest
+from airflow.sdk.module_loading import import_string
 from botocore.stub import Stubber
 
-from crosschannel import activation, destinations, storage
-from crosschannel.activation import ActivationError
-from crosschannel.aws_activation import (
-    ActivationJobFailed,
-    CustomerProfilesHook,
+from crosschannel.core import paths, storage
+from crosschannel.core.config import get_config
+from crosschannel.stages.activation import customer_profiles, outbox, personalize, pinpoint
+from crosschannel.stages.activation.outbox import ActivationError
+from crosschannel.wiring.aws.hooks import ActivationJobFailed, CustomerProfilesHook, PersonalizeHook, PinpointHook
+from crosschannel.wiring.aws.operators import (
     CustomerProfilesUploadOperator,
-    PersonalizeHook,
     PersonalizeImportOperator,
-    PinpointHook,
     PinpointImportOperator,
 )
+from crosschannel.wiring.aws.triggers import ActivationJobTrigger
 from tests.conftest import ACCOUNT, AWS_ENV, LoopbackServer, configure
 
 DAY = dt.date(2026, 11, 2)
@@ -41,7 +42,6 @@ SEND = {"send": True, "reason": "the newest partition"}
 @pytest.fixture
 def env(tmp_path, monkeypatch):
     """The bundle configured in tmp_path, polling without sleeping, with the Pinpoint project set."""
-    from crosschannel.config import get_config
 
     yield configure(monkeypatch, tmp_path, CROSSCHANNEL__ACTIVATION__POLL_INTERVAL_SECONDS="0",
                     CROSSCHANNEL__ACTIVATION__PINPOINT__APPLICATION_ID=APP,
@@ -133,8 +133,8 @@ def _pinpoint_plan(day: dt.date, audience: str) -> dict:
     request = {"Format": "CSV", "S3Url": f"s3://lake/data/activation/pinpoint/dt={day}/{audience}/",
                "RoleArn": PINPOINT_ROLE, "DefineSegment": True, "RegisterEndpoints": True,
                "SegmentName": f"crosschannel-{audience}"}
-    requests = [activation.validate("pinpoint", "CreateImportJob", {"ApplicationId": APP, "ImportJobRequest": request})]
-    return destinations._plan("pinpoint", day, audience, requests, SEND, [request["S3Url"] + "part-00000.csv"],
+    requests = [outbox.validate("pinpoint", "CreateImportJob", {"ApplicationId": APP, "ImportJobRequest": request})]
+    return outbox.plan_request("pinpoint", day, audience, requests, SEND, [request["S3Url"] + "part-00000.csv"],
                               endpoints=2)
 
 
@@ -177,13 +177,13 @@ def test_pinpoint_operator_defines_the_segment_then_the_next_day_updates_it(env,
     assert state == {"partition": DAY.isoformat(), "segment_id": "seg-0001"}
 
     members, profile = _members_and_profile()
-    (next_plan,) = destinations.plan_pinpoint(NEXT_DAY, SEND, members, profile)
+    (next_plan,) = pinpoint.plan_pinpoint(NEXT_DAY, SEND, members, profile)
 
     assert next_plan["name"] == "high_value" and next_plan["endpoints"] == 2
     next_request = next_plan["requests"][0]["params"]["ImportJobRequest"]
     assert next_request["SegmentId"] == "seg-0001"
     assert "SegmentName" not in next_request
-    other = storage.read_json(activation.zone("pinpoint", NEXT_DAY, "outbox", "win_back.json"))
+    other = storage.read_json(paths.activation("pinpoint", NEXT_DAY, "outbox", "win_back.json"))
     assert other["requests"][0]["params"]["ImportJobRequest"]["SegmentName"] == "crosschannel-win_back"
 
 
@@ -312,7 +312,7 @@ def test_ensure_segment_definition_leaves_an_existing_one(stub):
 def test_profiles_operator_uploads_the_planned_csv_and_records_the_definitions(env, stub, http_server):
     url, received = presigned_url(http_server), http_server.received
     _, profile = _members_and_profile()
-    (plan,) = destinations.plan_customer_profiles(DAY, SEND, profile, "manual__2026-11-03T04:00:00")
+    (plan,) = customer_profiles.plan_customer_profiles(DAY, SEND, profile, "manual__2026-11-03T04:00:00")
     create = plan["requests"][0]["params"]
     definitions = [r["params"] for r in plan["requests"] if r["operation"] == "CreateSegmentDefinition"]
     op = CustomerProfilesUploadOperator(task_id="customer_profiles", plan=plan, aws_conn_id=None)
@@ -334,7 +334,7 @@ def test_profiles_operator_uploads_the_planned_csv_and_records_the_definitions(e
     receipt = storage.read_json(storage.location(plan["outbox"]))["receipt"]
     assert receipt["sent"] is True and receipt["status"] == "SUCCEEDED"
     assert receipt["results"]["CreatedRecords"] == 2
-    assert activation.read_state("customer_profiles", "segment_definitions")["names"] == \
+    assert outbox.read_state("customer_profiles", "segment_definitions")["names"] == \
         sorted(d["SegmentDefinitionName"] for d in definitions)
 
 
@@ -379,10 +379,10 @@ def test_personalize_failed_import_raises_with_the_failure_reason(stub):
 
 def _personalize_plan() -> tuple[dict, dict]:
     location = f"s3://lake/data/activation/personalize/dt={DAY}/interactions/part-00000.csv"
-    request = activation.validate("personalize", "CreateDatasetImportJob", {
+    request = outbox.validate("personalize", "CreateDatasetImportJob", {
         "jobName": "crosschannel-interactions-20261102", "datasetArn": INTERACTIONS_ARN,
         "dataSource": {"dataLocation": location}, "roleArn": PERSONALIZE_ROLE, "importMode": "FULL"})
-    plan = destinations._plan("personalize", DAY, "interactions", [request], SEND, [location], records=1500,
+    plan = outbox.plan_request("personalize", DAY, "interactions", [request], SEND, [location], records=1500,
                               mode="FULL", dataset="interactions")
     return plan, request
 
@@ -394,7 +394,7 @@ def test_personalize_operator_records_the_import_so_the_next_day_is_incremental(
     stubber.add_response("create_dataset_import_job", {"datasetImportJobArn": IMPORT_ARN}, request["params"])
     _describe(stubber, "CREATE IN_PROGRESS")
     _describe(stubber, "ACTIVE")
-    assert destinations.import_mode("interactions", DAY) == "FULL"
+    assert personalize.import_mode("interactions", DAY) == "FULL"
 
     result = op.execute({})
 
@@ -404,10 +404,10 @@ def test_personalize_operator_records_the_import_so_the_next_day_is_incremental(
     assert state == {"partition": DAY.isoformat(), "mode": "FULL", "job_arn": IMPORT_ARN}
     receipt = storage.read_json(storage.location(plan["outbox"]))["receipt"]
     assert receipt["sent"] is True and receipt["status"] == "ACTIVE"
-    assert destinations.import_mode("interactions", NEXT_DAY) == "INCREMENTAL"
-    assert destinations.import_mode("interactions", DAY + dt.timedelta(days=3)) == "FULL"
-    assert destinations.import_mode("interactions", DAY) == "FULL"  # the same day sent again
-    assert destinations.import_mode("users", NEXT_DAY) == "FULL"  # another dataset has no import yet
+    assert personalize.import_mode("interactions", NEXT_DAY) == "INCREMENTAL"
+    assert personalize.import_mode("interactions", DAY + dt.timedelta(days=3)) == "FULL"
+    assert personalize.import_mode("interactions", DAY) == "FULL"  # the same day sent again
+    assert personalize.import_mode("users", NEXT_DAY) == "FULL"  # another dataset has no import yet
 
 
 # ---- requests checked against the API model -------------------------------------------------------------------
@@ -417,7 +417,7 @@ def test_validate_refuses_a_pinpoint_import_without_its_role():
                "DefineSegment": True, "SegmentName": "crosschannel-high_value"}
 
     with pytest.raises(ActivationError, match=r"(?s)pinpoint CreateImportJob: .*Missing required parameter.*RoleArn"):
-        activation.validate("pinpoint", "CreateImportJob", {"ApplicationId": APP, "ImportJobRequest": request})
+        outbox.validate("pinpoint", "CreateImportJob", {"ApplicationId": APP, "ImportJobRequest": request})
 
 
 def test_validate_refuses_a_personalize_import_mode_that_is_not_a_string():
@@ -426,14 +426,14 @@ def test_validate_refuses_a_personalize_import_mode_that_is_not_a_string():
 
     with pytest.raises(ActivationError,
                        match=r"(?s)personalize CreateDatasetImportJob: .*Invalid type for parameter importMode"):
-        activation.validate("personalize", "CreateDatasetImportJob", request)
+        outbox.validate("personalize", "CreateDatasetImportJob", request)
 
 
 def test_validate_returns_the_checked_request_with_the_api_version():
     params = {"ApplicationId": APP, "ImportJobRequest": {"Format": "CSV", "S3Url": "s3://lake/x/",
                                                          "RoleArn": PINPOINT_ROLE}}
 
-    checked = activation.validate("pinpoint", "CreateImportJob", params)
+    checked = outbox.validate("pinpoint", "CreateImportJob", params)
 
     assert checked["operation"] == "CreateImportJob" and checked["params"] is params
     assert checked["api_version"] == "2016-12-01"
@@ -451,10 +451,14 @@ def _first_event(trigger):
     return asyncio.run(first())
 
 
+def test_triggers_recorded_under_the_old_class_path_still_import():
+    """Triggers deferred before the stage packages are stored as crosschannel.aws_activation.ActivationJobTrigger;
+    the triggerer must still import them (a thin re-export, kept for one release)."""
+    assert import_string("crosschannel.aws_activation.ActivationJobTrigger") is ActivationJobTrigger
+
+
 def test_a_deferrable_operator_starts_the_job_then_waits_in_the_triggerer(env, stub):
     from airflow.sdk.exceptions import TaskDeferred
-
-    from crosschannel.aws_activation import ActivationJobTrigger
 
     plan, request = _personalize_plan()
     op = PersonalizeImportOperator(task_id="load_personalize", plan=plan, aws_conn_id=None, deferrable=True)
@@ -467,15 +471,16 @@ def test_a_deferrable_operator_starts_the_job_then_waits_in_the_triggerer(env, s
     stubber.assert_no_pending_responses()  # started, not polled in the worker
     trigger = deferred.value.trigger
     classpath, kwargs = trigger.serialize()
-    assert classpath == "crosschannel.aws_activation.ActivationJobTrigger"  # importable by the triggerer
+    assert classpath == "crosschannel.wiring.aws.triggers.ActivationJobTrigger"  # importable by the triggerer
     assert ActivationJobTrigger(**kwargs).serialize() == (classpath, kwargs)
+    assert import_string(classpath) is ActivationJobTrigger
     assert kwargs["ids"] == {"datasetImportJobArn": IMPORT_ARN} and kwargs["kind"] == "personalize_import"
     assert deferred.value.method_name == "execute_complete"
 
     result = op.execute_complete({}, {"status": "success", "job": {"status": "ACTIVE"}}, **deferred.value.kwargs)
 
     assert result == {"job_arn": IMPORT_ARN, "mode": "FULL"}
-    assert destinations.import_mode("interactions", NEXT_DAY) == "INCREMENTAL"
+    assert personalize.import_mode("interactions", NEXT_DAY) == "INCREMENTAL"
     with pytest.raises(ActivationJobFailed, match="missing TIMESTAMP"):
         op.execute_complete({}, {"status": "failed", "message": "missing TIMESTAMP"}, **deferred.value.kwargs)
 
@@ -485,8 +490,6 @@ def test_a_deferrable_operator_starts_the_job_then_waits_in_the_triggerer(env, s
     (["CREATE IN_PROGRESS", "CREATE FAILED"], "failed"),
 ])
 def test_the_trigger_waits_with_the_same_rules(env, stub, monkeypatch, statuses, expected):
-    from crosschannel.aws_activation import ActivationJobTrigger
-
     trigger = ActivationJobTrigger(kind="personalize_import", ids={"datasetImportJobArn": IMPORT_ARN}, interval=0,
                                    timeout=60, aws_conn_id=None, region_name="us-east-1")
     hook = PersonalizeHook(aws_conn_id=None)
@@ -506,8 +509,6 @@ def test_the_trigger_waits_with_the_same_rules(env, stub, monkeypatch, statuses,
 
 
 def test_the_trigger_gives_up_at_the_timeout(env, stub, monkeypatch):
-    from crosschannel.aws_activation import ActivationJobTrigger
-
     trigger = ActivationJobTrigger(kind="pinpoint_import", ids={"ApplicationId": APP, "JobId": "job-9"}, interval=0,
                                    timeout=0, aws_conn_id=None, region_name="us-east-1")
     hook = PinpointHook(aws_conn_id=None)

@@ -9,7 +9,11 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from crosschannel import dms, ingest, segment_events, storage
+from crosschannel.core import dms, paths, storage
+from crosschannel.core import segment_files as segment_events
+from crosschannel.core.config import get_config
+from crosschannel.stages.ingest import landing as dms_landing
+from crosschannel.stages.ingest import tasks as ingest
 from tests.conftest import AWS_ENV, BUNDLE, empty_bucket, full_load_one_store, run_dag
 
 DAY = dt.date(2026, 11, 2)
@@ -18,7 +22,6 @@ DAY = dt.date(2026, 11, 2)
 @pytest.fixture
 def aws_env(moto_server, local_env, monkeypatch):
     """The aws target against the moto server: an S3 lake and a DMS replication task."""
-    from crosschannel.config import get_config
 
     s3 = boto3.client("s3", endpoint_url=moto_server)
     s3.create_bucket(Bucket="lake")
@@ -106,11 +109,11 @@ def test_start_and_await_against_moto(aws_env):
 def test_landing_check_reads_dms_files_in_s3(aws_env, tmp_path):
     full_load_one_store(tmp_path, DAY)
 
-    manifest = dms.check_landing(DAY, "start-replication")
+    manifest = dms_landing.check_landing(DAY, "start-replication")
 
     assert manifest["tables"]["stores"]["full_load_rows"] == 1
-    assert storage.is_committed(dms.manifest_dir(DAY))
-    assert dms.manifest_dir(DAY).protocol == "s3"
+    assert storage.is_committed(paths.dms_manifest(DAY))
+    assert paths.dms_manifest(DAY).protocol == "s3"
 
 
 def test_the_aws_dag_wires_the_plan_into_dms_and_lands_from_s3(aws_env, airflow_db, tmp_path):
@@ -135,5 +138,5 @@ def test_the_aws_dag_wires_the_plan_into_dms_and_lands_from_s3(aws_env, airflow_
     assert rendered["start_task_kwargs"] == {"CdcStopPosition": "commit_time:2026-11-03T00:00:00"}
     described = aws_env["client"].describe_replication_tasks()["ReplicationTasks"][0]
     assert described["Status"] == "running" and "ReplicationTaskStartDate" in described
-    manifest = storage.read_json(dms.manifest_dir(DAY) / "manifest.json")
+    manifest = storage.read_json(paths.dms_manifest(DAY) / "manifest.json")
     assert manifest["full_load"] is True and manifest["tables"]["stores"]["full_load_rows"] == 1

@@ -10,7 +10,11 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from crosschannel import models, sagemaker_jobs, scoring, storage
+from crosschannel.core import paths, storage
+from crosschannel.core import sagemaker as sagemaker_jobs
+from crosschannel.core.config import get_config
+from crosschannel.stages.models import jobs as model_jobs
+from crosschannel.stages.models import registry as model_registry
 from tests.conftest import AWS_ENV, empty_bucket
 
 DAY = dt.date(2026, 11, 2)
@@ -20,7 +24,6 @@ ROLE = "arn:aws:iam::123456789012:role/sagemaker"
 @pytest.fixture
 def aws_ml(moto_server, local_env, monkeypatch):
     """An S3 lake on moto holding one model's datasets, with the aws target configured for SageMaker."""
-    from crosschannel.config import get_config
 
     s3 = boto3.client("s3", endpoint_url=moto_server)
     s3.create_bucket(Bucket="lake")
@@ -48,22 +51,23 @@ def _stubbed(operation: str, config: dict, response: dict) -> None:
 def _tuned_training(model: str) -> dict:
     source_dir = "s3://lake/data/system/sagemaker/sourcedir.tar.gz"
     hps = {**sagemaker_jobs.static_hyperparameters(source_dir), "max_depth": "5", "eta": "0.1"}
-    return sagemaker_jobs.training_config(models.job_name(model, DAY, "train"), models._channels(model, DAY),
-                                          models.models_output(model, DAY), hps)
+    return sagemaker_jobs.training_config(sagemaker_jobs.job_name(model, DAY, "train"),
+                                          model_jobs._channels(model, DAY), model_jobs.models_output(model, DAY), hps)
 
 
 def _model_and_transform(model: str) -> tuple[dict, dict]:
-    artifact = f"{models.models_output(model, DAY)}/{models.job_name(model, DAY, 'train')}/output/model.tar.gz"
+    job = sagemaker_jobs.job_name(model, DAY, "train")
+    artifact = f"{model_jobs.models_output(model, DAY)}/{job}/output/model.tar.gz"
     model_config = sagemaker_jobs.model_config(f"cc-{model}-v0001", artifact,
                                                "s3://lake/data/system/sagemaker/sourcedir.tar.gz")
-    transform = sagemaker_jobs.transform_config(models.job_name(model, DAY, "score"), model_config["ModelName"],
-                                                storage.url_of(scoring.scores_dir(model, DAY, "input")),
-                                                storage.url_of(scoring.scores_dir(model, DAY, "output")), 16, 4)
+    transform = sagemaker_jobs.transform_config(sagemaker_jobs.job_name(model, DAY, "score"), model_config["ModelName"],
+                                                storage.url_of(paths.scores(model, DAY, "input")),
+                                                storage.url_of(paths.scores(model, DAY, "output")), 16, 4)
     return model_config, transform
 
 
 def test_every_sagemaker_config_is_a_valid_request(aws_ml):
-    tuning = models.plan_tuning(DAY)
+    tuning = model_jobs.plan_tuning(DAY)
 
     names = [t["HyperParameterTuningJobName"] for t in tuning]
     assert names == ["churn-20261102-tune", "repurchase-20261102-tune"]
@@ -106,7 +110,7 @@ def test_the_provider_operators_start_the_jobs_on_moto(aws_ml, moto_server):
     )
 
     context = {"ti": mock.Mock(try_number=1)}
-    (tuning, _) = models.plan_tuning(DAY)
+    (tuning, _) = model_jobs.plan_tuning(DAY)
     SageMakerTuningOperator(task_id="tune_model", config=tuning, wait_for_completion=False).execute(context)
     training = _tuned_training("churn")
     SageMakerTrainingOperator(task_id="train_model", config=training, wait_for_completion=False,
@@ -137,8 +141,8 @@ def test_every_version_becomes_a_model_package_of_its_group(aws_ml, moto_server)
             "decision": "promoted: the first model, and it beats the baseline", "metrics": {"auc": 0.81},
             "baseline": {"auc": 0.74}, "model_data": "s3://lake/data/ml/churn/registry/v0001/model.tar.gz"}
 
-    first = models.register_model_package(card)
-    second = models.register_model_package({**card, "version": "v0002", "promoted": False})
+    first = model_registry.register_model_package(card)
+    second = model_registry.register_model_package({**card, "version": "v0002", "promoted": False})
 
     sagemaker = boto3.client("sagemaker", endpoint_url=moto_server, region_name="us-east-1")
     packages = sagemaker.list_model_packages(ModelPackageGroupName="crosschannel-churn")["ModelPackageSummaryList"]
@@ -150,8 +154,8 @@ def test_every_version_becomes_a_model_package_of_its_group(aws_ml, moto_server)
 
 
 def test_each_run_names_its_own_jobs_within_sagemakers_limits(aws_ml):
-    first = [t["HyperParameterTuningJobName"] for t in models.plan_tuning(DAY, run="manual__2026-11-03T04:00:00")]
-    again = [t["HyperParameterTuningJobName"] for t in models.plan_tuning(DAY, run="manual__2026-11-03T09:30:00")]
+    first = [t["HyperParameterTuningJobName"] for t in model_jobs.plan_tuning(DAY, run="manual__2026-11-03T04:00:00")]
+    again = [t["HyperParameterTuningJobName"] for t in model_jobs.plan_tuning(DAY, run="manual__2026-11-03T09:30:00")]
 
     assert first != again and len(set(first + again)) == 4
     assert all(len(name) <= 32 and name.startswith(("churn-20261102-tune-", "repurchase-20261102-tune-"))

@@ -10,7 +10,9 @@ from unittest import mock
 import boto3
 import pytest
 
-from crosschannel import dms, trusted
+from crosschannel.core.config import get_config
+from crosschannel.stages.ingest import landing as dms_landing
+from crosschannel.stages.trusted import merge
 from tests.conftest import AWS_ENV, BUNDLE, empty_bucket, full_load_one_store
 
 DAY = dt.date(2026, 11, 2)
@@ -19,14 +21,13 @@ DAY = dt.date(2026, 11, 2)
 @pytest.fixture
 def aws_lake(moto_server, local_env, monkeypatch, tmp_path):
     """An S3 lake on moto with one landed full load, and the aws target configured for Glue."""
-    from crosschannel.config import get_config
 
     s3 = boto3.client("s3", endpoint_url=moto_server)
     s3.create_bucket(Bucket="lake")
     monkeypatch.setenv("CROSSCHANNEL__STORAGE__ROOT", "s3://lake/data")
     get_config.cache_clear()
     full_load_one_store(tmp_path, DAY)
-    dms.check_landing(DAY, "start-replication")
+    dms_landing.check_landing(DAY, "start-replication")
     for key, value in {
         **AWS_ENV,
         "CROSSCHANNEL__AWS__GLUE__ROLE_ARN": "arn:aws:iam::123456789012:role/glue",
@@ -40,12 +41,12 @@ def aws_lake(moto_server, local_env, monkeypatch, tmp_path):
 
 
 def test_plan_uploads_the_rendered_sql_and_lists_the_landed_files(aws_lake):
-    jobs = {args["--output_path"]: args for args in trusted.plan_merge(DAY)}
+    jobs = {args["--output_path"]: args for args in merge.plan_merge(DAY)}
 
     args = jobs["s3://lake/data/staging/trusted/stores/dt=2026-11-02"]
     assert args["--sql_path"] == "s3://lake/data/system/sql/dt=2026-11-02/stores_cdc_merge.sql"
     sql = aws_lake.get_object(Bucket="lake", Key="data/system/sql/dt=2026-11-02/stores_cdc_merge.sql")
-    assert sql["Body"].read().decode() == trusted.merge_sql("stores")
+    assert sql["Body"].read().decode() == merge.merge_sql("stores")
     landing = json.loads(args["--inputs"])["landing"]
     assert (landing["format"], landing["paths"]) == ("dms_csv", ["s3://lake/data/landing/dms/retail/stores/LOAD00000001.csv"])
     assert landing["schema"].startswith("Op STRING, dms_commit_ts STRING, store_id STRING")
@@ -57,7 +58,7 @@ def test_the_dags_glue_operator_starts_the_job_with_the_planned_arguments(aws_la
     from airflow.sdk.exceptions import TaskDeferred
 
     mapped = DagBag(str(BUNDLE / "dags" / "retail_trusted.py")).dags["retail_trusted"].get_task("merge_table")
-    job = next(j for j in trusted.plan_merge(DAY) if "/orders/" in j["--output_path"])
+    job = next(j for j in merge.plan_merge(DAY) if "/orders/" in j["--output_path"])
     merge_table = GlueJobOperator(task_id="merge_table", script_args=job, **{
         k: v for k, v in mapped.partial_kwargs.items()
         if k in ("job_name", "script_location", "iam_role_arn", "create_job_kwargs", "aws_conn_id", "deferrable")})

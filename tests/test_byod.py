@@ -7,7 +7,8 @@ import datetime as dt
 import pytest
 import sqlalchemy as sa
 
-from crosschannel import byod, source
+from crosschannel.core import source
+from crosschannel.sim import byod
 
 ORDERS = """\
 order_id,customer_id,order_ts,product_id,quantity,amount,store_id,channel

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from crosschannel.config import BUNDLE_ROOT, ConfigError, load_config
+from crosschannel.core.config import BUNDLE_ROOT, ConfigError, load_config
 from tests.conftest import AWS_ENV
 
 AWS = {**AWS_ENV, "CROSSCHANNEL__STORAGE__ROOT": "s3://bucket/prefix",

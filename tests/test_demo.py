@@ -7,7 +7,12 @@ import json
 
 import pytest
 
-from crosschannel import demo, storage
+from crosschannel.core import paths, storage
+from crosschannel.core.config import get_config
+from crosschannel.sim import demo
+from crosschannel.stages.activation import audiences
+from crosschannel.stages.activation import segment as segment_traits
+from crosschannel.stages.models import registry as model_registry
 from tests.conftest import configure
 
 pytestmark = pytest.mark.e2e
@@ -16,7 +21,6 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory, airflow_db):
     """The demo's chain for two days on a small retailer (history long enough for the models' split)."""
-    from crosschannel.config import get_config
 
     with pytest.MonkeyPatch.context() as monkeypatch:
         configure(monkeypatch, tmp_path_factory.mktemp("demo"), CROSSCHANNEL__GENERATOR__CUSTOMERS="600",
@@ -68,7 +72,6 @@ def test_demo_runs_the_chain_and_writes_its_summary(demo_run):
 
 
 def test_the_demo_activates_every_audience_through_every_destination(demo_run):
-    from crosschannel import audiences
 
     summary = json.loads((storage.zone("reports", "demo_summary.json")).read_text())
     assert set(summary["audiences"]) == set(audiences.names())
@@ -92,27 +95,24 @@ def test_the_demo_activates_every_audience_through_every_destination(demo_run):
 
 def test_retraining_compares_the_challenger_with_the_champion_on_the_same_rows(demo_run):
     """After the demo, a second training run registers v0002 with the champion's metrics on its test rows
-    and promotes it only as `models.decide` says."""
-    from crosschannel import models
-    from crosschannel.config import get_config
+    and promotes it only as `model_registry.decide` says."""
     from tests.conftest import run_dag
 
     assert run_dag("propensity_training", "2026-11-02").state == "success"
 
     margin = get_config().models.promotion_margin
     for model in get_config().models.specs:
-        card = storage.read_json(models.registry_dir(model) / "v0002" / "card.json")
+        card = storage.read_json(paths.registry(model) / "v0002" / "card.json")
         assert card["champion"]["version"] == "v0001" and card["training_partition"] == "2026-11-02"
-        expected, _ = models.decide(card["metrics"]["auc"], card["baseline"]["auc"],
+        expected, _ = model_registry.decide(card["metrics"]["auc"], card["baseline"]["auc"],
                                     ("v0001", card["champion"]["metrics"]["auc"]), margin)
         assert card["promoted"] is expected
-        assert models.champion(model)["version"] == ("v0002" if expected else "v0001")
+        assert model_registry.champion(model)["version"] == ("v0002" if expected else "v0001")
 
 
 def test_a_past_partition_sends_nothing_unless_forced(demo_run, http_server, monkeypatch):
     """Re-running activation for the older day (as a backfill does) rebuilds its files and sends nothing, even
     with a Segment connection set; force_publish sends it, as a FULL Personalize load."""
-    from crosschannel import segment_traits
     from tests.conftest import run_dag
 
     monkeypatch.setenv("AIRFLOW_CONN_SEGMENT_DEFAULT", json.dumps(

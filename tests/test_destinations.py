@@ -10,8 +10,10 @@ import io
 import pandas as pd
 import pytest
 
-from crosschannel import activation, destinations, storage
-from crosschannel.activation import ActivationError
+from crosschannel.core import paths, sqljobs, storage
+from crosschannel.stages.activation import outbox, personalize, pinpoint
+from crosschannel.stages.activation import profiles as activation
+from crosschannel.stages.activation.outbox import ActivationError
 
 DAY = dt.date(2026, 11, 3)
 
@@ -38,7 +40,7 @@ def _members() -> pd.DataFrame:
 
 
 def test_pinpoint_endpoints_are_opted_in_valid_contacts_of_treatment_members(local_env):
-    endpoints = destinations.pinpoint_endpoints("win_back", _members(), _profile())
+    endpoints = pinpoint.pinpoint_endpoints("win_back", _members(), _profile())
 
     assert sorted(zip(endpoints["Id"], endpoints["Address"], strict=True)) == [
         ("email-1", "ann@example.com"), ("sms-1", "+15551234567"), ("sms-2", "+15557654321")]
@@ -49,9 +51,9 @@ def test_pinpoint_endpoints_are_opted_in_valid_contacts_of_treatment_members(loc
 
 def test_import_files_are_split_under_the_limit_each_with_the_header(local_env):
     frame = pd.DataFrame({"Id": [f"email-{i}" for i in range(1000)], "Address": "someone@example.com"})
-    folder = activation.zone("pinpoint", DAY, "win_back")
+    folder = paths.activation("pinpoint", DAY, "win_back")
 
-    files = destinations._write_parts(folder, frame, max_bytes=4096)
+    files = outbox.write_parts(folder, frame, max_bytes=4096)
 
     assert len(files) > 5
     rows = []
@@ -71,24 +73,24 @@ def _interactions(users: int, per_user: int) -> pd.DataFrame:
 
 def test_personalize_minimum_data_is_enforced_with_a_clear_error(local_env):
     with pytest.raises(ActivationError, match=r"999 interaction\(s\), Amazon Personalize needs >= 1,000"):
-        destinations.check_minimum("interactions", _interactions(999, 1), "FULL", DAY)
+        personalize.check_minimum("interactions", _interactions(999, 1), "FULL", DAY)
     with pytest.raises(ActivationError, match=r"24 user\(s\) with >= 2 interactions"):
-        destinations.check_minimum("interactions", pd.concat([_interactions(24, 2), _interactions(1000, 1)]),
+        personalize.check_minimum("interactions", pd.concat([_interactions(24, 2), _interactions(1000, 1)]),
                                    "FULL", DAY)
     with pytest.raises(ActivationError, match="new records"):
-        destinations.check_minimum("interactions", _interactions(10, 50), "INCREMENTAL", DAY)
+        personalize.check_minimum("interactions", _interactions(10, 50), "INCREMENTAL", DAY)
 
-    destinations.check_minimum("interactions", _interactions(25, 40), "FULL", DAY)
-    destinations.check_minimum("interactions", _interactions(1000, 1), "INCREMENTAL", DAY)
+    personalize.check_minimum("interactions", _interactions(25, 40), "FULL", DAY)
+    personalize.check_minimum("interactions", _interactions(1000, 1), "INCREMENTAL", DAY)
 
 
 def test_import_mode_is_incremental_only_right_after_the_last_import(local_env):
-    assert destinations.import_mode("interactions", DAY) == "FULL"  # the first load
-    activation.write_state("personalize", "interactions", {"partition": "2026-11-02"})
+    assert personalize.import_mode("interactions", DAY) == "FULL"  # the first load
+    outbox.write_state("personalize", "interactions", {"partition": "2026-11-02"})
 
-    assert destinations.import_mode("interactions", DAY) == "INCREMENTAL"
-    assert destinations.import_mode("interactions", DAY + dt.timedelta(days=1)) == "FULL"  # a gap
-    assert destinations.import_mode("interactions", dt.date(2026, 11, 2)) == "FULL"  # the same day again
+    assert personalize.import_mode("interactions", DAY) == "INCREMENTAL"
+    assert personalize.import_mode("interactions", DAY + dt.timedelta(days=1)) == "FULL"  # a gap
+    assert personalize.import_mode("interactions", dt.date(2026, 11, 2)) == "FULL"  # the same day again
 
 
 def test_a_run_sends_only_for_the_newest_partition_unless_forced(local_env):
@@ -105,13 +107,12 @@ def test_a_run_sends_only_for_the_newest_partition_unless_forced(local_env):
 
 def test_a_request_that_does_not_match_the_api_is_refused(local_env):
     with pytest.raises(ActivationError, match="personalize CreateDatasetImportJob"):
-        activation.validate("personalize", "CreateDatasetImportJob", {"jobName": "x", "datasetArn": "arn"})
+        outbox.validate("personalize", "CreateDatasetImportJob", {"jobName": "x", "datasetArn": "arn"})
 
 
 def _personalize_tables(interactions: int) -> None:
     import pyarrow as pa
 
-    from crosschannel import sqljobs
 
     stamp = pa.array([dt.datetime(2026, 11, 3, 12)] * interactions, pa.timestamp("us"))
     tables = {
@@ -124,20 +125,20 @@ def _personalize_tables(interactions: int) -> None:
                            "REPURCHASE_DECILE": ["9"]}),
     }
     for name, table in tables.items():
-        sqljobs.write_partition(activation.zone("personalize", DAY, "tables", name), table)
-    storage.write_json(activation.zone("personalize", DAY, "modes.json"), dict.fromkeys(tables, "FULL"))
+        sqljobs.write_partition(paths.activation("personalize", DAY, "tables", name), table)
+    storage.write_json(paths.activation("personalize", DAY, "modes.json"), dict.fromkeys(tables, "FULL"))
 
 
 def test_too_little_personalize_data_fails_a_send_but_not_a_backfill(local_env):
     _personalize_tables(interactions=40)
 
     with pytest.raises(ActivationError, match="40 interaction"):
-        destinations.export_personalize(DAY, {"send": True, "reason": "the newest partition"}, "run")
+        personalize.export_personalize(DAY, {"send": True, "reason": "the newest partition"}, "run")
 
-    assert destinations.export_personalize(DAY, {"send": False, "reason": "a backfill"}, "run") == []
-    receipt = storage.read_json(activation.zone("personalize", DAY, "outbox", "interactions.json"))["receipt"]
+    assert personalize.export_personalize(DAY, {"send": False, "reason": "a backfill"}, "run") == []
+    receipt = storage.read_json(paths.activation("personalize", DAY, "outbox", "interactions.json"))["receipt"]
     assert receipt["status"] == "not sent" and "Amazon Personalize needs >= 1,000" in receipt["reason"]
-    csv_file = activation.zone("personalize", DAY, "interactions") / "part-00000.csv"
+    csv_file = paths.activation("personalize", DAY, "interactions") / "part-00000.csv"
     header, first = csv_file.read_text().splitlines()[:2]
     assert header == "USER_ID,ITEM_ID,TIMESTAMP,EVENT_TYPE,EVENT_VALUE"
     assert first.split(",")[2] == str(int(dt.datetime(2026, 11, 3, 12, tzinfo=dt.UTC).timestamp()))

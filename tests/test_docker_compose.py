@@ -16,7 +16,7 @@ import pytest
 import yaml
 from sqlalchemy.engine import make_url
 
-from crosschannel.config import BUNDLE_ROOT, ENV_PREFIX, load_config
+from crosschannel.core.config import BUNDLE_ROOT, ENV_PREFIX, load_config
 
 COMPOSE_FILE = BUNDLE_ROOT / "docker-compose.yaml"
 AIRFLOW_IMAGE = "apache/airflow:3.3.2-python3.11"
@@ -149,7 +149,7 @@ def test_the_container_folders_are_directories_of_this_repository(services):
     assert dags == BUNDLE_ROOT / "dags"
     assert (dags / "retail_ingest.py").is_file()
     assert plugins == BUNDLE_ROOT / "plugins"
-    assert (plugins / "crosschannel" / "config.py").is_file()
+    assert (plugins / "crosschannel" / "core" / "config.py").is_file()
     for entry in env["PYTHONPATH"].split(":"):
         assert on_host(entry).is_dir()
 

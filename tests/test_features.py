@@ -9,10 +9,12 @@ from decimal import Decimal
 import pyarrow as pa
 import pytest
 
-from crosschannel import engines
-from crosschannel.features import customer_360_sql, features_sql
-from crosschannel.sqljobs import empty_table
-from crosschannel.trusted_events import EVENTS_SCHEMA
+from crosschannel.core import engines
+from crosschannel.core.config import Generator
+from crosschannel.core.sqljobs import empty_table
+from crosschannel.sim import generator
+from crosschannel.stages.trusted.events import EVENTS_SCHEMA
+from crosschannel.stages.trusted.features import customer_360_sql, features_sql
 
 AS_OF = dt.date(2026, 6, 30)
 
@@ -116,8 +118,6 @@ def test_labels_agree_with_the_generators_ground_truth():
     calibrated on average, and ranked well (the oracle AUC that issue 4's models are measured against)."""
     import numpy as np
 
-    from crosschannel import generator
-    from crosschannel.config import Generator
 
     settings = Generator(seed=11, customers=3000, stores=5, products=60, history_days=200, event_history_days=1,
                          start_partition="2026-11-01")

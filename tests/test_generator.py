@@ -11,8 +11,11 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
-from crosschannel import generator, segment_events, source, storage
-from crosschannel.config import Generator
+from crosschannel.core import segment_files, source, storage
+from crosschannel.core.config import Generator
+from crosschannel.sim import generator
+from crosschannel.sim.retailer import Retailer, no_purchase_probability
+from crosschannel.sim.timeline import day_ordinal
 
 
 def _settings(**overrides) -> Generator:
@@ -68,15 +71,15 @@ def test_no_purchase_probability_matches_a_monte_carlo_of_the_process():
     alive_on = np.arange(1, days + 1)[None, :] < lapse_day[:, None]
     simulated = 1 - (buys & alive_on).any(axis=1).mean()
 
-    exact = generator.no_purchase_probability(np.array([lam]), np.array([hazard]), np.array([True]), days)[0]
+    exact = no_purchase_probability(np.array([lam]), np.array([hazard]), np.array([True]), days)[0]
 
     assert simulated == pytest.approx(exact, abs=4 * np.sqrt(exact * (1 - exact) / n))
-    assert generator.no_purchase_probability(np.array([lam]), np.array([hazard]), np.array([False]), days)[0] == 1
+    assert no_purchase_probability(np.array([lam]), np.array([hazard]), np.array([False]), days)[0] == 1
 
 
 def test_truth_is_calibrated_and_informative_against_what_customers_then_do():
     settings = _settings()
-    retailer = generator.Retailer.create(settings)
+    retailer = Retailer.create(settings)
     while retailer.next_day < dt.date(2026, 11, 1):
         retailer.simulate_day(with_events=False, n_stores=settings.stores)
     as_of = retailer.next_day - dt.timedelta(days=1)
@@ -98,9 +101,9 @@ def test_truth_is_calibrated_and_informative_against_what_customers_then_do():
 
 def test_lapsed_customers_never_buy():
     settings = _settings(customers=1000)
-    retailer = generator.Retailer.create(settings)
+    retailer = Retailer.create(settings)
     for _ in range(20):
-        d = generator.day_ordinal(retailer.next_day)
+        d = day_ordinal(retailer.next_day)
         changes, _ = retailer.simulate_day(with_events=False, n_stores=settings.stores)
         buyers = changes.inserts["orders"]["customer_id"].to_numpy()
         assert (retailer.a["c_lapse"][buyers - 1] > d).all()
@@ -108,13 +111,13 @@ def test_lapsed_customers_never_buy():
 
 def test_events_follow_segment_ecommerce_spec_and_match_online_orders():
     settings = _settings(customers=500)
-    retailer = generator.Retailer.create(settings)
+    retailer = Retailer.create(settings)
     changes, events = retailer.simulate_day(with_events=True, n_stores=settings.stores)
     day = dt.date.fromisoformat(settings.start_partition) - dt.timedelta(days=settings.history_days)
 
     for event in events:
-        assert segment_events.check_message(json.dumps(event).encode(), day) in {
-            ("identify", "")} | {("track", name) for name in segment_events.ECOMMERCE_EVENTS}
+        assert segment_files.check_message(json.dumps(event).encode(), day) in {
+            ("identify", "")} | {("track", name) for name in segment_files.ECOMMERCE_EVENTS}
     completed = {e["properties"]["order_id"] for e in events if e.get("event") == "Order Completed"}
     orders = changes.inserts["orders"]
     assert completed == {str(i) for i in orders.loc[orders["channel"] != "store", "order_id"]}
@@ -125,7 +128,7 @@ def test_events_follow_segment_ecommerce_spec_and_match_online_orders():
 
 
 def test_segment_files_are_written_in_the_destination_layout(tmp_path):
-    from crosschannel.storage import location
+    from crosschannel.core.storage import location
 
     logs = location(tmp_path.as_uri())
     day = dt.date(2026, 11, 1)
@@ -133,7 +136,7 @@ def test_segment_files_are_written_in_the_destination_layout(tmp_path):
                "timestamp": "2026-11-01T10:00:00.000Z", "receivedAt": f"2026-11-01T10:00:0{i}.000Z"}
               for i in range(3)]
 
-    names = segment_events.write_day(logs, "web", day, events)
+    names = segment_files.write_day(logs, "web", day, events)
 
     folder = tmp_path / "web" / "1793491200000"
     assert names == ["1793491200000.0000.gz"] and (folder / names[0]).exists()
@@ -143,7 +146,8 @@ def test_segment_files_are_written_in_the_destination_layout(tmp_path):
 
 def test_generate_and_advance_on_postgresql(pg_engine, tmp_path, monkeypatch):
     """The PostgreSQL paths: COPY for the history, triggers for a live day, the local DMS full load."""
-    from crosschannel import dms
+    from crosschannel.local.dms_task import LocalReplicationTask
+    from crosschannel.stages.ingest.landing import check_landing
     from tests.conftest import configure
 
     url = pg_engine.url.render_as_string(hide_password=False)
@@ -152,8 +156,8 @@ def test_generate_and_advance_on_postgresql(pg_engine, tmp_path, monkeypatch):
 
     history = generator.generate(cfg.generator)
     (day,) = generator.advance(1)
-    run = dms.LocalReplicationTask().start("start-replication", dt.date(2026, 11, 1))
-    manifest = dms.check_landing(dt.date(2026, 11, 1), "start-replication")
+    run = LocalReplicationTask().start("start-replication", dt.date(2026, 11, 1))
+    manifest = check_landing(dt.date(2026, 11, 1), "start-replication")
 
     with pg_engine.connect() as conn:
         counts = {t.name: conn.execute(sa.select(sa.func.count()).select_from(t)).scalar_one()

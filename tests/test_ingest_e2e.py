@@ -10,7 +10,14 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from crosschannel import dms, generator, source, sqljobs, storage
+from crosschannel.core import dms, gates, paths, source, sqljobs, storage
+from crosschannel.core.config import get_config
+from crosschannel.local import dms_task
+from crosschannel.sim import generator
+from crosschannel.stages.ingest import landing as dms_landing
+from crosschannel.stages.trusted import merge, publish
+from crosschannel.stages.trusted import tasks as trusted_tasks
+from crosschannel.stages.trusted.events import empty_identities, read_day, type_day
 from tests.conftest import configure, run_dag
 
 DAYS = [dt.date(2026, 11, 1), dt.date(2026, 11, 2), dt.date(2026, 11, 3)]
@@ -24,11 +31,11 @@ def _landed_current_state(upto: dt.date) -> dict[str, set[tuple]]:
         tbl = source.table(name)
         keys = [c.name for c in tbl.primary_key.columns]
         frames = []
-        folder = dms.landing_root() / name
+        folder = paths.dms_landing() / name
         paths = sorted(folder.glob("LOAD*.csv"))
         day = DAYS[0]
         while day <= upto:
-            manifest = storage.read_json(dms.manifest_dir(day) / "manifest.json")
+            manifest = storage.read_json(paths.dms_manifest(day) / "manifest.json")
             paths += [folder / day.strftime("%Y/%m/%d") / f for f in manifest["tables"][name]["cdc_files"]]
             day += dt.timedelta(days=1)
         for order, path in enumerate(paths):
@@ -47,7 +54,7 @@ def _source_state(engine) -> dict[str, set[tuple]]:
         for name in dms.mapped_tables():
             tbl = source.table(name)
             state[name] = {
-                tuple(dms.format_value(c, v) for c, v in zip(tbl.columns, row, strict=True))
+                tuple(dms_task.format_value(c, v) for c, v in zip(tbl.columns, row, strict=True))
                 for row in conn.execute(sa.select(tbl))
             }
     return state
@@ -75,15 +82,15 @@ def ingested(tmp_path_factory, airflow_db):
 def test_every_run_succeeds_and_commits_its_partitions(ingested):
     for day, result in ingested["results"].items():
         assert result["run"].state == "success"
-        assert storage.is_committed(dms.manifest_dir(day))
-        segment = storage.partition_dir("landing", "segment", ingested["cfg"].segment.source_id, day=day.isoformat())
+        assert storage.is_committed(paths.dms_manifest(day))
+        segment = paths.segment_landing(day)
         assert storage.is_committed(segment)
         assert storage.read_json(segment / "manifest.json")["messages"] == result["change"]["events"]
 
 
 def test_first_run_is_a_full_load_matching_the_source_row_counts(ingested):
     first = ingested["results"][DAYS[0]]
-    manifest = storage.read_json(dms.manifest_dir(DAYS[0]) / "manifest.json")
+    manifest = storage.read_json(paths.dms_manifest(DAYS[0]) / "manifest.json")
 
     assert manifest["full_load"] is True
     assert {n: t["full_load_rows"] for n, t in manifest["tables"].items()} == first["counts"]
@@ -91,7 +98,7 @@ def test_first_run_is_a_full_load_matching_the_source_row_counts(ingested):
 
 def test_cdc_operations_match_the_changes_the_generator_made(ingested):
     for day in DAYS[1:]:
-        manifest = storage.read_json(dms.manifest_dir(day) / "manifest.json")
+        manifest = storage.read_json(paths.dms_manifest(day) / "manifest.json")
         made = ingested["results"][day]["change"]["changes"]
 
         assert manifest["full_load"] is False
@@ -111,29 +118,29 @@ def test_full_load_plus_cdc_reconciles_with_the_source_db(ingested):
 
 def test_rerunning_the_full_load_day_rechecks_it_without_reloading(ingested):
     day = DAYS[0]
-    manifest_before = (dms.manifest_dir(day) / "manifest.json").read_bytes()
-    loads_before = {storage.relative(p, dms.landing_root()): p.read_bytes()
-                    for p in dms.landing_root().rglob("LOAD*.csv")}
+    manifest_before = (paths.dms_manifest(day) / "manifest.json").read_bytes()
+    loads_before = {storage.relative(p, paths.dms_landing()): p.read_bytes()
+                    for p in paths.dms_landing().rglob("LOAD*.csv")}
 
     run = run_dag("retail_ingest", day.isoformat())
 
     assert run.state == "success"
-    assert (dms.manifest_dir(day) / "manifest.json").read_bytes() == manifest_before
-    assert {storage.relative(p, dms.landing_root()): p.read_bytes()
-            for p in dms.landing_root().rglob("LOAD*.csv")} == loads_before
+    assert (paths.dms_manifest(day) / "manifest.json").read_bytes() == manifest_before
+    assert {storage.relative(p, paths.dms_landing()): p.read_bytes()
+            for p in paths.dms_landing().rglob("LOAD*.csv")} == loads_before
 
 
 def test_rerunning_a_day_is_idempotent(ingested):
     day = DAYS[1]
-    folder = dms.landing_root() / "orders" / day.strftime("%Y/%m/%d")
+    folder = paths.dms_landing() / "orders" / day.strftime("%Y/%m/%d")
     before = {p.name: p.read_bytes() for p in folder.iterdir()}
-    manifest_before = (dms.manifest_dir(day) / "manifest.json").read_bytes()
+    manifest_before = (paths.dms_manifest(day) / "manifest.json").read_bytes()
 
     run = run_dag("retail_ingest", day.isoformat())
 
     assert run.state == "success"
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
-    assert (dms.manifest_dir(day) / "manifest.json").read_bytes() == manifest_before
+    assert (paths.dms_manifest(day) / "manifest.json").read_bytes() == manifest_before
 
 
 def test_asset_events_carry_the_partition(ingested):
@@ -151,10 +158,10 @@ def test_asset_events_carry_the_partition(ingested):
 
 def test_a_bad_cdc_row_fails_the_landing_and_keeps_the_previous_manifest(ingested):
     day = DAYS[2]
-    folder = dms.landing_root() / "orders" / day.strftime("%Y/%m/%d")
+    folder = paths.dms_landing() / "orders" / day.strftime("%Y/%m/%d")
     path = max(folder.iterdir(), key=lambda p: len(p.read_bytes()))
     original = path.read_bytes()
-    manifest_before = (dms.manifest_dir(day) / "manifest.json").read_bytes()
+    manifest_before = (paths.dms_manifest(day) / "manifest.json").read_bytes()
     rows = list(csv.reader(io.StringIO(original.decode())))
     assert len(rows) >= 3
     rows[1][0] = "X"
@@ -164,7 +171,7 @@ def test_a_bad_cdc_row_fails_the_landing_and_keeps_the_previous_manifest(ingeste
     path.write_bytes(buffer.getvalue().encode())
     try:
         with pytest.raises(dms.DmsLandingError) as caught:
-            dms.check_landing(day, "resume-processing")
+            dms_landing.check_landing(day, "resume-processing")
     finally:
         path.write_bytes(original)
 
@@ -172,19 +179,18 @@ def test_a_bad_cdc_row_fails_the_landing_and_keeps_the_previous_manifest(ingeste
     assert path.name in message and "(table orders)" in message
     assert "line 2: column Op: 'X' is not one of I, U, D" in message
     assert "line 3: column order_id: primary key is empty" in message
-    assert (dms.manifest_dir(day) / "manifest.json").read_bytes() == manifest_before
+    assert (paths.dms_manifest(day) / "manifest.json").read_bytes() == manifest_before
 
 
 def test_trusted_current_state_equals_the_source_db(ingested):
     """The CDC merge (include/sql/trusted/cdc_merge.sql on DuckDB) over the landed files gives, for every
     table, exactly the source DB's rows at the last partition (keys and every value)."""
-    from crosschannel import trusted
 
     current = _source_state(ingested["engine"])
     for name in dms.mapped_tables():
         tbl = source.table(name)
-        state = trusted.current_state(name, DAYS[-1])
-        rows = {tuple(dms.format_value(c, v) for c, v in zip(tbl.columns, row.values(), strict=True))
+        state = merge.current_state(name, DAYS[-1])
+        rows = {tuple(dms_task.format_value(c, v) for c, v in zip(tbl.columns, row.values(), strict=True))
                 for row in state.to_pylist()}
 
         assert state.num_rows == len(current[name]), name
@@ -194,10 +200,9 @@ def test_trusted_current_state_equals_the_source_db(ingested):
 def test_trusted_partition_is_written_whole(ingested):
     import pyarrow.parquet as pq
 
-    from crosschannel import trusted
 
-    state = trusted.current_state("orders", DAYS[1])
-    target = trusted.write_table("orders", DAYS[1], state, candidate=False)
+    state = merge.current_state("orders", DAYS[1])
+    target = merge.write_table("orders", DAYS[1], state, candidate=False)
 
     assert storage.is_committed(target)
     with (target / "part-00000.parquet").open("rb") as handle:
@@ -205,10 +210,9 @@ def test_trusted_partition_is_written_whole(ingested):
 
 
 def test_a_gap_in_the_landed_days_is_refused(ingested):
-    from crosschannel import trusted
 
-    with pytest.raises(trusted.TrustedInputError, match=r"no committed landing manifest for 2026-11-0[45]"):
-        trusted.landing_files("orders", dt.date(2026, 11, 10))
+    with pytest.raises(merge.TrustedInputError, match=r"no committed landing manifest for 2026-11-0[45]"):
+        merge.landing_files("orders", dt.date(2026, 11, 10))
 
 
 def test_the_glue_job_script_gives_the_duckdb_state_under_local_pyspark(ingested, spark, tmp_path):
@@ -217,19 +221,18 @@ def test_the_glue_job_script_gives_the_duckdb_state_under_local_pyspark(ingested
 
     import pyarrow.parquet as pq
 
-    from crosschannel import trusted
     from tests.conftest import BUNDLE
 
     spec = importlib.util.spec_from_file_location("run_sql", BUNDLE / "include/glue/run_sql.py")
     job = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(job)
-    planned = next(j for j in trusted.plan_merge(DAYS[-1]) if "/orders/" in j["--output_path"])
+    planned = next(j for j in merge.plan_merge(DAYS[-1]) if "/orders/" in j["--output_path"])
     argv = [token for name, value in planned.items() for token in (name, value)]
     args = job.parse_args(["--JOB_NAME", "crosschannel-sql", *argv[:-1], (tmp_path / "out").as_uri()])
 
     rows = job.run(spark, args["sql_path"], args["inputs"], args["output_path"])
 
-    expected = trusted.current_state("orders", DAYS[-1])
+    expected = merge.current_state("orders", DAYS[-1])
     written = pq.read_table(tmp_path / "out")
     assert rows == expected.num_rows == written.num_rows
     assert (tmp_path / "out" / "_SUCCESS").exists()
@@ -238,17 +241,16 @@ def test_the_glue_job_script_gives_the_duckdb_state_under_local_pyspark(ingested
 
 
 def test_retail_trusted_commits_every_table_for_the_partition(ingested):
-    from crosschannel import trusted
 
     run = run_dag("retail_trusted", DAYS[-1].isoformat())
 
     assert run.state == "success"
-    summary = trusted.summarize(DAYS[-1])
+    summary = publish.summarize(DAYS[-1])
     source_rows = {name: len(rows) for name, rows in _source_state(ingested["engine"]).items()}
     assert {name: summary["rows"][name] for name in source_rows} == source_rows
     assert all(summary["gates"].values()) and len(summary["gates"]) == len(source_rows) + 4
     assert summary["features_rows"] == summary["rows"]["customer_360"] == summary["rows"]["customers"]
-    segment = storage.partition_dir("landing", "segment", ingested["cfg"].segment.source_id, day=DAYS[-1].isoformat())
+    segment = paths.segment_landing(DAYS[-1])
     assert summary["rows"]["events"] == storage.read_json(segment / "manifest.json")["messages"]
     assert set(summary["data_docs"]) == {"data_docs", "data_docs_derived"}
     assert all(storage.location(url).exists() for url in summary["data_docs"].values())
@@ -259,35 +261,34 @@ def test_a_critical_gate_failure_keeps_the_previous_good_partition(ingested):
     expectation with sample values; the published trusted partition is untouched."""
     import pyarrow as pa
 
-    from crosschannel import gates, trusted
 
     day = DAYS[-1]
     assert run_dag("retail_trusted", day.isoformat()).state == "success"
-    published = (trusted.final_dir("orders", day) / "part-00000.parquet").read_bytes()
-    good = trusted.current_state("orders", day)
+    published = (paths.trusted("orders", day) / "part-00000.parquet").read_bytes()
+    good = merge.current_state("orders", day)
     bad = pa.concat_tables([good, good.slice(0, 1)])
     channel = bad.column("channel").to_pylist()
     channel[1] = "fax"
     bad = bad.set_column(bad.schema.get_field_index("channel"), "channel", pa.array(channel, pa.string()))
-    lines = trusted.current_state("order_lines", day)
+    lines = merge.current_state("order_lines", day)
     order_ids = lines.column("order_id").to_pylist()
     order_ids[0] = 999_999_999
     lines = lines.set_column(0, "order_id", pa.array(order_ids, pa.int64()))
     replaced = {"orders": bad, "order_lines": lines}
     for table in dms.mapped_tables():
-        trusted.write_table(table, day, replaced.get(table) or trusted.current_state(table, day))
+        merge.write_table(table, day, replaced.get(table) or merge.current_state(table, day))
     for name in ("identity_map", "events"):
-        trusted.write_table(name, day, sqljobs.read_partition(trusted.final_dir(name, day)))
+        merge.write_table(name, day, sqljobs.read_partition(paths.trusted(name, day)))
 
     with pytest.raises(gates.GateFailed) as caught:
-        trusted.gate_trusted(day)
+        trusted_tasks.gate_trusted(day)
 
     message = str(caught.value)
     assert "trusted_orders (partition 2026-11-03), column order_id: expect_column_values_to_be_unique" in message
     assert "column channel: expect_column_values_to_be_in_set" in message and "'fax'" in message
     assert "trusted_order_lines (partition 2026-11-03), column _references_orders_order_id" in message
     assert "999999999" in message
-    assert (trusted.final_dir("orders", day) / "part-00000.parquet").read_bytes() == published
+    assert (paths.trusted("orders", day) / "part-00000.parquet").read_bytes() == published
     report = storage.read_json(storage.zone("reports", f"dt={day}", "gates", "trusted_orders.json"))
     assert report["success"] is False and report["rows"] == good.num_rows + 1
 
@@ -295,16 +296,14 @@ def test_a_critical_gate_failure_keeps_the_previous_good_partition(ingested):
 def test_landed_segment_day_types_into_events(ingested):
     """The landed Segment partition read back, typed and stitched: one event per distinct messageId, and
     every Order Completed attributed to the order's customer in the trusted orders."""
-    from crosschannel import trusted
-    from crosschannel.trusted_events import empty_identities, read_day, type_day
 
     day = DAYS[1]
     messages = read_day(day)
     _, events = type_day(messages, empty_identities())
 
-    segment = storage.partition_dir("landing", "segment", ingested["cfg"].segment.source_id, day=day.isoformat())
+    segment = paths.segment_landing(day)
     assert events.num_rows == storage.read_json(segment / "manifest.json")["messages"]
-    buyers = {r["order_id"]: r["customer_id"] for r in trusted.current_state("orders", day).to_pylist()}
+    buyers = {r["order_id"]: r["customer_id"] for r in merge.current_state("orders", day).to_pylist()}
     completed = [e for e in events.to_pylist() if e["event_name"] == "Order Completed"]
     assert completed and all(buyers[e["order_id"]] == e["customer_id"] for e in completed)
 
@@ -314,33 +313,30 @@ def test_events_of_unknown_customers_are_reported_not_stopped(ingested):
     warning with the value, publishes the day, and the derived stage counts those events for nobody."""
     import pyarrow as pa
 
-    from crosschannel import trusted
 
     day = DAYS[-1]
     assert run_dag("retail_trusted", day.isoformat()).state == "success"
     for table in dms.mapped_tables():
-        trusted.write_table(table, day, sqljobs.read_partition(trusted.final_dir(table, day)))
-    trusted.write_table("identity_map", day, sqljobs.read_partition(trusted.final_dir("identity_map", day)))
-    events = sqljobs.read_partition(trusted.final_dir("events", day))
+        merge.write_table(table, day, sqljobs.read_partition(paths.trusted(table, day)))
+    merge.write_table("identity_map", day, sqljobs.read_partition(paths.trusted("identity_map", day)))
+    events = sqljobs.read_partition(paths.trusted("events", day))
     ids = events.column("customer_id").to_pylist()
     ids[0] = 987_654_321
-    trusted.write_table("events", day, events.set_column(events.schema.get_field_index("customer_id"), "customer_id",
+    merge.write_table("events", day, events.set_column(events.schema.get_field_index("customer_id"), "customer_id",
                                                          pa.array(ids, pa.int64())))
 
-    outcome = trusted.gate_trusted(day)
+    outcome = trusted_tasks.gate_trusted(day)
 
     assert outcome["gates"]["trusted_events"] is True and outcome["warnings"]["trusted_events"] >= 1
     report = storage.read_json(storage.zone("reports", f"dt={day}", "gates", "trusted_events.json"))
     (dangling,) = [f for f in report["failed_warning"] if f["column"] == "_references_customers_customer_id"]
     assert dangling["sample"] == [987654321]
-    assert sqljobs.read_partition(trusted.final_dir("events", day)).column("customer_id")[0].as_py() == 987654321
+    assert sqljobs.read_partition(paths.trusted("events", day)).column("customer_id")[0].as_py() == 987654321
 
 
 def test_an_empty_day_flows_through_to_the_trusted_zone(ingested, monkeypatch):
     """A day without a change at the source or a Segment event (allowed by segment.allow_empty_day): the
     trusted state equals the day before's, with no events. Runs last: it lands 2026-11-04."""
-    from crosschannel import trusted
-    from crosschannel.config import get_config
 
     day = DAYS[-1] + dt.timedelta(days=1)
     monkeypatch.setenv("CROSSCHANNEL__SEGMENT__ALLOW_EMPTY_DAY", "true")
@@ -350,11 +346,11 @@ def test_an_empty_day_flows_through_to_the_trusted_zone(ingested, monkeypatch):
     assert run_dag("retail_ingest", day.isoformat()).state == "success"
     assert run_dag("retail_trusted", day.isoformat()).state == "success"
 
-    summary = trusted.summarize(day)
+    summary = publish.summarize(day)
     assert summary["rows"]["events"] == 0 and all(summary["gates"].values())
     for table in dms.mapped_tables():
-        before = sqljobs.read_partition(trusted.final_dir(table, DAYS[-1]))
-        assert sqljobs.read_partition(trusted.final_dir(table, day)).equals(before), table
-    identities = sqljobs.read_partition(trusted.final_dir("identity_map", day))
-    assert identities.equals(sqljobs.read_partition(trusted.final_dir("identity_map", DAYS[-1])))
+        before = sqljobs.read_partition(paths.trusted(table, DAYS[-1]))
+        assert sqljobs.read_partition(paths.trusted(table, day)).equals(before), table
+    identities = sqljobs.read_partition(paths.trusted("identity_map", day))
+    assert identities.equals(sqljobs.read_partition(paths.trusted("identity_map", DAYS[-1])))
     get_config.cache_clear()

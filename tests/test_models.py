@@ -12,7 +12,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from crosschannel import models, sagemaker_jobs, scoring, storage
+from crosschannel.core import paths, storage
+from crosschannel.core import sagemaker as sagemaker_jobs
+from crosschannel.core.config import get_config
+from crosschannel.local import sagemaker as local_sagemaker
+from crosschannel.stages.models import datasets as model_datasets
+from crosschannel.stages.models import metrics as model_metrics
+from crosschannel.stages.models import registry as model_registry
+from crosschannel.stages.scoring import scores as scoring
 
 FEATURES = ["recency_days", "frequency_365d", "noise"]
 
@@ -29,7 +36,7 @@ def _frame(rng, n: int) -> pd.DataFrame:
 
 @pytest.fixture
 def channels(local_env):
-    """train / validation channels as models.build_datasets writes them, and the source dir uploaded."""
+    """train / validation channels as model_datasets.build_datasets writes them, and the source dir uploaded."""
     rng = np.random.default_rng(3)
     root = storage.zone("ml", "churn", "datasets", "dt=2026-11-01")
     urls = {}
@@ -49,7 +56,7 @@ def channels(local_env):
 def _train(channels, name="cc-churn-test-train", **tuned):
     hps = {**sagemaker_jobs.static_hyperparameters(channels["source_dir"]), "max_depth": "3", **tuned}
     config = sagemaker_jobs.training_config(name, channels["channels"], channels["output"], hps)
-    return sagemaker_jobs.run_training_job(config)
+    return local_sagemaker.run_training_job(config)
 
 
 def test_train_script_runs_in_the_sagemaker_layout(channels):
@@ -71,20 +78,19 @@ def test_a_failing_training_job_names_the_job_and_the_reason(channels):
     broken = storage.location(channels["channels"]["validation"]) / "manifest.json"
     storage.write_json(broken, {"features": FEATURES[:2]})
 
-    with pytest.raises(sagemaker_jobs.SageMakerJobError,
+    with pytest.raises(local_sagemaker.SageMakerJobError,
                        match=r"training job cc-churn-test-train failed: .*names 2 features, the CSV files have 3"):
         _train(channels)
 
 
 def test_tuning_draws_the_budget_from_the_configured_ranges_and_keeps_the_best(channels, monkeypatch):
-    from crosschannel.config import get_config
 
     monkeypatch.setenv("CROSSCHANNEL__MODELS__MAX_TRIALS", "3")
     get_config.cache_clear()
     config = sagemaker_jobs.tuning_config("cc-churn-20261101-tune", channels["channels"], channels["output"],
                                           channels["source_dir"])
 
-    described = sagemaker_jobs.run_tuning_job(config)
+    described = local_sagemaker.run_tuning_job(config)
 
     trials = described["TrainingJobs"]
     assert len(trials) == 3 and len({json.dumps(t["TunedHyperParameters"]) for t in trials}) == 3
@@ -110,7 +116,7 @@ def test_batch_transform_keeps_every_score_on_its_customer_line(channels):
     transform = sagemaker_jobs.transform_config("cc-churn-score", "cc-churn-v1", storage.url_of(folder / "input"),
                                                 storage.url_of(folder / "output"), len(FEATURES), scoring.OUTPUTS)
 
-    done = sagemaker_jobs.run_transform_job(model, transform, batch_lines=128)
+    done = local_sagemaker.run_transform_job(model, transform, batch_lines=128)
 
     assert transform["DataProcessing"] == {"InputFilter": "$[1:]", "JoinSource": "Input",
                                            "OutputFilter": "$[0,4,5,6,7]"}
@@ -139,9 +145,9 @@ def test_inference_refuses_unsupported_content_and_wrong_widths(channels):
 
 
 def test_json_path_filters():
-    assert sagemaker_jobs._json_path_indices("$[1:]", 4) == [1, 2, 3]
-    assert sagemaker_jobs._json_path_indices("$[0,-1]", 5) == [0, 4]
-    assert sagemaker_jobs._json_path_indices("$[0,4,5]", 6) == [0, 4, 5]
+    assert local_sagemaker._json_path_indices("$[1:]", 4) == [1, 2, 3]
+    assert local_sagemaker._json_path_indices("$[0,-1]", 5) == [0, 4]
+    assert local_sagemaker._json_path_indices("$[0,4,5]", 6) == [0, 4, 5]
 
 
 def test_metrics_against_direct_computations():
@@ -150,7 +156,7 @@ def test_metrics_against_direct_computations():
     p = np.clip(0.3 * y + rng.random(400) * 0.7, 0, 1)
     pairs = [(a, b) for a in p[y == 1] for b in p[y == 0]]
 
-    metrics = models.evaluate(y, p)
+    metrics = model_metrics.evaluate(y, p)
 
     assert metrics["auc"] == pytest.approx(np.mean([1.0 if a > b else 0.5 if a == b else 0.0 for a, b in pairs]))
     top = np.argsort(-p)[:40]
@@ -159,7 +165,7 @@ def test_metrics_against_direct_computations():
     expected_log_loss = -np.mean(y * np.log(p.clip(1e-7)) + (1 - y) * np.log((1 - p).clip(1e-7)))
     assert metrics["log_loss"] == pytest.approx(expected_log_loss)
     assert sum(b["rows"] for b in metrics["calibration"]) == 400
-    assert models.auc(y, -p) == pytest.approx(1 - metrics["auc"])
+    assert model_metrics.auc(y, -p) == pytest.approx(1 - metrics["auc"])
 
 
 @pytest.mark.parametrize(("challenger", "champion", "promoted", "says"), [
@@ -170,13 +176,13 @@ def test_metrics_against_direct_computations():
     (0.80, ("v0001", 0.85), False, "kept champion v0001"),
 ])
 def test_promotion_needs_the_margin_over_the_baseline_and_the_champion(challenger, champion, promoted, says):
-    decided, decision = models.decide(challenger, 0.72, champion, 0.005)
+    decided, decision = model_registry.decide(challenger, 0.72, champion, 0.005)
 
     assert decided is promoted and says in decision
 
 
 def test_split_days_are_temporal_and_complete(local_env):
-    days = models.split_days(dt.date(2026, 11, 1), "churn")
+    days = model_datasets.split_days(dt.date(2026, 11, 1), "churn")
 
     assert days["test"] == [dt.date(2026, 8, 3)]  # 90 days before: the latest complete churn window
     assert days["validation"] == [dt.date(2026, 7, 20)]
@@ -217,7 +223,7 @@ def test_score_gate_stops_a_shifted_distribution(local_env):
     import pyarrow.parquet as pq
 
     ids = pd.Series(range(1, 1001))
-    previous = scoring.scores_dir("churn", dt.date(2026, 11, 1), "scores")
+    previous = paths.scores("churn", dt.date(2026, 11, 1), "scores")
     with storage.committing(previous) as staging, (staging / "part-00000.parquet").open("wb") as handle:
         pq.write_table(pa.table({"probability": np.random.default_rng(1).beta(2, 8, 1000)}), handle)
 

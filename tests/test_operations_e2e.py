@@ -14,7 +14,9 @@ import urllib.request
 
 import pytest
 
-from crosschannel import generator, storage
+from crosschannel.core import storage
+from crosschannel.core.config import get_config
+from crosschannel.sim import generator
 from tests.conftest import BUNDLE, configure, free_port, run_dag
 
 pytestmark = pytest.mark.e2e
@@ -73,7 +75,6 @@ def operated(tmp_path_factory, airflow_db):
     source DB, and the scheduler, api-server, dag-processor and triggerer of bin/airflow-local running them."""
     from aiosmtpd.controller import Controller
 
-    from crosschannel.config import get_config
     from tests.conftest import LoopbackServer
 
     base = tmp_path_factory.mktemp("operations")

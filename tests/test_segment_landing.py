@@ -8,7 +8,10 @@ import json
 
 import pytest
 
-from crosschannel import ingest, segment_events, storage
+from crosschannel.core import paths, storage
+from crosschannel.core import segment_files as segment_events
+from crosschannel.core.config import get_config
+from crosschannel.stages.ingest import tasks as ingest
 
 DAY = dt.date(2026, 11, 1)
 
@@ -28,7 +31,7 @@ def _write(cfg, name: str, lines: list[bytes], *, compress: bool = True):
 
 
 def _partition(cfg):
-    return storage.partition_dir("landing", "segment", cfg.segment.source_id, day=DAY.isoformat())
+    return paths.segment_landing(DAY)
 
 
 def test_a_good_day_lands_unchanged_with_a_manifest(local_env):
@@ -82,7 +85,6 @@ def test_a_file_that_is_not_gzip_is_named(local_env):
 
 
 def test_a_day_without_files_is_an_error_unless_allowed(local_env, monkeypatch):
-    from crosschannel.config import get_config
 
     with pytest.raises(FileNotFoundError, match="no Segment files for source 'retail-web' on 2026-11-01"):
         ingest.land_segment_events(DAY)

@@ -14,8 +14,11 @@ import airflow.exceptions  # noqa: F401
 import pandas as pd
 import pytest
 
-from crosschannel import activation, segment_traits
-from crosschannel.activation import ActivationError
+from crosschannel.core import paths
+from crosschannel.core.config import get_config
+from crosschannel.stages.activation import profiles as activation
+from crosschannel.stages.activation import segment as segment_traits
+from crosschannel.stages.activation.outbox import ActivationError
 from tests.conftest import LoopbackServer, ReceivedRequest, configure
 
 DAY1 = dt.date(2026, 11, 2)
@@ -58,7 +61,6 @@ def segment_api(http_server):
 @pytest.fixture
 def env(tmp_path, monkeypatch):
     """Local target in tmp_path; quick retries and timeouts."""
-    from crosschannel.config import get_config
 
     def setup(**overrides: str):
         return configure(monkeypatch, tmp_path, **{
@@ -83,7 +85,6 @@ def connection(monkeypatch, segment_api):
 
 
 def _models() -> list[str]:
-    from crosschannel.config import get_config
 
     return list(get_config().models.specs)
 
@@ -108,7 +109,7 @@ def make_profile(n: int, *, long_reasons: int = 0, first_id: int = 1000) -> pd.D
 
 
 def _outbox(day: dt.date) -> dict:
-    return json.loads((activation.zone(segment_traits.SEGMENT, day, "outbox") / "identify.json").read_text())
+    return json.loads((paths.activation(segment_traits.SEGMENT, day, "outbox") / "identify.json").read_text())
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -240,7 +241,7 @@ def test_a_batch_failing_every_retry_fails_the_publish_and_marks_nothing(env, co
     assert sorted(i for ids in attempts for i in ids) == sorted(m["message_id"] for m in messages)
     assert segment_traits.published() == {}
     assert not segment_traits.published_path().exists()
-    assert not (activation.zone(segment_traits.SEGMENT, DAY1, "outbox") / "identify.json").exists()
+    assert not (paths.activation(segment_traits.SEGMENT, DAY1, "outbox") / "identify.json").exists()
 
     # the rerun rebuilds the same messages, and delivers them once the API answers again
     rebuilt = segment_traits.build(DAY1, profile)
@@ -284,7 +285,7 @@ def test_a_customer_over_the_32kb_message_limit_fails_the_publish_and_marks_noth
 
     assert connection.received == []
     assert segment_traits.published() == {}
-    assert not (activation.zone(segment_traits.SEGMENT, DAY1, "outbox") / "identify.json").exists()
+    assert not (paths.activation(segment_traits.SEGMENT, DAY1, "outbox") / "identify.json").exists()
 
 
 @pytest.mark.parametrize("level", [
@@ -304,7 +305,7 @@ def test_the_write_key_is_never_written_to_the_outbox_or_the_logs(env, connectio
 
     assert outcome["sent"] is True and len(accepted_messages(connection)) == 20
     assert {basic_user(r) for r in connection.received} == {WRITE_KEY}  # the key did reach the API...
-    outbox = (activation.zone(segment_traits.SEGMENT, DAY1, "outbox") / "identify.json").read_text()
+    outbox = (paths.activation(segment_traits.SEGMENT, DAY1, "outbox") / "identify.json").read_text()
     assert json.loads(outbox)["receipt"]["status"] == "sent"
     assert WRITE_KEY not in outbox and encoded not in outbox  # ...and nowhere else
     assert caplog.handler in logging.getLogger().handlers

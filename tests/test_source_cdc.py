@@ -10,7 +10,9 @@ import json
 import pytest
 import sqlalchemy as sa
 
-from crosschannel import dms, source, storage
+from crosschannel.core import dms, paths, source, storage
+from crosschannel.local import dms_task
+from crosschannel.stages.ingest import landing as dms_landing
 
 T0 = dt.datetime(2026, 11, 1, 9, 30, 0, 123456)
 
@@ -61,13 +63,13 @@ def test_local_extract_writes_dms_layout_full_load_then_cdc(engine, local_env):
     with engine.begin() as conn:
         conn.execute(sa.insert(source.stores), [_store(5, "Five, the big one", T0)])
     source.enable_cdc(engine)
-    task = dms.LocalReplicationTask(engine)
+    task = dms_task.LocalReplicationTask(engine)
 
     task.start("start-replication", dt.date(2026, 10, 31))
     _changes(engine)
     run = task.start("resume-processing", dt.date(2026, 11, 1))
 
-    folder = dms.landing_root() / "stores"
+    folder = paths.dms_landing() / "stores"
     load = list(csv.reader(io.StringIO((folder / "LOAD00000001.csv").read_text())))
     assert load[0] == ["Op", "dms_commit_ts", "store_id", "name", "city", "region", "opened_date", "updated_at"]
     assert load[1] == ["I", "2026-11-01 00:00:00.000000", "5", "Five, the big one", "Salem", "north", "2020-01-02",
@@ -82,17 +84,17 @@ def test_local_extract_writes_dms_layout_full_load_then_cdc(engine, local_env):
     assert [(r[0], r[2], r[3]) for r in rows] == [("I", "1", "One"), ("I", "2", "Two"), ("U", "1", "Uno"),
                                                     ("D", "2", "Two")]
 
-    manifest = dms.check_landing(dt.date(2026, 11, 1), "resume-processing")
+    manifest = dms_landing.check_landing(dt.date(2026, 11, 1), "resume-processing")
     assert manifest["tables"]["stores"]["cdc_ops"] == {"I": 2, "U": 1, "D": 1}
-    assert storage.is_committed(dms.manifest_dir(dt.date(2026, 11, 1)))
+    assert storage.is_committed(paths.dms_manifest(dt.date(2026, 11, 1)))
 
 
 def test_rerunning_a_day_rewrites_the_same_bytes(engine, local_env):
     source.enable_cdc(engine)
-    task = dms.LocalReplicationTask(engine)
+    task = dms_task.LocalReplicationTask(engine)
     task.start("start-replication", dt.date(2026, 10, 31))
     _changes(engine)
-    day_folder = dms.landing_root() / "stores" / "2026/11/01"
+    day_folder = paths.dms_landing() / "stores" / "2026/11/01"
 
     task.start("resume-processing", dt.date(2026, 11, 1))
     first = {p.name: p.read_bytes() for p in day_folder.iterdir()}
@@ -104,18 +106,18 @@ def test_rerunning_a_day_rewrites_the_same_bytes(engine, local_env):
 
 def test_resume_before_any_full_load_is_refused(engine, local_env):
     with pytest.raises(RuntimeError, match="no full load at or before 2026-11-01: start the task with start-repl"):
-        dms.LocalReplicationTask(engine).start("resume-processing", dt.date(2026, 11, 1))
+        dms_task.LocalReplicationTask(engine).start("resume-processing", dt.date(2026, 11, 1))
     with pytest.raises(ValueError, match="expected one of start-replication, reload-target, resume-processing"):
-        dms.LocalReplicationTask(engine).start("restart", dt.date(2026, 11, 1))
+        dms_task.LocalReplicationTask(engine).start("restart", dt.date(2026, 11, 1))
 
 
 def test_a_failed_reload_keeps_the_previous_full_load_whole(engine, local_env, monkeypatch):
     with engine.begin() as conn:
         conn.execute(sa.insert(source.stores), [_store(5, "Five", T0)])
     source.enable_cdc(engine)
-    task = dms.LocalReplicationTask(engine)
+    task = dms_task.LocalReplicationTask(engine)
     task.start("start-replication", dt.date(2026, 10, 31))
-    root = dms.landing_root()
+    root = paths.dms_landing()
     before = {storage.relative(p, root): p.read_bytes() for p in root.rglob("LOAD*.csv")}
     assert "stores/LOAD00000001.csv" in before
     with engine.begin() as conn:
@@ -139,11 +141,11 @@ def test_a_failed_reload_keeps_the_previous_full_load_whole(engine, local_env, m
 
 def test_backfilling_a_day_before_a_reload_keeps_that_days_changes(engine, local_env):
     source.enable_cdc(engine)
-    task = dms.LocalReplicationTask(engine)
+    task = dms_task.LocalReplicationTask(engine)
     task.start("start-replication", dt.date(2026, 10, 31))
     _changes(engine)
     task.start("resume-processing", dt.date(2026, 11, 1))
-    day_folder = dms.landing_root() / "stores" / "2026/11/01"
+    day_folder = paths.dms_landing() / "stores" / "2026/11/01"
     before = {p.name: p.read_bytes() for p in day_folder.iterdir()}
     with engine.begin() as conn:
         source.set_clock(conn, dt.datetime(2026, 11, 3))
@@ -158,7 +160,7 @@ def test_backfilling_a_day_before_a_reload_keeps_that_days_changes(engine, local
 def test_a_rebuilt_source_db_is_refused_until_a_full_load(engine, local_env):
     source.enable_cdc(engine)
     _changes(engine)
-    task = dms.LocalReplicationTask(engine)
+    task = dms_task.LocalReplicationTask(engine)
     task.start("start-replication", dt.date(2026, 11, 1))
     with engine.begin() as conn:
         conn.execute(sa.delete(source.cdc_log))
@@ -172,15 +174,15 @@ def test_rechecking_the_full_load_day_after_a_reload_is_refused(engine, local_en
     source.enable_cdc(engine)
     with engine.begin() as conn:
         conn.execute(sa.insert(source.stores), [_store(5, "Five", T0)])
-    task = dms.LocalReplicationTask(engine)
+    task = dms_task.LocalReplicationTask(engine)
     task.start("start-replication", dt.date(2026, 11, 1))
-    first = dms.check_landing(dt.date(2026, 11, 1), "start-replication")
-    assert dms.check_landing(dt.date(2026, 11, 1), "resume-processing", full_load=True) == first
+    first = dms_landing.check_landing(dt.date(2026, 11, 1), "start-replication")
+    assert dms_landing.check_landing(dt.date(2026, 11, 1), "resume-processing", full_load=True) == first
     with engine.begin() as conn:
         source.set_clock(conn, dt.datetime(2026, 11, 5))
     task.start("reload-target", dt.date(2026, 11, 4))
-    dms.check_landing(dt.date(2026, 11, 4), "reload-target")
+    dms_landing.check_landing(dt.date(2026, 11, 4), "reload-target")
 
     with pytest.raises(dms.DmsLandingError, match="has been replaced by a later full load"):
-        dms.check_landing(dt.date(2026, 11, 1), "resume-processing", full_load=True)
-    assert storage.read_json(dms.manifest_dir(dt.date(2026, 11, 1)) / "manifest.json") == first
+        dms_landing.check_landing(dt.date(2026, 11, 1), "resume-processing", full_load=True)
+    assert storage.read_json(paths.dms_manifest(dt.date(2026, 11, 1)) / "manifest.json") == first

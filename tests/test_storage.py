@@ -3,7 +3,8 @@ from __future__ import annotations
 import boto3
 import pytest
 
-from crosschannel import storage
+from crosschannel.core import storage
+from crosschannel.core.config import get_config
 
 
 def _tree(path):
@@ -40,7 +41,6 @@ def test_local_partition_commit_is_atomic(local_env):
 def test_s3_partition_commit_against_a_moto_server(moto_server, local_env, monkeypatch):
     boto3.client("s3", endpoint_url=moto_server).create_bucket(Bucket="storage-test")
     monkeypatch.setenv("CROSSCHANNEL__STORAGE__ROOT", "s3://storage-test/data")
-    from crosschannel.config import get_config
 
     get_config.cache_clear()
     root = storage.root()

@@ -8,9 +8,10 @@ import functools
 
 import pyarrow as pa
 
-from crosschannel import engines, generator
-from crosschannel.config import Generator
-from crosschannel.trusted_events import empty_identities, flatten, messages_table, type_day
+from crosschannel.core import engines
+from crosschannel.core.config import Generator
+from crosschannel.sim import generator
+from crosschannel.stages.trusted.events import IDENTITY_SCHEMA, empty_identities, flatten, messages_table, type_day
 
 
 def _message(mid, kind, ts, user=None, anon=None, event=None, **props):
@@ -104,7 +105,6 @@ def test_the_glue_script_runs_the_planned_jobs_from_parquet_and_an_empty_first_d
 
     import pyarrow.parquet as pq
 
-    from crosschannel.trusted_events import IDENTITY_SCHEMA
     from tests.conftest import BUNDLE
 
     spec = importlib.util.spec_from_file_location("run_sql", BUNDLE / "include/glue/run_sql.py")

@@ -8,7 +8,8 @@ from decimal import Decimal
 import pyarrow as pa
 import pytest
 
-from crosschannel import engines, trusted
+from crosschannel.core import dms, engines, gates, source
+from crosschannel.stages.trusted import merge
 
 HEADER = ["Op", "dms_commit_ts", "store_id", "name", "city", "region", "opened_date", "updated_at"]
 
@@ -54,14 +55,14 @@ def _rows(table: pa.Table) -> list[tuple]:
 
 
 def test_merge_on_duckdb_applies_changes_in_commit_then_file_then_row_order():
-    result = engines.run_duckdb(trusted.merge_sql("stores"), {"landing": _landing(ROWS)})
+    result = engines.run_duckdb(merge.merge_sql("stores"), {"landing": _landing(ROWS)})
 
     assert _rows(result) == EXPECTED
     assert [f.name for f in result.schema] == HEADER[2:]
 
 
 def test_merge_on_spark_equals_duckdb(spark):
-    sql = trusted.merge_sql("stores")
+    sql = merge.merge_sql("stores")
     landing = _landing(ROWS)
 
     assert _rows(engines.run_spark(spark, sql, {"landing": landing})) == \
@@ -71,7 +72,6 @@ def test_merge_on_spark_equals_duckdb(spark):
 @pytest.mark.parametrize("table", ["orders", "order_lines", "inventory", "products", "customers", "returns"])
 def test_every_table_types_agree_on_both_engines(spark, table):
     """One landed row per table with every type (BIGINT, DECIMAL, BOOLEAN, DATE, TIMESTAMP, STRING)."""
-    from crosschannel import dms, source
 
     tbl = source.table(table)
     samples = {"BIGINT": "7", "DECIMAL(12, 2)": "19.90", "BOOLEAN": "true", "DATE": "2026-11-01",
@@ -80,7 +80,7 @@ def test_every_table_types_agree_on_both_engines(spark, table):
     names = dms.header_for(tbl)
     landing = pa.table({**{n: pa.array([v], pa.string()) for n, v in zip(names, ["I", LOAD, *values], strict=True)},
                         "_file_seq": pa.array([0], pa.int64()), "_row_seq": pa.array([0], pa.int64())})
-    sql = trusted.merge_sql(table)
+    sql = merge.merge_sql(table)
 
     on_duckdb = _rows(engines.run_duckdb(sql, {"landing": landing}))
     on_spark = _rows(engines.run_spark(spark, sql, {"landing": landing}))
@@ -93,10 +93,9 @@ def test_a_value_that_no_longer_fits_its_type_is_stopped_on_both_engines(spark):
     """DuckDB refuses the cast; Spark 3.5 (non-ANSI, as Glue) makes it NULL, which the gate stops."""
     import duckdb
 
-    from crosschannel import gates
 
     rows = [(0, 0, "I", LOAD, "1", "One", "Salem", "north", "not-a-date", "2026-01-01 10:00:00.000000")]
-    sql = trusted.merge_sql("stores")
+    sql = merge.merge_sql("stores")
 
     with pytest.raises(duckdb.ConversionException):
         engines.run_duckdb(sql, {"landing": _landing(rows)})

@@ -33,30 +33,30 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--days", type=int, default=3, help="partitions to run after the history (default 3)")
     args = parser.parse_args(argv)
 
-    from crosschannel.config import get_config
+    from crosschannel.core.config import get_config
 
     if args.command == "generate":
-        from crosschannel import generator
+        from crosschannel.sim import generator
 
         settings = get_config().generator
         if args.customers:
             settings = settings.model_copy(update={"customers": args.customers})
         print(json.dumps(generator.generate(settings, force=args.force), indent=2))
     elif args.command == "advance":
-        from crosschannel import generator
+        from crosschannel.sim import generator
 
         print(json.dumps(generator.advance(args.days), indent=2))
     elif args.command == "truth":
-        from crosschannel import generator
+        from crosschannel.sim import generator
 
         frame = generator.Retailer.load(generator.state_path()).truth(args.day)
         print(frame.describe().to_string())
     elif args.command == "import-csv":
-        from crosschannel import byod
+        from crosschannel.sim import byod
 
         print(json.dumps(byod.import_csv(args.orders, args.customers), indent=2))
     elif args.command == "demo":
-        from crosschannel import demo
+        from crosschannel.sim import demo
 
         demo.run(days=args.days)
     return 0
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(argv: list[str] | None = None) -> int:
     """main() with the bundle's input errors printed as one clear line instead of a traceback."""
-    from crosschannel.config import ConfigError
+    from crosschannel.core.config import ConfigError
 
     try:
         return main(argv)

@@ -1,0 +1,362 @@
+"""Typed deployment configuration: include/crosschannel.yaml plus CROSSCHANNEL__* environment overrides.
+
+Loaded lazily and cached (`get_config()`); reading it touches only the local file system, so DAG files
+may call it at parse time. A bad value fails with a message naming the key and what is allowed.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+BUNDLE_ROOT = Path(__file__).resolve().parents[3]
+DEFAULT_CONFIG_FILE = BUNDLE_ROOT / "include" / "crosschannel.yaml"
+ENV_PREFIX = "CROSSCHANNEL__"
+
+
+class ConfigError(ValueError):
+    """The configuration is invalid; the message names the key and what is allowed."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Storage(_Section):
+    root: str = ".data"
+    conn_id: str = "aws_default"
+
+    _check_root = field_validator("root")(lambda value: _as_url(value) and value)
+
+    @property
+    def url(self) -> str:
+        """The root as a URL: file:///absolute/path or s3://bucket/prefix (no trailing slash)."""
+        return _as_url(self.root)
+
+
+class Source(_Section):
+    url: str = Field("sqlite:///.data/source/retail.db", pattern=r"^(sqlite|postgresql)(\+\w+)?://")
+    schema_name: str = Field("retail", alias="schema", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        """SQLite URLs with a relative path are resolved against the bundle root."""
+        prefix = "sqlite:///"
+        if self.url.startswith(prefix) and not self.url.startswith(prefix + "/"):
+            rest = self.url[len(prefix) :]
+            if rest and rest != ":memory:":
+                return prefix + str(BUNDLE_ROOT / rest)
+        return self.url
+
+
+class Segment(_Section):
+    source_id: str = Field("retail-web", pattern=r"^[A-Za-z0-9_.-]+$")
+    logs_uri: str = ".data/segment-logs"
+    allow_empty_day: bool = False
+
+    _check_logs_uri = field_validator("logs_uri")(lambda value: _as_url(value) and value)
+
+    @property
+    def logs_url(self) -> str:
+        return _as_url(self.logs_uri)
+
+
+class Dms(_Section):
+    settings_file: str = "include/dms/s3-target-settings.json"
+    table_mappings_file: str = "include/dms/table-mappings.json"
+
+    @property
+    def settings_path(self) -> Path:
+        return BUNDLE_ROOT / self.settings_file
+
+    @property
+    def table_mappings_path(self) -> Path:
+        return BUNDLE_ROOT / self.table_mappings_file
+
+
+class AwsDms(_Section):
+    replication_task_arn: Annotated[str, Field(pattern=r"^(|arn:aws[a-z-]*:dms:[a-z0-9-]+:\d{12}:task:\S+)$")] = ""
+
+
+class AwsGlue(_Section):
+    role_arn: str = ""
+    job_name: str = "crosschannel-sql"
+    script_location: str = ""  # s3:// path of include/glue/run_sql.py as deployed
+    glue_version: Literal["5.0"] = "5.0"
+    worker_type: Literal["G.1X", "G.2X", "G.4X", "G.8X", "G.025X"] = "G.1X"
+    number_of_workers: int = Field(2, ge=2, le=1000)
+
+
+class AwsSageMaker(_Section):
+    role_arn: str = ""
+    instance_type: str = Field("ml.m5.xlarge", pattern=r"^ml\.[a-z0-9]+\.[a-z0-9]+$")
+    # The SageMaker XGBoost framework image of the region (script mode), e.g. us-east-1's 1.7-1:
+    image_uri: str = Field("683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1",
+                           pattern=r"^\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/[\w.-]+:[\w.-]+$")
+    model_package_group: str = Field("crosschannel", pattern=r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+
+
+class Aws(_Section):
+    region: str = Field("us-east-1", pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
+    conn_id: str = "aws_default"
+    bucket: str = ""
+    dms: AwsDms = AwsDms()
+    glue: AwsGlue = AwsGlue()
+    sagemaker: AwsSageMaker = AwsSageMaker()
+
+
+class Generator(_Section):
+    seed: int = 42
+    customers: int = Field(20000, ge=100)
+    stores: int = Field(25, ge=1)
+    products: int = Field(800, ge=10)
+    history_days: int = Field(540, ge=30)
+    event_history_days: int = Field(35, ge=1)
+    start_partition: str = Field("2026-11-01", pattern=r"^\d{4}-\d{2}-\d{2}$")
+
+
+class Range(_Section):
+    """A hyperparameter's search range: SageMaker's IntegerParameterRanges / ContinuousParameterRanges."""
+
+    kind: Literal["integer", "continuous"]
+    min: float
+    max: float
+    scaling: Literal["Auto", "Linear", "Logarithmic"] = "Auto"
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Range:
+        if self.min > self.max:
+            raise ValueError(f"min {self.min} is above max {self.max}")
+        return self
+
+
+class ModelSpec(_Section):
+    """One propensity model: its label column (customer_features.sql) and the days its window needs."""
+
+    label: str = Field(pattern=r"^[a-z_][a-z0-9_]*$")
+    horizon_days: int = Field(ge=1, le=365)
+    description: str = ""
+
+
+DEFAULT_FEATURES = (
+    "recency_days", "orders_lifetime", "frequency_30d", "monetary_30d", "frequency_90d", "monetary_90d",
+    "frequency_365d", "monetary_365d", "store_share_365d", "web_share_365d", "app_share_365d",
+    "discount_share_365d", "returns_90d", "refunds_90d", "tenure_days", "top_category_share_365d",
+)
+
+
+class Models(_Section):
+    specs: dict[str, ModelSpec] = {
+        "churn": ModelSpec(label="churn_90d", horizon_days=90, description="no purchase in the next 90 days"),
+        "repurchase": ModelSpec(label="repurchase_30d", horizon_days=30, description="a purchase in the next 30 days"),
+    }
+    features: tuple[str, ...] = DEFAULT_FEATURES
+    as_of_step_days: int = Field(14, ge=1)
+    train_as_of_days: int = Field(4, ge=1)
+    max_trials: int = Field(6, ge=1, le=500)
+    max_parallel_trials: int = Field(2, ge=1)
+    max_rounds: int = Field(300, ge=10)
+    early_stopping_rounds: int = Field(20, ge=1)
+    ranges: dict[str, Range] = {
+        "max_depth": Range(kind="integer", min=4, max=12),
+        "eta": Range(kind="continuous", min=0.05, max=0.5, scaling="Logarithmic"),
+        "min_child_weight": Range(kind="continuous", min=1, max=20),
+        "subsample": Range(kind="continuous", min=0.6, max=1.0),
+        "colsample_bytree": Range(kind="continuous", min=0.5, max=1.0),
+        "lambda": Range(kind="continuous", min=0.1, max=10, scaling="Logarithmic"),
+    }
+    promotion_margin: float = Field(0.005, ge=0)
+    psi_limit: float = Field(0.25, gt=0)
+    seed: int = 7
+
+
+class Pinpoint(_Section):
+    enabled: bool = True
+    application_id: str = ""               # the Pinpoint project (aws target)
+    role_arn: str = ""                     # the role Pinpoint assumes to read the import files
+    max_file_mb: int = Field(900, ge=1, le=1000)  # an import file stays under Pinpoint's 1 GB limit
+
+
+class CustomerProfiles(_Section):
+    enabled: bool = True
+    domain_name: str = Field("crosschannel", pattern=r"^[a-zA-Z0-9_-]{1,64}$")
+    data_expiry_days: int = Field(30, ge=1, le=1098)
+
+
+class Personalize(_Section):
+    enabled: bool = True
+    role_arn: str = ""
+    interactions_dataset_arn: str = ""
+    items_dataset_arn: str = ""
+    users_dataset_arn: str = ""
+    min_interactions: int = Field(1000, ge=1)       # Personalize's minimum for a load, and for an incremental one
+    min_users: int = Field(25, ge=1)                # users with at least min_user_interactions each
+    min_user_interactions: int = Field(2, ge=1)
+
+
+class SegmentTraits(_Section):
+    enabled: bool = True
+    conn_id: str = "segment_default"       # host = the API host, password = the source's write key
+    upload_size: int = Field(100, ge=1, le=2500)
+    max_queue_size: int = Field(10000, ge=100)
+    max_retries: int = Field(10, ge=0)
+    timeout_seconds: int = Field(15, ge=1)
+    probability_digits: int = Field(2, ge=1, le=6)  # traits change only when a rounded probability does
+
+
+class Activation(_Section):
+    # Every audience member is in the control group when the hash of (audience, customer id) falls under
+    # this percentage; the same customer stays in the same group every day. Control members are never sent.
+    holdout_percent: float = Field(10, ge=0, lt=100)
+    poll_interval_seconds: float = Field(30, ge=0)
+    poll_timeout_minutes: float = Field(120, gt=0)
+    pinpoint: Pinpoint = Pinpoint()
+    customer_profiles: CustomerProfiles = CustomerProfiles()
+    personalize: Personalize = Personalize()
+    segment: SegmentTraits = SegmentTraits()
+
+
+Channel = Literal["smtp", "slack", "sns"]
+DAG_IDS = ("retail_ingest", "retail_trusted", "propensity_training", "propensity_scoring", "audience_activation")
+
+
+class Schedule(_Section):
+    # The first day the time-scheduled DAGs (retail_ingest daily, propensity_training weekly) run on their own.
+    # Before it, days only run through backfills or by hand: install, backfill the history, then let it run.
+    start_date: str = Field("2026-11-01", pattern=r"^\d{4}-\d{2}-\d{2}$")
+
+
+class Alerts(_Section):
+    # Who hears what, on which channels: stakeholders when a DAG misses its deadline, on-call when a task fails.
+    stakeholders: tuple[Channel, ...] = ()
+    oncall: tuple[Channel, ...] = ()
+    smtp_conn_id: str = "smtp_default"            # host, port, login, password of the mail server
+    from_email: str = "crosschannel@localhost"
+    stakeholder_emails: tuple[str, ...] = ()
+    oncall_emails: tuple[str, ...] = ()
+    slack_conn_id: str = "slack_webhook_default"  # the incoming webhook (password: the webhook URL or token)
+    sns_topic_arn: str = ""                       # aws target: the topic stakeholders and on-call subscribe to
+    # A DAG run must finish within this many minutes of being queued, or the stakeholders are told.
+    deadline_minutes: dict[str, float] = {"retail_ingest": 120, "retail_trusted": 120, "propensity_training": 360,
+                                          "propensity_scoring": 60, "audience_activation": 60}
+
+    @model_validator(mode="after")
+    def _complete(self) -> Alerts:
+        unknown = set(self.deadline_minutes) - set(DAG_IDS)
+        if unknown:
+            raise ValueError(f"deadline_minutes: unknown DAG(s) {sorted(unknown)}, expected {list(DAG_IDS)}")
+        if any(minutes <= 0 for minutes in self.deadline_minutes.values()):
+            raise ValueError("deadline_minutes: every deadline must be above 0 minutes")
+        for audience, emails in (("stakeholders", self.stakeholder_emails), ("oncall", self.oncall_emails)):
+            if "smtp" in getattr(self, audience) and not emails:
+                raise ValueError(f"{audience}: smtp is chosen but {audience.rstrip('s')}_emails is empty")
+        if "sns" in (*self.stakeholders, *self.oncall) and not self.sns_topic_arn:
+            raise ValueError("sns_topic_arn: required when sns is a channel")
+        return self
+
+
+class Config(_Section):
+    target: Literal["local", "aws"] = "local"
+    storage: Storage = Storage()
+    source: Source = Source()
+    segment: Segment = Segment()
+    dms: Dms = Dms()
+    aws: Aws = Aws()
+    generator: Generator = Generator()
+    models: Models = Models()
+    activation: Activation = Activation()
+    schedule: Schedule = Schedule()
+    alerts: Alerts = Alerts()
+
+    @model_validator(mode="after")
+    def _aws_target_is_complete(self) -> Config:
+        if self.target != "aws":
+            return self
+        if not self.storage.url.startswith("s3://"):
+            raise ValueError("storage.root: must be an s3:// URL when target is 'aws'")
+        if not self.segment.logs_url.startswith("s3://"):
+            raise ValueError("segment.logs_uri: must be an s3:// URL (Segment's S3 destination) when target is 'aws'")
+        if not self.aws.dms.replication_task_arn:
+            raise ValueError("aws.dms.replication_task_arn: required when target is 'aws' (a DMS task ARN)")
+        activation = self.activation
+        required = {
+            "pinpoint": ("application_id", "role_arn"),
+            "personalize": ("role_arn", "interactions_dataset_arn", "items_dataset_arn", "users_dataset_arn"),
+        }
+        for destination, keys in required.items():
+            section = getattr(activation, destination)
+            for key in keys:
+                if section.enabled and not getattr(section, key):
+                    raise ValueError(f"activation.{destination}.{key}: required when target is 'aws' and "
+                                     f"activation.{destination}.enabled is true")
+        return self
+
+
+def _as_url(location: str) -> str:
+    if location.startswith(("s3://", "file://")):
+        return location.rstrip("/")
+    if "://" in location:
+        raise ValueError(f"unsupported location {location!r}: expected a path, file:// or s3://")
+    path = Path(location)
+    return (path if path.is_absolute() else BUNDLE_ROOT / path).resolve().as_uri()
+
+
+def _env_overrides(environ: dict[str, str]) -> dict:
+    overrides: dict = {}
+    for name, value in sorted(environ.items()):
+        if not name.startswith(ENV_PREFIX):
+            continue
+        keys = [k.lower() for k in name[len(ENV_PREFIX) :].split("__")]
+        node = overrides
+        for key in keys[:-1]:
+            node = node.setdefault(key, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"environment variable {name}: {'.'.join(keys)} is not a section")
+        # a list or mapping is written inline, as in the YAML file: CROSSCHANNEL__ALERTS__ONCALL='[smtp, slack]'
+        node[keys[-1]] = yaml.safe_load(value) if value.lstrip().startswith(("[", "{")) else value
+    return overrides
+
+
+def _merge(base: dict, override: dict) -> dict:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def load_config(path: Path | str | None = None, environ: dict[str, str] | None = None) -> Config:
+    """Read, merge and validate the configuration (uncached: use `get_config()` in the pipeline)."""
+    environ = dict(os.environ if environ is None else environ)
+    path = Path(path or environ.get("CROSSCHANNEL_CONFIG") or DEFAULT_CONFIG_FILE)
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except OSError as exc:
+        raise ConfigError(f"crosschannel config {path}: cannot read it ({exc.strerror})") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"crosschannel config {path}: not valid YAML ({exc})") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"crosschannel config {path}: expected a mapping at the top level")
+    try:
+        return Config.model_validate(_merge(raw, _env_overrides(environ)))
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            key = ".".join(str(part) for part in err["loc"])
+            message = err["msg"].removeprefix("Value error, ")
+            problems.append(f"{key}: {message}" if key else message)
+        where = f"crosschannel config {path} (with CROSSCHANNEL__* overrides)"
+        raise ConfigError(f"{where}: " + "; ".join(problems)) from None
+
+
+@functools.cache
+def get_config() -> Config:
+    """The process-wide configuration, loaded on first use."""
+    return load_config()

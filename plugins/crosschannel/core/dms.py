@@ -1,0 +1,73 @@
+"""AWS DMS's S3 target layout, as both targets write and read it (include/dms/s3-target-settings.json).
+
+    <schema>/<table>/LOAD00000001.csv ...          full load (hex counter), Op=I on every row
+    <schema>/<table>/YYYY/MM/DD/YYYYMMDD-HHMMSSffff.csv   CDC, in folders by commit date
+    CSV with a header: Op, <TimestampColumnName>, then the table's columns; NULL is an empty field.
+
+The timestamp column is the transfer time for the full load and the source commit time for CDC. The
+partitions that landed a full load are recorded in <root>/landing/manifests/dms/full_loads.json.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import json
+import re
+
+import sqlalchemy as sa
+
+from crosschannel.core import paths, source, storage
+from crosschannel.core.config import get_config
+
+FULL_LOAD_TYPES = ("start-replication", "reload-target")
+START_TYPES = (*FULL_LOAD_TYPES, "resume-processing")
+LOAD_FILE = re.compile(r"^LOAD[0-9A-F]{8}\.csv$")
+CDC_FILE = re.compile(r"^\d{8}-\d{10}\.csv$")
+
+
+class DmsLandingError(ValueError):
+    """The landed DMS files are missing, unreadable or hold bad rows; the message names file, line, column."""
+
+
+@functools.cache
+def settings() -> dict:
+    return json.loads(get_config().dms.settings_path.read_text())
+
+
+def mapped_tables() -> list[str]:
+    """Tables the DMS table mappings include for the configured schema, in source order."""
+    cfg = get_config()
+    path = cfg.dms.table_mappings_path
+    rules = json.loads(path.read_text()).get("rules", [])
+    included = {
+        r["object-locator"]["table-name"]
+        for r in rules
+        if r.get("rule-type") == "selection" and r.get("rule-action") == "include"
+        and r["object-locator"].get("schema-name") in (cfg.source.schema_name, "%")
+    }
+    known = [t.name for t in source.RETAIL_TABLES if t.name in included or "%" in included]
+    if not known:
+        raise DmsLandingError(f"{path}: no selection rule includes a table of schema {cfg.source.schema_name!r}")
+    return known
+
+
+def cdc_stop_position(day: dt.date) -> str:
+    """DMS CdcStopPosition for the partition: the first commit at or after the end of the day (UTC).
+
+    Commit time, not server time: the CDC folders are by commit date, so the task must have read every
+    commit of the day, however late it reads them, before the partition's manifest is written.
+    """
+    return "commit_time:" + dt.datetime.combine(day + dt.timedelta(days=1), dt.time(0)).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+
+
+def header_for(tbl: sa.Table) -> list[str]:
+    return ["Op", settings()["TimestampColumnName"], *(c.name for c in tbl.columns)]
+
+
+def full_load_partitions() -> dict[str, dict]:
+    """The partitions whose run landed a full load, with its transfer time: {"2026-11-01": {"ts": ...}}."""
+    path = paths.dms_full_loads()
+    return storage.read_json(path) if path.exists() else {}

@@ -1,0 +1,160 @@
+"""A SQL job: one rendered file of include/sql/, its named inputs and one output partition.
+
+The same job arguments drive both targets. On aws they are the `script_args` of the generic Glue 5.x job
+(include/glue/run_sql.py); on local `run_local()` reads the same inputs into DuckDB in the worker. The
+rendered SQL is kept under <root>/system/sql/dt=YYYY-MM-DD/ on both targets, so what ran for a partition
+can always be read back.
+
+Inputs (the `--inputs` JSON): {"<view>": {"format": "dms_csv" | "parquet", "paths": [...], "schema": ddl}}
+    dms_csv  DMS CSV files with a header, read as text, plus _file_seq (the file's place in `paths`) and
+             _row_seq (increasing with the row's place in its file)
+    parquet  partition folders (or files) read as one table; with no paths, an empty table of `schema`
+             (a DDL such as "anonymous_id STRING, customer_id BIGINT"), e.g. on the first day
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from typing import TYPE_CHECKING
+
+from crosschannel.core import engines, paths, storage
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    from airflow.sdk import ObjectStoragePath
+
+
+class SqlJobError(RuntimeError):
+    """A SQL job could not run; the message names the SQL file, input or output."""
+
+
+def upload_sql(day: dt.date, name: str, sql: str) -> ObjectStoragePath:
+    """Keep a rendered SQL file where the job reads it: <root>/system/sql/dt=YYYY-MM-DD/<name>."""
+    path = paths.sql_file(day, name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(sql)
+    return path
+
+
+def parquet(folders: list[ObjectStoragePath], schema: str | None = None) -> dict:
+    spec = {"format": "parquet", "paths": [storage.url_of(f) for f in folders]}
+    return {**spec, "schema": schema} if schema else spec
+
+
+def dms_csv(files: list[ObjectStoragePath]) -> dict:
+    return {"format": "dms_csv", "paths": [storage.url_of(f) for f in files]}
+
+
+def job(day: dt.date, name: str, sql: str, inputs: dict[str, dict], output: ObjectStoragePath) -> dict:
+    """The job's arguments (Glue's `script_args`), after storing the rendered SQL as `name`."""
+    return {"--sql_path": storage.url_of(upload_sql(day, name, sql)), "--inputs": json.dumps(inputs),
+            "--output_path": storage.url_of(output)}
+
+
+_ARROW_TYPES = {"STRING": "string", "BIGINT": "int64", "INT": "int32", "DOUBLE": "float64", "BOOLEAN": "bool_",
+                "DATE": "date32"}
+
+
+def _arrow_type(name: str) -> pa.DataType:
+    import pyarrow as pa
+
+    name = name.strip().upper()
+    if name == "TIMESTAMP":
+        return pa.timestamp("us")
+    decimal = re.fullmatch(r"DECIMAL\((\d+),\s*(\d+)\)", name)
+    if decimal:
+        return pa.decimal128(int(decimal[1]), int(decimal[2]))
+    if name not in _ARROW_TYPES:
+        raise SqlJobError(f"schema type {name!r}: expected one of {sorted(_ARROW_TYPES)}, TIMESTAMP or DECIMAL(p, s)")
+    return getattr(pa, _ARROW_TYPES[name])()
+
+
+def empty_table(schema: str) -> pa.Table:
+    """An empty Arrow table from a DDL column list ("a STRING, b DECIMAL(12, 2)")."""
+    import pyarrow as pa
+
+    columns = re.findall(r"(\w+)\s+(\w+(?:\(\s*\d+\s*,\s*\d+\s*\))?)", schema)
+    return pa.schema([(name, _arrow_type(kind)) for name, kind in columns]).empty_table()
+
+
+def read_parquet(paths: list[str]) -> pa.Table:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    parts = []
+    for url in paths:
+        path = storage.location(url)
+        files = sorted(path.glob("*.parquet")) if path.is_dir() else [path]
+        for file in files:
+            with file.open("rb") as handle:
+                parts.append(pq.read_table(handle))
+    return pa.concat_tables(parts, promote_options="permissive")
+
+
+def read_dms_csv(paths: list[str]) -> pa.Table:
+    import csv as stdlib_csv
+
+    import pyarrow as pa
+    from pyarrow import csv
+
+    parts = []
+    for file_seq, url in enumerate(paths):
+        with storage.location(url).open("rb") as handle:
+            names = next(stdlib_csv.reader([handle.readline().decode()]))
+            handle.seek(0)
+            part = csv.read_csv(handle, convert_options=csv.ConvertOptions(
+                column_types=dict.fromkeys(names, pa.string()), strings_can_be_null=True, null_values=[""]))
+        parts.append(part.append_column("_file_seq", pa.array([file_seq] * part.num_rows, pa.int64()))
+                     .append_column("_row_seq", pa.array(range(part.num_rows), pa.int64())))
+    return pa.concat_tables(parts, promote_options="permissive")
+
+
+def read_input(view: str, spec: dict) -> pa.Table:
+    if not spec["paths"]:
+        if "schema" not in spec:
+            raise SqlJobError(f"input {view!r}: no paths and no schema to make it empty with")
+        return empty_table(spec["schema"])
+    if spec["format"] == "parquet":
+        return read_parquet(spec["paths"])
+    if spec["format"] == "dms_csv":
+        return read_dms_csv(spec["paths"])
+    raise SqlJobError(f"input {view!r}: format {spec['format']!r}, expected dms_csv or parquet")
+
+
+def read_partition(folder: ObjectStoragePath) -> pa.Table:
+    """A partition's Parquet files as one table."""
+    return read_parquet([storage.url_of(folder)])
+
+
+def write_partition(folder: ObjectStoragePath, table: pa.Table) -> None:
+    """Commit `table` as the partition's one Parquet file, replacing the partition whole."""
+    import pyarrow.parquet as pq
+
+    with storage.committing(folder) as staging, (staging / "part-00000.parquet").open("wb") as handle:
+        pq.write_table(table, handle)
+
+
+def run_local(script_args: dict) -> int:
+    """The local target's run of a job: DuckDB over the inputs, the output partition committed whole."""
+    import duckdb
+
+    sql_path = storage.location(script_args["--sql_path"])
+    inputs = {view: read_input(view, spec) for view, spec in json.loads(script_args["--inputs"]).items()}
+    try:
+        table = engines.run_duckdb(sql_path.read_text(), inputs)
+    except duckdb.ConversionException as exc:
+        raise SqlJobError(f"{storage.url_of(sql_path)}: an input value does not fit its column's type ({exc}); "
+                          f"output {script_args['--output_path']} left as it was") from exc
+    write_partition(storage.location(script_args["--output_path"]), in_stable_order(table))
+    return table.num_rows
+
+
+def in_stable_order(table: pa.Table) -> pa.Table:
+    """The rows sorted by every column: a parallel engine returns them in any order, and a re-run must write the
+    same file (the Glue script sorts the same way)."""
+    import pyarrow as pa
+
+    keys = [(f.name, "ascending") for f in table.schema if not pa.types.is_nested(f.type)]
+    return table.sort_by(keys) if keys else table

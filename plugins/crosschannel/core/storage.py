@@ -1,0 +1,134 @@
+"""One object-store abstraction for every zone: Airflow's ObjectStoragePath over file:// or s3://.
+
+A partition is committed atomically: it is written under a staging prefix beside its final place and
+published only when complete, with a `_SUCCESS` marker. On a local file system publishing is a rename.
+On S3 (no rename) the old partition's marker is removed first, the staged objects are copied over it, stale
+ones deleted and the marker written last, so a reader that requires the marker never sees a mix of old and
+new. A failure before publishing leaves the previous partition untouched and removes the staging prefix.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from crosschannel.core.config import get_config
+
+if TYPE_CHECKING:
+    from airflow.sdk import ObjectStoragePath
+
+MARKER = "_SUCCESS"
+
+
+def location(url: str, conn_id: str | None = None) -> ObjectStoragePath:
+    """An ObjectStoragePath for a file:// or s3:// URL (the connection only matters for s3://)."""
+    from airflow.sdk import ObjectStoragePath
+
+    if url.startswith("s3://"):
+        return ObjectStoragePath(url, conn_id=conn_id or get_config().storage.conn_id)
+    return ObjectStoragePath(url)
+
+
+def root() -> ObjectStoragePath:
+    """The storage root of the configured deployment."""
+    return location(get_config().storage.url)
+
+
+def zone(*parts: str) -> ObjectStoragePath:
+    """A path under the storage root, e.g. zone("landing", "segment")."""
+    return root().joinpath(*parts)
+
+
+def is_local(path: ObjectStoragePath) -> bool:
+    return path.protocol in ("file", "local", "")
+
+
+def is_committed(path: ObjectStoragePath) -> bool:
+    """A partition is readable once its marker exists."""
+    return (path / MARKER).exists()
+
+
+def _remove(path: ObjectStoragePath) -> None:
+    if path.exists():
+        path.fs.rm(path.path, recursive=True)
+
+
+@contextmanager
+def committing(final: ObjectStoragePath, *, marker: bool = True) -> Iterator[ObjectStoragePath]:
+    """Yield a staging folder; on a clean exit replace `final` with it whole, else discard it."""
+    token = uuid.uuid4().hex[:12]
+    staging = final.parent / f"_staging_{final.name}_{token}"
+    staging.mkdir(parents=True, exist_ok=True)
+    try:
+        yield staging
+        if marker:
+            (staging / MARKER).write_text("")
+    except BaseException:
+        _remove(staging)
+        raise
+    if is_local(final):
+        trash = final.parent / f"_trash_{final.name}_{token}"
+        if final.exists():
+            final.fs.mv(final.path, trash.path, recursive=True)
+        final.fs.mv(staging.path, final.path, recursive=True)
+        _remove(trash)
+        return
+    _publish_to_object_store(staging, final)
+
+
+def _publish_to_object_store(staging: ObjectStoragePath, final: ObjectStoragePath) -> None:
+    """No rename on S3: unmark the old partition, copy the new files over it, drop stale ones, mark it.
+
+    Readers that require the marker see the old partition or the new one, never a mix; a failure on the
+    way leaves the partition unmarked (unreadable) until the task's retry publishes it again.
+    """
+    try:
+        (final / MARKER).unlink(missing_ok=True)
+        staged = sorted(p for p in staging.rglob("*") if p.is_file() and p.name != MARKER)
+        keep = {relative(p, staging) for p in staged}
+        for item in staged:
+            item.fs.copy(item.path, (final / relative(item, staging)).path)
+        for old in [p for p in final.rglob("*") if p.is_file()] if final.exists() else []:
+            if relative(old, final) not in keep:
+                old.unlink()
+        if (staging / MARKER).exists():
+            (final / MARKER).write_text("")
+    finally:
+        _remove(staging)
+
+
+def promote(candidate: ObjectStoragePath, final: ObjectStoragePath) -> None:
+    """Publish a gated candidate partition as the final one (committed whole), then drop the candidate."""
+    with committing(final) as staging:
+        for path in candidate.glob("*.parquet"):
+            (staging / path.name).write_bytes(path.read_bytes())
+    _remove(candidate)
+
+
+def url_of(path: ObjectStoragePath) -> str:
+    """A plain URL for other systems (Glue, Spark, people): no connection id in it."""
+    return f"{path.protocol}://{path.path}" if not is_local(path) else f"file://{path.path}"
+
+
+def relative(path: ObjectStoragePath, base: ObjectStoragePath) -> str:
+    """path's key below base ("a/b.csv"); works for object stores, where relative_to() does not."""
+    return path.path[len(base.path) :].lstrip("/")
+
+
+def write_json(path: ObjectStoragePath, payload: Any) -> None:
+    """Write a JSON document whole: through a temporary file and a rename locally (an S3 PUT is atomic)."""
+    text = json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not is_local(path):
+        path.write_text(text)
+        return
+    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex[:8]}.tmp"
+    tmp.write_text(text)
+    tmp.fs.mv(tmp.path, path.path)
+
+
+def read_json(path: ObjectStoragePath) -> Any:
+    return json.loads(path.read_text())

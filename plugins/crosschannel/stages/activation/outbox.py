@@ -1,0 +1,135 @@
+"""What every activation destination shares: the requests validated against the botocore service models, the
+outbox they are recorded in with their receipts, the import files, and what each destination last received.
+
+    <root>/activation/<destination>/dt=D/...           the day's import files
+    <root>/activation/<destination>/dt=D/outbox/*.json the exact API requests, validated, with their receipt
+    <root>/activation/<destination>/state/...          what was last sent (segment ids, last import, traits)
+
+Sending a plan is the AWS operators' (crosschannel.wiring.aws) or the local outbox's (crosschannel.local.outbox);
+both end with `record_delivery`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING
+
+from crosschannel.core import paths, storage
+from crosschannel.core.config import get_config
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+PINPOINT, PROFILES, PERSONALIZE, SEGMENT = "pinpoint", "customer_profiles", "personalize", "segment"
+DESTINATIONS = (PINPOINT, PROFILES, PERSONALIZE, SEGMENT)
+MAX_VALUE = 100  # Pinpoint: attribute values up to 100 characters
+
+
+class ActivationError(RuntimeError):
+    """An activation step failed; the message names the destination, partition and what went wrong."""
+
+
+def read_state(destination: str, name: str) -> dict:
+    path = paths.activation_state(destination, f"{name}.json")
+    return storage.read_json(path) if path.exists() else {}
+
+
+def write_state(destination: str, name: str, state: dict) -> None:
+    storage.write_json(paths.activation_state(destination, f"{name}.json"), state)
+
+
+def validate(service: str, operation: str, params: dict) -> dict:
+    """The request, checked against the installed botocore service model (the same check boto3 makes before
+    sending); an invalid one raises naming the service, operation and every problem."""
+    import botocore.session
+    from botocore.exceptions import ParamValidationError
+    from botocore.validate import validate_parameters
+
+    model = botocore.session.get_session().get_service_model(service)
+    try:
+        validate_parameters(params, model.operation_model(operation).input_shape)
+    except ParamValidationError as exc:
+        raise ActivationError(f"{service} {operation}: the request does not match the API ({exc})") from None
+    return {"service": service, "operation": operation, "params": params,
+            "api_version": model.api_version}
+
+
+def write_outbox(destination: str, day: dt.date, name: str, requests: list[dict], receipt: dict) -> str:
+    """Record a destination's requests for the day with their receipt; returns the document's URL."""
+    path = paths.activation(destination, day, "outbox", f"{name}.json")
+    storage.write_json(path, {"destination": destination, "partition": day.isoformat(), "name": name,
+                              "requests": requests, "receipt": receipt})
+    return storage.url_of(path)
+
+
+def receipt(plan: dict, **fields) -> str:
+    """Update the receipt of a planned request document (when it was sent, or why not)."""
+    path = storage.location(plan["outbox"])
+    document = storage.read_json(path)
+    document["receipt"] = {**document["receipt"], **fields}
+    storage.write_json(path, document)
+    return plan["outbox"]
+
+
+def record_delivery(plan: dict, receipt_fields: dict, **state) -> None:
+    """After a delivery: its receipt, then what the next run needs to know (segment id, last import)."""
+    receipt(plan, **receipt_fields)
+    destination, name = plan["destination"], plan["name"]
+    if destination == PERSONALIZE:
+        write_state(PERSONALIZE, name, {"partition": plan["partition"], "mode": plan["mode"], **state})
+    elif destination == PINPOINT and state.get("segment_id"):
+        write_state(PINPOINT, name, {"partition": plan["partition"], **state})
+    elif destination == PROFILES:
+        defined = {r["params"]["SegmentDefinitionName"] for r in plan["requests"]
+                   if r["operation"] == "CreateSegmentDefinition"}
+        known = set(read_state(PROFILES, "segment_definitions").get("names", []))
+        write_state(PROFILES, "segment_definitions", {"names": sorted(known | defined)})
+
+
+# ---- import files and plans, the same for every destination
+
+def score_columns() -> list[str]:
+    """Per model, the profile columns sent as attributes: probability, decile and the three reasons."""
+    return [f"{model}_{part}" for model in get_config().models.specs
+            for part in ("probability", "decile", "reason_1", "reason_2", "reason_3")]
+
+
+def text(series: pd.Series) -> pd.Series:
+    """Values safe for an import CSV: no line breaks or tabs, at most MAX_VALUE characters, empty for null."""
+    return (series.astype("string").fillna("").str.replace(r"[\r\n\t]+", " ", regex=True).str.slice(0, MAX_VALUE))
+
+
+def write_parts(folder, frame: pd.DataFrame, max_bytes: int) -> list[str]:
+    """Write `frame` as CSV files with a header each, none above max_bytes; the folder is replaced whole."""
+    header = frame.columns.to_list()
+    body = frame.to_csv(index=False, header=False, lineterminator="\n").splitlines(keepends=True)
+    head = (",".join(header) + "\n").encode()
+    parts, current, size = [], [], len(head)
+    for line in body:
+        encoded = line.encode()
+        if current and size + len(encoded) > max_bytes:
+            parts.append(current)
+            current, size = [], len(head)
+        current.append(encoded)
+        size += len(encoded)
+    parts.append(current)
+    names = []
+    with storage.committing(folder, marker=False) as staging:
+        for number, lines in enumerate(parts):
+            name = f"part-{number:05d}.csv"
+            (staging / name).write_bytes(head + b"".join(lines))
+            names.append(name)
+    return [storage.url_of(folder / name) for name in names]
+
+
+def plan_request(destination: str, day: dt.date, name: str, requests: list[dict], decision: dict,
+          files: list[str], **extra) -> dict:
+    status = "planned" if decision["send"] else "not sent"
+    outbox = write_outbox(destination, day, name, requests,
+                          {"status": status, "sent": False, "reason": decision["reason"]})
+    return {"destination": destination, "partition": day.isoformat(), "name": name, "requests": requests,
+            "files": files, "outbox": outbox, **extra}
+
+
+def sendable(plans: list[dict], decision: dict) -> list[dict]:
+    return plans if decision["send"] else []

@@ -1,0 +1,124 @@
+"""Amazon Personalize: interactions, items and users, FULL on the first load and after a gap, else INCREMENTAL."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import TYPE_CHECKING
+
+from crosschannel.core import engines, paths, sqljobs, storage
+from crosschannel.core.config import BUNDLE_ROOT, get_config
+from crosschannel.core.partition import run_hash
+from crosschannel.stages.activation import audiences, outbox
+from crosschannel.stages.activation.outbox import PERSONALIZE, ActivationError, plan_request, sendable, write_parts
+from crosschannel.stages.trusted.events import EVENTS_SCHEMA
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+PERSONALIZE_DATASETS = ("interactions", "items", "users")
+SCHEMA_DIR = BUNDLE_ROOT / "include" / "personalize"
+
+
+def import_mode(dataset: str, day: dt.date) -> str:
+    """INCREMENTAL when the dataset's last import was the day before; FULL on the first load, after a gap and
+    when a past day is sent again (a forced publish after a backfill)."""
+    last = outbox.read_state(PERSONALIZE, dataset).get("partition")
+    return "INCREMENTAL" if last == (day - dt.timedelta(days=1)).isoformat() else "FULL"
+
+
+def _all_event_days(day: dt.date) -> list:
+    events = paths.trusted("events", day).parent
+    return [paths.trusted("events", d) for d in paths.partition_days(events) if d <= day]
+
+
+def plan_personalize(day: dt.date) -> list[dict]:
+    """The SQL jobs of the three datasets (interactions since the start of the history on FULL, of the day on
+    INCREMENTAL); the modes are kept beside them for the export."""
+    modes = {dataset: import_mode(dataset, day) for dataset in PERSONALIZE_DATASETS}
+    storage.write_json(paths.activation(PERSONALIZE, day, "modes.json"), modes)
+    full = modes["interactions"] == "FULL"
+    events = _all_event_days(day) if full else [paths.trusted("events", day)]
+    table = {name: sqljobs.parquet([paths.trusted(name, day)])
+             for name in ("customers", "orders", "order_lines", "products")}
+    sql = {
+        "interactions": engines.render("activation/personalize_interactions.sql",
+                                       since="1970-01-01 00:00:00" if full else engines.stamp(day),
+                                       until=engines.stamp(day + dt.timedelta(days=1))),
+        "items": engines.render("activation/personalize_items.sql"),
+        "users": engines.render("activation/personalize_users.sql", models=list(get_config().models.specs)),
+    }
+    inputs = {
+        "interactions": {"orders": table["orders"], "order_lines": table["order_lines"],
+                         "events": sqljobs.parquet([f for f in events if storage.is_committed(f)], EVENTS_SCHEMA)},
+        "items": {"products": table["products"]},
+        "users": {"customers": table["customers"], "scores": sqljobs.parquet(audiences.score_dirs(day))},
+    }
+    return [sqljobs.job(day, f"personalize_{name}.sql", sql[name], inputs[name],
+                        paths.activation(PERSONALIZE, day, "tables", name)) for name in PERSONALIZE_DATASETS]
+
+
+def schema(dataset: str) -> dict:
+    return json.loads((SCHEMA_DIR / f"{dataset}.json").read_text())
+
+
+def check_minimum(dataset: str, frame: pd.DataFrame, mode: str, day: dt.date) -> None:
+    """Personalize's minimum data: >= min_interactions records (new ones on INCREMENTAL) and, on FULL,
+    >= min_users users with >= min_user_interactions interactions each."""
+    settings = get_config().activation.personalize
+    if dataset != "interactions":
+        return
+    if len(frame) < settings.min_interactions:
+        raise ActivationError(
+            f"personalize interactions for {day} ({mode}): {len(frame):,} interaction(s), Amazon Personalize needs "
+            f">= {settings.min_interactions:,}" + (" new records" if mode == "INCREMENTAL" else ""))
+    if mode == "FULL":
+        per_user = frame.groupby("USER_ID").size()
+        users = int((per_user >= settings.min_user_interactions).sum())
+        if users < settings.min_users:
+            raise ActivationError(
+                f"personalize interactions for {day} (FULL): {users} user(s) with >= "
+                f"{settings.min_user_interactions} interactions, Amazon Personalize needs >= {settings.min_users}")
+
+
+def _epoch_seconds(frame: pd.DataFrame, column: str) -> None:
+    import pandas as pd
+
+    values = pd.to_datetime(frame[column])
+    frame[column] = (values - pd.Timestamp("1970-01-01")) // pd.Timedelta(seconds=1)
+
+
+def export_personalize(day: dt.date, decision: dict, run: str) -> list[dict]:
+    """The datasets as Personalize CSVs (header = the schema's fields, epoch-second timestamps), checked, and
+    one CreateDatasetImportJob per dataset."""
+    settings = get_config().activation.personalize
+    modes = storage.read_json(paths.activation(PERSONALIZE, day, "modes.json"))
+    plans = []
+    for dataset in PERSONALIZE_DATASETS:
+        frame = sqljobs.read_partition(paths.activation(PERSONALIZE, day, "tables", dataset)).to_pandas()
+        fields = [field["name"] for field in schema(dataset)["fields"]]
+        if sorted(frame.columns) != sorted(fields):
+            raise ActivationError(f"personalize {dataset}: the SQL returns {sorted(frame.columns)}, the schema "
+                                  f"include/personalize/{dataset}.json declares {sorted(fields)}")
+        for column in ("TIMESTAMP", "CREATION_TIMESTAMP"):
+            if column in frame:
+                _epoch_seconds(frame, column)
+        frame = frame[fields].sort_values(fields, kind="stable")
+        dataset_decision = decision
+        try:
+            check_minimum(dataset, frame, modes[dataset], day)
+        except ActivationError as exc:
+            if decision["send"]:
+                raise
+            # a run that sends nothing (a backfill) still rebuilds the day; the receipt keeps the reason
+            dataset_decision = {**decision, "reason": f"{decision['reason']}; {exc}"}
+        files = write_parts(paths.activation(PERSONALIZE, day, dataset), frame, 1 << 40)
+        job_name = f"crosschannel-{dataset}-{day:%Y%m%d}-{modes[dataset].lower()}-{run_hash(run)}"
+        request = outbox.validate("personalize", "CreateDatasetImportJob", {
+            "jobName": job_name, "datasetArn": getattr(settings, f"{dataset}_dataset_arn"),
+            "dataSource": {"dataLocation": files[0] if len(files) == 1 else storage.url_of(
+                paths.activation(PERSONALIZE, day, dataset)) + "/"},
+            "roleArn": settings.role_arn, "importMode": modes[dataset]})
+        plans.append(plan_request(PERSONALIZE, day, dataset, [request], dataset_decision, files, records=len(frame),
+                           mode=modes[dataset], dataset=dataset))
+    return sendable(plans, decision)

@@ -1,0 +1,66 @@
+"""Amazon Pinpoint: one import job per audience, defining (then updating) its segment."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING
+
+from crosschannel.core import paths, storage
+from crosschannel.core.config import get_config
+from crosschannel.stages.activation import audiences, outbox
+from crosschannel.stages.activation.outbox import PINPOINT, plan_request, score_columns, text, write_parts
+from crosschannel.stages.activation.profiles import clean_email, clean_phone
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+def pinpoint_endpoints(audience: str, members: pd.DataFrame, profile: pd.DataFrame) -> pd.DataFrame:
+    """The audience's treatment members as Pinpoint endpoints: EMAIL for opted-in valid addresses, SMS for
+    opted-in phones in E.164; the header in Pinpoint's dot notation."""
+    import pandas as pd
+
+    treated = members[(members["audience"] == audience) & (members["assignment"] == "treatment")]
+    frame = treated[["customer_id", "detail"]].merge(profile, on="customer_id", how="inner")
+    frames = []
+    for channel, column, opt_in, clean in (("EMAIL", "email", "email_opt_in", clean_email),
+                                           ("SMS", "phone", "sms_opt_in", clean_phone)):
+        address = frame[column].map(clean)
+        chosen = frame[frame[opt_in].fillna(False).astype(bool) & address.notna()]
+        endpoints = pd.DataFrame({
+            "ChannelType": channel,
+            "Address": address[chosen.index],
+            "Id": channel.lower() + "-" + chosen["customer_id"].astype(str),
+            "User.UserId": chosen["customer_id"].astype(str),
+            "User.UserAttributes.FirstName": text(chosen["first_name"]),
+            "User.UserAttributes.LoyaltyTier": text(chosen["loyalty_tier"]),
+            "Attributes.audience": audience,
+            "Attributes.audience_detail": text(chosen["detail"]),
+            **{f"Attributes.{column}": text(chosen[column]) for column in score_columns()},
+            "OptOut": "NONE",
+        })
+        frames.append(endpoints)
+    return pd.concat(frames, ignore_index=True).sort_values(["User.UserId", "ChannelType"], kind="stable")
+
+
+def plan_pinpoint(day: dt.date, decision: dict, members: pd.DataFrame, profile: pd.DataFrame) -> list[dict]:
+    settings = get_config().activation.pinpoint
+    plans = []
+    for audience in audiences.names():
+        endpoints = pinpoint_endpoints(audience, members, profile)
+        folder = paths.activation(PINPOINT, day, audience)
+        files = write_parts(folder, endpoints, settings.max_file_mb * 1024 * 1024)
+        segment_id = outbox.read_state(PINPOINT, audience).get("segment_id")
+        request = {"Format": "CSV", "S3Url": storage.url_of(folder) + "/", "RoleArn": settings.role_arn,
+                   "DefineSegment": True, "RegisterEndpoints": True}
+        request.update({"SegmentId": segment_id} if segment_id else {"SegmentName": f"crosschannel-{audience}"})
+        requests = [outbox.validate("pinpoint", "CreateImportJob",
+                                        {"ApplicationId": settings.application_id, "ImportJobRequest": request})]
+        if endpoints.empty:
+            decision_here = {**decision, "send": False, "reason": f"audience {audience} has no reachable "
+                                                                 "treatment member today: nothing to import"}
+        else:
+            decision_here = decision
+        plan = plan_request(PINPOINT, day, audience, requests, decision_here, files, endpoints=len(endpoints))
+        if decision_here["send"]:
+            plans.append(plan)
+    return plans

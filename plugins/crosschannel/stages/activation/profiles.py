@@ -1,0 +1,123 @@
+"""The day's activation as a whole: whether a run may send, the per-customer profile every destination reads
+(<root>/activation/profiles/dt=D/), contact cleaning, and the summary of what was written and sent.
+
+A run sends only for the newest scored partition, and never from a backfill, unless its `force_publish` Param
+is set: a backfill rebuilds the files and the validated requests, and sends nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import TYPE_CHECKING
+
+from crosschannel.core import paths, sqljobs, storage
+from crosschannel.core.config import get_config
+from crosschannel.stages.activation import audiences
+from crosschannel.stages.activation.outbox import DESTINATIONS
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+E164 = re.compile(r"^\+[1-9]\d{7,14}$")
+EMAIL = re.compile(r"^[^@\s,;]+@[^@\s,;]+\.[A-Za-z]{2,}$")
+
+
+def _newest_scored_partition() -> str | None:
+    model = next(iter(get_config().models.specs))
+    days = [d for d in paths.partition_days(paths.scores_base(model))
+            if storage.is_committed(paths.scores(model, d, "scores"))]
+    return max(days).isoformat() if days else None
+
+
+def decide(day: dt.date, *, force: bool, backfill: bool) -> dict:
+    """Whether this run sends: only for the newest scored partition, never from a backfill, unless forced."""
+    newest = _newest_scored_partition()
+    if force:
+        return {"send": True, "reason": "force_publish is set", "newest_partition": newest}
+    if backfill:
+        return {"send": False, "reason": "a backfill run rebuilds files and sends nothing (set force_publish to send)",
+                "newest_partition": newest}
+    if newest is not None and day.isoformat() < newest:
+        return {"send": False, "reason": f"partition {day} is older than the newest scored partition {newest}: "
+                                         "files rebuilt, nothing sent (set force_publish to send)",
+                "newest_partition": newest}
+    return {"send": True, "reason": "the newest partition", "newest_partition": newest}
+
+
+def profiles(day: dt.date, members: pd.DataFrame) -> pd.DataFrame:
+    """One row per scored customer: contacts and tier from the trusted state, each model's probability, decile
+    and reasons, and the audiences the customer is a *treatment* member of (control members are never sent)."""
+    frame = sqljobs.read_partition(paths.trusted("customers", day)).to_pandas()[
+        ["customer_id", "first_name", "last_name", "email", "phone", "email_opt_in", "sms_opt_in", "loyalty_tier"]]
+    scored = None
+    for model in get_config().models.specs:
+        scores = sqljobs.read_partition(paths.scores(model, day, "scores")).to_pandas()
+        scores = scores[["customer_id", "probability", "decile", "reason_1", "reason_2", "reason_3"]]
+        scores = scores.rename(columns={c: f"{model}_{c}" for c in scores.columns if c != "customer_id"})
+        scored = scores if scored is None else scored.merge(scores, on="customer_id", how="outer")
+    frame = scored.merge(frame, on="customer_id", how="left")
+    treated = members[members["assignment"] == "treatment"].groupby("customer_id")["audience"].agg(sorted)
+    frame["audiences"] = frame["customer_id"].map(treated).apply(lambda v: v if isinstance(v, list) else [])
+    return frame.sort_values("customer_id", kind="stable").reset_index(drop=True)
+
+
+def profiles_dir(day: dt.date):
+    return paths.activation("profiles", day)
+
+
+def prepare(day: dt.date, decision: dict) -> dict:
+    """Check the day's audiences and commit the profile table every destination reads."""
+    import pyarrow as pa
+
+    members = audiences.read(day)
+    counts = audiences.summarize(day, members)
+    frame = profiles(day, members)
+    sqljobs.write_partition(profiles_dir(day), pa.Table.from_pandas(frame, preserve_index=False))
+    return {"partition": day.isoformat(), "audiences": counts, "profiles": len(frame), "decision": decision}
+
+
+def read_profiles(day: dt.date) -> pd.DataFrame:
+    frame = sqljobs.read_partition(profiles_dir(day)).to_pandas()
+    frame["audiences"] = frame["audiences"].map(list)
+    return frame
+
+
+def clean_phone(value) -> str | None:
+    """A phone in E.164, or None (separators are dropped; a number without its country code is not guessed)."""
+    if not isinstance(value, str):
+        return None
+    phone = re.sub(r"[\s().-]", "", value)
+    return phone if E164.match(phone) else None
+
+
+def clean_email(value) -> str | None:
+    if not isinstance(value, str):
+        return None
+    email = value.strip()
+    return email if EMAIL.match(email) else None
+
+
+def summarize(day: dt.date, prepared: dict, segment: dict) -> dict:
+    """What the day's activation wrote and sent, per destination, from its outbox; kept in
+    <root>/reports/dt=D/activation/summary.json."""
+    destinations = {}
+    for destination in DESTINATIONS:
+        folder = paths.activation(destination, day)
+        outbox = folder / "outbox"
+        documents = [storage.read_json(p) for p in sorted(outbox.glob("*.json"))] if outbox.exists() else []
+        files = [p for p in folder.rglob("*") if p.is_file() and p.suffix in (".csv", ".jsonl")] \
+            if folder.exists() else []
+        destinations[destination] = {
+            "enabled": getattr(get_config().activation, destination).enabled,
+            "files": len(files),
+            "requests": sum(len(d["requests"]) for d in documents),
+            "sent": sum(1 for d in documents if d["receipt"].get("sent")),
+            "receipts": {d["name"]: d["receipt"].get("status") for d in documents},
+            "location": storage.url_of(folder),
+        }
+    destinations["segment"]["messages"] = segment.get("messages", 0)
+    summary = {"partition": day.isoformat(), "decision": prepared["decision"], "profiles": prepared["profiles"],
+               "audiences": prepared["audiences"], "destinations": destinations}
+    storage.write_json(paths.reports(day, "activation", "summary.json"), summary)
+    return summary

@@ -1,0 +1,192 @@
+"""Twilio Segment: identify calls carrying each customer's scores, reasons and treatment audiences as traits.
+
+Only customers whose traits changed since the last successful publish are sent. The messages of the day are
+written first (<root>/activation/segment/dt=D/messages.jsonl, deterministic messageIds from the DAG, the
+partition, the customer and the traits), then sent through the official library (`segment.analytics.Client`,
+which batches within Segment's 32 KB message and 500 KB batch limits and retries 429 and 5xx answers) to the
+host of the `activation.segment.conn_id` connection, whose password is the write key. Without that connection
+the local target's outbox is the delivery. A message the library drops (full queue) or a batch it gives up on
+fails the task, and the published snapshot (<root>/activation/segment/state/published/) moves on only
+after every message was accepted.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import uuid
+from typing import TYPE_CHECKING
+
+from crosschannel.core import paths, sqljobs, storage
+from crosschannel.core.config import get_config
+from crosschannel.stages.activation import outbox
+from crosschannel.stages.activation.outbox import SEGMENT, ActivationError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+MAX_MESSAGE_BYTES = 32 * 1024  # Segment's limit per message
+ENVELOPE_BYTES = 400  # what the library adds around the traits: type, ids, timestamp, context.library
+DAG_ID = "audience_activation"
+log = logging.getLogger(__name__)
+
+
+def traits(profile: pd.DataFrame) -> list[dict]:
+    """Per customer: each model's probability (rounded, so noise alone is not a change), decile and reasons, and
+    the audiences the customer is a treatment member of."""
+    digits = get_config().activation.segment.probability_digits
+    models = list(get_config().models.specs)
+    records = []
+    for row in profile.to_dict("records"):
+        values = {}
+        for model in models:
+            probability = row[f"{model}_probability"]
+            values[f"{model}_probability"] = None if probability != probability else round(float(probability), digits)
+            decile = row[f"{model}_decile"]
+            values[f"{model}_decile"] = None if decile != decile else int(decile)
+            values[f"{model}_reasons"] = [row[f"{model}_reason_{n}"] for n in (1, 2, 3)
+                                          if isinstance(row[f"{model}_reason_{n}"], str)]
+        values["audiences"] = list(row["audiences"])
+        records.append({"user_id": str(row["customer_id"]), "traits": values})
+    return records
+
+
+def _digest(values: dict) -> str:
+    return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def message_id(day: dt.date, user_id: str, digest: str) -> str:
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"{DAG_ID}/{day.isoformat()}/{user_id}/{digest}"))
+
+
+def published_path():
+    """The snapshot of what was last published: user_id, digest (a partition, replaced whole)."""
+    return paths.activation_state(SEGMENT, "published")
+
+
+def published() -> dict[str, str]:
+    """user id -> digest of the traits last published."""
+    if not storage.is_committed(published_path()):
+        return {}
+    table = sqljobs.read_partition(published_path())
+    return dict(zip(table.column("user_id").to_pylist(), table.column("digest").to_pylist(), strict=True))
+
+
+def build(day: dt.date, profile: pd.DataFrame) -> dict:
+    """Write the day's identify messages for the customers whose traits changed since the last publish."""
+    before = published()
+    lines, digests = [], {}
+    for record in traits(profile):
+        digest = _digest(record["traits"])
+        digests[record["user_id"]] = digest
+        if before.get(record["user_id"]) != digest:
+            lines.append(json.dumps({**record, "message_id": message_id(day, record["user_id"], digest),
+                                     "digest": digest}, sort_keys=True))
+    with storage.committing(paths.activation(SEGMENT, day, "messages"), marker=False) as staging:
+        (staging / "messages.jsonl").write_text("".join(line + "\n" for line in lines))
+    return {"customers": len(digests), "changed": len(lines), "previously_published": len(before)}
+
+
+def read_messages(day: dt.date) -> list[dict]:
+    text = (paths.activation(SEGMENT, day, "messages") / "messages.jsonl").read_text()
+    return [json.loads(line) for line in text.splitlines() if line]
+
+
+def _connection():
+    """The Segment connection, or None when it is not defined."""
+    from airflow.exceptions import AirflowNotFoundException
+    from airflow.sdk import BaseHook
+
+    try:
+        return BaseHook.get_connection(get_config().activation.segment.conn_id)
+    except AirflowNotFoundException:
+        return None
+
+
+def host_of(connection) -> str:
+    host = (connection.host or "").rstrip("/")
+    if not host:
+        return "https://api.segment.io"
+    if "://" not in host:
+        host = f"{connection.schema or 'https'}://{host}"
+    return f"{host}:{connection.port}" if connection.port else host
+
+
+def send(day: dt.date, messages: list[dict], write_key: str, host: str) -> dict:
+    """Send identify calls through the official library; raises if any message was dropped or any batch failed
+    after the library's retries."""
+    from segment.analytics import Client
+
+    settings = get_config().activation.segment
+    for message in messages:  # the library refuses an oversized message mid-send: refuse before sending any
+        size = len(json.dumps(message["traits"]).encode()) + len(message["user_id"]) + ENVELOPE_BYTES
+        if size > MAX_MESSAGE_BYTES:
+            raise ActivationError(f"segment identify for {day}: user {message['user_id']}'s traits make a message "
+                                  f"of about {size:,} bytes, over Segment's {MAX_MESSAGE_BYTES:,}; nothing was sent")
+    library_log = logging.getLogger("segment")
+    if library_log.getEffectiveLevel() < logging.INFO:
+        library_log.setLevel(logging.INFO)  # its DEBUG lines print whole request bodies, write key included
+    errors: list[str] = []
+
+    def on_error(error, batch) -> None:
+        errors.append(f"{len(batch)} message(s): {error}")
+
+    client = Client(write_key, host=host, on_error=on_error, upload_size=settings.upload_size,
+                    max_queue_size=settings.max_queue_size, max_retries=settings.max_retries,
+                    timeout=settings.timeout_seconds, gzip=False, sync_mode=False)
+    dropped = 0
+    timestamp = dt.datetime(day.year, day.month, day.day, 23, 59, 59, tzinfo=dt.UTC)
+    try:
+        for message in messages:
+            accepted, _ = client.identify(message["user_id"], message["traits"], timestamp=timestamp,
+                                          message_id=message["message_id"])
+            if not accepted:  # the library's queue was full: this message would be silently lost
+                dropped += 1
+            if dropped:
+                break
+            if client.queue.qsize() >= settings.max_queue_size - settings.upload_size:
+                client.flush()
+        client.flush()
+    finally:
+        client.shutdown()
+    if dropped or errors:
+        raise ActivationError(f"segment identify for {day}: {dropped} message(s) dropped by a full queue, "
+                              f"{len(errors)} failed batch(es) at {host}: {'; '.join(errors[:5])}. Nothing is "
+                              "marked published: the next attempt sends the same messages (same messageIds)")
+    return {"sent": len(messages), "host": host}
+
+
+def publish(day: dt.date, decision: dict, built: dict) -> dict:
+    """Send the day's changed traits (or record why not), then move the published snapshot on."""
+    messages = read_messages(day)
+    result = {"partition": day.isoformat(), **built, "messages": len(messages)}
+    if not decision["send"]:
+        outcome = {**result, "status": "not sent", "sent": False, "reason": decision["reason"]}
+    elif not messages:
+        outcome = {**result, "status": "nothing changed", "sent": False}
+    else:
+        connection = _connection()
+        if connection is not None and connection.password:
+            outcome = {**result, **send(day, messages, connection.password, host_of(connection)),
+                       "status": "sent", "sent": True}
+        elif get_config().target == "aws":
+            raise ActivationError(f"segment: connection {get_config().activation.segment.conn_id!r} with the "
+                                  "source's write key as its password is required on the aws target")
+        else:
+            outcome = {**result, "status": "outbox", "sent": False,
+                       "reason": f"no {get_config().activation.segment.conn_id!r} connection: the messages file "
+                                 "is the delivery"}
+        _mark_published(messages)
+    outbox.write_outbox(SEGMENT, day, "identify", [], outcome)
+    return outcome
+
+
+def _mark_published(messages: list[dict]) -> None:
+    import pyarrow as pa
+
+    merged = published()
+    merged.update({m["user_id"]: m["digest"] for m in messages})
+    users = sorted(merged)
+    sqljobs.write_partition(published_path(), pa.table({"user_id": users, "digest": [merged[u] for u in users]}))

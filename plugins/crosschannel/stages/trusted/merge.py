@@ -1,0 +1,93 @@
+"""Trusted zone, first step: the current state of every source table at the partition, from DMS's files.
+
+The inputs are exactly the files the landing manifests list: the LOAD files of the full load in effect at
+the partition (the latest one landed at or before it) and the CDC files of every day from that full load
+to the partition. A missing day's manifest is an error: the state cannot be built across a gap. The
+merge itself is include/sql/trusted/cdc_merge.sql, the same on DuckDB and on Spark.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING
+
+from crosschannel.core import dms, engines, paths, source, sqljobs, storage
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    from airflow.sdk import ObjectStoragePath
+
+
+class TrustedInputError(ValueError):
+    """The landing zone cannot give the partition's state; the message names the day, table or file."""
+
+
+def landing_files(table: str, day: dt.date) -> list[ObjectStoragePath]:
+    """The files whose changes make up the table's state at the end of `day`, in apply order."""
+    loads = {d: v for d, v in dms.full_load_partitions().items() if d <= day.isoformat()}
+    if not loads:
+        raise TrustedInputError(f"no full load landed at or before {day}: run retail_ingest for that day first")
+    full_load_day = dt.date.fromisoformat(max(loads))
+    folder = paths.dms_landing() / table
+    files = []
+    current = full_load_day
+    while current <= day:
+        manifest_path = paths.dms_manifest(current) / "manifest.json"
+        if not storage.is_committed(paths.dms_manifest(current)):
+            raise TrustedInputError(
+                f"no committed landing manifest for {current} ({manifest_path}): the state of {day} needs every "
+                f"day since the full load of {full_load_day}; run retail_ingest for {current}"
+            )
+        entry = storage.read_json(manifest_path)["tables"].get(table)
+        if entry is None:
+            raise TrustedInputError(f"{manifest_path}: table {table!r} is not in the landing manifest")
+        if current == full_load_day:
+            files += [folder / name for name in entry["load_files"]]
+        files += [folder / current.strftime("%Y/%m/%d") / name for name in entry["cdc_files"]]
+        current += dt.timedelta(days=1)
+    return files
+
+
+def merge_sql(table: str) -> str:
+    tbl = source.table(table)
+    return engines.render(
+        "trusted/cdc_merge.sql",
+        keys=[c.name for c in tbl.primary_key.columns],
+        columns=[{"name": c.name, "sql_type": engines.sql_type(c)} for c in tbl.columns],
+    )
+
+
+def current_state(table: str, day: dt.date) -> pa.Table:
+    """The table's current state at the end of `day`, merged on DuckDB (what the local merge job commits).
+
+    A landed value that does not cast to its column's type (a column whose type changed at the source)
+    fails here on DuckDB; Spark casts it to NULL instead, which the gate's not-null expectations stop.
+    """
+    import duckdb
+
+    try:
+        landing = sqljobs.read_input("landing", landing_input(table, day))
+        return engines.run_duckdb(merge_sql(table), {"landing": landing})
+    except duckdb.ConversionException as exc:
+        raise TrustedInputError(f"trusted merge of table {table} for {day}: a landed value does not fit its "
+                                f"column's type ({exc})") from exc
+
+
+def landing_input(table: str, day: dt.date) -> dict:
+    """The merge's `landing` input: the landed files in apply order (an empty table of text if none)."""
+    columns = ", ".join(f"{name} STRING" for name in dms.header_for(source.table(table)))
+    return {**sqljobs.dms_csv(landing_files(table, day)), "schema": f"{columns}, _file_seq BIGINT, _row_seq BIGINT"}
+
+
+def write_table(table: str, day: dt.date, data: pa.Table, *, candidate: bool = True) -> ObjectStoragePath:
+    """Commit a table as one Parquet file (by default as the candidate for the gate)."""
+    target = paths.candidate(table, day) if candidate else paths.trusted(table, day)
+    sqljobs.write_partition(target, data)
+    return target
+
+
+def plan_merge(day: dt.date) -> list[dict]:
+    """One merge job per mapped table: the landed files in effect at the partition, to the table's candidate."""
+    return [sqljobs.job(day, f"{table}_cdc_merge.sql", merge_sql(table), {"landing": landing_input(table, day)},
+                        paths.candidate(table, day))
+            for table in dms.mapped_tables()]

@@ -1,0 +1,104 @@
+"""The trusted stage's gates: candidates are gated together and published only if no critical expectation fails;
+what was published is summarized for the asset events and the demo.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import TYPE_CHECKING
+
+from crosschannel.core import dms, gates, paths, sqljobs, storage
+from crosschannel.stages.trusted.merge import TrustedInputError
+
+if TYPE_CHECKING:
+    from airflow.sdk import ObjectStoragePath
+
+log = logging.getLogger(__name__)
+
+
+def rows_in(folder: ObjectStoragePath) -> int:
+    import pyarrow.parquet as pq
+
+    total = 0
+    for path in folder.glob("*.parquet"):
+        with path.open("rb") as handle:
+            total += pq.ParquetFile(handle).metadata.num_rows
+    return total
+
+
+def gate_and_publish(day: dt.date, suites: dict[str, tuple[ObjectStoragePath, ObjectStoragePath]],
+                     docs_name: str) -> dict:
+    """Run each suite on its candidate; only if no critical expectation fails, publish every candidate.
+
+    `suites` maps a suite name to (candidate, final) partition folders. A failure leaves the published
+    partitions as they were and raises with every failed expectation and sample values; warnings are
+    reported. References resolve against the candidates gated together (`trusted_<table>`), else against
+    the trusted partition of the day. Results are kept per partition, Data Docs under reports/dt=.../<docs_name>.
+    """
+    frames = {}
+    for suite, (candidate, _) in suites.items():
+        if not storage.is_committed(candidate):
+            raise TrustedInputError(f"{storage.url_of(candidate)}: nothing was computed for {suite} on {day}")
+        frames[suite] = sqljobs.read_partition(candidate).to_pandas()
+    published: dict[str, object] = {}
+
+    def keys_of(table: str, key: str):
+        if f"trusted_{table}" in frames:
+            return frames[f"trusted_{table}"][key].dropna().unique()
+        if table not in published:
+            folder = paths.trusted(table, day)
+            if not storage.is_committed(folder):
+                raise TrustedInputError(f"{storage.url_of(folder)}: the reference table {table} is not published")
+            published[table] = sqljobs.read_partition(folder).column(key).to_pandas()
+        return published[table].dropna().unique()
+
+    results = []
+    run = gates.GateRun(day, docs_name=docs_name)
+    for suite, (_, final) in suites.items():
+        previous = paths.sibling(final, day - dt.timedelta(days=1))
+        previous_rows = rows_in(previous) if storage.is_committed(previous) else None
+        result = run.validate(suite, frames[suite], previous_rows, keys_of=keys_of)
+        gates.record(result)
+        results.append(result)
+    data_docs = run.publish_docs()
+    log.info("Great Expectations Data Docs for %s: %s", day, data_docs)
+    gates.enforce(results)
+    for candidate, final in suites.values():
+        storage.promote(candidate, final)
+    return {"partition": day.isoformat(), "gates": {r.suite: r.success for r in results}, "data_docs": data_docs,
+            "rows": {r.suite: r.rows for r in results},
+            "warnings": {r.suite: len(r.failed_warning) for r in results if r.failed_warning}}
+
+
+def trusted_suites(day: dt.date) -> dict[str, tuple[ObjectStoragePath, ObjectStoragePath]]:
+    """The trusted gate's suites: every merged table, the identity map and the typed events."""
+    names = [*dms.mapped_tables(), "identity_map", "events"]
+    return {f"trusted_{name}": (paths.candidate(name, day), paths.trusted(name, day)) for name in names}
+
+
+def derived_suites(day: dt.date) -> dict[str, tuple[ObjectStoragePath, ObjectStoragePath]]:
+    """The derived gate's suites: customer 360 and the customer features."""
+    return {
+        "trusted_customer_360": (paths.candidate("customer_360", day), paths.trusted("customer_360", day)),
+        "features_customer": (paths.features_candidate(day), paths.features(day)),
+    }
+
+
+def summarize(day: dt.date) -> dict:
+    """Rows per published partition and the gate outcomes for the day, read back from what was committed."""
+    rows = {}
+    for name in [*dms.mapped_tables(), "identity_map", "events", "customer_360"]:
+        target = paths.trusted(name, day)
+        if not storage.is_committed(target):
+            raise TrustedInputError(f"{storage.url_of(target)}: the trusted partition of {name} was not committed")
+        rows[name] = rows_in(target)
+    reports = paths.reports(day, "gates")
+    suites = [*trusted_suites(day), *derived_suites(day)]
+    gate_results = {name: storage.read_json(reports / f"{name}.json")["success"] for name in suites
+                    if (reports / f"{name}.json").exists()}
+    docs = {name: paths.reports(day, name, "index.html") for name in ("data_docs", "data_docs_derived")}
+    customer_features = paths.features(day)
+    return {"partition": day.isoformat(), "rows": rows, "gates": gate_results, "gate_reports": storage.url_of(reports),
+            "data_docs": {name: storage.url_of(path) for name, path in docs.items() if path.exists()},
+            "features_rows": rows_in(customer_features) if storage.is_committed(customer_features) else None}

@@ -1,0 +1,42 @@
+"""retail_trusted's tasks, one function per task id, the same on both targets."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from crosschannel.stages.trusted import events, features, merge, publish
+
+
+def plan_merge(day: dt.date) -> list[dict]:
+    """One merge job per table: the landed files in effect at the partition and the rendered SQL."""
+    return merge.plan_merge(day)
+
+
+def plan_identities(day: dt.date) -> list[dict]:
+    """Flatten the landed Segment day and plan the identity map job (the previous day's map carried on)."""
+    return events.plan_identities(day)
+
+
+def plan_events(day: dt.date) -> list[dict]:
+    """Plan the typed events job over the flattened day and its identity map."""
+    return events.plan_events(day)
+
+
+def gate_trusted(day: dt.date) -> dict:
+    """Gate every trusted candidate; publish them all only if no critical expectation fails."""
+    return publish.gate_and_publish(day, publish.trusted_suites(day), "data_docs")
+
+
+def plan_derived(day: dt.date) -> list[dict]:
+    """Plan the customer 360 and customer features jobs over the day's published trusted partitions."""
+    return features.plan_derived(day)
+
+
+def gate_derived(day: dt.date) -> dict:
+    """Gate customer 360 and the features; publish them only if both pass."""
+    return publish.gate_and_publish(day, publish.derived_suites(day), "data_docs_derived")
+
+
+def publish_trusted(day: dt.date) -> dict:
+    """The partition, rows and gate outcomes the trusted and features asset events carry."""
+    return publish.summarize(day)
