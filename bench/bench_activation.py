@@ -20,12 +20,6 @@ import resource
 
 from benchkit import BUNDLE, Timer, retailer_root, use_retailer  # first: it puts plugins/ on sys.path
 
-from crosschannel.core import sqljobs
-from crosschannel.sim.demo import _run_dag
-from crosschannel.stages.activation import audiences, customer_profiles, personalize, pinpoint
-from crosschannel.stages.activation import profiles as activation
-from crosschannel.stages.activation import segment as segment_traits
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -44,6 +38,11 @@ def main() -> None:
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
     })
+    from crosschannel.core import sqljobs
+    from crosschannel.sim.demo import _run_dag
+    from crosschannel.stages.activation import audiences, customer_profiles, personalize, pinpoint
+    from crosschannel.stages.activation import profiles as activation
+    from crosschannel.stages.activation import segment as segment_traits
 
     day = dt.date(2026, 11, 1)
     timed = Timer()

@@ -21,12 +21,6 @@ import time
 
 from benchkit import Timer, retailer_root, use_retailer  # first: it puts plugins/ on sys.path
 
-from crosschannel.core import paths, sqljobs, storage
-from crosschannel.core import sagemaker as sagemaker_jobs
-from crosschannel.local import sagemaker as local_sagemaker
-from crosschannel.stages.models import datasets as model_datasets
-from crosschannel.stages.models import jobs as model_jobs
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -43,6 +37,11 @@ def main() -> None:
     import pandas as pd
     import xgboost as xgb
 
+    from crosschannel.core import paths, sqljobs, storage
+    from crosschannel.core import sagemaker as sagemaker_jobs
+    from crosschannel.local import sagemaker as local_sagemaker
+    from crosschannel.stages.models import datasets as model_datasets
+    from crosschannel.stages.models import jobs as model_jobs
 
     day, model = dt.date(2026, 11, 1), "churn"
     timed = Timer()

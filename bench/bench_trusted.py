@@ -21,14 +21,6 @@ from pathlib import Path
 
 from benchkit import retailer_root, use_retailer  # first: it puts plugins/ on sys.path
 
-from crosschannel.core import sqljobs
-from crosschannel.local import dms_task
-from crosschannel.stages.ingest import landing as dms_landing
-from crosschannel.stages.ingest import tasks as ingest
-from crosschannel.stages.trusted import events as trusted_events
-from crosschannel.stages.trusted import features, merge
-from crosschannel.stages.trusted import tasks as trusted_tasks
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -39,6 +31,13 @@ def main() -> None:
                  clean=("landing", "system", "staging", "trusted", "features", "reports"))
     import duckdb
 
+    from crosschannel.core import sqljobs
+    from crosschannel.local import dms_task
+    from crosschannel.stages.ingest import landing as dms_landing
+    from crosschannel.stages.ingest import tasks as ingest
+    from crosschannel.stages.trusted import events as trusted_events
+    from crosschannel.stages.trusted import features, merge
+    from crosschannel.stages.trusted import tasks as trusted_tasks
 
     def floor(job: dict) -> float:
         """DuckDB reading the job's inputs and writing them to Parquet untransformed."""

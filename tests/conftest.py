@@ -23,7 +23,6 @@ import pytest
 from crosschannel.core import source
 from crosschannel.core.config import get_config
 from crosschannel.local import dms_task
-from crosschannel.wiring.defaults import test_run
 
 BUNDLE = Path(__file__).resolve().parents[1]
 _AIRFLOW_HOME = tempfile.mkdtemp(prefix="crosschannel-airflow-")
@@ -111,6 +110,7 @@ def run_dag(dag_id: str, partition: str, mark_success_pattern: str | None = None
     """Parse the bundle's DAGs as the dag processor would and run one with dag.test()."""
     from airflow.dag_processing.dagbag import DagBag
 
+    from crosschannel.wiring.defaults import test_run
 
     bag = DagBag(str(BUNDLE / "dags"))
     assert not bag.import_errors, bag.import_errors
@@ -218,7 +218,6 @@ def full_load_one_store(tmp_path: Path, day):
     """A source DB holding one store, change capture on, and the local task's full load landed for `day`
     under the configured storage root (file:// or s3://)."""
     import datetime as dt
-
 
     engine = source.connect(f"sqlite:///{tmp_path / 'src.db'}")
     source.create_schema(engine)

@@ -36,7 +36,6 @@ def _parse(path: Path, target: str, monkeypatch):
     refused."""
     from airflow.dag_processing.dagbag import DagBag
 
-
     for key, value in TARGETS[target].items():
         monkeypatch.setenv(key, value)
     get_config.cache_clear()
@@ -149,7 +148,6 @@ def test_dag_file_parses_cold_without_heavy_modules(path, target):
 def test_a_scheduled_run_processes_the_day_that_just_ended(monkeypatch):
     import pendulum
     from airflow.serialization.serialized_objects import DagSerialization
-
 
     dag = _parse(BUNDLE / "dags" / "retail_ingest.py", "local", monkeypatch).dags["retail_ingest"]
     timetable = DagSerialization.from_dict(DagSerialization.to_dict(dag)).timetable  # as the scheduler sees it

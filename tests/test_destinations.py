@@ -113,7 +113,6 @@ def test_a_request_that_does_not_match_the_api_is_refused(local_env):
 def _personalize_tables(interactions: int) -> None:
     import pyarrow as pa
 
-
     stamp = pa.array([dt.datetime(2026, 11, 3, 12)] * interactions, pa.timestamp("us"))
     tables = {
         "interactions": pa.table({"USER_ID": [str(i % 7) for i in range(interactions)], "ITEM_ID": ["1"] * interactions,

@@ -118,7 +118,6 @@ def test_labels_agree_with_the_generators_ground_truth():
     calibrated on average, and ranked well (the oracle AUC that issue 4's models are measured against)."""
     import numpy as np
 
-
     settings = Generator(seed=11, customers=3000, stores=5, products=60, history_days=200, event_history_days=1,
                          start_partition="2026-11-01")
     retailer = generator.Retailer.create(settings)

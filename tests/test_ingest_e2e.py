@@ -200,7 +200,6 @@ def test_trusted_current_state_equals_the_source_db(ingested):
 def test_trusted_partition_is_written_whole(ingested):
     import pyarrow.parquet as pq
 
-
     state = merge.current_state("orders", DAYS[1])
     target = merge.write_table("orders", DAYS[1], state, candidate=False)
 
@@ -261,7 +260,6 @@ def test_a_critical_gate_failure_keeps_the_previous_good_partition(ingested):
     expectation with sample values; the published trusted partition is untouched."""
     import pyarrow as pa
 
-
     day = DAYS[-1]
     assert run_dag("retail_trusted", day.isoformat()).state == "success"
     published = (paths.trusted("orders", day) / "part-00000.parquet").read_bytes()
@@ -312,7 +310,6 @@ def test_events_of_unknown_customers_are_reported_not_stopped(ingested):
     """A userId naming no customer keeps its events (their customer_id dangles): the gate reports it as a
     warning with the value, publishes the day, and the derived stage counts those events for nobody."""
     import pyarrow as pa
-
 
     day = DAYS[-1]
     assert run_dag("retail_trusted", day.isoformat()).state == "success"

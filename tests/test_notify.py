@@ -128,7 +128,6 @@ def test_sns_delivers_the_deadline_and_the_failure_to_the_topics_subscribers(tmp
     """The aws channel: SnsNotifier publishes to the topic (moto); an SQS queue subscribed to it receives both."""
     import boto3
 
-
     sns, sqs = (boto3.client(name, endpoint_url=moto_server, region_name="us-east-1") for name in ("sns", "sqs"))
     topic = sns.create_topic(Name="crosschannel-alerts")["TopicArn"]
     queue = sqs.create_queue(QueueName="stakeholders")["QueueUrl"]

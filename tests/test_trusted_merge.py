@@ -93,7 +93,6 @@ def test_a_value_that_no_longer_fits_its_type_is_stopped_on_both_engines(spark):
     """DuckDB refuses the cast; Spark 3.5 (non-ANSI, as Glue) makes it NULL, which the gate stops."""
     import duckdb
 
-
     rows = [(0, 0, "I", LOAD, "1", "One", "Salem", "north", "not-a-date", "2026-01-01 10:00:00.000000")]
     sql = merge.merge_sql("stores")
 

@@ -3,7 +3,7 @@
 Job arguments (Glue passes them as --name value):
     --sql_path      the rendered SQL file (s3://... ; the DAG renders include/sql/<file> and uploads it)
     --inputs        JSON: {"<view>": {"format": "dms_csv" | "parquet", "paths": ["s3://...", ...],
-                    "schema": "<DDL>"}} (see crosschannel.sqljobs, which writes them)
+                    "schema": "<DDL>"}} (see crosschannel.core.sqljobs, which writes them)
                     dms_csv: DMS CSV files with a header, read as text, plus _file_seq (the file's place
                     in `paths`) and _row_seq (increasing with the row's place in its file)
                     no paths: an empty view of `schema` (e.g. the identity map before the first day)
@@ -41,7 +41,7 @@ def run(spark, sql_path: str, inputs: dict, output_path: str) -> int:
         read_input(spark, spec).createOrReplaceTempView(view)
     sql = "\n".join(row.value for row in spark.read.text(sql_path).collect())
     result = spark.sql(sql)
-    # every column as the sort key: a re-run writes the same file (crosschannel.sqljobs.in_stable_order)
+    # every column as the sort key: a re-run writes the same file (crosschannel.core.sqljobs.in_stable_order)
     result = result.orderBy(*[f.name for f in result.schema.fields
                               if f.dataType.typeName() not in ("array", "map", "struct")]).cache()
     rows = result.count()

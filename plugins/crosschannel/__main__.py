@@ -14,6 +14,8 @@ import datetime as dt
 import json
 import sys
 
+from crosschannel.core.config import ConfigError, get_config
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m crosschannel", description=__doc__,
@@ -32,8 +34,6 @@ def main(argv: list[str] | None = None) -> int:
     demo = commands.add_parser("demo", help="run the chain on the local target and print a summary")
     demo.add_argument("--days", type=int, default=3, help="partitions to run after the history (default 3)")
     args = parser.parse_args(argv)
-
-    from crosschannel.core.config import get_config
 
     if args.command == "generate":
         from crosschannel.sim import generator
@@ -64,8 +64,6 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(argv: list[str] | None = None) -> int:
     """main() with the bundle's input errors printed as one clear line instead of a traceback."""
-    from crosschannel.core.config import ConfigError
-
     try:
         return main(argv)
     except (ConfigError, ValueError, FileNotFoundError, RuntimeError) as exc:

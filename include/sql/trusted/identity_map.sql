@@ -1,7 +1,7 @@
 -- The identity map after the partition day: the customer each anonymous id (a device or browser) belongs to.
 --
 -- Inputs: `previous` (anonymous_id, customer_id, identified_at), the map after the previous day (empty on
--- the first day), and `messages`, the day's landed Segment messages as text (see crosschannel.trusted_events).
+-- the first day), and `messages`, the day's landed Segment messages as text (see crosschannel.stages.trusted.events).
 -- Any message carrying both ids links them (identify calls, and track calls of a logged-in visitor). A
 -- device later identified as someone else follows its latest identification.
 WITH links AS (

@@ -61,6 +61,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from crosschannel.core import source
+from crosschannel.core.config import get_config
 
 CHANNELS = ("store", "web", "app")
 TIERS = ("none", "silver", "gold", "platinum")
@@ -305,8 +306,6 @@ def import_csv(orders_csv: str, customers_csv: str | None = None, engine: sa.Eng
     people = _customers(customer_file) if customer_file else None
     _raise_if_any(problems)
     if engine is None:
-        from crosschannel.core.config import get_config
-
         engine = source.connect(get_config().source.sqlalchemy_url)
     source.create_schema(engine)
     with engine.begin() as conn:

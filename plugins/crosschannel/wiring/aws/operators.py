@@ -32,7 +32,7 @@ def _polling() -> dict:
 
 
 class _PlanOperator(AwsBaseOperator):
-    """Sends one destination plan (crosschannel.destinations): starts the job, waits for it (in the triggerer
+    """Sends one destination plan (crosschannel.stages.activation): starts the job, waits for it (in the triggerer
     when deferrable), then records its receipt and the destination's state."""
 
     template_fields: Sequence[str] = ("plan", "aws_conn_id", "region_name")
