@@ -138,3 +138,26 @@ def test_a_past_partition_sends_nothing_unless_forced(demo_run, http_server, mon
     assert all(r.headers["Authorization"].startswith("Basic ") for r in http_server.received)
     modes = storage.read_json(storage.zone("activation", "personalize", "dt=2026-11-01", "modes.json"))
     assert modes["interactions"] == "FULL"  # sending a past day again replaces the whole dataset
+
+
+def test_no_contact_leaves_without_its_opt_in_on_the_demo_retailer(demo_run):
+    """Consent on real generated data: every email and phone in the day's Customer Profiles upload and Pinpoint
+    endpoint files belongs to a customer opted in to that channel in the day's trusted state."""
+    import pandas as pd
+
+    from crosschannel.core import sqljobs
+
+    day = dt.date.fromisoformat(demo_run["partition"])
+    customers = sqljobs.read_partition(paths.trusted("customers", day)).to_pandas().set_index("customer_id")
+    upload = pd.concat(pd.read_csv(p.open("r"), dtype=str) for p in
+                       sorted(paths.activation("customer_profiles", day, "upload").glob("*.csv")))
+    ids = upload["customer_id"].astype("int64")
+    emails, phones = upload["email"].notna().to_numpy(), upload["phone"].notna().to_numpy()
+    assert emails.any() and phones.any()
+    assert customers.loc[ids[emails], "email_opt_in"].all()
+    assert customers.loc[ids[phones], "sms_opt_in"].all()
+    endpoints = pd.concat(pd.read_csv(p.open("r"), dtype=str) for p in
+                          sorted(paths.activation("pinpoint", day).rglob("*.csv")))
+    for channel, opt_in in (("EMAIL", "email_opt_in"), ("SMS", "sms_opt_in")):
+        chosen = endpoints[endpoints["ChannelType"] == channel]["User.UserId"].astype("int64")
+        assert len(chosen) and customers.loc[chosen, opt_in].all(), channel

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from crosschannel.core import paths
 from crosschannel.core.config import get_config
 from crosschannel.core.partition import run_hash
-from crosschannel.stages.activation import audiences, outbox
+from crosschannel.stages.activation import audiences, consent, outbox
 from crosschannel.stages.activation.outbox import (
     PROFILES,
     ActivationError,
@@ -19,7 +19,6 @@ from crosschannel.stages.activation.outbox import (
     text,
     write_parts,
 )
-from crosschannel.stages.activation.profiles import clean_email, clean_phone
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -35,14 +34,16 @@ PROFILE_FIELDS = {  # column: (profile target, content type)
 
 
 def profile_upload(profile: pd.DataFrame) -> pd.DataFrame:
-    """Every scored customer: identity, scores, and per audience `audience_<name>` true only for a treatment
-    member (control members and non-members read false, so yesterday's membership does not linger)."""
+    """Every scored customer: identity, the contacts consent lets leave, scores, and per audience
+    `audience_<name>` true only for a treatment member (control members and non-members read false, so
+    yesterday's membership does not linger)."""
     import pandas as pd
 
+    contacts = consent.contacts(profile[["email", "phone", "email_opt_in", "sms_opt_in"]], PROFILES)
     frame = pd.DataFrame({
         "customer_id": profile["customer_id"].astype(str),
         "first_name": text(profile["first_name"]), "last_name": text(profile["last_name"]),
-        "email": profile["email"].map(clean_email), "phone": profile["phone"].map(clean_phone),
+        "email": contacts["email"], "phone": contacts["phone"],
         "loyalty_tier": text(profile["loyalty_tier"]),
         **{column: profile[column] for column in score_columns()},
     })

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from crosschannel.core import engines, paths, sqljobs, storage
 from crosschannel.core.config import BUNDLE_ROOT, get_config
 from crosschannel.core.partition import run_hash
-from crosschannel.stages.activation import audiences, outbox
+from crosschannel.stages.activation import audiences, consent, outbox
 from crosschannel.stages.activation.outbox import PERSONALIZE, ActivationError, plan_request, sendable, write_parts
 from crosschannel.stages.trusted.events import EVENTS_SCHEMA
 
@@ -97,6 +97,7 @@ def export_personalize(day: dt.date, decision: dict, run: str) -> list[dict]:
     for dataset in PERSONALIZE_DATASETS:
         frame = sqljobs.read_partition(paths.activation(PERSONALIZE, day, "tables", dataset)).to_pandas()
         fields = [field["name"] for field in schema(dataset)["fields"]]
+        consent.refuse_contacts(PERSONALIZE, fields, f"the {dataset} dataset")
         if sorted(frame.columns) != sorted(fields):
             raise ActivationError(f"personalize {dataset}: the SQL returns {sorted(frame.columns)}, the schema "
                                   f"include/personalize/{dataset}.json declares {sorted(fields)}")

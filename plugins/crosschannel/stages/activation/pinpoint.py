@@ -7,28 +7,26 @@ from typing import TYPE_CHECKING
 
 from crosschannel.core import paths, storage
 from crosschannel.core.config import get_config
-from crosschannel.stages.activation import audiences, outbox
+from crosschannel.stages.activation import audiences, consent, outbox
 from crosschannel.stages.activation.outbox import PINPOINT, plan_request, score_columns, text, write_parts
-from crosschannel.stages.activation.profiles import clean_email, clean_phone
 
 if TYPE_CHECKING:
     import pandas as pd
 
 def pinpoint_endpoints(audience: str, members: pd.DataFrame, profile: pd.DataFrame) -> pd.DataFrame:
-    """The audience's treatment members as Pinpoint endpoints: EMAIL for opted-in valid addresses, SMS for
-    opted-in phones in E.164; the header in Pinpoint's dot notation."""
+    """The audience's treatment members as Pinpoint endpoints: EMAIL and SMS for the contacts consent lets
+    leave (crosschannel.stages.activation.consent); the header in Pinpoint's dot notation."""
     import pandas as pd
 
     treated = members[(members["audience"] == audience) & (members["assignment"] == "treatment")]
-    frame = treated[["customer_id", "detail"]].merge(profile, on="customer_id", how="inner")
+    frame = consent.contacts(treated[["customer_id", "detail"]].merge(profile, on="customer_id", how="inner"),
+                             PINPOINT)
     frames = []
-    for channel, column, opt_in, clean in (("EMAIL", "email", "email_opt_in", clean_email),
-                                           ("SMS", "phone", "sms_opt_in", clean_phone)):
-        address = frame[column].map(clean)
-        chosen = frame[frame[opt_in].fillna(False).astype(bool) & address.notna()]
+    for channel, field in (("EMAIL", "email"), ("SMS", "phone")):
+        chosen = frame[frame[field].notna()]
         endpoints = pd.DataFrame({
             "ChannelType": channel,
-            "Address": address[chosen.index],
+            "Address": chosen[field],
             "Id": channel.lower() + "-" + chosen["customer_id"].astype(str),
             "User.UserId": chosen["customer_id"].astype(str),
             "User.UserAttributes.FirstName": text(chosen["first_name"]),

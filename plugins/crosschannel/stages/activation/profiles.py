@@ -1,5 +1,5 @@
 """The day's activation as a whole: whether a run may send, the per-customer profile every destination reads
-(<root>/activation/profiles/dt=D/), contact cleaning, and the summary of what was written and sent.
+(<root>/activation/profiles/dt=D/) and the summary of what was written and sent.
 
 A run sends only for the newest scored partition, and never from a backfill, unless its `force_publish` Param
 is set: a backfill rebuilds the files and the validated requests, and sends nothing.
@@ -8,7 +8,6 @@ is set: a backfill rebuilds the files and the validated requests, and sends noth
 from __future__ import annotations
 
 import datetime as dt
-import re
 from typing import TYPE_CHECKING
 
 from crosschannel.core import paths, sqljobs, storage
@@ -18,10 +17,6 @@ from crosschannel.stages.activation.outbox import DESTINATIONS
 
 if TYPE_CHECKING:
     import pandas as pd
-
-E164 = re.compile(r"^\+[1-9]\d{7,14}$")
-EMAIL = re.compile(r"^[^@\s,;]+@[^@\s,;]+\.[A-Za-z]{2,}$")
-
 
 def _newest_scored_partition() -> str | None:
     model = next(iter(get_config().models.specs))
@@ -81,21 +76,6 @@ def read_profiles(day: dt.date) -> pd.DataFrame:
     frame = sqljobs.read_partition(profiles_dir(day)).to_pandas()
     frame["audiences"] = frame["audiences"].map(list)
     return frame
-
-
-def clean_phone(value) -> str | None:
-    """A phone in E.164, or None (separators are dropped; a number without its country code is not guessed)."""
-    if not isinstance(value, str):
-        return None
-    phone = re.sub(r"[\s().-]", "", value)
-    return phone if E164.match(phone) else None
-
-
-def clean_email(value) -> str | None:
-    if not isinstance(value, str):
-        return None
-    email = value.strip()
-    return email if EMAIL.match(email) else None
 
 
 def summarize(day: dt.date, prepared: dict, segment: dict) -> dict:

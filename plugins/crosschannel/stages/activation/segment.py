@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from crosschannel.core import paths, sqljobs, storage
 from crosschannel.core.config import get_config
-from crosschannel.stages.activation import outbox
+from crosschannel.stages.activation import consent, outbox
 from crosschannel.stages.activation.outbox import SEGMENT, ActivationError
 
 if TYPE_CHECKING:
@@ -78,7 +78,9 @@ def build(day: dt.date, profile: pd.DataFrame) -> dict:
     """Write the day's identify messages for the customers whose traits changed since the last publish."""
     before = published()
     lines, digests = [], {}
-    for record in traits(profile):
+    records = traits(profile)
+    consent.refuse_contacts(SEGMENT, {key for record in records for key in record["traits"]}, "the identify traits")
+    for record in records:
         digest = _digest(record["traits"])
         digests[record["user_id"]] = digest
         if before.get(record["user_id"]) != digest:
