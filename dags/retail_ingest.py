@@ -68,7 +68,8 @@ def retail_ingest():
         """Decide the DMS start type and CDC stop position for the partition."""
         from crosschannel.stages.ingest import tasks
 
-        return tasks.plan_extract(partition_day(context), run_flag(context, "force_full_load"))
+        return tasks.plan_extract(partition_day(context), run_flag(context, "force_full_load"),
+                                  steps.replication_task_has_run())
 
     @task(outlets=[LANDING_DMS])
     def land_dms_files(start_type: str, full_load: bool, *, outlet_events, **context) -> dict:

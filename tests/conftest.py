@@ -20,10 +20,6 @@ from pathlib import Path
 
 import pytest
 
-from crosschannel.core import source
-from crosschannel.core.config import get_config
-from crosschannel.local import dms_task
-
 BUNDLE = Path(__file__).resolve().parents[1]
 _AIRFLOW_HOME = tempfile.mkdtemp(prefix="crosschannel-airflow-")
 os.environ.update({
@@ -71,6 +67,7 @@ AWS_ENV = {
 
 def configure(monkeypatch, tmp_path: Path, **overrides: str):
     """Point the bundle's configuration (local target) at tmp_path, with a small generator."""
+    from crosschannel.core.config import get_config
 
     values = {
         "CROSSCHANNEL__TARGET": "local",
@@ -92,6 +89,7 @@ def configure(monkeypatch, tmp_path: Path, **overrides: str):
 @pytest.fixture
 def local_env(tmp_path, monkeypatch):
     """A local-target configuration rooted in tmp_path."""
+    from crosschannel.core.config import get_config
 
     yield configure(monkeypatch, tmp_path)
     get_config.cache_clear()
@@ -218,6 +216,9 @@ def full_load_one_store(tmp_path: Path, day):
     """A source DB holding one store, change capture on, and the local task's full load landed for `day`
     under the configured storage root (file:// or s3://)."""
     import datetime as dt
+
+    from crosschannel.core import source
+    from crosschannel.local import dms_task
 
     engine = source.connect(f"sqlite:///{tmp_path / 'src.db'}")
     source.create_schema(engine)

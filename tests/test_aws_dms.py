@@ -14,6 +14,7 @@ from crosschannel.core import segment_files as segment_events
 from crosschannel.core.config import get_config
 from crosschannel.stages.ingest import landing as dms_landing
 from crosschannel.stages.ingest import tasks as ingest
+from crosschannel.wiring import steps
 from tests.conftest import AWS_ENV, BUNDLE, empty_bucket, full_load_one_store, run_dag
 
 DAY = dt.date(2026, 11, 2)
@@ -60,16 +61,21 @@ def _dag_task(task_id: str):
 
 
 def test_plan_asks_dms_whether_the_task_has_ever_run(aws_env):
-    assert ingest.plan_extract(DAY, force_full_load=False) == {
+    def plan(force: bool) -> dict:
+        return ingest.plan_extract(DAY, force, steps.replication_task_has_run())
+
+    assert steps.replication_task_has_run() is False
+    assert plan(force=False) == {
         "partition": "2026-11-02", "start_type": "start-replication", "full_load": True,
         "cdc_stop_position": "commit_time:2026-11-03T00:00:00"}
 
     aws_env["client"].start_replication_task(ReplicationTaskArn=aws_env["arn"],
                                              StartReplicationTaskType="start-replication")
 
-    assert ingest.plan_extract(DAY, force_full_load=False)["start_type"] == "resume-processing"
-    assert ingest.plan_extract(DAY, force_full_load=False)["full_load"] is False
-    assert ingest.plan_extract(DAY, force_full_load=True)["start_type"] == "reload-target"
+    assert steps.replication_task_has_run() is True
+    assert plan(force=False)["start_type"] == "resume-processing"
+    assert plan(force=False)["full_load"] is False
+    assert plan(force=True)["start_type"] == "reload-target"
 
 
 def test_start_operator_sends_the_planned_request(aws_env):

@@ -1,4 +1,4 @@
-"""Bring-your-own-data CSV import into the source DB (crosschannel.byod)."""
+"""Bring-your-own-data CSV import into the source DB (crosschannel.sim.byod)."""
 
 from __future__ import annotations
 

@@ -132,7 +132,8 @@ def test_dag_file_parses_cold_without_heavy_modules(path, target):
         f"bag = DagBag({str(path)!r})\n"
         "seconds = time.perf_counter() - started\n"
         "heavy = ['pandas', 'duckdb', 'xgboost', 'great_expectations', 'pyarrow',"
-        " 'crosschannel.sim', 'crosschannel.local', 'crosschannel.core.dms', 'crosschannel.core.source']\n"
+        " 'crosschannel.sim', 'crosschannel.local', 'crosschannel.stages', 'crosschannel.core.dms',"
+        " 'crosschannel.core.source']\n"
         "print(json.dumps({'errors': {k: str(v) for k, v in bag.import_errors.items()}, 'seconds': seconds,"
         " 'loaded': [m for m in sys.modules if any(m == h or m.startswith(h + '.') for h in heavy)]}))\n"
     )
@@ -167,6 +168,17 @@ def test_a_scheduled_run_processes_the_day_that_just_ended(monkeypatch):
         partition_day({"params": {}})
     with pytest.raises(ValueError, match="params: partition '2026-13-99x' is not a YYYY-MM-DD day"):
         partition_day({"params": {"partition": "2026-13-99x"}})
+
+
+def test_a_run_flag_is_a_real_boolean_from_the_conf_or_the_params():
+    from crosschannel.core.partition import run_flag
+
+    assert run_flag({"params": {"force_publish": True}}, "force_publish") is True
+    assert run_flag({"params": {}}, "force_publish") is False
+    conf_run = mock.Mock(conf={"force_publish": False})
+    assert run_flag({"dag_run": conf_run, "params": {"force_publish": True}}, "force_publish") is False  # conf wins
+    with pytest.raises(ValueError, match=r"force_full_load: 'false' is not true or false"):
+        run_flag({"dag_run": mock.Mock(conf={"force_full_load": "false"}), "params": {}}, "force_full_load")
 
 
 def test_a_backfill_is_recognised_at_the_head_and_downstream():

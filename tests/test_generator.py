@@ -16,6 +16,7 @@ from crosschannel.core.config import Generator
 from crosschannel.sim import generator
 from crosschannel.sim.retailer import Retailer, no_purchase_probability
 from crosschannel.sim.timeline import day_ordinal
+from crosschannel.stages.ingest import segment as segment_check
 
 
 def _settings(**overrides) -> Generator:
@@ -116,7 +117,7 @@ def test_events_follow_segment_ecommerce_spec_and_match_online_orders():
     day = dt.date.fromisoformat(settings.start_partition) - dt.timedelta(days=settings.history_days)
 
     for event in events:
-        assert segment_files.check_message(json.dumps(event).encode(), day) in {
+        assert segment_check.check_message(json.dumps(event).encode(), day) in {
             ("identify", "")} | {("track", name) for name in segment_files.ECOMMERCE_EVENTS}
     completed = {e["properties"]["order_id"] for e in events if e.get("event") == "Order Completed"}
     orders = changes.inserts["orders"]

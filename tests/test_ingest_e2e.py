@@ -32,13 +32,13 @@ def _landed_current_state(upto: dt.date) -> dict[str, set[tuple]]:
         keys = [c.name for c in tbl.primary_key.columns]
         frames = []
         folder = paths.dms_landing() / name
-        paths = sorted(folder.glob("LOAD*.csv"))
+        files = sorted(folder.glob("LOAD*.csv"))
         day = DAYS[0]
         while day <= upto:
             manifest = storage.read_json(paths.dms_manifest(day) / "manifest.json")
-            paths += [folder / day.strftime("%Y/%m/%d") / f for f in manifest["tables"][name]["cdc_files"]]
+            files += [folder / day.strftime("%Y/%m/%d") / f for f in manifest["tables"][name]["cdc_files"]]
             day += dt.timedelta(days=1)
-        for order, path in enumerate(paths):
+        for order, path in enumerate(files):
             frame = pd.read_csv(io.StringIO(path.read_text()), dtype=str, keep_default_na=False)
             frames.append(frame.assign(_file=order, _row=range(len(frame))))
         changes = pd.concat(frames).sort_values(["dms_commit_ts", "_file", "_row"], kind="stable")

@@ -11,6 +11,7 @@ import pytest
 from crosschannel.core import paths, storage
 from crosschannel.core import segment_files as segment_events
 from crosschannel.core.config import get_config
+from crosschannel.stages.ingest import segment as segment_check
 from crosschannel.stages.ingest import tasks as ingest
 
 DAY = dt.date(2026, 11, 1)
@@ -67,7 +68,7 @@ def test_a_bad_line_fails_naming_file_and_line_and_keeps_the_previous_partition(
     committed = {p.name: p.read_bytes() for p in _partition(local_env).iterdir()}
     _write(local_env, "b.gz", [json.dumps(_message(2)).encode(), line])
 
-    with pytest.raises(segment_events.SegmentFileError) as caught:
+    with pytest.raises(segment_check.SegmentFileError) as caught:
         ingest.land_segment_events(DAY)
 
     message = str(caught.value)
@@ -79,7 +80,7 @@ def test_a_bad_line_fails_naming_file_and_line_and_keeps_the_previous_partition(
 def test_a_file_that_is_not_gzip_is_named(local_env):
     _write(local_env, "c.gz", [b"{}"], compress=False)
 
-    with pytest.raises(segment_events.SegmentFileError, match=r"c\.gz: not a readable gzip file"):
+    with pytest.raises(segment_check.SegmentFileError, match=r"c\.gz: not a readable gzip file"):
         ingest.land_segment_events(DAY)
     assert not _partition(local_env).exists()
 

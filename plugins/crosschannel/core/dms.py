@@ -61,8 +61,6 @@ def cdc_stop_position(day: dt.date) -> str:
     return "commit_time:" + dt.datetime.combine(day + dt.timedelta(days=1), dt.time(0)).strftime("%Y-%m-%dT%H:%M:%S")
 
 
-
-
 def header_for(tbl: sa.Table) -> list[str]:
     return ["Op", settings()["TimestampColumnName"], *(c.name for c in tbl.columns)]
 

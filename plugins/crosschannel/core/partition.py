@@ -64,8 +64,12 @@ def is_backfill(context) -> bool:
 
 
 def run_flag(context, name: str) -> bool:
-    """A boolean run-level input: the run's conf first, then its Params."""
-    return bool(_conf(context).get(name, (context.get("params") or {}).get(name, False)))
+    """A boolean run-level input (a Param such as `force_publish`): the run's conf first, then its Params. Only a
+    real boolean counts: a string such as "false" is refused, never read as true."""
+    value = _conf(context).get(name, (context.get("params") or {}).get(name, False))
+    if not isinstance(value, bool):
+        raise ValueError(f"{name}: {value!r} is not true or false (a JSON boolean in the run's conf or Params)")
+    return value
 
 
 def run_hash(run: str) -> str:

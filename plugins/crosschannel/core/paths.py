@@ -18,6 +18,7 @@ Stage code asks for a place by what it is (`trusted("orders", day)`), never by b
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import TYPE_CHECKING
 
 from crosschannel.core.config import get_config
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
 
 PARTITION_PREFIX = "dt="
+_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 def partition_name(day: dt.date) -> str:
@@ -40,11 +42,11 @@ def partition(*parts: str, day: dt.date) -> ObjectStoragePath:
 
 
 def partition_days(base: ObjectStoragePath) -> list[dt.date]:
-    """The days of the dt= folders under `base` (committed or not), in order."""
+    """The days of the dt=YYYY-MM-DD folders under `base` (committed or not), in order; other names are ignored."""
     if not base.exists():
         return []
-    return sorted(dt.date.fromisoformat(p.name.removeprefix(PARTITION_PREFIX))
-                  for p in base.glob(f"{PARTITION_PREFIX}*"))
+    names = (p.name.removeprefix(PARTITION_PREFIX) for p in base.glob(f"{PARTITION_PREFIX}*"))
+    return sorted(dt.date.fromisoformat(name) for name in names if _DAY.fullmatch(name))
 
 
 def sibling(folder: ObjectStoragePath, day: dt.date) -> ObjectStoragePath:
@@ -88,8 +90,9 @@ def candidate(name: str, day: dt.date, zone_name: str = "trusted") -> ObjectStor
     return partition("staging", zone_name, name, day=day)
 
 
-def features(day: dt.date) -> ObjectStoragePath:
-    return trusted("customer", day, zone_name="features")
+def features(day: dt.date | None = None) -> ObjectStoragePath:
+    """<root>/features/customer/ (the day's partition when `day` is given)."""
+    return zone("features", "customer") if day is None else trusted("customer", day, zone_name="features")
 
 
 def features_candidate(day: dt.date) -> ObjectStoragePath:
@@ -146,6 +149,10 @@ def audience_members(audience: str, day: dt.date) -> ObjectStoragePath:
 def reports(day: dt.date, *parts: str) -> ObjectStoragePath:
     """<root>/reports/dt=D/...: gate results, Data Docs, model reports, activation summaries."""
     return partition("reports", day=day).joinpath(*parts)
+
+
+def demo_summary() -> ObjectStoragePath:
+    return zone("reports", "demo_summary.json")
 
 
 def gate_report(day: dt.date, suite: str) -> ObjectStoragePath:

@@ -27,7 +27,6 @@ METRIC_DEFINITIONS = [
 ]
 
 
-
 def job_name(model: str, day: dt.date, kind: str, run: str = "") -> str:
     """Names derived from model, partition, step and (for jobs SageMaker cannot re-create under one name) a
     short hash of the Airflow run, so a re-run starts fresh jobs (tuning job names are capped at 32)."""

@@ -79,12 +79,12 @@ def empty_table(schema: str) -> pa.Table:
     return pa.schema([(name, _arrow_type(kind)) for name, kind in columns]).empty_table()
 
 
-def read_parquet(paths: list[str]) -> pa.Table:
+def read_parquet(urls: list[str]) -> pa.Table:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     parts = []
-    for url in paths:
+    for url in urls:
         path = storage.location(url)
         files = sorted(path.glob("*.parquet")) if path.is_dir() else [path]
         for file in files:
@@ -93,14 +93,14 @@ def read_parquet(paths: list[str]) -> pa.Table:
     return pa.concat_tables(parts, promote_options="permissive")
 
 
-def read_dms_csv(paths: list[str]) -> pa.Table:
+def read_dms_csv(urls: list[str]) -> pa.Table:
     import csv as stdlib_csv
 
     import pyarrow as pa
     from pyarrow import csv
 
     parts = []
-    for file_seq, url in enumerate(paths):
+    for file_seq, url in enumerate(urls):
         with storage.location(url).open("rb") as handle:
             names = next(stdlib_csv.reader([handle.readline().decode()]))
             handle.seek(0)

@@ -63,6 +63,10 @@ class LocalReplicationTask:
     def state(self) -> dict:
         return storage.read_json(self.state_path) if self.state_path.exists() else {"full_loads": [], "runs": {}}
 
+    def has_run(self) -> bool:
+        """True once the task has run a full load (DMS: ReplicationTaskStartDate is set)."""
+        return bool(self.state()["full_loads"])
+
     def start(self, start_type: str, day: dt.date) -> dict:
         """Run the task for the partition: optional full load, then CDC up to the end of the day."""
         if start_type not in START_TYPES:

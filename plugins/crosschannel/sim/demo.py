@@ -148,7 +148,7 @@ def run(days: int = 3) -> dict:
                 "gate_reports": runs[last]["trusted"]["gate_reports"],
                 "data_docs": runs[last]["trusted"]["data_docs"],
                 "features_rows": runs[last]["trusted"]["features_rows"],
-                "features": storage.url_of(paths.zone("features", "customer")),
+                "features": storage.url_of(paths.features()),
                 "location": storage.url_of(paths.zone("trusted")),
                 "runs": {day: r["trusted"] for day, r in runs.items()},
             },
@@ -160,7 +160,7 @@ def run(days: int = 3) -> dict:
         "activation": {day: r["activation"] for day, r in runs.items()},
         "generator": {day: r["generator"] for day, r in runs.items()},
     }
-    path = paths.zone("reports", "demo_summary.json")
+    path = paths.demo_summary()
     storage.write_json(path, summary)
     print(render(summary, path))
     return summary

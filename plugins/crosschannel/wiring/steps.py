@@ -58,6 +58,22 @@ def sql_jobs(task_id: str, script_args):
 
 # ---- DMS: the replication task run to the partition's CDC stop position
 
+def replication_task_has_run() -> bool:
+    """Has the replication task run its full load? aws: DMS says so (ReplicationTaskStartDate is absent until
+    the task is first started); local: the local task's record. Called in plan_extract's task body."""
+    cfg = get_config()
+    if not _on_aws():
+        from crosschannel.local.dms_task import LocalReplicationTask
+
+        return LocalReplicationTask().has_run()
+    from airflow.providers.amazon.aws.hooks.dms import DmsHook
+
+    task = DmsHook(**_aws()).get_task_description(cfg.aws.dms.replication_task_arn)
+    if task is None:
+        raise RuntimeError(f"DMS replication task {cfg.aws.dms.replication_task_arn} does not exist")
+    return "ReplicationTaskStartDate" in task
+
+
 def start_replication(plan):
     """Start the replication task with the plan's start type and stop position."""
     if _on_aws():

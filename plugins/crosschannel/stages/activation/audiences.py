@@ -46,7 +46,6 @@ def is_control(audience: str, customer_id: int, percent: float) -> bool:
     return digest[:8] < control_below(percent)
 
 
-
 def members_sql(audience: str, day: dt.date) -> str:
     end = day + dt.timedelta(days=1)
     bounds = {"as_of_end": engines.stamp(end), "since_7d": engines.stamp(end - dt.timedelta(days=7)),

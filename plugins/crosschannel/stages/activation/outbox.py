@@ -123,7 +123,8 @@ def write_parts(folder, frame: pd.DataFrame, max_bytes: int) -> list[str]:
 
 
 def plan_request(destination: str, day: dt.date, name: str, requests: list[dict], decision: dict,
-          files: list[str], **extra) -> dict:
+                 files: list[str], **extra) -> dict:
+    """Record a destination's requests in the outbox (planned, or not sent and why); the plan to send."""
     status = "planned" if decision["send"] else "not sent"
     outbox = write_outbox(destination, day, name, requests,
                           {"status": status, "sent": False, "reason": decision["reason"]})

@@ -120,6 +120,6 @@ def export_personalize(day: dt.date, decision: dict, run: str) -> list[dict]:
             "dataSource": {"dataLocation": files[0] if len(files) == 1 else storage.url_of(
                 paths.activation(PERSONALIZE, day, dataset)) + "/"},
             "roleArn": settings.role_arn, "importMode": modes[dataset]})
-        plans.append(plan_request(PERSONALIZE, day, dataset, [request], dataset_decision, files, records=len(frame),
-                           mode=modes[dataset], dataset=dataset))
+        plans.append(plan_request(PERSONALIZE, day, dataset, [request], dataset_decision, files,
+                                  records=len(frame), mode=modes[dataset], dataset=dataset))
     return sendable(plans, decision)

@@ -1,7 +1,6 @@
-"""The ingest stage's side of DMS: whether the replication task has run, and the check of its files: every file a
-partition needs is read, row by row, before its manifest is committed (<root>/landing/manifests/dms/dt=D/),
-the partition's only entry point for readers. The same code serves both targets; the layout is
-crosschannel.core.dms.
+"""The ingest stage's check of DMS's files: every file a partition needs is read, row by row, before its manifest
+is committed (<root>/landing/manifests/dms/dt=D/), the partition's only entry point for readers. The same code
+serves both targets; the layout is crosschannel.core.dms.
 """
 
 from __future__ import annotations
@@ -15,7 +14,6 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 
 from crosschannel.core import paths, source, storage
-from crosschannel.core.config import get_config
 from crosschannel.core.dms import (
     CDC_FILE,
     FULL_LOAD_TYPES,
@@ -141,21 +139,6 @@ def _full_load_stamp(day: dt.date, stamps: set[str]) -> str:
             f"load (transfer time {stamp}): its LOAD files are gone, so {day} cannot be re-checked as a full load"
         )
     return stamp
-
-
-def replication_task_has_run() -> bool:
-    """Has the replication task run its full load? aws: DMS says so; local: the local task's record."""
-    cfg = get_config()
-    if cfg.target == "aws":
-        from airflow.providers.amazon.aws.hooks.dms import DmsHook
-
-        hook = DmsHook(aws_conn_id=cfg.aws.conn_id, region_name=cfg.aws.region)
-        task = hook.get_task_description(cfg.aws.dms.replication_task_arn)
-        if task is None:
-            raise RuntimeError(f"DMS replication task {cfg.aws.dms.replication_task_arn} does not exist")
-        return "ReplicationTaskStartDate" in task  # absent until the task is first started
-    record = paths.local_dms_task_state()
-    return bool(record.exists() and storage.read_json(record)["full_loads"])
 
 
 def dms_summary(manifest: dict) -> dict:

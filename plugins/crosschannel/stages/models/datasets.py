@@ -23,9 +23,6 @@ if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
-SPLITS = ("train", "validation", "test")
-
-
 class ModelError(RuntimeError):
     """Training data or a model is unusable; the message names the model, partition and what is wrong."""
 
@@ -61,11 +58,11 @@ def read_snapshots(day: dt.date, days: list[dt.date]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def matrix(frame: pd.DataFrame, features: list[str]) -> np.ndarray:
-    missing = [f for f in features if f not in frame.columns]
+def matrix(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
+    missing = [f for f in columns if f not in frame.columns]
     if missing:
         raise ModelError(f"features {missing} are not columns of features/customer (see models.features)")
-    return frame[features].astype("float64").to_numpy()
+    return frame[columns].astype("float64").to_numpy()
 
 
 def build_datasets(day: dt.date) -> dict:

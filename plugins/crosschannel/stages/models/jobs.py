@@ -31,7 +31,7 @@ def plan_tuning(day: dt.date, names: list[str] | None = None, run: str = "") -> 
         output = storage.location(models_output(model, day))
         output.mkdir(parents=True, exist_ok=True)
         plans.append(sagemaker.tuning_config(sagemaker.job_name(model, day, "tune", run), _channels(model, day),
-                                                  storage.url_of(output), source_dir))
+                                             storage.url_of(output), source_dir))
     return plans
 
 
@@ -64,7 +64,7 @@ def plan_final_training(day: dt.date, tuning: list[dict], names: list[str] | Non
                  best["FinalHyperParameterTuningJobObjectiveMetric"])
         hps = {**sagemaker.static_hyperparameters(source_dir), **best["TunedHyperParameters"]}
         plans.append(sagemaker.training_config(sagemaker.job_name(model, day, "train", run), _channels(model, day),
-                                                    models_output(model, day), hps))
+                                               models_output(model, day), hps))
     return plans
 
 

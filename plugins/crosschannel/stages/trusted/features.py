@@ -21,7 +21,6 @@ FEATURE_INPUTS = ("customers", "orders", "order_lines", "products", "returns")
 CUSTOMER_360_INPUTS = ("customers", "stores", "orders", "returns")
 
 
-
 def features_sql(as_of: dt.date, data_end: dt.date) -> str:
     """The features of `as_of` from the state at the end of `data_end`; labels only where their window ended."""
     end = as_of + dt.timedelta(days=1)

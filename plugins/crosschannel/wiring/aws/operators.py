@@ -15,7 +15,6 @@ from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
 
 from crosschannel.core import storage
 from crosschannel.core.config import get_config
-from crosschannel.stages.activation.outbox import record_delivery
 from crosschannel.wiring.aws.hooks import (
     ActivationJobFailed,
     CustomerProfilesHook,
@@ -55,6 +54,13 @@ class _PlanOperator(AwsBaseOperator):
         """Record the finished job's receipt and state; the task's return value."""
         raise NotImplementedError
 
+    def record_delivery(self, receipt: dict, **state) -> None:
+        """The plan's receipt and the destination's state, as every delivery records them (imported here, at run
+        time, so that parsing a DAG loads no stage code)."""
+        from crosschannel.stages.activation.outbox import record_delivery
+
+        record_delivery(self.plan, receipt, **state)
+
     def execute(self, context: Any) -> dict:
         ids = self.start()
         if self.deferrable:
@@ -87,8 +93,8 @@ class PinpointImportOperator(_PlanOperator):
                                       f"failed endpoint(s) in {job.get('FailedPieces', 0)} piece(s): "
                                       f"{'; '.join(job.get('Failures') or [])}")
         segment_id = job["Definition"].get("SegmentId")
-        record_delivery(self.plan, {"status": "COMPLETED", "sent": True, "job_id": job["Id"],
-                                    "total_processed": job.get("TotalProcessed")}, segment_id=segment_id)
+        self.record_delivery({"status": "COMPLETED", "sent": True, "job_id": job["Id"],
+                              "total_processed": job.get("TotalProcessed")}, segment_id=segment_id)
         return {"job_id": job["Id"], "segment_id": segment_id}
 
 
@@ -106,8 +112,8 @@ class CustomerProfilesUploadOperator(_PlanOperator):
     def finish(self, job: dict, ids: dict) -> dict:
         created = [r["params"]["SegmentDefinitionName"] for r in self.plan["requests"]
                    if r["operation"] == "CreateSegmentDefinition" and self.hook.ensure_segment_definition(r["params"])]
-        record_delivery(self.plan, {"status": job["Status"], "sent": True, "job_id": ids["JobId"],
-                                    "results": job.get("ResultsSummary"), "segment_definitions_created": created})
+        self.record_delivery({"status": job["Status"], "sent": True, "job_id": ids["JobId"],
+                              "results": job.get("ResultsSummary"), "segment_definitions_created": created})
         return {"job_id": ids["JobId"], "segment_definitions_created": created}
 
 
@@ -124,5 +130,5 @@ class PersonalizeImportOperator(_PlanOperator):
 
     def finish(self, job: dict, ids: dict) -> dict:
         arn = ids["datasetImportJobArn"]
-        record_delivery(self.plan, {"status": job["status"], "sent": True, "job_arn": arn}, job_arn=arn)
+        self.record_delivery({"status": job["status"], "sent": True, "job_arn": arn}, job_arn=arn)
         return {"job_arn": arn, "mode": self.plan["mode"]}
