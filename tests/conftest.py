@@ -220,7 +220,7 @@ def full_load_one_store(tmp_path: Path, day):
     from crosschannel.core import source
     from crosschannel.local import dms_task
 
-    engine = source.connect(f"sqlite:///{tmp_path / 'src.db'}")
+    engine = source.connect(f"sqlite:///{tmp_path / 'src.db'}", create=True)
     source.create_schema(engine)
     with engine.begin() as conn:
         source.set_clock(conn, dt.datetime.combine(day + dt.timedelta(days=1), dt.time(0)))

@@ -26,7 +26,7 @@ customer_id,first_name,last_name,email,phone,email_opt_in,sms_opt_in,loyalty_tie
 
 @pytest.fixture
 def engine(tmp_path):
-    engine = source.connect(f"sqlite:///{tmp_path}/src.db")
+    engine = source.connect(f"sqlite:///{tmp_path}/src.db", create=True)
     source.create_schema(engine)
     return engine
 

@@ -92,3 +92,42 @@ def test_dms_files_are_valid_for_the_dms_api():
                          "TableMappings": mappings}, model.operation_model("CreateReplicationTask").input_shape)
     rules = json.loads(mappings)["rules"]
     assert {r["object-locator"]["schema-name"] for r in rules} == {cfg.source.schema_name}
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ({"CROSSCHANNEL__STORAGE__ROOT": ""}, r"storage\.root: must not be empty"),
+        ({"CROSSCHANNEL__STORAGE__ROOT": "s3://"}, r"storage\.root: 's3://' names no bucket"),
+        ({"CROSSCHANNEL__SEGMENT__LOGS_URI": " "}, r"segment\.logs_uri: must not be empty"),
+        ({"CROSSCHANNEL__SCHEDULE__START_DATE": "2026-13-45"}, r"schedule\.start_date: '2026-13-45' is not a calendar"),
+        ({"CROSSCHANNEL__GENERATOR__START_PARTITION": "2026-02-30"}, r"generator\.start_partition: '2026-02-30'"),
+        ({"CROSSCHANNEL__ALERTS__DEADLINE_MINUTES": "{retail_ingest: .nan}"},
+         r"deadline_minutes\.retail_ingest: nan is not a finite number of minutes above 0"),
+        ({"CROSSCHANNEL__ALERTS__DEADLINE_MINUTES": "{audience_activation: .inf}"},
+         r"deadline_minutes\.audience_activation: inf is not a finite"),
+    ],
+)
+def test_values_that_would_break_the_dags_or_the_data_are_refused_naming_the_key(override, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(environ=override)
+
+
+def test_a_storage_root_that_is_a_file_is_refused(tmp_path):
+    file = tmp_path / "root"
+    file.write_text("")
+
+    with pytest.raises(ConfigError, match=r"storage\.root: '.*root' is a file: expected a folder"):
+        load_config(environ={"CROSSCHANNEL__STORAGE__ROOT": str(file)})
+
+
+def test_a_missing_sqlite_source_is_an_error_not_a_new_empty_database(tmp_path):
+    from crosschannel.core import source
+
+    path = tmp_path / "nowhere" / "retail.db"
+    with pytest.raises(FileNotFoundError, match=r"source DB .*retail\.db does not exist \(source\.url\)"):
+        source.connect(f"sqlite:///{path}")
+    assert not path.exists() and not path.parent.exists()
+
+    source.connect(f"sqlite:///{path}", create=True).dispose()  # the generator and the CSV import create it
+    assert path.parent.is_dir()

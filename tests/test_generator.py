@@ -27,7 +27,7 @@ def _settings(**overrides) -> Generator:
 
 def _db_digest(url: str) -> str:
     digest = hashlib.sha256()
-    engine = source.connect(url)
+    engine = source.connect(url, create=True)
     with engine.connect() as conn:
         for tbl in (*source.RETAIL_TABLES, source.cdc_log):
             for row in conn.execute(sa.select(tbl).order_by(*tbl.primary_key.columns)):

@@ -227,7 +227,7 @@ def test_a_batch_failing_every_retry_fails_the_publish_and_marks_nothing(env, co
     messages = segment_traits.read_messages(DAY1)
     connection.answer(then=500)
 
-    with pytest.raises(ActivationError, match=r"[1-9]\d* failed batch\(es\)") as failure:
+    with pytest.raises(segment_traits.SegmentDeliveryError, match=r"[1-9]\d* failed batch\(es\)") as failure:
         segment_traits.publish(DAY1, SEND, built)
 
     assert connection.url in str(failure.value) and WRITE_KEY not in str(failure.value)

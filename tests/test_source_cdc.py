@@ -20,7 +20,7 @@ T0 = dt.datetime(2026, 11, 1, 9, 30, 0, 123456)
 @pytest.fixture(params=["sqlite", "postgresql"])
 def engine(request, tmp_path):
     if request.param == "sqlite":
-        eng = source.connect(f"sqlite:///{tmp_path / 'src.db'}")
+        eng = source.connect(f"sqlite:///{tmp_path / 'src.db'}", create=True)
     else:
         eng = request.getfixturevalue("pg_engine")
     source.create_schema(eng)

@@ -6,13 +6,15 @@ may call it at parse time. A bad value fails with a message naming the key and w
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
+import math
 import os
 from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 BUNDLE_ROOT = Path(__file__).resolve().parents[3]
 DEFAULT_CONFIG_FILE = BUNDLE_ROOT / "include" / "crosschannel.yaml"
@@ -21,6 +23,17 @@ ENV_PREFIX = "CROSSCHANNEL__"
 
 class ConfigError(ValueError):
     """The configuration is invalid; the message names the key and what is allowed."""
+
+
+def _calendar_day(value: str) -> str:
+    try:
+        dt.date.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"{value!r} is not a calendar day (YYYY-MM-DD)") from None
+    return value
+
+
+Day = Annotated[str, Field(pattern=r"^\d{4}-\d{2}-\d{2}$"), AfterValidator(_calendar_day)]
 
 
 class _Section(BaseModel):
@@ -117,7 +130,7 @@ class Generator(_Section):
     products: int = Field(800, ge=10)
     history_days: int = Field(540, ge=30)
     event_history_days: int = Field(35, ge=1)
-    start_partition: str = Field("2026-11-01", pattern=r"^\d{4}-\d{2}-\d{2}$")
+    start_partition: Day = "2026-11-01"
 
 
 class Range(_Section):
@@ -228,7 +241,7 @@ DAG_IDS = ("retail_ingest", "retail_trusted", "propensity_training", "propensity
 class Schedule(_Section):
     # The first day the time-scheduled DAGs (retail_ingest daily, propensity_training weekly) run on their own.
     # Before it, days only run through backfills or by hand: install, backfill the history, then let it run.
-    start_date: str = Field("2026-11-01", pattern=r"^\d{4}-\d{2}-\d{2}$")
+    start_date: Day = "2026-11-01"
 
 
 class Alerts(_Section):
@@ -250,8 +263,9 @@ class Alerts(_Section):
         unknown = set(self.deadline_minutes) - set(DAG_IDS)
         if unknown:
             raise ValueError(f"deadline_minutes: unknown DAG(s) {sorted(unknown)}, expected {list(DAG_IDS)}")
-        if any(minutes <= 0 for minutes in self.deadline_minutes.values()):
-            raise ValueError("deadline_minutes: every deadline must be above 0 minutes")
+        for dag_id, minutes in self.deadline_minutes.items():
+            if not math.isfinite(minutes) or minutes <= 0:
+                raise ValueError(f"deadline_minutes.{dag_id}: {minutes} is not a finite number of minutes above 0")
         for audience, emails in (("stakeholders", self.stakeholder_emails), ("oncall", self.oncall_emails)):
             if "smtp" in getattr(self, audience) and not emails:
                 raise ValueError(f"{audience}: smtp is chosen but {audience.rstrip('s')}_emails is empty")
@@ -298,12 +312,22 @@ class Config(_Section):
 
 
 def _as_url(location: str) -> str:
-    if location.startswith(("s3://", "file://")):
+    """A folder as a URL; an empty location, an S3 URL without a bucket or a path that is a file is refused."""
+    if not location.strip():
+        raise ValueError("must not be empty: expected a folder path, file:// or s3://bucket/prefix")
+    if location.startswith("s3://"):
+        if not location.removeprefix("s3://").split("/")[0]:
+            raise ValueError(f"{location!r} names no bucket: expected s3://bucket/prefix")
         return location.rstrip("/")
-    if "://" in location:
+    if "://" in location and not location.startswith("file://"):
         raise ValueError(f"unsupported location {location!r}: expected a path, file:// or s3://")
-    path = Path(location)
-    return (path if path.is_absolute() else BUNDLE_ROOT / path).resolve().as_uri()
+    path = Path(location.removeprefix("file://"))
+    path = (path if path.is_absolute() else BUNDLE_ROOT / path).resolve()
+    if path.is_file():
+        raise ValueError(f"{location!r} is a file: expected a folder")
+    if location.startswith("file://"):
+        return location.rstrip("/")
+    return path.as_uri()
 
 
 def _env_overrides(environ: dict[str, str]) -> dict:

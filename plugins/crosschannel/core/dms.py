@@ -19,6 +19,7 @@ import sqlalchemy as sa
 
 from crosschannel.core import paths, source, storage
 from crosschannel.core.config import get_config
+from crosschannel.core.errors import DataError
 
 FULL_LOAD_TYPES = ("start-replication", "reload-target")
 START_TYPES = (*FULL_LOAD_TYPES, "resume-processing")
@@ -26,7 +27,7 @@ LOAD_FILE = re.compile(r"^LOAD[0-9A-F]{8}\.csv$")
 CDC_FILE = re.compile(r"^\d{8}-\d{10}\.csv$")
 
 
-class DmsLandingError(ValueError):
+class DmsLandingError(DataError, ValueError):
     """The landed DMS files are missing, unreadable or hold bad rows; the message names file, line, column."""
 
 

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 
 from crosschannel.core import paths, storage
 from crosschannel.core.config import BUNDLE_ROOT
+from crosschannel.core.errors import DataError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -35,7 +36,7 @@ SAMPLE_SIZE = 5
 _AGGREGATES = {"expect_column_max_to_be_between", "expect_column_min_to_be_between", "expect_column_mean_to_be_between"}
 
 
-class GateFailed(RuntimeError):
+class GateFailed(DataError, RuntimeError):
     """Critical expectations failed; the message names the suite, table, column and sample bad values."""
 
 

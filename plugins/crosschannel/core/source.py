@@ -145,12 +145,20 @@ def table(name: str) -> sa.Table:
     raise KeyError(f"unknown source table {name!r}; known: {', '.join(t.name for t in RETAIL_TABLES)}")
 
 
-def connect(url: str) -> sa.Engine:
-    """An engine for the source DB; SQLite gets WAL mode and foreign-key-free bulk-friendly pragmas."""
+def connect(url: str, *, create: bool = False) -> sa.Engine:
+    """An engine for the source DB; SQLite gets WAL mode and foreign-key-free bulk-friendly pragmas. A SQLite file
+    that does not exist is created only when `create` is set (the generator, the CSV import): a reader such as
+    the extract must not find an empty new database where the store's data should be."""
     if url.startswith("sqlite:///"):
         from pathlib import Path
 
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        path = Path(url.removeprefix("sqlite:///"))
+        if str(path) != ":memory:" and not path.exists():
+            if not create:
+                raise FileNotFoundError(
+                    f"source DB {path} does not exist (source.url): build the synthetic retailer with "
+                    "`make generate` or load your data with `python -m crosschannel import-csv`")
+            path.parent.mkdir(parents=True, exist_ok=True)
         engine = sa.create_engine(url)
 
         @sa.event.listens_for(engine, "connect")

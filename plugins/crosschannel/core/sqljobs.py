@@ -20,13 +20,14 @@ import re
 from typing import TYPE_CHECKING
 
 from crosschannel.core import engines, paths, storage
+from crosschannel.core.errors import DataError
 
 if TYPE_CHECKING:
     import pyarrow as pa
     from airflow.sdk import ObjectStoragePath
 
 
-class SqlJobError(RuntimeError):
+class SqlJobError(DataError, RuntimeError):
     """A SQL job could not run; the message names the SQL file, input or output."""
 
 

@@ -306,7 +306,7 @@ def import_csv(orders_csv: str, customers_csv: str | None = None, engine: sa.Eng
     people = _customers(customer_file) if customer_file else None
     _raise_if_any(problems)
     if engine is None:
-        engine = source.connect(get_config().source.sqlalchemy_url)
+        engine = source.connect(get_config().source.sqlalchemy_url, create=True)
     source.create_schema(engine)
     with engine.begin() as conn:
         return _load(conn, order_file, orders, customer_file, people)

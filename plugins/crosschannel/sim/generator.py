@@ -32,7 +32,7 @@ def state_path() -> ObjectStoragePath:
 
 
 def _source_engine() -> sa.Engine:
-    return source.connect(get_config().source.sqlalchemy_url)
+    return source.connect(get_config().source.sqlalchemy_url, create=True)
 
 
 def _segment_logs() -> ObjectStoragePath:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from crosschannel.core import engines, paths, sqljobs, storage
 from crosschannel.core.config import get_config
+from crosschannel.core.errors import DataError
 from crosschannel.stages.trusted import features
 
 if TYPE_CHECKING:
@@ -26,7 +27,7 @@ INPUT_TABLES = ("customers", "orders", "order_lines", "products")
 HASH_SPACE = 16**8  # the first 8 hex digits of the md5
 
 
-class AudienceError(RuntimeError):
+class AudienceError(DataError, RuntimeError):
     """An audience could not be built; the message names the audience and partition."""
 
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from crosschannel.core import paths, storage
 from crosschannel.core.config import get_config
+from crosschannel.core.errors import DataError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -25,7 +26,7 @@ DESTINATIONS = (PINPOINT, PROFILES, PERSONALIZE, SEGMENT)
 MAX_VALUE = 100  # Pinpoint: attribute values up to 100 characters
 
 
-class ActivationError(RuntimeError):
+class ActivationError(DataError, RuntimeError):
     """An activation step failed; the message names the destination, partition and what went wrong."""
 
 

@@ -33,6 +33,11 @@ DAG_ID = "audience_activation"
 log = logging.getLogger(__name__)
 
 
+class SegmentDeliveryError(RuntimeError):
+    """Segment did not accept every message after the library's retries (429, 5xx, a full queue): the task's
+    retries send the same messages again."""
+
+
 def traits(profile: pd.DataFrame) -> list[dict]:
     """Per customer: each model's probability (rounded, so noise alone is not a change), decile and reasons, and
     the audiences the customer is a treatment member of."""
@@ -154,9 +159,9 @@ def send(day: dt.date, messages: list[dict], write_key: str, host: str) -> dict:
     finally:
         client.shutdown()
     if dropped or errors:
-        raise ActivationError(f"segment identify for {day}: {dropped} message(s) dropped by a full queue, "
-                              f"{len(errors)} failed batch(es) at {host}: {'; '.join(errors[:5])}. Nothing is "
-                              "marked published: the next attempt sends the same messages (same messageIds)")
+        raise SegmentDeliveryError(f"segment identify for {day}: {dropped} message(s) dropped by a full queue, "
+                                   f"{len(errors)} failed batch(es) at {host}: {'; '.join(errors[:5])}. Nothing "
+                                   "is marked published: the next attempt sends the same messages (same messageIds)")
     return {"sent": len(messages), "host": host}
 
 

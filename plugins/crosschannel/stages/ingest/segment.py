@@ -14,13 +14,14 @@ from collections.abc import Iterable
 
 from crosschannel.core import paths, segment_files, storage
 from crosschannel.core.config import get_config
+from crosschannel.core.errors import DataError
 from crosschannel.core.segment_files import MESSAGE_TYPES
 
 log = logging.getLogger(__name__)
 MAX_ERRORS_SHOWN = 10
 
 
-class SegmentFileError(ValueError):
+class SegmentFileError(DataError, ValueError):
     """A Segment file is unreadable or holds bad messages; the message names the file and lines."""
 
 

@@ -17,13 +17,14 @@ from typing import TYPE_CHECKING
 
 from crosschannel.core import paths, sagemaker, sqljobs, storage
 from crosschannel.core.config import get_config
+from crosschannel.core.errors import DataError
 from crosschannel.stages.trusted import features
 
 if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
-class ModelError(RuntimeError):
+class ModelError(DataError, RuntimeError):
     """Training data or a model is unusable; the message names the model, partition and what is wrong."""
 
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from crosschannel.core import paths, sagemaker, sqljobs, storage
 from crosschannel.core.config import get_config
+from crosschannel.core.errors import DataError
 from crosschannel.stages.models.datasets import ModelError
 from crosschannel.stages.models.registry import champion
 
@@ -27,7 +28,7 @@ log = logging.getLogger(__name__)
 OUTPUTS = 1 + 3  # probability and three reasons, after the id (inference.py)
 
 
-class ScoreGateFailed(RuntimeError):
+class ScoreGateFailed(DataError, RuntimeError):
     """The day's scores failed their gate; the message names the model, partition and every failed check."""
 
 

@@ -12,13 +12,14 @@ import datetime as dt
 from typing import TYPE_CHECKING
 
 from crosschannel.core import dms, engines, paths, source, sqljobs, storage
+from crosschannel.core.errors import DataError
 
 if TYPE_CHECKING:
     import pyarrow as pa
     from airflow.sdk import ObjectStoragePath
 
 
-class TrustedInputError(ValueError):
+class TrustedInputError(DataError, ValueError):
     """The landing zone cannot give the partition's state; the message names the day, table or file."""
 
 
