@@ -71,7 +71,7 @@ def test_a_missed_deadline_is_mailed_and_posted_to_slack(alerting, smtp_server, 
     assert message["Subject"] == "[crosschannel] audience_activation missed its deadline for partition 2026-11-22"
     assert message["X-Envelope-To"] == "marketing@example.com"
     body = message.get_payload(0).get_payload(decode=True).decode() if message.is_multipart() else message.get_payload()
-    assert "Deadline: 2026-11-23T01:41:00+00:00 (60 minutes after it was queued)" in body
+    assert "Deadline: 2026-11-23T01:41:00+00:00 (60 minutes after the partition's day ended" in body
     (post,) = http_server.received
     assert post.path == "/services/T000/B000/XXXX"
     assert "audience_activation missed its deadline for partition 2026-11-22" in post.json()["text"]
@@ -120,6 +120,7 @@ def test_every_dag_has_a_deadline_alert_whose_callback_the_triggerer_can_import(
         assert alert.callback.path == "crosschannel.wiring.notify.deadline_missed"
         assert import_string(alert.callback.path) is notify.deadline_missed
         assert alert.callback.kwargs["dag_id"] == dag_id
+        assert type(alert.reference).__name__ == "PartitionDayEnd"  # not DAGRUN_QUEUED_AT: clearing a run works
     # deadlines recorded before the stage packages name the old path: a thin re-export, kept for one release
     assert import_string("crosschannel.notify.deadline_missed") is notify.deadline_missed
 
@@ -148,3 +149,48 @@ def test_sns_delivers_the_deadline_and_the_failure_to_the_topics_subscribers(tmp
     subjects = sorted(json.loads(m["Body"])["Subject"] for m in messages)
     assert subjects == ["[crosschannel] audience_activation missed its deadline for partition 2026-11-22",
                         "[crosschannel] audience_activation.load_pinpoint failed for partition 2026-11-22"]
+
+
+def test_the_deadline_counts_from_the_end_of_the_partition_day_or_from_the_runs_creation(airflow_db):
+    """The reference evaluated as the scheduler does when it creates a run (a real DagRun row in the session)."""
+    import datetime as dt
+
+    from airflow.models import DagRun
+    from airflow.utils.session import create_session
+
+    from crosschannel.wiring.deadlines import PartitionDayEnd, partition_day_end
+
+    assert partition_day_end("2026-11-22", None) == dt.datetime(2026, 11, 23, tzinfo=dt.UTC)
+    assert partition_day_end(None, {"partition": "2026-11-22"}) == dt.datetime(2026, 11, 23, tzinfo=dt.UTC)
+    assert partition_day_end(None, {}) is None
+    future = (dt.datetime.now(dt.UTC) + dt.timedelta(days=3)).date().isoformat()
+    reference = PartitionDayEnd()
+    with create_session() as session:
+        for run_id, key in (("past", "2026-11-22"), ("future", future), ("none", None)):
+            session.add(DagRun(dag_id="deadline_probe", run_id=run_id, run_type="manual", partition_key=key,
+                               conf={}, run_after=dt.datetime.now(dt.UTC)))
+        session.flush()
+        before = dt.datetime.now(dt.UTC)
+        past = reference._evaluate_with(session=session, dag_id="deadline_probe", run_id="past")
+        ahead = reference._evaluate_with(session=session, dag_id="deadline_probe", run_id="future")
+        without = reference._evaluate_with(session=session, dag_id="deadline_probe", run_id="none")
+        missing = reference._evaluate_with(session=session, dag_id="deadline_probe", run_id="nowhere")
+        session.rollback()
+    assert past >= before and without >= before  # a backfill's deadline counts from its creation
+    assert ahead == dt.datetime.combine(dt.date.fromisoformat(future) + dt.timedelta(days=1), dt.time(0),
+                                        tzinfo=dt.UTC)
+    assert missing is None
+
+
+def test_the_plugin_registers_the_reference_airflow_resolves_from_a_serialized_dag():
+    """What the scheduler does with a stored DAG: decode the alert's reference through the plugins."""
+    from airflow.serialization.decoders import decode_deadline_reference
+    from airflow.serialization.encoders import encode_deadline_reference
+
+    from crosschannel.wiring.deadlines import PartitionDayEnd
+
+    encoded = encode_deadline_reference(PartitionDayEnd())
+    assert encoded["__class_path"] == "crosschannel.wiring.deadlines.PartitionDayEnd"
+    decoded = decode_deadline_reference(encoded)
+    assert isinstance(decoded.inner_ref, PartitionDayEnd)
+

@@ -69,6 +69,33 @@ def _outputs() -> dict[str, str]:
     return hashes
 
 
+def _clear_and_rerun(port: int, logs: str) -> dict:
+    """The on-call path through the REST API, as the UI's Clear buttons call it: clear a whole run, then one task
+    of another run, and wait for both to succeed again. (A DAGRUN_QUEUED_AT deadline made both answer HTTP 500 on
+    Airflow 3.3, apache/airflow#70368.)"""
+    def run_of(dag_id: str, day: str) -> dict:
+        return next(r for r in _runs(port, dag_id) if r.get("partition_key") == day and r["state"] == "success")
+
+    whole = run_of("audience_activation", DAYS[-1])
+    one_task = run_of("propensity_scoring", DAYS[-1])
+    answers = {
+        "run": _api(port, f"/dags/audience_activation/dagRuns/{whole['dag_run_id']}/clear",
+                    {"dry_run": False, "only_failed": False}, method="POST"),
+        "task": _api(port, "/dags/propensity_scoring/clearTaskInstances",
+                     {"dry_run": False, "dag_run_id": one_task["dag_run_id"], "task_ids": ["gate_scores"],
+                      "only_failed": False, "include_downstream": False}, method="POST"),
+    }
+    deadline = time.monotonic() + CHAIN_TIMEOUT
+    for dag_id, before in (("audience_activation", whole), ("propensity_scoring", one_task)):
+        while True:
+            run = _api(port, f"/dags/{dag_id}/dagRuns/{before['dag_run_id']}")
+            if run["state"] == "success" and run["end_date"] != before["end_date"]:
+                break
+            assert run["state"] != "failed" and time.monotonic() < deadline, f"{dag_id} after clearing: {run}; {logs}"
+            time.sleep(3)
+    return answers
+
+
 @pytest.fixture(scope="module")
 def operated(tmp_path_factory, airflow_db):
     """A small retailer whose first day ran by hand (full load, trusted, a champion), three more days in the
@@ -136,11 +163,12 @@ def operated(tmp_path_factory, airflow_db):
             backfill("--reprocess-behavior", "completed")
             _wait_for_chain(port, 2, logs)
             second = {"outputs": _outputs(), "seconds": time.monotonic() - started}
+            cleared = _clear_and_rerun(port, logs)
             time.sleep(10)  # the triggerer's last deadline callbacks
             status = subprocess.run([airflow_local, "status"], env=env, capture_output=True, text=True).stdout
             assert status.count(": running") == 4, f"a component died: {status}; {logs}"
             yield {"port": port, "env": env, "first": first, "second": second, "mailbox": mailbox, "web": web,
-                   "base": base}
+                   "base": base, "cleared": cleared}
         finally:
             subprocess.run([airflow_local, "stop"], env=env, timeout=120)
             smtp.stop()
@@ -171,6 +199,12 @@ def test_a_backfill_sends_nothing(operated):
         assert all(f["sent"] == 0 for f in summary["destinations"].values())
         assert {s for f in summary["destinations"].values() for s in f["receipts"].values()} == {"not sent"}
     assert [r.path for r in operated["web"].received if r.path.startswith("/v1/")] == []
+
+
+def test_on_call_clears_a_run_and_a_task_from_the_rest_api_and_they_run_again(operated):
+    cleared = operated["cleared"]
+    assert cleared["run"]["dag_id"] == "audience_activation" and cleared["run"]["partition_key"] == DAYS[-1]
+    assert [ti["task_id"] for ti in cleared["task"]["task_instances"]] == ["gate_scores"]
 
 
 def test_missed_deadlines_reach_the_stakeholders_by_email_and_slack(operated):

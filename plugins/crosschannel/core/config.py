@@ -254,9 +254,10 @@ class Alerts(_Section):
     oncall_emails: tuple[str, ...] = ()
     slack_conn_id: str = "slack_webhook_default"  # the incoming webhook (password: the webhook URL or token)
     sns_topic_arn: str = ""                       # aws target: the topic stakeholders and on-call subscribe to
-    # A DAG run must finish within this many minutes of being queued, or the stakeholders are told.
-    deadline_minutes: dict[str, float] = {"retail_ingest": 120, "retail_trusted": 120, "propensity_training": 360,
-                                          "propensity_scoring": 60, "audience_activation": 60}
+    # A DAG run must finish within this many minutes after its partition's day ended (UTC midnight), or after the
+    # run was created when that is later (a backfill, a manual run of a past day); else the stakeholders are told.
+    deadline_minutes: dict[str, float] = {"retail_ingest": 120, "retail_trusted": 240, "propensity_training": 600,
+                                          "propensity_scoring": 300, "audience_activation": 420}
 
     @model_validator(mode="after")
     def _complete(self) -> Alerts:

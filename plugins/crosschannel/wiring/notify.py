@@ -66,7 +66,8 @@ def deadline_message(dag_id: str, minutes: float, context: dict | None) -> tuple
         f"Run: {dag_run.get('dag_run_id') or dag_run.get('run_id') or '(unknown)'} ({dag_run.get('run_type', '?')}), "
         f"state {dag_run.get('state', '?')}",
         f"Queued at: {dag_run.get('queued_at', '?')}",
-        f"Deadline: {deadline.get('deadline_time', '?')} ({minutes:g} minutes after it was queued)",
+        f"Deadline: {deadline.get('deadline_time', '?')} ({minutes:g} minutes after the partition's day ended, "
+        "or after the run was created when later)",
         "The run has not finished: the day's audiences may be late. See the runbook in the bundle's README.",
     ]
     return subject, "\n".join(lines)
@@ -92,13 +93,16 @@ async def deadline_missed(dag_id: str, minutes: float, context: dict | None = No
 
 
 def deadline_alert(dag_id: str):
-    """The DAG's DeadlineAlert (None when `alerts.deadline_minutes` has no entry for it)."""
-    from airflow.sdk import AsyncCallback, DeadlineAlert, DeadlineReference
+    """The DAG's DeadlineAlert: `alerts.deadline_minutes` after its partition's day ended (or after the run was
+    created, when later: crosschannel.wiring.deadlines); None when the config has no entry for the DAG."""
+    from airflow.sdk import AsyncCallback, DeadlineAlert
+
+    from crosschannel.wiring.deadlines import PartitionDayEnd
 
     minutes = get_config().alerts.deadline_minutes.get(dag_id)
     if minutes is None:
         return None
-    return DeadlineAlert(reference=DeadlineReference.DAGRUN_QUEUED_AT, interval=dt.timedelta(minutes=minutes),
+    return DeadlineAlert(reference=PartitionDayEnd(), interval=dt.timedelta(minutes=minutes),
                          callback=AsyncCallback(deadline_missed, kwargs={"dag_id": dag_id, "minutes": minutes}))
 
 
