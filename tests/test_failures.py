@@ -8,6 +8,7 @@ import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
 from crosschannel.core.dms import DmsLandingError
+from crosschannel.core.errors import MissingPartition
 from crosschannel.core.gates import GateFailed
 from crosschannel.core.sqljobs import SqlJobError
 from crosschannel.local.sagemaker import SageMakerJobError
@@ -20,15 +21,15 @@ from crosschannel.stages.scoring.scores import ScoreGateFailed
 from crosschannel.stages.trusted.merge import TrustedInputError
 from crosschannel.wiring.aws.hooks import ActivationJobFailed
 
-DATA_ERRORS = (DmsLandingError, GateFailed, SqlJobError, AudienceError, ActivationError, SegmentFileError, ModelError,
-               ScoreGateFailed, TrustedInputError)
+DATA_ERRORS = (MissingPartition, DmsLandingError, GateFailed, SqlJobError, AudienceError, ActivationError,
+               SegmentFileError, ModelError, ScoreGateFailed, TrustedInputError)
 TRANSIENT = (SegmentDeliveryError, ActivationJobFailed, SageMakerJobError)
 
 
 @pytest.mark.parametrize("error", DATA_ERRORS, ids=lambda e: e.__name__)
 def test_a_data_error_fails_the_task_without_retries(error):
     assert issubclass(error, AirflowFailException)
-    assert issubclass(error, ValueError | RuntimeError)  # the base it always had: callers catching it still do
+    assert issubclass(error, ValueError | RuntimeError | FileNotFoundError)  # the base it always had
 
 
 @pytest.mark.parametrize("error", TRANSIENT, ids=lambda e: e.__name__)

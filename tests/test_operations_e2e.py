@@ -5,6 +5,7 @@ SMTP server and a Slack webhook on loopback, and headless Chromium sees the DAGs
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import os
@@ -14,7 +15,7 @@ import urllib.request
 
 import pytest
 
-from crosschannel.core import storage
+from crosschannel.core import paths, storage
 from crosschannel.core.config import get_config
 from crosschannel.sim import generator
 from tests.conftest import BUNDLE, configure, free_port, run_dag
@@ -67,6 +68,40 @@ def _outputs() -> dict[str, str]:
             continue
         hashes[key] = hashlib.sha256(path.read_bytes()).hexdigest()
     return hashes
+
+
+def _wait_for_run(port: int, dag_id: str, run_id: str, states: set[str], logs: str) -> dict:
+    deadline = time.monotonic() + CHAIN_TIMEOUT
+    while True:
+        run = _api(port, f"/dags/{dag_id}/dagRuns/{run_id}")
+        if run["state"] in states:
+            return run
+        assert time.monotonic() < deadline, f"{dag_id} {run_id} is still {run['state']}; {logs}"
+        time.sleep(2)
+
+
+def _fail_repair_and_clear(port: int, logs: str) -> dict:
+    """On-call's recovery: a run fails on missing data (the day's churn scores unpublished), at once and without
+    retries; the data is repaired; clearing the failed run through the REST API (the UI's "Clear only failed
+    tasks") re-runs it to success. A failed run keeps its pending deadline: with DAGRUN_QUEUED_AT this clear
+    answered HTTP 500 on Airflow 3.3 (apache/airflow#70368)."""
+    day = DAYS[0]
+    marker = paths.scores("churn", dt.date.fromisoformat(day), "scores") / storage.MARKER
+    marker.unlink()  # the fault
+    try:
+        started = time.monotonic()
+        run = _api(port, "/dags/audience_activation/dagRuns", {"logical_date": None, "conf": {"partition": day}},
+                   method="POST")
+        failed = _wait_for_run(port, "audience_activation", run["dag_run_id"], {"failed", "success"}, logs)
+        seconds = time.monotonic() - started
+        plan = _api(port, f"/dags/audience_activation/dagRuns/{run['dag_run_id']}/taskInstances/plan_audiences")
+    finally:
+        marker.write_text("")  # the repair
+    answer = _api(port, f"/dags/audience_activation/dagRuns/{run['dag_run_id']}/clear",
+                  {"dry_run": False, "only_failed": True}, method="POST")
+    after = _wait_for_run(port, "audience_activation", run["dag_run_id"], {"failed", "success"}, logs)
+    return {"run_id": run["dag_run_id"], "failed": failed["state"], "seconds_to_fail": seconds,
+            "plan_tries": plan["try_number"], "plan_state": plan["state"], "clear": answer, "after": after["state"]}
 
 
 def _clear_and_rerun(port: int, logs: str) -> dict:
@@ -163,12 +198,15 @@ def operated(tmp_path_factory, airflow_db):
             backfill("--reprocess-behavior", "completed")
             _wait_for_chain(port, 2, logs)
             second = {"outputs": _outputs(), "seconds": time.monotonic() - started}
+            summaries = {day: storage.read_json(paths.reports(dt.date.fromisoformat(day), "activation", "summary.json"))
+                         for day in DAYS}  # before the on-call scenario below runs a day again by hand
+            recovered = _fail_repair_and_clear(port, logs)
             cleared = _clear_and_rerun(port, logs)
             time.sleep(10)  # the triggerer's last deadline callbacks
             status = subprocess.run([airflow_local, "status"], env=env, capture_output=True, text=True).stdout
             assert status.count(": running") == 4, f"a component died: {status}; {logs}"
             yield {"port": port, "env": env, "first": first, "second": second, "mailbox": mailbox, "web": web,
-                   "base": base, "cleared": cleared}
+                   "base": base, "cleared": cleared, "recovered": recovered, "summaries": summaries}
         finally:
             subprocess.run([airflow_local, "stop"], env=env, timeout=120)
             smtp.stop()
@@ -179,7 +217,8 @@ def operated(tmp_path_factory, airflow_db):
 def test_a_backfill_at_the_head_runs_every_stage_for_every_partition(operated):
     port = operated["port"]
     for dag_id in STAGES:
-        runs = [r for r in _runs(port, dag_id) if r["state"] == "success"]
+        runs = [r for r in _runs(port, dag_id) if r["state"] == "success"
+                and r["dag_run_id"] != operated["recovered"]["run_id"]]
         assert sorted(r["partition_key"] for r in runs) == sorted(DAYS * 2), dag_id
         expected = "backfill" if dag_id == "retail_ingest" else "asset_triggered"
         assert {r["run_type"] for r in runs} == {expected}, dag_id
@@ -194,11 +233,19 @@ def test_a_second_backfill_gives_identical_outputs(operated):
 
 def test_a_backfill_sends_nothing(operated):
     for day in DAYS:
-        summary = storage.read_json(storage.zone("reports", f"dt={day}", "activation", "summary.json"))
+        summary = operated["summaries"][day]
         assert summary["decision"]["send"] is False and "backfill" in summary["decision"]["reason"]
         assert all(f["sent"] == 0 for f in summary["destinations"].values())
         assert {s for f in summary["destinations"].values() for s in f["receipts"].values()} == {"not sent"}
     assert [r.path for r in operated["web"].received if r.path.startswith("/v1/")] == []
+
+
+def test_a_run_failing_on_missing_data_fails_at_once_and_clearing_it_after_the_repair_completes_it(operated):
+    recovered = operated["recovered"]
+    assert recovered["failed"] == "failed" and recovered["plan_state"] == "failed"
+    assert recovered["plan_tries"] == 1, "a missing partition is a data error: no retries"
+    assert recovered["clear"]["state"] == "queued" and recovered["after"] == "success"
+    print(f"failed {recovered['seconds_to_fail']:.0f} s after the trigger, recovered by one clear")
 
 
 def test_on_call_clears_a_run_and_a_task_from_the_rest_api_and_they_run_again(operated):

@@ -14,3 +14,8 @@ from airflow.sdk.exceptions import AirflowFailException
 class DataError(AirflowFailException):
     """Input or output data the run cannot use; the message names the file, table, column or key and what was
     expected. Fix the data (or the config), then clear the task."""
+
+
+class MissingPartition(DataError, FileNotFoundError):
+    """A published partition the run reads is not there: run the upstream stage for that day first, then clear
+    this run (retrying before that cannot help)."""

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from crosschannel.core import engines, paths, sqljobs, storage
 from crosschannel.core.config import get_config
-from crosschannel.core.errors import DataError
+from crosschannel.core.errors import DataError, MissingPartition
 from crosschannel.stages.trusted import features
 
 if TYPE_CHECKING:
@@ -62,7 +62,7 @@ def score_dirs(day: dt.date) -> list:
     for model in get_config().models.specs:
         folder = paths.scores(model, day, "scores")
         if not storage.is_committed(folder):
-            raise FileNotFoundError(f"{storage.url_of(folder)}: no published {model} scores for {day}; "
+            raise MissingPartition(f"{storage.url_of(folder)}: no published {model} scores for {day}; "
                                     "run propensity_scoring for the partition first")
         folders.append(folder)
     return folders

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from crosschannel.core import paths, sagemaker, sqljobs, storage
 from crosschannel.core.config import get_config
-from crosschannel.core.errors import DataError
+from crosschannel.core.errors import DataError, MissingPartition
 from crosschannel.stages.models.datasets import ModelError
 from crosschannel.stages.models.registry import champion
 
@@ -37,7 +37,7 @@ def plan_scoring(day: dt.date, run: str = "") -> list[dict]:
     configs for its champion."""
     folder = paths.features(day)
     if not storage.is_committed(folder):
-        raise FileNotFoundError(f"{storage.url_of(folder)}: no published features for {day}; run retail_trusted")
+        raise MissingPartition(f"{storage.url_of(folder)}: no published features for {day}; run retail_trusted")
     frame = sqljobs.read_partition(folder).to_pandas()
     source_dir = sagemaker.upload_source_dir()
     plans = []

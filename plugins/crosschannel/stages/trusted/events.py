@@ -15,6 +15,7 @@ import json
 from typing import TYPE_CHECKING
 
 from crosschannel.core import engines, paths, sqljobs, storage
+from crosschannel.core.errors import MissingPartition
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -70,7 +71,7 @@ def read_day(day: dt.date) -> pa.Table:
     """The day's landed Segment messages (the committed partition), flattened."""
     folder = paths.segment_landing(day)
     if not storage.is_committed(folder):
-        raise FileNotFoundError(f"{storage.url_of(folder)}: the Segment partition of {day} has not landed")
+        raise MissingPartition(f"{storage.url_of(folder)}: the Segment partition of {day} has not landed")
     records = []
     for file_seq, path in enumerate(sorted(folder.glob("*.gz"))):
         for row_seq, line in enumerate(gzip.decompress(path.read_bytes()).splitlines()):
@@ -97,7 +98,7 @@ def previous_identities(day: dt.date) -> list:
     earlier = [d for d in paths.partition_days(previous.parent)
                if d < day and storage.is_committed(paths.trusted("identity_map", d))]
     if earlier:
-        raise FileNotFoundError(
+        raise MissingPartition(
             f"{storage.url_of(previous)}: the identity map of {day - dt.timedelta(days=1)} is missing, but earlier "
             f"days have one; run retail_trusted for that day first (the map carries every earlier identification)")
     return []
