@@ -15,7 +15,7 @@ partition), or by hand with a `partition` Param. Everything is written under `<r
    - `plan_pinpoint` / `load_pinpoint`: per audience, endpoint CSVs (EMAIL and SMS for opted-in, valid contacts)
      and `CreateImportJob` defining, then updating, the audience's segment; polled to completion.
    - `plan_customer_profiles` / `load_customer_profiles`: Amazon Connect Customer Profiles (Pinpoint's successor):
-     one bulk upload job of every scored profile, and a segment definition per audience.
+     one bulk upload job of every scored profile (contacts only where consented), a segment definition per audience.
    - `plan_personalize` / `build_personalize` / `export_personalize` / `load_personalize`: interactions, items and
      users CSVs (schemas in `include/personalize/`), minimum-data checks, dataset import jobs (FULL first and
      after a gap, INCREMENTAL daily) polled to ACTIVE.
