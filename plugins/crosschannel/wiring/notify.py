@@ -21,6 +21,7 @@ from airflow.sdk import BaseNotifier
 
 from crosschannel.core.config import get_config
 from crosschannel.core.partition import partition_day
+from crosschannel.wiring.deadlines import PartitionDayEnd
 
 log = logging.getLogger(__name__)
 
@@ -96,8 +97,6 @@ def deadline_alert(dag_id: str):
     """The DAG's DeadlineAlert: `alerts.deadline_minutes` after its partition's day ended (or after the run was
     created, when later: crosschannel.wiring.deadlines); None when the config has no entry for the DAG."""
     from airflow.sdk import AsyncCallback, DeadlineAlert
-
-    from crosschannel.wiring.deadlines import PartitionDayEnd
 
     minutes = get_config().alerts.deadline_minutes.get(dag_id)
     if minutes is None:
