@@ -1,7 +1,10 @@
 """One object-store abstraction for every zone: Airflow's ObjectStoragePath over file:// or s3://.
 
 A partition is committed atomically: it is written under a staging prefix beside its final place and
-published only when complete, with a `_SUCCESS` marker. On a local file system publishing is a rename.
+published only when complete, with a `_SUCCESS` marker. On a local file system publishing is one rename, or, over
+an existing partition, one atomic exchange of the two folders (Linux `renameat2(RENAME_EXCHANGE)`): a process
+killed at any point leaves the old partition or the new one, never none; what it leaves behind (a staging folder)
+is swept by a later commit of the same partition.
 On S3 (no rename) the old partition's marker is removed first, the staged objects are copied over it, stale
 ones deleted and the marker written last, so a reader that requires the marker never sees a mix of old and
 new. A failure before publishing leaves the previous partition untouched and removes the staging prefix.
@@ -9,7 +12,11 @@ new. A failure before publishing leaves the previous partition untouched and rem
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import json
+import os
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,6 +28,9 @@ if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
 
 MARKER = "_SUCCESS"
+LEFTOVER_SECONDS = 24 * 3600  # staging or trash older than this beside a partition is a killed run's leftover
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
 
 
 def location(url: str, conn_id: str | None = None) -> ObjectStoragePath:
@@ -70,13 +80,41 @@ def committing(final: ObjectStoragePath, *, marker: bool = True) -> Iterator[Obj
         _remove(staging)
         raise
     if is_local(final):
-        trash = final.parent / f"_trash_{final.name}_{token}"
-        if final.exists():
-            final.fs.mv(final.path, trash.path, recursive=True)
-        final.fs.mv(staging.path, final.path, recursive=True)
-        _remove(trash)
+        _publish_locally(staging, final)
         return
     _publish_to_object_store(staging, final)
+
+
+def _exchange(a: str, b: str) -> bool:
+    """Swap two folders in one step (Linux renameat2 RENAME_EXCHANGE); False where the system cannot."""
+    try:
+        renameat2 = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True).renameat2
+    except (AttributeError, OSError, TypeError):
+        return False
+    if renameat2(_AT_FDCWD, a.encode(), _AT_FDCWD, b.encode(), _RENAME_EXCHANGE) == 0:
+        return True
+    error = ctypes.get_errno()
+    if error in (22, 38, 95):  # EINVAL, ENOSYS, EOPNOTSUPP: this file system or kernel cannot exchange
+        return False
+    raise OSError(error, os.strerror(error), b)
+
+
+def _publish_locally(staging: ObjectStoragePath, final: ObjectStoragePath) -> None:
+    """Install the staging folder as the partition in one step; then drop the old one and stale leftovers."""
+    if not final.exists():
+        os.rename(staging.path, final.path)
+    elif _exchange(staging.path, final.path):
+        _remove(staging)  # it now holds the old partition
+    else:  # no atomic exchange here: the old partition is moved aside first (a kill in between leaves none)
+        trash = final.parent / f"_trash_{staging.name.removeprefix('_staging_')}"
+        os.rename(final.path, trash.path)
+        os.rename(staging.path, final.path)
+        _remove(trash)
+    cutoff = time.time() - LEFTOVER_SECONDS
+    for prefix in ("_staging_", "_trash_"):
+        for leftover in final.parent.glob(f"{prefix}{final.name}_*"):
+            if os.stat(leftover.path).st_mtime < cutoff:
+                _remove(leftover)
 
 
 def _publish_to_object_store(staging: ObjectStoragePath, final: ObjectStoragePath) -> None:
