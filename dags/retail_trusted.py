@@ -67,42 +67,42 @@ def retail_trusted():
         """One merge job per table: the landed files in effect at the partition and the rendered SQL."""
         from crosschannel.stages.trusted import tasks
 
-        return tasks.plan_merge(partition_day(context))
+        return tasks.plan_merge(partition_day(context), context["run_id"])
 
     @task
     def plan_identities(**context) -> list[dict]:
         """Flatten the landed Segment day and plan the identity map job (the previous day's map carried on)."""
         from crosschannel.stages.trusted import tasks
 
-        return tasks.plan_identities(partition_day(context))
+        return tasks.plan_identities(partition_day(context), context["run_id"])
 
     @task
     def plan_events(**context) -> list[dict]:
         """Plan the typed events job over the flattened day and its identity map."""
         from crosschannel.stages.trusted import tasks
 
-        return tasks.plan_events(partition_day(context))
+        return tasks.plan_events(partition_day(context), context["run_id"])
 
     @task
     def gate_trusted(**context) -> dict:
         """Gate every trusted candidate; publish them all only if no critical expectation fails."""
         from crosschannel.stages.trusted import tasks
 
-        return tasks.gate_trusted(partition_day(context))
+        return tasks.gate_trusted(partition_day(context), context["run_id"])
 
     @task
     def plan_derived(**context) -> list[dict]:
         """Plan the customer 360 and customer features jobs over the day's published trusted partitions."""
         from crosschannel.stages.trusted import tasks
 
-        return tasks.plan_derived(partition_day(context))
+        return tasks.plan_derived(partition_day(context), context["run_id"])
 
     @task
     def gate_derived(**context) -> dict:
         """Gate customer 360 and the features; publish them only if both pass."""
         from crosschannel.stages.trusted import tasks
 
-        return tasks.gate_derived(partition_day(context))
+        return tasks.gate_derived(partition_day(context), context["run_id"])
 
     @task(outlets=[TRUSTED, FEATURES])
     def publish_trusted(*, outlet_events, **context) -> dict:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import json
 
 import pandas as pd
 import pytest
@@ -20,6 +21,7 @@ from crosschannel.stages.trusted import tasks as trusted_tasks
 from crosschannel.stages.trusted.events import empty_identities, read_day, type_day
 from tests.conftest import configure, run_dag
 
+RUN = "manual__test"  # the Airflow run whose candidates a test writes and gates
 DAYS = [dt.date(2026, 11, 1), dt.date(2026, 11, 2), dt.date(2026, 11, 3)]
 pytestmark = pytest.mark.e2e
 
@@ -274,12 +276,12 @@ def test_a_critical_gate_failure_keeps_the_previous_good_partition(ingested):
     lines = lines.set_column(0, "order_id", pa.array(order_ids, pa.int64()))
     replaced = {"orders": bad, "order_lines": lines}
     for table in dms.mapped_tables():
-        merge.write_table(table, day, replaced.get(table) or merge.current_state(table, day))
+        merge.write_table(table, day, replaced.get(table) or merge.current_state(table, day), run=RUN)
     for name in ("identity_map", "events"):
-        merge.write_table(name, day, sqljobs.read_partition(paths.trusted(name, day)))
+        merge.write_table(name, day, sqljobs.read_partition(paths.trusted(name, day)), run=RUN)
 
     with pytest.raises(gates.GateFailed) as caught:
-        trusted_tasks.gate_trusted(day)
+        trusted_tasks.gate_trusted(day, RUN)
 
     message = str(caught.value)
     assert "trusted_orders (partition 2026-11-03), column order_id: expect_column_values_to_be_unique" in message
@@ -314,15 +316,15 @@ def test_events_of_unknown_customers_are_reported_not_stopped(ingested):
     day = DAYS[-1]
     assert run_dag("retail_trusted", day.isoformat()).state == "success"
     for table in dms.mapped_tables():
-        merge.write_table(table, day, sqljobs.read_partition(paths.trusted(table, day)))
-    merge.write_table("identity_map", day, sqljobs.read_partition(paths.trusted("identity_map", day)))
+        merge.write_table(table, day, sqljobs.read_partition(paths.trusted(table, day)), run=RUN)
+    merge.write_table("identity_map", day, sqljobs.read_partition(paths.trusted("identity_map", day)), run=RUN)
     events = sqljobs.read_partition(paths.trusted("events", day))
     ids = events.column("customer_id").to_pylist()
     ids[0] = 987_654_321
     merge.write_table("events", day, events.set_column(events.schema.get_field_index("customer_id"), "customer_id",
-                                                         pa.array(ids, pa.int64())))
+                                                         pa.array(ids, pa.int64())), run=RUN)
 
-    outcome = trusted_tasks.gate_trusted(day)
+    outcome = trusted_tasks.gate_trusted(day, RUN)
 
     assert outcome["gates"]["trusted_events"] is True and outcome["warnings"]["trusted_events"] >= 1
     report = storage.read_json(storage.zone("reports", f"dt={day}", "gates", "trusted_events.json"))
@@ -351,3 +353,42 @@ def test_an_empty_day_flows_through_to_the_trusted_zone(ingested, monkeypatch):
     identities = sqljobs.read_partition(paths.trusted("identity_map", day))
     assert identities.equals(sqljobs.read_partition(paths.trusted("identity_map", DAYS[-1])))
     get_config.cache_clear()
+
+
+ONE_TRUSTED_RUN = """
+import datetime as dt, json, sys
+from crosschannel.core import sqljobs
+from crosschannel.stages.trusted import tasks
+
+day, run = dt.date.fromisoformat(sys.argv[1]), sys.argv[2]
+for plan in (tasks.plan_merge, tasks.plan_identities, tasks.plan_events):
+    for job in plan(day, run):
+        sqljobs.run_local(job)
+print(json.dumps(tasks.gate_trusted(day, run)["rows"]))
+"""
+
+
+def test_two_runs_of_one_partition_at_once_never_empty_it(ingested):
+    """Two retail_trusted runs of one day at the same time (a backfill beside a scheduled run, a retry beside a
+    lost worker's attempt), each in its own process: each gates and publishes its own candidates, so the
+    published partitions are whole, never empty or mixed. (Shared candidates left every table empty.)"""
+    import os
+    import subprocess
+    import sys
+
+    day = DAYS[-1]
+    assert run_dag("retail_trusted", day.isoformat()).state == "success"
+    expected = {name: publish.rows_in(paths.trusted(name, day)) for name in [*dms.mapped_tables(), "identity_map",
+                                                                               "events"]}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    runs = [subprocess.Popen([sys.executable, "-c", ONE_TRUSTED_RUN, day.isoformat(), run_id], env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for run_id in ("scheduled__2026-11-04", "backfill__2026-11-03")]
+    results = [run.communicate(timeout=600) for run in runs]
+
+    for run, (out, err) in zip(runs, results, strict=True):
+        assert run.returncode == 0, err[-3000:]
+        assert json.loads(out.splitlines()[-1]) == {f"trusted_{k}": v for k, v in expected.items()}
+    for name, rows in expected.items():
+        folder = paths.trusted(name, day)
+        assert storage.is_committed(folder) and publish.rows_in(folder) == rows, name

@@ -22,6 +22,7 @@ import re
 from typing import TYPE_CHECKING
 
 from crosschannel.core.config import get_config
+from crosschannel.core.partition import run_hash
 from crosschannel.core.storage import zone
 
 if TYPE_CHECKING:
@@ -85,9 +86,12 @@ def trusted(name: str, day: dt.date, zone_name: str = "trusted") -> ObjectStorag
     return partition(zone_name, name, day=day)
 
 
-def candidate(name: str, day: dt.date, zone_name: str = "trusted") -> ObjectStoragePath:
-    """Where a job's result waits for its gate; only a passing gate publishes it: <root>/staging/<zone>/..."""
-    return partition("staging", zone_name, name, day=day)
+def candidate(name: str, day: dt.date, zone_name: str = "trusted", run: str = "") -> ObjectStoragePath:
+    """Where a job's result waits for its gate; only a passing gate publishes it:
+    <root>/staging/<zone>/<name>/dt=D/run=<hash of the Airflow run>/. Private to the run, so two runs of one
+    partition never gate or publish each other's files."""
+    folder = partition("staging", zone_name, name, day=day)
+    return folder / f"run={run_hash(run)}" if run else folder
 
 
 def features(day: dt.date | None = None) -> ObjectStoragePath:
@@ -95,13 +99,14 @@ def features(day: dt.date | None = None) -> ObjectStoragePath:
     return zone("features", "customer") if day is None else trusted("customer", day, zone_name="features")
 
 
-def features_candidate(day: dt.date) -> ObjectStoragePath:
-    return candidate("customer", day, zone_name="features")
+def features_candidate(day: dt.date, run: str = "") -> ObjectStoragePath:
+    return candidate("customer", day, zone_name="features", run=run)
 
 
-def segment_messages(day: dt.date) -> ObjectStoragePath:
-    """The landed Segment day flattened to text columns, the input of the events SQL jobs."""
-    return partition("staging", "segment_messages", day=day)
+def segment_messages(day: dt.date, run: str = "") -> ObjectStoragePath:
+    """The landed Segment day flattened to text columns, the input of the events SQL jobs (private to the run)."""
+    folder = partition("staging", "segment_messages", day=day)
+    return folder / f"run={run_hash(run)}" if run else folder
 
 
 # ---- models and scores

@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from crosschannel.core.config import get_config
+from crosschannel.core.errors import MissingPartition
 
 if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
@@ -139,9 +140,14 @@ def _publish_to_object_store(staging: ObjectStoragePath, final: ObjectStoragePat
 
 
 def promote(candidate: ObjectStoragePath, final: ObjectStoragePath) -> None:
-    """Publish a gated candidate partition as the final one (committed whole), then drop the candidate."""
+    """Publish a gated candidate partition as the final one (committed whole), then drop the candidate. A
+    candidate that is not committed or holds no data file is refused: publishing it would empty the partition."""
+    files = sorted(candidate.glob("*.parquet")) if is_committed(candidate) else []
+    if not files:
+        raise MissingPartition(f"{url_of(candidate)}: no committed candidate to publish as {url_of(final)} (another "
+                               "run of the partition published or removed it?); the published partition is unchanged")
     with committing(final) as staging:
-        for path in candidate.glob("*.parquet"):
+        for path in files:
             (staging / path.name).write_bytes(path.read_bytes())
     _remove(candidate)
 

@@ -104,20 +104,21 @@ def previous_identities(day: dt.date) -> list:
     return []
 
 
-def plan_identities(day: dt.date) -> list[dict]:
+def plan_identities(day: dt.date, run: str = "") -> list[dict]:
     """Flatten the landed day (committed under staging/segment_messages/) and plan the identity map job."""
-    sqljobs.write_partition(paths.segment_messages(day), read_day(day))
+    sqljobs.write_partition(paths.segment_messages(day, run), read_day(day))
     return [sqljobs.job(day, "identity_map.sql", engines.render("trusted/identity_map.sql"), {
         "previous": sqljobs.parquet(previous_identities(day), IDENTITY_SCHEMA),
-        "messages": sqljobs.parquet([paths.segment_messages(day)])}, paths.candidate("identity_map", day))]
+        "messages": sqljobs.parquet([paths.segment_messages(day, run)])},
+        paths.candidate("identity_map", day, run=run))]
 
 
-def plan_events(day: dt.date) -> list[dict]:
+def plan_events(day: dt.date, run: str = "") -> list[dict]:
     """Plan the typed events job over the flattened day and the day's identity map candidate."""
     return [sqljobs.job(day, "events.sql", engines.render("trusted/events.sql"), {
-        "messages": sqljobs.parquet([paths.segment_messages(day)]),
-        "identities": sqljobs.parquet([paths.candidate("identity_map", day)])},
-        paths.candidate("events", day))]
+        "messages": sqljobs.parquet([paths.segment_messages(day, run)]),
+        "identities": sqljobs.parquet([paths.candidate("identity_map", day, run=run)])},
+        paths.candidate("events", day, run=run))]
 
 
 def type_day(messages: pa.Table, previous: pa.Table, run=engines.run_duckdb) -> tuple[pa.Table, pa.Table]:

@@ -55,13 +55,13 @@ def inputs(day: dt.date, tables: tuple[str, ...], as_of: dt.date | None = None) 
             "events": sqljobs.parquet(event_days(as_of or day), EVENTS_SCHEMA)}
 
 
-def plan_derived(day: dt.date) -> list[dict]:
+def plan_derived(day: dt.date, run: str = "") -> list[dict]:
     """The customer 360 and features jobs of the partition, over its published trusted partitions."""
     identities = sqljobs.parquet([paths.trusted("identity_map", day)])
     return [
         sqljobs.job(day, "customer_360.sql", customer_360_sql(day), {**inputs(day, CUSTOMER_360_INPUTS),
-                    "identities": identities}, paths.candidate("customer_360", day)),
+                    "identities": identities}, paths.candidate("customer_360", day, run=run)),
         sqljobs.job(day, "customer_features.sql", features_sql(day, day), inputs(day, FEATURE_INPUTS),
-                    paths.features_candidate(day)),
+                    paths.features_candidate(day, run)),
     ]
 

@@ -80,15 +80,16 @@ def landing_input(table: str, day: dt.date) -> dict:
     return {**sqljobs.dms_csv(landing_files(table, day)), "schema": f"{columns}, _file_seq BIGINT, _row_seq BIGINT"}
 
 
-def write_table(table: str, day: dt.date, data: pa.Table, *, candidate: bool = True) -> ObjectStoragePath:
-    """Commit a table as one Parquet file (by default as the candidate for the gate)."""
-    target = paths.candidate(table, day) if candidate else paths.trusted(table, day)
+def write_table(table: str, day: dt.date, data: pa.Table, *, candidate: bool = True,
+                run: str = "") -> ObjectStoragePath:
+    """Commit a table as one Parquet file (by default as the run's candidate for the gate)."""
+    target = paths.candidate(table, day, run=run) if candidate else paths.trusted(table, day)
     sqljobs.write_partition(target, data)
     return target
 
 
-def plan_merge(day: dt.date) -> list[dict]:
+def plan_merge(day: dt.date, run: str = "") -> list[dict]:
     """One merge job per mapped table: the landed files in effect at the partition, to the table's candidate."""
     return [sqljobs.job(day, f"{table}_cdc_merge.sql", merge_sql(table), {"landing": landing_input(table, day)},
-                        paths.candidate(table, day))
+                        paths.candidate(table, day, run=run))
             for table in dms.mapped_tables()]

@@ -71,17 +71,17 @@ def gate_and_publish(day: dt.date, suites: dict[str, tuple[ObjectStoragePath, Ob
             "warnings": {r.suite: len(r.failed_warning) for r in results if r.failed_warning}}
 
 
-def trusted_suites(day: dt.date) -> dict[str, tuple[ObjectStoragePath, ObjectStoragePath]]:
+def trusted_suites(day: dt.date, run: str = "") -> dict[str, tuple[ObjectStoragePath, ObjectStoragePath]]:
     """The trusted gate's suites: every merged table, the identity map and the typed events."""
     names = [*dms.mapped_tables(), "identity_map", "events"]
-    return {f"trusted_{name}": (paths.candidate(name, day), paths.trusted(name, day)) for name in names}
+    return {f"trusted_{name}": (paths.candidate(name, day, run=run), paths.trusted(name, day)) for name in names}
 
 
-def derived_suites(day: dt.date) -> dict[str, tuple[ObjectStoragePath, ObjectStoragePath]]:
+def derived_suites(day: dt.date, run: str = "") -> dict[str, tuple[ObjectStoragePath, ObjectStoragePath]]:
     """The derived gate's suites: customer 360 and the customer features."""
     return {
-        "trusted_customer_360": (paths.candidate("customer_360", day), paths.trusted("customer_360", day)),
-        "features_customer": (paths.features_candidate(day), paths.features(day)),
+        "trusted_customer_360": (paths.candidate("customer_360", day, run=run), paths.trusted("customer_360", day)),
+        "features_customer": (paths.features_candidate(day, run), paths.features(day)),
     }
 
 

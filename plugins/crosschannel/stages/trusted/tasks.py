@@ -7,34 +7,35 @@ import datetime as dt
 from crosschannel.stages.trusted import events, features, merge, publish
 
 
-def plan_merge(day: dt.date) -> list[dict]:
-    """One merge job per table: the landed files in effect at the partition and the rendered SQL."""
-    return merge.plan_merge(day)
+def plan_merge(day: dt.date, run: str) -> list[dict]:
+    """One merge job per table: the landed files in effect at the partition and the rendered SQL. Every job
+    writes into candidates private to the run (`run`: the Airflow run id), so runs of one day never mix."""
+    return merge.plan_merge(day, run)
 
 
-def plan_identities(day: dt.date) -> list[dict]:
+def plan_identities(day: dt.date, run: str) -> list[dict]:
     """Flatten the landed Segment day and plan the identity map job (the previous day's map carried on)."""
-    return events.plan_identities(day)
+    return events.plan_identities(day, run)
 
 
-def plan_events(day: dt.date) -> list[dict]:
+def plan_events(day: dt.date, run: str) -> list[dict]:
     """Plan the typed events job over the flattened day and its identity map."""
-    return events.plan_events(day)
+    return events.plan_events(day, run)
 
 
-def gate_trusted(day: dt.date) -> dict:
-    """Gate every trusted candidate; publish them all only if no critical expectation fails."""
-    return publish.gate_and_publish(day, publish.trusted_suites(day), "data_docs")
+def gate_trusted(day: dt.date, run: str) -> dict:
+    """Gate every trusted candidate of the run; publish them all only if no critical expectation fails."""
+    return publish.gate_and_publish(day, publish.trusted_suites(day, run), "data_docs")
 
 
-def plan_derived(day: dt.date) -> list[dict]:
+def plan_derived(day: dt.date, run: str) -> list[dict]:
     """Plan the customer 360 and customer features jobs over the day's published trusted partitions."""
-    return features.plan_derived(day)
+    return features.plan_derived(day, run)
 
 
-def gate_derived(day: dt.date) -> dict:
-    """Gate customer 360 and the features; publish them only if both pass."""
-    return publish.gate_and_publish(day, publish.derived_suites(day), "data_docs_derived")
+def gate_derived(day: dt.date, run: str) -> dict:
+    """Gate the run's customer 360 and features; publish them only if both pass."""
+    return publish.gate_and_publish(day, publish.derived_suites(day, run), "data_docs_derived")
 
 
 def publish_trusted(day: dt.date) -> dict:
