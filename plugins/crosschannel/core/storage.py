@@ -13,7 +13,7 @@ new. A failure before publishing leaves the previous partition untouched and rem
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
+import functools
 import json
 import os
 import time
@@ -86,11 +86,19 @@ def committing(final: ObjectStoragePath, *, marker: bool = True) -> Iterator[Obj
     _publish_to_object_store(staging, final)
 
 
+@functools.cache
+def _renameat2():
+    """libc's renameat2, where the C library has it (glibc 2.28+); looked up once."""
+    try:
+        return ctypes.CDLL(None, use_errno=True).renameat2
+    except (AttributeError, OSError):
+        return None
+
+
 def _exchange(a: str, b: str) -> bool:
     """Swap two folders in one step (Linux renameat2 RENAME_EXCHANGE); False where the system cannot."""
-    try:
-        renameat2 = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True).renameat2
-    except (AttributeError, OSError, TypeError):
+    renameat2 = _renameat2()
+    if renameat2 is None:
         return False
     if renameat2(_AT_FDCWD, a.encode(), _AT_FDCWD, b.encode(), _RENAME_EXCHANGE) == 0:
         return True
