@@ -12,6 +12,8 @@ import gzip
 import json
 from typing import TYPE_CHECKING
 
+from crosschannel.core import storage
+
 if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
 
@@ -35,8 +37,7 @@ def day_source_path(logs: ObjectStoragePath, source_id: str, day: dt.date) -> Ob
 def write_day(logs: ObjectStoragePath, source_id: str, day: dt.date, events: list[dict]) -> list[str]:
     """Write a day's messages as Segment does (sorted by receivedAt, gzip, fixed mtime for equal bytes)."""
     folder = day_source_path(logs, source_id, day)
-    if folder.exists():
-        folder.fs.rm(folder.path, recursive=True)
+    storage.remove(folder)
     folder.mkdir(parents=True, exist_ok=True)
     ordered = sorted(events, key=lambda e: (e["receivedAt"], e["messageId"]))
     names = []

@@ -62,7 +62,8 @@ def is_committed(path: ObjectStoragePath) -> bool:
     return (path / MARKER).exists()
 
 
-def _remove(path: ObjectStoragePath) -> None:
+def remove(path: ObjectStoragePath) -> None:
+    """Delete a folder or file and everything below it, if it exists."""
     if path.exists():
         path.fs.rm(path.path, recursive=True)
 
@@ -78,7 +79,7 @@ def committing(final: ObjectStoragePath, *, marker: bool = True) -> Iterator[Obj
         if marker:
             (staging / MARKER).write_text("")
     except BaseException:
-        _remove(staging)
+        remove(staging)
         raise
     if is_local(final):
         _publish_locally(staging, final)
@@ -113,17 +114,17 @@ def _publish_locally(staging: ObjectStoragePath, final: ObjectStoragePath) -> No
     if not final.exists():
         os.rename(staging.path, final.path)
     elif _exchange(staging.path, final.path):
-        _remove(staging)  # it now holds the old partition
+        remove(staging)  # it now holds the old partition
     else:  # no atomic exchange here: the old partition is moved aside first (a kill in between leaves none)
         trash = final.parent / f"_trash_{staging.name.removeprefix('_staging_')}"
         os.rename(final.path, trash.path)
         os.rename(staging.path, final.path)
-        _remove(trash)
+        remove(trash)
     cutoff = time.time() - LEFTOVER_SECONDS
     for prefix in ("_staging_", "_trash_"):
         for leftover in final.parent.glob(f"{prefix}{final.name}_*"):
             if os.stat(leftover.path).st_mtime < cutoff:
-                _remove(leftover)
+                remove(leftover)
 
 
 def _publish_to_object_store(staging: ObjectStoragePath, final: ObjectStoragePath) -> None:
@@ -144,7 +145,7 @@ def _publish_to_object_store(staging: ObjectStoragePath, final: ObjectStoragePat
         if (staging / MARKER).exists():
             (final / MARKER).write_text("")
     finally:
-        _remove(staging)
+        remove(staging)
 
 
 def promote(candidate: ObjectStoragePath, final: ObjectStoragePath) -> None:
@@ -157,7 +158,7 @@ def promote(candidate: ObjectStoragePath, final: ObjectStoragePath) -> None:
     with committing(final) as staging:
         for path in files:
             (staging / path.name).write_bytes(path.read_bytes())
-    _remove(candidate)
+    remove(candidate)
 
 
 def url_of(path: ObjectStoragePath) -> str:

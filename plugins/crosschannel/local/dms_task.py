@@ -132,8 +132,7 @@ class LocalReplicationTask:
                 stamp = clock.strftime(source.TS_FORMAT)
                 for tbl in self.tables:
                     staging = paths.dms_landing() / f"_staging_{tbl.name}_full_load"
-                    if staging.exists():
-                        staging.fs.rm(staging.path, recursive=True)
+                    storage.remove(staging)
                     staging.mkdir(parents=True, exist_ok=True)
                     staged[tbl.name] = staging
                     query = sa.select(tbl).order_by(*tbl.primary_key.columns)
@@ -149,8 +148,7 @@ class LocalReplicationTask:
                     new.fs.mv(new.path, (folder / new.name).path)
         finally:
             for staging in staged.values():
-                if staging.exists():
-                    staging.fs.rm(staging.path, recursive=True)
+                storage.remove(staging)
         return {"partition": day.isoformat(), "ts": stamp, "watermark": int(watermark), "rows": rows}
 
     def _write_load_files(self, folder, tbl: sa.Table, result, stamp: str, max_bytes: int) -> int:
@@ -192,8 +190,7 @@ class LocalReplicationTask:
         for tbl in self.tables:
             folder = paths.dms_landing() / tbl.name / day.strftime("%Y/%m/%d")
             if not changes[tbl.name]:
-                if folder.exists():
-                    folder.fs.rm(folder.path, recursive=True)
+                storage.remove(folder)
                 continue
             batches: dict[int, list[tuple]] = {}
             for change in changes[tbl.name]:

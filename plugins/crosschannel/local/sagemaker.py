@@ -26,7 +26,7 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-from crosschannel.core import paths
+from crosschannel.core import paths, storage
 from crosschannel.core.sagemaker import load_handlers, load_model
 
 
@@ -186,6 +186,5 @@ def create_model(plan: dict) -> str:
 def score_model(plan: dict) -> int:
     """The local batch transform of a scoring plan, into a fresh output folder; the records scored."""
     output = paths.scores(plan["model"], dt.date.fromisoformat(plan["partition"]), "output")
-    if output.exists():
-        output.fs.rm(output.path, recursive=True)
+    storage.remove(output)
     return run_transform_job(plan["model_config"], plan["transform_config"])["records"]

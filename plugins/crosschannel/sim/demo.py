@@ -27,11 +27,9 @@ def _clean(cfg) -> None:
     """Remove what a previous demo left in the zones it writes (local target only)."""
     for zone in ("landing", "system", "generator", "reports", "staging", "trusted", "features", "ml", "activation"):
         path = paths.zone(zone)
-        if path.exists():
-            path.fs.rm(path.path, recursive=True)
+        storage.remove(path)
     logs = storage.location(cfg.segment.logs_url) / cfg.segment.source_id
-    if logs.exists():
-        logs.fs.rm(logs.path, recursive=True)
+    storage.remove(logs)
 
 
 def _run_dag(dag_id: str, day: dt.date) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from crosschannel.core import paths, storage
 from crosschannel.stages.trusted import events, features, merge, publish
 
 
@@ -24,8 +25,11 @@ def plan_events(day: dt.date, run: str) -> list[dict]:
 
 
 def gate_trusted(day: dt.date, run: str) -> dict:
-    """Gate every trusted candidate of the run; publish them all only if no critical expectation fails."""
-    return publish.gate_and_publish(day, publish.trusted_suites(day, run), "data_docs")
+    """Gate every trusted candidate of the run; publish them all only if no critical expectation fails (then
+    the run's flattened Segment messages, staged for the events jobs, are dropped)."""
+    outcome = publish.gate_and_publish(day, publish.trusted_suites(day, run), "data_docs")
+    storage.remove(paths.segment_messages(day, run))
+    return outcome
 
 
 def plan_derived(day: dt.date, run: str) -> list[dict]:
