@@ -13,6 +13,7 @@ new. A failure before publishing leaves the previous partition untouched and rem
 from __future__ import annotations
 
 import ctypes
+import errno
 import functools
 import json
 import os
@@ -104,22 +105,32 @@ def _exchange(a: str, b: str) -> bool:
     if renameat2(_AT_FDCWD, a.encode(), _AT_FDCWD, b.encode(), _RENAME_EXCHANGE) == 0:
         return True
     error = ctypes.get_errno()
-    if error in (22, 38, 95):  # EINVAL, ENOSYS, EOPNOTSUPP: this file system or kernel cannot exchange
+    if error in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):  # this file system or kernel cannot exchange
         return False
     raise OSError(error, os.strerror(error), b)
 
 
+def _rename_new(source: str, target: str) -> bool:
+    """Rename onto a partition that did not exist; False when a concurrent commit installed one meanwhile."""
+    try:
+        os.rename(source, target)
+    except OSError as exc:
+        if exc.errno in (errno.EEXIST, errno.ENOTEMPTY):
+            return False
+        raise
+    return True
+
+
 def _publish_locally(staging: ObjectStoragePath, final: ObjectStoragePath) -> None:
     """Install the staging folder as the partition in one step; then drop the old one and stale leftovers."""
-    if not final.exists():
-        os.rename(staging.path, final.path)
-    elif _exchange(staging.path, final.path):
-        remove(staging)  # it now holds the old partition
-    else:  # no atomic exchange here: the old partition is moved aside first (a kill in between leaves none)
-        trash = final.parent / f"_trash_{staging.name.removeprefix('_staging_')}"
-        os.rename(final.path, trash.path)
-        os.rename(staging.path, final.path)
-        remove(trash)
+    if final.exists() or not _rename_new(staging.path, final.path):
+        if _exchange(staging.path, final.path):
+            remove(staging)  # it now holds the old partition
+        else:  # no atomic exchange here: the old partition is moved aside first (a kill in between leaves none)
+            trash = final.parent / f"_trash_{staging.name.removeprefix('_staging_')}"
+            os.rename(final.path, trash.path)
+            os.rename(staging.path, final.path)
+            remove(trash)
     cutoff = time.time() - LEFTOVER_SECONDS
     for prefix in ("_staging_", "_trash_"):
         for leftover in final.parent.glob(f"{prefix}{final.name}_*"):
