@@ -53,6 +53,12 @@ def partition_day(context) -> dt.date:
     )
 
 
+def run_partition(partition_key: str | None, conf: dict | None) -> str | None:
+    """The partition a stored DagRun names (its partition key, else the `partition` of its conf), unparsed: what
+    the deadline reference and the deadline message read from the metadata DB."""
+    return partition_key or (conf or {}).get("partition") or None
+
+
 def is_backfill(context) -> bool:
     """A backfill run, or a run of events a backfill emitted: a backfill at the head triggers asset runs
     downstream, which carry the flag on (`crosschannel.wiring.defaults.emit`)."""

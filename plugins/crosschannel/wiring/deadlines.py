@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.definitions.deadline import BaseDeadlineReference
 
-from crosschannel.core.partition import parse_day
+from crosschannel.core.partition import parse_day, run_partition
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 def partition_day_end(partition_key: str | None, conf: dict | None) -> dt.datetime | None:
     """Midnight UTC after the run's partition day: its partition key, else the `partition` of its conf."""
-    value = partition_key or (conf or {}).get("partition")
+    value = run_partition(partition_key, conf)
     if not value:
         return None
     day = parse_day(str(value)[:10], "deadline reference")

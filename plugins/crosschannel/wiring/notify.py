@@ -20,7 +20,7 @@ from typing import Any
 from airflow.sdk import BaseNotifier
 
 from crosschannel.core.config import get_config
-from crosschannel.core.partition import partition_day
+from crosschannel.core.partition import partition_day, run_partition
 from crosschannel.wiring.deadlines import PartitionDayEnd
 
 log = logging.getLogger(__name__)
@@ -52,8 +52,7 @@ def _notifiers(channels: tuple[str, ...], emails: tuple[str, ...], subject: str,
 
 
 def _partition_of(dag_run: dict) -> str:
-    conf = dag_run.get("conf") or {}
-    return dag_run.get("partition_key") or conf.get("partition") or "(none)"
+    return run_partition(dag_run.get("partition_key"), dag_run.get("conf")) or "(none)"
 
 
 def deadline_message(dag_id: str, minutes: float, context: dict | None) -> tuple[str, str]:

@@ -84,7 +84,8 @@ def build(day: dt.date, profile: pd.DataFrame) -> dict:
     before = published()
     lines, digests = [], {}
     records = traits(profile)
-    consent.refuse_contacts(SEGMENT, {key for record in records for key in record["traits"]}, "the identify traits")
+    if records:  # `traits` gives every customer the same keys: one record says what every message carries
+        consent.refuse_contacts(SEGMENT, records[0]["traits"], "the identify traits")
     for record in records:
         digest = _digest(record["traits"])
         digests[record["user_id"]] = digest
