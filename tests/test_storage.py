@@ -120,3 +120,24 @@ def test_stale_leftovers_of_killed_commits_are_swept(tmp_path):
         (staging / "part.csv").write_text("x\n")
 
     assert not stale.exists() and fresh.exists()  # a fresh one may be a concurrent run's: left alone
+
+
+def test_the_sweep_skips_a_leftover_that_a_concurrent_commit_removes_under_it(tmp_path, monkeypatch):
+    """Two commits of one partition at once: one lists the other's staging folder, which is gone by the time it
+    looks at its age (seen in CI as a FileNotFoundError failing the second run)."""
+    from airflow.sdk import ObjectStoragePath
+
+    partition = ObjectStoragePath(f"file://{tmp_path}/trusted/orders/dt=2026-11-01")
+    (partition.parent / "_staging_dt=2026-11-01_other").mkdir(parents=True)
+    real_stat = storage.os.stat
+
+    def vanished(path, *args, **kwargs):
+        if "_staging_dt=2026-11-01_other" in str(path):
+            raise FileNotFoundError(path)
+        return real_stat(path, *args, **kwargs)
+
+    monkeypatch.setattr(storage.os, "stat", vanished)
+    with storage.committing(partition) as staging:
+        (staging / "part.csv").write_text("x\n")
+
+    assert _tree(partition) == ["_SUCCESS", "part.csv"]

@@ -12,6 +12,7 @@ new. A failure before publishing leaves the previous partition untouched and rem
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import functools
@@ -64,9 +65,10 @@ def is_committed(path: ObjectStoragePath) -> bool:
 
 
 def remove(path: ObjectStoragePath) -> None:
-    """Delete a folder or file and everything below it, if it exists."""
+    """Delete a folder or file and everything below it, if it exists (it may vanish meanwhile)."""
     if path.exists():
-        path.fs.rm(path.path, recursive=True)
+        with contextlib.suppress(FileNotFoundError):
+            path.fs.rm(path.path, recursive=True)
 
 
 @contextmanager
@@ -131,10 +133,20 @@ def _publish_locally(staging: ObjectStoragePath, final: ObjectStoragePath) -> No
             os.rename(final.path, trash.path)
             os.rename(staging.path, final.path)
             remove(trash)
+    _sweep_leftovers(final)
+
+
+def _sweep_leftovers(final: ObjectStoragePath) -> None:
+    """Drop a killed commit's staging or trash beside the partition once it is a day old. A concurrent commit of
+    the same partition removes its own folders meanwhile: one that vanishes under the sweep is skipped."""
     cutoff = time.time() - LEFTOVER_SECONDS
     for prefix in ("_staging_", "_trash_"):
         for leftover in final.parent.glob(f"{prefix}{final.name}_*"):
-            if os.stat(leftover.path).st_mtime < cutoff:
+            try:
+                stale = os.stat(leftover.path).st_mtime < cutoff
+            except FileNotFoundError:
+                continue
+            if stale:
                 remove(leftover)
 
 
