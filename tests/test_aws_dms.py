@@ -144,5 +144,5 @@ def test_the_aws_dag_wires_the_plan_into_dms_and_lands_from_s3(aws_env, airflow_
     assert rendered["start_task_kwargs"] == {"CdcStopPosition": "commit_time:2026-11-03T00:00:00"}
     described = aws_env["client"].describe_replication_tasks()["ReplicationTasks"][0]
     assert described["Status"] == "running" and "ReplicationTaskStartDate" in described
-    manifest = storage.read_json(paths.dms_manifest(DAY) / "manifest.json")
+    manifest = storage.read_json(storage.resolve(paths.dms_manifest(DAY)) / "manifest.json")
     assert manifest["full_load"] is True and manifest["tables"]["stores"]["full_load_rows"] == 1

@@ -102,7 +102,7 @@ def test_retraining_compares_the_challenger_with_the_champion_on_the_same_rows(d
 
     margin = get_config().models.promotion_margin
     for model in get_config().models.specs:
-        card = storage.read_json(paths.registry(model) / "v0002" / "card.json")
+        card = storage.read_json(storage.resolve(paths.registry(model) / "v0002") / "card.json")
         assert card["champion"]["version"] == "v0001" and card["training_partition"] == "2026-11-02"
         expected, _ = model_registry.decide(card["metrics"]["auc"], card["baseline"]["auc"],
                                     ("v0001", card["champion"]["metrics"]["auc"]), margin)

@@ -37,7 +37,7 @@ def _landed_current_state(upto: dt.date) -> dict[str, set[tuple]]:
         files = sorted(folder.glob("LOAD*.csv"))
         day = DAYS[0]
         while day <= upto:
-            manifest = storage.read_json(paths.dms_manifest(day) / "manifest.json")
+            manifest = storage.read_json(storage.resolve(paths.dms_manifest(day)) / "manifest.json")
             files += [folder / day.strftime("%Y/%m/%d") / f for f in manifest["tables"][name]["cdc_files"]]
             day += dt.timedelta(days=1)
         for order, path in enumerate(files):
@@ -87,12 +87,12 @@ def test_every_run_succeeds_and_commits_its_partitions(ingested):
         assert storage.is_committed(paths.dms_manifest(day))
         segment = paths.segment_landing(day)
         assert storage.is_committed(segment)
-        assert storage.read_json(segment / "manifest.json")["messages"] == result["change"]["events"]
+        assert storage.read_json(storage.resolve(segment) / "manifest.json")["messages"] == result["change"]["events"]
 
 
 def test_first_run_is_a_full_load_matching_the_source_row_counts(ingested):
     first = ingested["results"][DAYS[0]]
-    manifest = storage.read_json(paths.dms_manifest(DAYS[0]) / "manifest.json")
+    manifest = storage.read_json(storage.resolve(paths.dms_manifest(DAYS[0])) / "manifest.json")
 
     assert manifest["full_load"] is True
     assert {n: t["full_load_rows"] for n, t in manifest["tables"].items()} == first["counts"]
@@ -100,7 +100,7 @@ def test_first_run_is_a_full_load_matching_the_source_row_counts(ingested):
 
 def test_cdc_operations_match_the_changes_the_generator_made(ingested):
     for day in DAYS[1:]:
-        manifest = storage.read_json(paths.dms_manifest(day) / "manifest.json")
+        manifest = storage.read_json(storage.resolve(paths.dms_manifest(day)) / "manifest.json")
         made = ingested["results"][day]["change"]["changes"]
 
         assert manifest["full_load"] is False
@@ -120,14 +120,14 @@ def test_full_load_plus_cdc_reconciles_with_the_source_db(ingested):
 
 def test_rerunning_the_full_load_day_rechecks_it_without_reloading(ingested):
     day = DAYS[0]
-    manifest_before = (paths.dms_manifest(day) / "manifest.json").read_bytes()
+    manifest_before = (storage.resolve(paths.dms_manifest(day)) / "manifest.json").read_bytes()
     loads_before = {storage.relative(p, paths.dms_landing()): p.read_bytes()
                     for p in paths.dms_landing().rglob("LOAD*.csv")}
 
     run = run_dag("retail_ingest", day.isoformat())
 
     assert run.state == "success"
-    assert (paths.dms_manifest(day) / "manifest.json").read_bytes() == manifest_before
+    assert (storage.resolve(paths.dms_manifest(day)) / "manifest.json").read_bytes() == manifest_before
     assert {storage.relative(p, paths.dms_landing()): p.read_bytes()
             for p in paths.dms_landing().rglob("LOAD*.csv")} == loads_before
 
@@ -136,13 +136,13 @@ def test_rerunning_a_day_is_idempotent(ingested):
     day = DAYS[1]
     folder = paths.dms_landing() / "orders" / day.strftime("%Y/%m/%d")
     before = {p.name: p.read_bytes() for p in folder.iterdir()}
-    manifest_before = (paths.dms_manifest(day) / "manifest.json").read_bytes()
+    manifest_before = (storage.resolve(paths.dms_manifest(day)) / "manifest.json").read_bytes()
 
     run = run_dag("retail_ingest", day.isoformat())
 
     assert run.state == "success"
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
-    assert (paths.dms_manifest(day) / "manifest.json").read_bytes() == manifest_before
+    assert (storage.resolve(paths.dms_manifest(day)) / "manifest.json").read_bytes() == manifest_before
 
 
 def test_asset_events_carry_the_partition(ingested):
@@ -163,7 +163,7 @@ def test_a_bad_cdc_row_fails_the_landing_and_keeps_the_previous_manifest(ingeste
     folder = paths.dms_landing() / "orders" / day.strftime("%Y/%m/%d")
     path = max(folder.iterdir(), key=lambda p: len(p.read_bytes()))
     original = path.read_bytes()
-    manifest_before = (paths.dms_manifest(day) / "manifest.json").read_bytes()
+    manifest_before = (storage.resolve(paths.dms_manifest(day)) / "manifest.json").read_bytes()
     rows = list(csv.reader(io.StringIO(original.decode())))
     assert len(rows) >= 3
     rows[1][0] = "X"
@@ -181,7 +181,7 @@ def test_a_bad_cdc_row_fails_the_landing_and_keeps_the_previous_manifest(ingeste
     assert path.name in message and "(table orders)" in message
     assert "line 2: column Op: 'X' is not one of I, U, D" in message
     assert "line 3: column order_id: primary key is empty" in message
-    assert (paths.dms_manifest(day) / "manifest.json").read_bytes() == manifest_before
+    assert (storage.resolve(paths.dms_manifest(day)) / "manifest.json").read_bytes() == manifest_before
 
 
 def test_trusted_current_state_equals_the_source_db(ingested):
@@ -206,7 +206,7 @@ def test_trusted_partition_is_written_whole(ingested):
     target = merge.write_table("orders", DAYS[1], state, candidate=False)
 
     assert storage.is_committed(target)
-    with (target / "part-00000.parquet").open("rb") as handle:
+    with (storage.resolve(target) / "part-00000.parquet").open("rb") as handle:
         assert pq.read_table(handle).equals(state)
 
 
@@ -220,8 +220,6 @@ def test_the_glue_job_script_gives_the_duckdb_state_under_local_pyspark(ingested
     """include/glue/run_sql.py (the generic Glue 5.x job) on the landed files: same rows as DuckDB."""
     import importlib.util
 
-    import pyarrow.parquet as pq
-
     from tests.conftest import BUNDLE
 
     spec = importlib.util.spec_from_file_location("run_sql", BUNDLE / "include/glue/run_sql.py")
@@ -234,7 +232,7 @@ def test_the_glue_job_script_gives_the_duckdb_state_under_local_pyspark(ingested
     rows = job.run(spark, args["sql_path"], args["inputs"], args["output_path"])
 
     expected = merge.current_state("orders", DAYS[-1])
-    written = pq.read_table(tmp_path / "out")
+    written = sqljobs.read_partition(storage.location((tmp_path / "out").as_uri()))
     assert rows == expected.num_rows == written.num_rows
     assert (tmp_path / "out" / "_SUCCESS").exists()
     key = [("order_id", "ascending")]
@@ -252,7 +250,7 @@ def test_retail_trusted_commits_every_table_for_the_partition(ingested):
     assert all(summary["gates"].values()) and len(summary["gates"]) == len(source_rows) + 4
     assert summary["features_rows"] == summary["rows"]["customer_360"] == summary["rows"]["customers"]
     segment = paths.segment_landing(DAYS[-1])
-    assert summary["rows"]["events"] == storage.read_json(segment / "manifest.json")["messages"]
+    assert summary["rows"]["events"] == storage.read_json(storage.resolve(segment) / "manifest.json")["messages"]
     assert set(summary["data_docs"]) == {"data_docs", "data_docs_derived"}
     assert all(storage.location(url).exists() for url in summary["data_docs"].values())
 
@@ -264,7 +262,7 @@ def test_a_critical_gate_failure_keeps_the_previous_good_partition(ingested):
 
     day = DAYS[-1]
     assert run_dag("retail_trusted", day.isoformat()).state == "success"
-    published = (paths.trusted("orders", day) / "part-00000.parquet").read_bytes()
+    published = (storage.resolve(paths.trusted("orders", day)) / "part-00000.parquet").read_bytes()
     good = merge.current_state("orders", day)
     bad = pa.concat_tables([good, good.slice(0, 1)])
     channel = bad.column("channel").to_pylist()
@@ -288,7 +286,7 @@ def test_a_critical_gate_failure_keeps_the_previous_good_partition(ingested):
     assert "column channel: expect_column_values_to_be_in_set" in message and "'fax'" in message
     assert "trusted_order_lines (partition 2026-11-03), column _references_orders_order_id" in message
     assert "999999999" in message
-    assert (paths.trusted("orders", day) / "part-00000.parquet").read_bytes() == published
+    assert (storage.resolve(paths.trusted("orders", day)) / "part-00000.parquet").read_bytes() == published
     report = storage.read_json(storage.zone("reports", f"dt={day}", "gates", "trusted_orders.json"))
     assert report["success"] is False and report["rows"] == good.num_rows + 1
 
@@ -302,7 +300,7 @@ def test_landed_segment_day_types_into_events(ingested):
     _, events = type_day(messages, empty_identities())
 
     segment = paths.segment_landing(day)
-    assert events.num_rows == storage.read_json(segment / "manifest.json")["messages"]
+    assert events.num_rows == storage.read_json(storage.resolve(segment) / "manifest.json")["messages"]
     buyers = {r["order_id"]: r["customer_id"] for r in merge.current_state("orders", day).to_pylist()}
     completed = [e for e in events.to_pylist() if e["event_name"] == "Order Completed"]
     assert completed and all(buyers[e["order_id"]] == e["customer_id"] for e in completed)

@@ -10,7 +10,7 @@ import json
 import pytest
 import sqlalchemy as sa
 
-from crosschannel.core import dms, paths, source, storage
+from crosschannel.core import paths, source, storage
 from crosschannel.local import dms_task
 from crosschannel.stages.ingest import landing as dms_landing
 
@@ -170,7 +170,9 @@ def test_a_rebuilt_source_db_is_refused_until_a_full_load(engine, local_env):
     assert task.start("reload-target", dt.date(2026, 11, 2))["status"] == "stopped"
 
 
-def test_rechecking_the_full_load_day_after_a_reload_is_refused(engine, local_env):
+def test_rechecking_the_full_load_day_after_a_reload_gives_its_own_manifest(engine, local_env):
+    """The full load of 11-01 is kept as the landing check copied it: a later reload writes over DMS's LOAD
+    files, and a re-check of 11-01 still reads (and commits) exactly what 11-01 landed."""
     source.enable_cdc(engine)
     with engine.begin() as conn:
         conn.execute(sa.insert(source.stores), [_store(5, "Five", T0)])
@@ -183,6 +185,5 @@ def test_rechecking_the_full_load_day_after_a_reload_is_refused(engine, local_en
     task.start("reload-target", dt.date(2026, 11, 4))
     dms_landing.check_landing(dt.date(2026, 11, 4), "reload-target")
 
-    with pytest.raises(dms.DmsLandingError, match="has been replaced by a later full load"):
-        dms_landing.check_landing(dt.date(2026, 11, 1), "resume-processing", full_load=True)
-    assert storage.read_json(paths.dms_manifest(dt.date(2026, 11, 1)) / "manifest.json") == first
+    assert dms_landing.check_landing(dt.date(2026, 11, 1), "resume-processing", full_load=True) == first
+    assert storage.read_json(storage.resolve(paths.dms_manifest(dt.date(2026, 11, 1))) / "manifest.json") == first

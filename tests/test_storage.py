@@ -11,6 +11,11 @@ def _tree(path):
     return sorted(storage.relative(p, path) for p in path.rglob("*") if p.is_file())
 
 
+def _committed(path):
+    """The committed files of a partition, as a reader resolving its marker sees them."""
+    return _tree(storage.resolve(path)) if storage.is_committed(path) else None
+
+
 def _exercise_commit(root):
     """Commit, fail mid-write, then replace: the partition is always whole, never half-written."""
     partition = root / "trusted" / "orders" / "dt=2026-11-01"
@@ -19,18 +24,19 @@ def _exercise_commit(root):
         (staging / "part-0.csv").write_text("a\n")
         (staging / "sub").mkdir()
         (staging / "sub" / "part-1.csv").write_text("b\n")
-    assert _tree(partition) == ["_SUCCESS", "part-0.csv", "sub/part-1.csv"]
-    assert storage.is_committed(partition)
+    assert _committed(partition) == ["part-0.csv", "sub/part-1.csv"]
 
     with pytest.raises(RuntimeError, match="disk full"), storage.committing(partition) as staging:
         (staging / "part-0.csv").write_text("half")
         raise RuntimeError("disk full")
-    assert _tree(partition) == ["_SUCCESS", "part-0.csv", "sub/part-1.csv"]
-    assert (partition / "part-0.csv").read_text() == "a\n"
+    assert _committed(partition) == ["part-0.csv", "sub/part-1.csv"]
+    assert (storage.resolve(partition) / "part-0.csv").read_text() == "a\n"
 
     with storage.committing(partition) as staging:
         (staging / "part-9.csv").write_text("z\n")
-    assert _tree(partition) == ["_SUCCESS", "part-9.csv"]
+    assert _committed(partition) == ["part-9.csv"]
+    version = storage.version_of(partition)
+    assert _tree(partition) == ["_SUCCESS", f"{version}/part-9.csv"]  # the replaced version is gone
     assert sorted(p.name for p in partition.parent.iterdir()) == ["dt=2026-11-01"]
 
 
@@ -50,7 +56,25 @@ def test_s3_partition_commit_against_a_moto_server(moto_server, local_env, monke
 
     keys = sorted(o["Key"] for o in boto3.client("s3", endpoint_url=moto_server)
                   .list_objects_v2(Bucket="storage-test")["Contents"])
-    assert keys == ["data/trusted/orders/dt=2026-11-01/_SUCCESS", "data/trusted/orders/dt=2026-11-01/part-9.csv"]
+    version = storage.version_of(root / "trusted" / "orders" / "dt=2026-11-01")
+    folder = "data/trusted/orders/dt=2026-11-01"
+    assert keys == [f"{folder}/_SUCCESS", f"{folder}/{version}/part-9.csv"]
+
+
+def test_a_marker_without_a_pointer_means_the_files_in_the_folder(tmp_path):
+    """What other writers leave (an empty _SUCCESS beside the files) reads as before, and the next commit
+    replaces those files."""
+    from airflow.sdk import ObjectStoragePath
+
+    partition = ObjectStoragePath(f"file://{tmp_path}/trusted/orders/dt=2026-11-01")
+    partition.mkdir(parents=True)
+    (partition / "part-old.csv").write_text("old\n")
+    (partition / storage.MARKER).write_text("")
+    assert _committed(partition) == ["_SUCCESS", "part-old.csv"]
+    with storage.committing(partition) as staging:
+        (staging / "part-new.csv").write_text("new\n")
+    assert _committed(partition) == ["part-new.csv"]
+    assert [p.name for p in partition.iterdir() if p.name != storage.MARKER] == [storage.version_of(partition)]
 
 
 KILLED_COMMIT = """
@@ -59,26 +83,36 @@ from airflow.sdk import ObjectStoragePath
 from crosschannel.core import storage
 
 partition, point = ObjectStoragePath(sys.argv[1]), sys.argv[2]
-exchange = storage._exchange
+write_json, remove = storage.write_json, storage.remove
 
 
-def killed(a, b):
-    if point == "after the exchange":
-        exchange(a, b)
+def kill():
     os.kill(os.getpid(), signal.SIGKILL)
 
 
-storage._exchange = killed
+def killed_write(path, payload):
+    if point == "after the pointer":
+        write_json(path, payload)
+    kill()
+
+
+def killed_remove(path):
+    if point == "after the pointer" and path.name.startswith(storage.VERSION_PREFIX):
+        kill()
+    remove(path)
+
+
+storage.write_json, storage.remove = killed_write, killed_remove
 with storage.committing(partition) as staging:
     (staging / "part-new.csv").write_text("new\\n")
     if point == "mid-write":
-        os.kill(os.getpid(), signal.SIGKILL)
+        kill()
 """
 
 
-@pytest.mark.parametrize("point", ["mid-write", "before the exchange", "after the exchange"])
+@pytest.mark.parametrize("point", ["mid-write", "before the pointer", "after the pointer"])
 def test_a_commit_killed_at_any_point_leaves_the_old_partition_or_the_new_one(point, tmp_path):
-    """SIGKILL at each step of a local commit over an existing partition: readers find a whole partition, old or
+    """SIGKILL at each step of a commit over an existing partition: readers find a whole partition, old or
     new, never none; the next commit succeeds and the partition holds exactly its files."""
     import os
     import subprocess
@@ -94,32 +128,39 @@ def test_a_commit_killed_at_any_point_leaves_the_old_partition_or_the_new_one(po
                             env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}, timeout=120)
 
     assert killed.returncode == -9
-    expected = ["_SUCCESS", "part-new.csv"] if point == "after the exchange" else ["_SUCCESS", "part-old.csv"]
-    assert _tree(partition) == expected
+    assert _committed(partition) == (["part-new.csv"] if point == "after the pointer" else ["part-old.csv"])
     with storage.committing(partition) as staging:
         (staging / "part-next.csv").write_text("next\n")
-    assert _tree(partition) == ["_SUCCESS", "part-next.csv"]
-    leftovers = [p.name for p in partition.parent.iterdir() if p.name != partition.name]
-    assert all(name.startswith("_staging_dt=2026-11-01_") for name in leftovers)  # a killed run's, swept after a day
+    assert _committed(partition) == ["part-next.csv"]
+    leftovers = [p.name for p in partition.iterdir() if p.name not in (storage.MARKER, storage.version_of(partition))]
+    assert len(leftovers) <= 1  # a killed run's unpointed version, swept once a day old
 
 
 def test_stale_leftovers_of_killed_commits_are_swept(tmp_path):
+    """A killed run's version inside the partition (or staging beside a folder committed without a marker) is
+    deleted by a later commit once a day old; a fresh one may be a concurrent run's and is left alone."""
     import os
     import time
 
     from airflow.sdk import ObjectStoragePath
 
     partition = ObjectStoragePath(f"file://{tmp_path}/trusted/orders/dt=2026-11-01")
-    stale, fresh = (partition.parent / "_staging_dt=2026-11-01_old", partition.parent / "_trash_dt=2026-11-01_new")
-    for folder in (stale, fresh):
+    old = int(time.time()) - storage.LEFTOVER_SECONDS - 60
+    stale, fresh = partition / f"_v{old}-killed", partition / f"_v{int(time.time())}-running"
+    outbox = ObjectStoragePath(f"file://{tmp_path}/activation/pinpoint/dt=2026-11-01")
+    stale_beside = outbox.parent / "_staging_dt=2026-11-01_old"
+    fresh_beside = outbox.parent / "_trash_dt=2026-11-01_new"
+    for folder in (stale, fresh, stale_beside, fresh_beside):
         folder.mkdir(parents=True)
-    old = time.time() - storage.LEFTOVER_SECONDS - 60
-    os.utime(stale.path, (old, old))
+    os.utime(stale_beside.path, (old, old))
 
     with storage.committing(partition) as staging:
         (staging / "part.csv").write_text("x\n")
+    with storage.committing(outbox, marker=False) as staging:
+        (staging / "part.csv").write_text("x\n")
 
-    assert not stale.exists() and fresh.exists()  # a fresh one may be a concurrent run's: left alone
+    assert not stale.exists() and fresh.exists()
+    assert not stale_beside.exists() and fresh_beside.exists()
 
 
 def test_the_sweep_skips_a_leftover_that_a_concurrent_commit_removes_under_it(tmp_path, monkeypatch):
@@ -137,7 +178,7 @@ def test_the_sweep_skips_a_leftover_that_a_concurrent_commit_removes_under_it(tm
         return real_stat(path, *args, **kwargs)
 
     monkeypatch.setattr(storage.os, "stat", vanished)
-    with storage.committing(partition) as staging:
+    with storage.committing(partition, marker=False) as staging:
         (staging / "part.csv").write_text("x\n")
 
-    assert _tree(partition) == ["_SUCCESS", "part.csv"]
+    assert _tree(partition) == ["part.csv"]

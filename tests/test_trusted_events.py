@@ -8,7 +8,7 @@ import functools
 
 import pyarrow as pa
 
-from crosschannel.core import engines
+from crosschannel.core import engines, sqljobs, storage
 from crosschannel.core.config import Generator
 from crosschannel.sim import generator
 from crosschannel.stages.trusted.events import IDENTITY_SCHEMA, empty_identities, flatten, messages_table, type_day
@@ -121,6 +121,6 @@ def test_the_glue_script_runs_the_planned_jobs_from_parquet_and_an_empty_first_d
     rows = job.run(spark, args["sql_path"], args["inputs"], args["output_path"])
 
     expected, _ = type_day(_messages(), empty_identities())
-    written = pq.read_table(tmp_path / "out")
+    written = sqljobs.read_partition(storage.location((tmp_path / "out").as_uri()))
     assert rows == expected.num_rows == 2 and (tmp_path / "out" / "_SUCCESS").exists()
     assert written.sort_by("anonymous_id").to_pylist() == expected.to_pylist()

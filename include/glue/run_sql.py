@@ -7,7 +7,8 @@ Job arguments (Glue passes them as --name value):
                     dms_csv: DMS CSV files with a header, read as text, plus _file_seq (the file's place
                     in `paths`) and _row_seq (increasing with the row's place in its file)
                     no paths: an empty view of `schema` (e.g. the identity map before the first day)
-    --output_path   the partition folder to write (Parquet), replaced whole, then marked with _SUCCESS
+    --output_path   the partition folder to commit (Parquet): written as a new version folder inside it, then
+                    its _SUCCESS marker is pointed at that version in one PUT (crosschannel.core.storage)
 
 The Glue-only imports (awsglue) happen in `glue_session()` alone, so the same `run()` is tested under
 local pyspark.
@@ -16,7 +17,10 @@ local pyspark.
 from __future__ import annotations
 
 import json
+import os
 import sys
+import time
+import uuid
 
 
 def read_input(spark, spec: dict):
@@ -45,24 +49,37 @@ def run(spark, sql_path: str, inputs: dict, output_path: str) -> int:
     result = result.orderBy(*[f.name for f in result.schema.fields
                               if f.dataType.typeName() not in ("array", "map", "struct")]).cache()
     rows = result.count()
-    staging = output_path.rstrip("/") + "_staging"
-    result.coalesce(1).write.mode("overwrite").parquet(staging)
-    _replace(spark, staging, output_path)
+    version = f"_v{int(time.time())}-{uuid.uuid4().hex[:12]}"
+    result.coalesce(1).write.mode("errorifexists").parquet(output_path.rstrip("/") + "/" + version)
+    _point(spark, output_path.rstrip("/"), version)
     return rows
 
 
-def _replace(spark, staging: str, final: str) -> None:
-    """Move the staged folder into place through Hadoop's FileSystem (S3 on Glue, local in tests)."""
+def _point(spark, final: str, version: str) -> None:
+    """Point the partition's marker at the written version (one object written whole), then delete the version it
+    pointed at before: the same commit as crosschannel.core.storage's, through Hadoop's FileSystem."""
     jvm = spark.sparkContext._jvm
-    conf = spark.sparkContext._jsc.hadoopConfiguration()
-    src, dst = jvm.org.apache.hadoop.fs.Path(staging), jvm.org.apache.hadoop.fs.Path(final)
-    fs = src.getFileSystem(conf)
-    if fs.exists(dst):
-        fs.delete(dst, True)
-    if not fs.rename(src, dst):
-        raise RuntimeError(f"could not move {staging} to {final}")
-    fs.delete(jvm.org.apache.hadoop.fs.Path(final + "/_SUCCESS"), False)
-    fs.create(jvm.org.apache.hadoop.fs.Path(final + "/_SUCCESS")).close()
+    path = jvm.org.apache.hadoop.fs.Path
+    marker = path(final + "/_SUCCESS")
+    fs = marker.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    before = ""
+    if fs.exists(marker):
+        stream = fs.open(marker)
+        text = jvm.org.apache.commons.io.IOUtils.toString(stream, "UTF-8")
+        stream.close()
+        before = json.loads(text)["version"] if text.strip() else ""
+    pointer = json.dumps({"version": version})
+    if fs.getScheme() == "file":  # local runs (tests): written beside and renamed over, whole like an S3 PUT
+        local = final.removeprefix("file://")
+        with open(f"{local}/._SUCCESS.tmp", "w") as handle:
+            handle.write(pointer)
+        os.replace(f"{local}/._SUCCESS.tmp", f"{local}/_SUCCESS")
+    else:
+        out = fs.create(marker, True)
+        out.write(bytearray(pointer, "utf-8"))
+        out.close()
+    if before and before != version:
+        fs.delete(path(final + "/" + before), True)
 
 
 def parse_args(argv: list[str]) -> dict:

@@ -183,7 +183,7 @@ class GateRun:
                 destination.parent.mkdir(parents=True, exist_ok=True)
                 destination.write_bytes(path.read_bytes())
         shutil.rmtree(self.site, ignore_errors=True)
-        return storage.url_of(target / "index.html")
+        return storage.url_of(storage.resolve(target) / "index.html")
 
 
 def record(result: GateResult) -> str:

@@ -2,6 +2,7 @@
 
     landing/dms/<schema>/<table>/...                    DMS output as DMS writes it
     landing/manifests/dms/dt=D/, full_loads.json        what each partition landed
+    landing/full_loads/dt=D/<table>/LOAD*.csv           the full load landed for D, kept as it was checked
     landing/segment/<source>/dt=D/                      Segment S3-destination files of the received day
     staging/<zone>/<name>/dt=D/                         SQL job results waiting for their gate
     trusted/<table>/dt=D/, features/customer/dt=D/      gated, published partitions
@@ -67,6 +68,12 @@ def dms_manifests() -> ObjectStoragePath:
 
 def dms_manifest(day: dt.date) -> ObjectStoragePath:
     return partition("landing", "manifests", "dms", day=day)
+
+
+def dms_full_load(day: dt.date) -> ObjectStoragePath:
+    """The copy of the LOAD files that the full load of `day` landed: DMS writes a later reload over the same
+    names, this copy never changes (a partition committed whole, one folder per table)."""
+    return partition("landing", "full_loads", day=day)
 
 
 def dms_full_loads() -> ObjectStoragePath:

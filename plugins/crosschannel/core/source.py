@@ -134,6 +134,19 @@ cdc_clock = sa.Table(
     sa.Column("ts", sa.DateTime, nullable=False),
 )
 
+# The files `import-csv` loaded (digest: sha256 of their bytes), so the same files are refused the second time. Not a
+# retail table: neither captured nor replicated; dropped with the rest when the generator rebuilds the DB.
+byod_imports = sa.Table(
+    "byod_imports",
+    metadata,
+    sa.Column("digest", sa.String(64), primary_key=True),
+    sa.Column("orders_file", sa.String(255), nullable=False),
+    sa.Column("customers_file", sa.String(255)),
+    sa.Column("imported_at", sa.DateTime, nullable=False),
+    sa.Column("orders", sa.Integer, nullable=False),
+    sa.Column("lines", sa.Integer, nullable=False),
+)
+
 TS_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
 
 

@@ -40,7 +40,8 @@ def upload_sql(day: dt.date, name: str, sql: str) -> ObjectStoragePath:
 
 
 def parquet(folders: list[ObjectStoragePath], schema: str | None = None) -> dict:
-    spec = {"format": "parquet", "paths": [storage.url_of(f) for f in folders]}
+    """Partition folders as a parquet input: each committed one by its current version (what the job must read)."""
+    spec = {"format": "parquet", "paths": [storage.url_of(storage.resolve(f)) for f in folders]}
     return {**spec, "schema": schema} if schema else spec
 
 
@@ -86,7 +87,7 @@ def read_parquet(urls: list[str]) -> pa.Table:
 
     parts = []
     for url in urls:
-        path = storage.location(url)
+        path = storage.resolve(storage.location(url))
         files = sorted(path.glob("*.parquet")) if path.is_dir() else [path]
         for file in files:
             with file.open("rb") as handle:

@@ -1,13 +1,21 @@
 """One object-store abstraction for every zone: Airflow's ObjectStoragePath over file:// or s3://.
 
-A partition is committed atomically: it is written under a staging prefix beside its final place and
-published only when complete, with a `_SUCCESS` marker. On a local file system publishing is one rename, or, over
-an existing partition, one atomic exchange of the two folders (Linux `renameat2(RENAME_EXCHANGE)`): a process
-killed at any point leaves the old partition or the new one, never none; what it leaves behind (a staging folder)
-is swept by a later commit of the same partition.
-On S3 (no rename) the old partition's marker is removed first, the staged objects are copied over it, stale
-ones deleted and the marker written last, so a reader that requires the marker never sees a mix of old and
-new. A failure before publishing leaves the previous partition untouched and removes the staging prefix.
+A partition is committed atomically, the same way on a local disk and on S3: its files are written into a new
+version folder inside it, and the partition's marker, written last in one step (a rename locally, a PUT on S3),
+points at that version:
+
+    <partition>/_v<epoch>-<token>/part-00000.parquet    a version: never changed once written
+    <partition>/_SUCCESS                                 {"version": "_v<epoch>-<token>"}, the pointer
+
+Readers resolve a partition through its marker (`resolve`), so they see the old version or the new one, never a
+mix, never none; a process killed at any point leaves the previous pointer in place. Two runs committing one
+partition at once each write their own version; the last pointer wins and both versions are whole. The version a
+new pointer replaces is deleted; a killed run's unpointed version is swept by a later commit once a day old.
+A marker with no pointer (an empty `_SUCCESS`, as other writers leave it) means the files sit in the folder itself.
+
+Folders that other systems read whole by prefix (an outbox Pinpoint imports, SageMaker's transform input, DMS's
+layout) are committed with `marker=False`: written beside the folder and swapped in, one atomic exchange of the
+two folders locally (Linux `renameat2(RENAME_EXCHANGE)`), copied over the old objects on S3.
 """
 
 from __future__ import annotations
@@ -31,6 +39,7 @@ if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
 
 MARKER = "_SUCCESS"
+VERSION_PREFIX = "_v"
 LEFTOVER_SECONDS = 24 * 3600  # staging or trash older than this beside a partition is a killed run's leftover
 _RENAME_EXCHANGE = 2
 _AT_FDCWD = -100
@@ -71,23 +80,59 @@ def remove(path: ObjectStoragePath) -> None:
             path.fs.rm(path.path, recursive=True)
 
 
+def version_of(path: ObjectStoragePath) -> str | None:
+    """The version folder a committed partition's marker points at ("" for files in the folder itself; None when
+    the partition is not committed)."""
+    marker = path / MARKER
+    try:
+        text = marker.read_text()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    return json.loads(text)["version"] if text.strip() else ""
+
+
+def resolve(path: ObjectStoragePath) -> ObjectStoragePath:
+    """Where a partition's committed files are: its current version folder (the folder itself when not marked)."""
+    version = version_of(path)
+    return path / version if version else path
+
+
 @contextmanager
 def committing(final: ObjectStoragePath, *, marker: bool = True) -> Iterator[ObjectStoragePath]:
-    """Yield a staging folder; on a clean exit replace `final` with it whole, else discard it."""
-    token = uuid.uuid4().hex[:12]
-    staging = final.parent / f"_staging_{final.name}_{token}"
+    """Yield an empty folder to write the partition into; on a clean exit make it the partition whole, else
+    discard it."""
+    token = f"{int(time.time())}-{uuid.uuid4().hex[:12]}"
+    staging = final / f"{VERSION_PREFIX}{token}" if marker else final.parent / f"_staging_{final.name}_{token}"
     staging.mkdir(parents=True, exist_ok=True)
     try:
         yield staging
-        if marker:
-            (staging / MARKER).write_text("")
     except BaseException:
         remove(staging)
         raise
-    if is_local(final):
+    if marker:
+        _point(final, staging.name)
+    elif is_local(final):
         _publish_locally(staging, final)
-        return
-    _publish_to_object_store(staging, final)
+    else:
+        _publish_to_object_store(staging, final)
+
+
+def _point(final: ObjectStoragePath, version: str) -> None:
+    """Make `version` the partition's committed files: the marker is replaced in one step, then the version it
+    pointed at before is deleted and killed runs' versions swept."""
+    before = version_of(final)
+    write_json(final / MARKER, {"version": version})
+    if before and before != version:
+        remove(final / before)
+    elif before == "":  # files a writer without versions left in the folder itself
+        for old in final.iterdir():
+            if old.name != MARKER and not old.name.startswith(VERSION_PREFIX):
+                remove(old)
+    cutoff = time.time() - LEFTOVER_SECONDS
+    for leftover in final.glob(f"{VERSION_PREFIX}*"):
+        born = leftover.name.removeprefix(VERSION_PREFIX).split("-")[0]
+        if leftover.name != version and born.isdigit() and int(born) < cutoff:
+            remove(leftover)
 
 
 @functools.cache
@@ -124,7 +169,7 @@ def _rename_new(source: str, target: str) -> bool:
 
 
 def _publish_locally(staging: ObjectStoragePath, final: ObjectStoragePath) -> None:
-    """Install the staging folder as the partition in one step; then drop the old one and stale leftovers."""
+    """Install the staging folder as the folder in one step; then drop the old one and stale leftovers."""
     if final.exists() or not _rename_new(staging.path, final.path):
         if _exchange(staging.path, final.path):
             remove(staging)  # it now holds the old partition
@@ -151,22 +196,16 @@ def _sweep_leftovers(final: ObjectStoragePath) -> None:
 
 
 def _publish_to_object_store(staging: ObjectStoragePath, final: ObjectStoragePath) -> None:
-    """No rename on S3: unmark the old partition, copy the new files over it, drop stale ones, mark it.
-
-    Readers that require the marker see the old partition or the new one, never a mix; a failure on the
-    way leaves the partition unmarked (unreadable) until the task's retry publishes it again.
-    """
+    """No rename on S3: copy the new files over the old ones, then drop stale ones (a folder read whole by another
+    system, which reads it once the task that wrote it has finished)."""
     try:
-        (final / MARKER).unlink(missing_ok=True)
-        staged = sorted(p for p in staging.rglob("*") if p.is_file() and p.name != MARKER)
+        staged = sorted(p for p in staging.rglob("*") if p.is_file())
         keep = {relative(p, staging) for p in staged}
         for item in staged:
             item.fs.copy(item.path, (final / relative(item, staging)).path)
         for old in [p for p in final.rglob("*") if p.is_file()] if final.exists() else []:
             if relative(old, final) not in keep:
                 old.unlink()
-        if (staging / MARKER).exists():
-            (final / MARKER).write_text("")
     finally:
         remove(staging)
 
@@ -174,7 +213,7 @@ def _publish_to_object_store(staging: ObjectStoragePath, final: ObjectStoragePat
 def promote(candidate: ObjectStoragePath, final: ObjectStoragePath) -> None:
     """Publish a gated candidate partition as the final one (committed whole), then drop the candidate. A
     candidate that is not committed or holds no data file is refused: publishing it would empty the partition."""
-    files = sorted(candidate.glob("*.parquet")) if is_committed(candidate) else []
+    files = sorted(resolve(candidate).glob("*.parquet")) if is_committed(candidate) else []
     if not files:
         raise MissingPartition(f"{url_of(candidate)}: no committed candidate to publish as {url_of(final)} (another "
                                "run of the partition published or removed it?); the published partition is unchanged")

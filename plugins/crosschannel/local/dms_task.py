@@ -19,12 +19,31 @@ import sqlalchemy as sa
 from crosschannel.core import paths, source, storage
 from crosschannel.core.config import get_config
 from crosschannel.core.dms import FULL_LOAD_TYPES, START_TYPES, cdc_stop_position, header_for, mapped_tables, settings
+from crosschannel.core.errors import DataError
 
 ROWS_PER_READ = 20_000
 
 
+class SourceValueError(DataError, ValueError):
+    """A source row holds a value its column's type cannot (SQLite stores anything); names table, column, row."""
+
+
 def format_value(column: sa.Column, value) -> str:
     """One CSV field as DMS writes it; full-load values (Python types) and CDC row images (JSON) agree."""
+    try:
+        return _format(column, value)
+    except (ValueError, TypeError) as exc:
+        raise SourceValueError(f"source table {column.table.name}, column {column.name}: {value!r} is not a valid "
+                               f"{column.type} ({exc})") from exc
+
+
+def _row_error(exc: SourceValueError, tbl: sa.Table, row, where: str) -> SourceValueError:
+    keys = {c.name: row[c.name] if isinstance(row, dict) else getattr(row, c.name) for c in tbl.primary_key.columns}
+    return SourceValueError(f"{exc} in the row with key {keys} ({where}). Repair: correct the value in the source "
+                            f"DB (UPDATE {tbl.name} ...), or delete the row; see README, Runbook")
+
+
+def _format(column: sa.Column, value) -> str:
     if value is None:
         return ""
     kind = column.type
@@ -164,7 +183,11 @@ class LocalReplicationTask:
                     handle = (folder / f"LOAD{number:08X}.csv").open("w", newline="", encoding="utf-8")
                     writer = csv.writer(handle, lineterminator="\n")
                     writer.writerow(header_for(tbl))
-                writer.writerow(["I", stamp, *(format_value(c, v) for c, v in zip(columns, record, strict=True))])
+                try:
+                    values = [format_value(c, v) for c, v in zip(columns, record, strict=True)]
+                except SourceValueError as exc:
+                    raise _row_error(exc, tbl, record, "full load snapshot") from exc
+                writer.writerow(["I", stamp, *values])
                 count += 1
         finally:
             if handle is not None:
@@ -176,15 +199,15 @@ class LocalReplicationTask:
         start = dt.datetime.combine(day, dt.time(0))
         log = source.cdc_log
         query = (
-            sa.select(log.c.table_name, log.c.op, log.c.commit_ts, log.c.row_data)
+            sa.select(log.c.table_name, log.c.op, log.c.commit_ts, log.c.row_data, log.c.seq)
             .where(log.c.commit_ts >= start, log.c.commit_ts < start + dt.timedelta(days=1), log.c.seq > watermark)
             .order_by(log.c.commit_ts, log.c.seq)
         )
         changes: dict[str, list[tuple]] = {t.name: [] for t in self.tables}
         with self.engine.connect() as conn:
-            for name, op, commit_ts, row_data in conn.execute(query):
+            for name, op, commit_ts, row_data, seq in conn.execute(query):
                 if name in changes:
-                    changes[name].append((op, commit_ts, json.loads(row_data)))
+                    changes[name].append((op, commit_ts, json.loads(row_data), seq))
         interval = dt.timedelta(seconds=int(self.settings["CdcMaxBatchInterval"]))
         written: dict[str, list[str]] = {}
         for tbl in self.tables:
@@ -200,14 +223,20 @@ class LocalReplicationTask:
                 for batch in batches.values():
                     first = batch[0][1]
                     name = first.strftime("%Y%m%d-%H%M%S") + f"{first.microsecond // 100:04d}.csv"
-                    lines = (
-                        [op, ts.strftime(source.TS_FORMAT), *(format_value(c, image.get(c.name)) for c in tbl.columns)]
-                        for op, ts, image in batch
-                    )
+                    lines = [_cdc_line(tbl, *change) for change in batch]
                     (staging / name).write_bytes(_csv_bytes(header_for(tbl), lines))
                     names.append(name)
             written[tbl.name] = names
         return written
+
+
+def _cdc_line(tbl: sa.Table, op: str, ts: dt.datetime, image: dict, seq: int) -> list[str]:
+    try:
+        return [op, ts.strftime(source.TS_FORMAT), *(format_value(c, image.get(c.name)) for c in tbl.columns)]
+    except SourceValueError as exc:
+        error = _row_error(exc, tbl, image, f"change {seq} of cdc_log")
+        raise SourceValueError(f"{error}. The captured changes keep the bad value: then delete them from cdc_log "
+                               f"too (change {seq}, and the one your UPDATE or DELETE captures)") from exc
 
 
 def local_task_status(day: dt.date) -> dict:

@@ -6,6 +6,11 @@ The files are checked completely before anything is written, then loaded in one 
 of it lands in the source DB or none of it does. From there DMS (or its local stand-in) replicates it like
 any other source data. The import only adds rows; it never updates what the DB already holds.
 
+Importing twice is refused: each import records a sha256 digest of its files' bytes in the source DB
+table byod_imports (bookkeeping, not replicated), and the same file(s) again fail naming the earlier
+import's date. A line without order_id fails when the DB holds an order line of that customer at that
+time with the same product, quantity and amount (an overlapping file); an order_id in the DB fails too.
+
 Both files: UTF-8 text (a byte-order mark is fine), comma-separated, quoted as Excel and most tools do,
 with a header line. Column names are matched ignoring case and surrounding spaces; other columns are
 ignored; blank lines are skipped; values are trimmed. An empty optional value takes its default.
@@ -15,15 +20,18 @@ Orders CSV, one line per order line:
     customer_id            required  a whole number >= 1 (at most 18 digits)
     order_ts or order_date required  an ISO date or timestamp: 2024-03-01, 2024-03-01 14:05:00 or
                                      2024-03-01T14:05:00+02:00 (times with an offset become UTC);
-                                     order_ts is used when the file has both
-    amount                 required  what the line cost, a number >= 0 such as 19.99
+                                     order_ts is used when the file has both; from 1970-01-01 to a day
+                                     from now (UTC)
+    amount                 required  what the line cost, a number >= 0 such as 19.99: at most 2 decimals
+                                     and 9999999999.99, as is the order's total (the DB's NUMERIC(12, 2))
     order_id               optional  a whole number >= 1; lines sharing one form one order, which must
                                      belong to one customer. Default: one order per customer and order
                                      time, numbered on from the highest order_id in the DB
     product_id             optional  a whole number >= 1 (at most 9 digits). An id unknown to the DB gets
                                      a placeholder product "Imported product <id>" priced at the median
                                      unit price seen; lines without one share a product "BYOD-UNKNOWN"
-    quantity               optional  a whole number >= 1, default 1 (unit price = amount / quantity)
+    quantity               optional  a whole number from 1 to 999999999, default 1 (unit price = amount /
+                                     quantity)
     store_id               optional  as product_id; an unknown id gets a placeholder "Imported store <id>"
     channel                optional  store, web or app; default store when store_id is given, else web
 
@@ -36,8 +44,8 @@ Customers CSV, one line per customer new to the DB:
     sms_opt_in             optional  as email_opt_in
     loyalty_tier           optional  none, silver, gold or platinum; default none
     home_store_id          optional  as store_id
-    signup_date            optional  an ISO date; default the customer's first order date (customers
-                                     without orders: the first order date in the import)
+    signup_date            optional  an ISO date, as order_date; default the customer's first order date
+                                     (customers without orders: the first order date in the import)
 
 A customer id that orders use but neither the customers CSV nor the DB knows gets a placeholder customer
 ("Unknown Customer", no email or phone, opted out, tier none, signed up on the first order date). Each
@@ -54,6 +62,10 @@ first 10 are listed, then how many more there are.
 from __future__ import annotations
 
 import csv
+import datetime as dt
+import hashlib
+import io
+from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
@@ -70,6 +82,13 @@ UNKNOWN_SKU = "BYOD-UNKNOWN"
 SHOWN = 10
 BIG_ID, ID = 18, 9  # digits that fit the BIGINT and INTEGER id columns
 DATE_EXPECTED = "an ISO date like 2024-03-01 or timestamp like 2024-03-01 14:05:00"
+EPOCH = pd.Timestamp("1970-01-01")
+MONEY = source.orders.c.total.type  # Numeric(precision, scale): line amounts and order totals must fit it
+CENT = Decimal(1).scaleb(-MONEY.scale)
+MAX_AMOUNT = Decimal(10) ** (MONEY.precision - MONEY.scale) - CENT  # 9999999999.99
+QUANTITY = f"a whole number from 1 to {10 ** ID - 1}"
+
+imports = source.byod_imports
 
 
 class CsvImportError(ValueError):
@@ -82,19 +101,19 @@ class _Csv:
     def __init__(self, path: str, required: list[tuple[str, ...]], problems: list[tuple[str, int, str]]):
         self.name, self.problems = Path(path).name, problems
         try:
-            with open(path, encoding="utf-8-sig", newline="") as handle:
-                reader = csv.reader(handle)
-                header = [name.strip().lower() for name in next(reader, [])]
-                rows, lines, broken, line = [], [], 0, reader.line_num + 1
-                for row in reader:  # blank lines are skipped but counted
-                    if any(cell.strip() for cell in row) and len(row) == len(header):
-                        rows.append([cell.strip() for cell in row])
-                        lines.append(line)
-                    elif any(cell.strip() for cell in row):
-                        broken += 1
-                        problems.append((self.name, line, f"{self.name} line {line}: {len(row)} fields "
-                                                          f"(expected {len(header)}, as in the header)"))
-                    line = reader.line_num + 1
+            data = Path(path).read_bytes()
+            self.digest = hashlib.sha256(data).digest()
+            reader = csv.reader(io.StringIO(data.decode("utf-8-sig"), newline=""))
+            header = [name.strip().lower() for name in next(reader, [])]
+            rows, lines, broken, line = [], [], 0, reader.line_num + 1
+            for row in reader:  # blank lines are skipped but counted
+                if any(cell.strip() for cell in row) and len(row) == len(header):
+                    rows.append([cell.strip() for cell in row])
+                    lines.append(line)
+                elif any(cell.strip() for cell in row):
+                    broken += 1
+                    self.report(line, f": {len(row)} fields (expected {len(header)}, as in the header)")
+                line = reader.line_num + 1
         except FileNotFoundError:
             raise CsvImportError(f"{path}: file not found") from None
         except UnicodeDecodeError:
@@ -119,14 +138,17 @@ class _Csv:
     def text(self, column: str) -> pd.Series:
         return self.frame[column] if column in self.frame else pd.Series("", index=self.frame.index)
 
+    def report(self, line: int, text: str) -> None:
+        self.problems.append((self.name, line, f"{self.name} line {line}{text}"))
+
     def flag(self, bad: pd.Series, column: str, what: str | pd.Series, expected: str) -> None:
         """Record a problem on each line where `bad` holds; `what` is a text or one per line."""
         values = self.text(column)
         for line in bad.index[bad.fillna(False).astype(bool)]:
             value, why = values[line], what if isinstance(what, str) else what[line]
+            value = value if len(value) <= 40 else value[:40] + "..."
             said = "value is empty" if value == "" else f"{value!r} {why}"
-            self.problems.append((self.name, line, f"{self.name} line {line}, column {column}: {said} "
-                                                   f"(expected {expected})"))
+            self.report(line, f", column {column}: {said} (expected {expected})")
 
 
 def _raise_if_any(problems: list[tuple[str, int, str]]) -> None:
@@ -137,18 +159,23 @@ def _raise_if_any(problems: list[tuple[str, int, str]]) -> None:
 
 
 def _ids(f: _Csv, column: str, digits: int, required: bool = False) -> pd.Series:
-    text = f.text(column)
-    ok = text.str.fullmatch(rf"0*[1-9]\d{{0,{digits - 1}}}")
-    f.flag(~ok & (required | (text != "")), column, "is not a whole number",
-           f"a whole-number id >= 1 of at most {digits} digits")
+    text, expected = f.text(column), f"a whole-number id >= 1 of at most {digits} digits"
+    whole = text.str.fullmatch(r"0*[1-9]\d*")
+    ok = whole & (text.str.lstrip("0").str.len() <= digits)
+    f.flag(~whole & (required | (text != "")), column, "is not a whole number", expected)
+    f.flag(whole & ~ok, column, f"has more than {digits} digits", expected)
     return text.where(ok).astype("Int64")
 
 
 def _timestamps(f: _Csv, column: str, required: bool = False) -> pd.Series:
     text = f.text(column)
-    value = pd.to_datetime(text.where(text != ""), format="ISO8601", errors="coerce", utc=True)
+    value = pd.to_datetime(text.where(text != ""), format="ISO8601", errors="coerce", utc=True).dt.tz_localize(None)
     f.flag(value.isna() & (required | (text != "")), column, "is not an ISO date or timestamp", DATE_EXPECTED)
-    return value.dt.tz_localize(None)
+    latest = pd.Timestamp.now("UTC").tz_localize(None).floor("s") + pd.Timedelta(days=1)
+    expected = f"a time from 1970-01-01 to {latest:%Y-%m-%d %H:%M:%S} UTC, a day from now"
+    f.flag(value < EPOCH, column, "is before 1970", expected)
+    f.flag(value > latest, column, "is in the future", expected)
+    return value
 
 
 def _choice(f: _Csv, column: str, allowed: tuple[str, ...], default: str) -> pd.Series:
@@ -157,21 +184,32 @@ def _choice(f: _Csv, column: str, allowed: tuple[str, ...], default: str) -> pd.
     return text.where(text != "", default)
 
 
-def _text(f: _Csv, column: str, limit: int, default: str | None) -> pd.Series:
-    text = f.text(column)
+def _text(f: _Csv, column: str, default: str | None) -> pd.Series:
+    text, limit = f.text(column), source.customers.c[column].type.length
     f.flag(text.str.len() > limit, column, "is too long", f"at most {limit} characters")
     return text.where(text != "", default)
 
 
-def _orders(f: _Csv) -> pd.DataFrame:
-    amount = pd.to_numeric(f.text("amount"), errors="coerce").where(np.isfinite)
+def _amounts(f: _Csv) -> pd.Series:
+    text, limit = f.text("amount"), float(MAX_AMOUNT)
+    amount = pd.to_numeric(text, errors="coerce").where(np.isfinite)
     f.flag(amount.isna(), "amount", "is not a number", "an amount >= 0")
     f.flag(amount < 0, "amount", "is negative", "an amount >= 0")
+    f.flag(amount > limit, "amount", "is too large", f"an amount of at most {MAX_AMOUNT}")
+    fits = amount.between(0, limit)
+    cents = text.where(fits, "0").map(lambda number: Decimal(number) % CENT == 0)  # Decimal reads what to_numeric does
+    f.flag(fits & ~cents, "amount", f"has more than {MONEY.scale} decimals", f"at most {MONEY.scale} decimals")
+    return amount
+
+
+def _orders(f: _Csv) -> pd.DataFrame:
+    amount = _amounts(f)
     text = f.text("quantity")
     quantity = pd.to_numeric(text, errors="coerce")
     whole = quantity % 1 == 0
-    f.flag((text != "") & ~whole, "quantity", "is not a whole number", "a whole number >= 1")
-    f.flag(whole & (quantity < 1), "quantity", "is less than 1", "a whole number >= 1")
+    f.flag((text != "") & ~whole, "quantity", "is not a whole number", QUANTITY)
+    f.flag(whole & (quantity < 1), "quantity", "is less than 1", QUANTITY)
+    f.flag(whole & (quantity >= 10 ** ID), "quantity", "is too large", QUANTITY)
     orders = pd.DataFrame({
         "order_id": _ids(f, "order_id", BIG_ID),
         "customer_id": _ids(f, "customer_id", BIG_ID, required=True),
@@ -196,10 +234,10 @@ def _customers(f: _Csv) -> pd.DataFrame:
     f.flag(ids.notna() & ids.duplicated(), "customer_id", "appears on an earlier line", "each customer once")
     return pd.DataFrame({
         "customer_id": ids,
-        "first_name": _text(f, "first_name", 60, "Unknown"),
-        "last_name": _text(f, "last_name", 60, "Customer"),
-        "email": _text(f, "email", 120, None),
-        "phone": _text(f, "phone", 32, None),
+        "first_name": _text(f, "first_name", "Unknown"),
+        "last_name": _text(f, "last_name", "Customer"),
+        "email": _text(f, "email", None),
+        "phone": _text(f, "phone", None),
         "email_opt_in": _choice(f, "email_opt_in", BOOLEANS, "false").isin(("true", "1", "yes")),
         "sms_opt_in": _choice(f, "sms_opt_in", BOOLEANS, "false").isin(("true", "1", "yes")),
         "loyalty_tier": _choice(f, "loyalty_tier", TIERS, "none"),
@@ -208,46 +246,87 @@ def _customers(f: _Csv) -> pd.DataFrame:
     })
 
 
+def _chunks(values: pd.Series) -> list[list[int]]:
+    wanted = sorted({int(v) for v in values.dropna()})
+    return [wanted[start:start + 500] for start in range(0, len(wanted), 500)]
+
+
 def _existing(conn: sa.Connection, column: sa.Column, values: pd.Series) -> set[int]:
     """Which of the ids in `values` the DB already holds in `column` (queried in chunks)."""
-    wanted = sorted({int(v) for v in values.dropna()})
-    found: set[int] = set()
-    for start in range(0, len(wanted), 500):
-        found.update(conn.execute(sa.select(column).where(column.in_(wanted[start:start + 500]))).scalars())
-    return found
+    return {v for chunk in _chunks(values) for v in conn.execute(sa.select(column).where(column.in_(chunk))).scalars()}
 
 
 def _next_id(conn: sa.Connection, column: sa.Column, values: pd.Series) -> int:
     return max(conn.execute(sa.select(sa.func.max(column))).scalar() or 0, int(values.fillna(0).max())) + 1
 
 
-def _load(conn: sa.Connection, order_file: _Csv, orders: pd.DataFrame, customer_file: _Csv | None,
-          people: pd.DataFrame | None) -> dict:
-    """Check the input against the DB, fill in the defaults, insert it all (in the caller's transaction)."""
-    people = _placeholders([]) if people is None else people
-    all_ids = pd.concat([people.customer_id, orders.customer_id])
-    known = _existing(conn, source.customers.c.customer_id, all_ids)
+def _refuse_repeat(conn: sa.Connection, digest: str, names: str) -> None:
+    earlier = conn.execute(sa.select(imports).where(imports.c.digest == digest)).first()
+    if earlier:
+        was = " with ".join(filter(None, (earlier.orders_file, earlier.customers_file)))
+        raise CsvImportError(f"{names}: already imported on {earlier.imported_at:%Y-%m-%d %H:%M} UTC as {was} "
+                             f"({earlier.orders} order(s), {earlier.lines} line(s)); nothing was written")
+
+
+def _line_keys(frame: pd.DataFrame) -> pd.MultiIndex:
+    cents = (pd.to_numeric(frame.unit_price) * 100).round()
+    return pd.MultiIndex.from_arrays([frame.customer_id.astype("int64"), pd.to_datetime(frame.order_ts).astype(
+        "datetime64[us]"), frame.product_id.astype("int64"), frame.quantity.astype("int64"), cents.astype("int64")])
+
+
+def _flag_known_lines(conn: sa.Connection, f: _Csv, lines: pd.DataFrame) -> None:
+    """Lines without order_id whose customer, time, product, quantity and unit price the DB already holds."""
+    o, ol = source.orders.c, source.order_lines.c
+    query = sa.select(o.customer_id, o.order_ts, ol.product_id, ol.quantity, ol.unit_price).join_from(
+        source.orders, source.order_lines, o.order_id == ol.order_id).where(o.order_ts.between(
+            lines.order_ts.min().to_pydatetime(), lines.order_ts.max().to_pydatetime()))
+    held = [row for chunk in _chunks(lines.customer_id) for row in conn.execute(query.where(o.customer_id.in_(chunk)))]
+    held = pd.DataFrame(held, columns=["customer_id", "order_ts", "product_id", "quantity", "unit_price"])
+    for line, row in lines[_line_keys(lines).isin(_line_keys(held))].iterrows():
+        f.report(line, f": customer {row.customer_id} already has an order line at {row.order_ts} with this product, "
+                       "quantity and amount in the source DB (expected lines new to the DB: imported before?)")
+
+
+def _check(conn: sa.Connection, order_file: _Csv, orders: pd.DataFrame, customer_file: _Csv | None,
+           people: pd.DataFrame) -> tuple[set[int], int | None]:
+    """Check the input against the DB and number the new orders; returns the known customers, unknown product."""
+    known = _existing(conn, source.customers.c.customer_id, pd.concat([people.customer_id, orders.customer_id]))
     if customer_file is not None:
         customer_file.flag(people.customer_id.isin(known), "customer_id", "is already in the source DB",
                            "a customer id new to the DB")
     clash = orders.order_id.isin(_existing(conn, source.orders.c.order_id, orders.order_id))
     order_file.flag(clash & ~orders.order_id.duplicated(), "order_id", "is already in the source DB",
                     "an order id new to the DB")
-    _raise_if_any(order_file.problems)  # the list both files report to
-
-    start = orders.order_ts.min().normalize()
-    unnumbered = orders.order_id.isna()
-    groups = orders[unnumbered].groupby(["order_ts", "customer_id"]).ngroup()
-    orders.loc[unnumbered, "order_id"] = groups + _next_id(conn, source.orders.c.order_id, orders.order_id)
+    product = source.products.c
+    unknown_id = conn.execute(sa.select(product.product_id).where(product.sku == UNKNOWN_SKU)).scalar()
     orders["quantity"] = orders.quantity.astype("int64")
     orders["unit_price"] = (orders.amount / orders.quantity).round(2)
+    unnumbered = orders.order_id.isna()
+    if unnumbered.any():
+        _flag_known_lines(conn, order_file, orders[unnumbered].fillna({"product_id": unknown_id or 0}))
+    groups = orders[unnumbered].groupby(["order_ts", "customer_id"]).ngroup()
+    orders.loc[unnumbered, "order_id"] = groups + _next_id(conn, source.orders.c.order_id, orders.order_id)
+    total, limit = orders.groupby("order_id").amount.cumsum(), float(MAX_AMOUNT)
+    order_file.flag((total > limit) & (total - orders.amount <= limit), "amount", "takes its order's total to "
+                    + total.map("{:.2f}".format), f"order totals of at most {MAX_AMOUNT}")
+    _raise_if_any(order_file.problems)  # the list both files report to
+    return known, unknown_id
+
+
+def _load(conn: sa.Connection, order_file: _Csv, orders: pd.DataFrame, customer_file: _Csv | None,
+          people: pd.DataFrame | None) -> dict:
+    """Check the input against the DB, fill in the defaults, insert it all (in the caller's transaction)."""
+    digest = hashlib.sha256(b"".join(f.digest for f in (order_file, customer_file) if f)).hexdigest()
+    _refuse_repeat(conn, digest, " and ".join(f.name for f in (order_file, customer_file) if f))
+    people = _placeholders([]) if people is None else people
+    known, unknown_id = _check(conn, order_file, orders, customer_file, people)
+    start = orders.order_ts.min().normalize()
 
     product = source.products.c
     new = sorted(set(orders.product_id.dropna()) - _existing(conn, product.product_id, orders.product_id))
     median = orders.groupby("product_id").unit_price.median().round(2)
     catalogue = [(i, f"BYOD-{i}", f"Imported product {i}", median[i]) for i in new]
     if orders.product_id.isna().any():
-        unknown_id = conn.execute(sa.select(product.product_id).where(product.sku == UNKNOWN_SKU)).scalar()
         if unknown_id is None:
             unknown_id = _next_id(conn, product.product_id, orders.product_id)
             catalogue.append((unknown_id, UNKNOWN_SKU, "Unknown product", 0.0))
@@ -282,6 +361,9 @@ def _load(conn: sa.Connection, order_file: _Csv, orders: pd.DataFrame, customer_
     current = source.get_clock(conn)
     if current is None or current < clock:
         source.set_clock(conn, clock)
+    conn.execute(imports.insert().values(
+        digest=digest, orders_file=order_file.name, customers_file=customer_file and customer_file.name,
+        imported_at=dt.datetime.now(dt.UTC).replace(tzinfo=None), orders=len(head), lines=len(lines)))
     return {"orders": len(head), "order_lines": len(lines), "customers": len(people),
             "placeholder_customers": len(placeholders), "placeholder_products": len(products),
             "placeholder_stores": len(stores)}
@@ -308,5 +390,6 @@ def import_csv(orders_csv: str, customers_csv: str | None = None, engine: sa.Eng
     if engine is None:
         engine = source.connect(get_config().source.sqlalchemy_url, create=True)
     source.create_schema(engine)
+    imports.create(engine, checkfirst=True)
     with engine.begin() as conn:
         return _load(conn, order_file, orders, customer_file, people)

@@ -48,8 +48,8 @@ def _run_dag(dag_id: str, day: dt.date) -> str:
 
 def ingest_figures(day: dt.date) -> dict:
     """What the ingest stage committed for the partition, read back from its manifests."""
-    dms_manifest = storage.read_json(paths.dms_manifest(day) / "manifest.json")
-    segment_manifest = storage.read_json(paths.segment_landing(day) / "manifest.json")
+    dms_manifest = storage.read_json(storage.resolve(paths.dms_manifest(day)) / "manifest.json")
+    segment_manifest = storage.read_json(storage.resolve(paths.segment_landing(day)) / "manifest.json")
     figures = {k: v for k, v in dms_summary(dms_manifest).items() if k != "partition"}
     return {
         **figures,
@@ -66,8 +66,8 @@ def model_figures(day: dt.date) -> dict:
     retailer = generator.Retailer.load(generator.state_path())
     figures = {}
     for model, spec in get_config().models.specs.items():
-        card = storage.read_json(paths.registry(model) / _version_trained(model, day) / "card.json")
-        with (paths.dataset(model, day) / "test.parquet").open("rb") as handle:
+        card = _card_trained(model, day)
+        with (storage.resolve(paths.dataset(model, day)) / "test.parquet").open("rb") as handle:
             test = pd.read_parquet(handle)
         truth = pd.concat([retailer.truth(as_of).assign(as_of=as_of) for as_of in sorted(set(test["as_of"]))])
         joined = test.merge(truth, on=["customer_id", "as_of"], how="inner")
@@ -80,10 +80,11 @@ def model_figures(day: dt.date) -> dict:
     return figures
 
 
-def _version_trained(model: str, day: dt.date) -> str:
-    for card in sorted(paths.registry(model).glob("v*/card.json"), reverse=True):
-        if storage.read_json(card)["training_partition"] == day.isoformat():
-            return card.parent.name
+def _card_trained(model: str, day: dt.date) -> dict:
+    for version in sorted(paths.registry(model).glob("v*"), key=lambda p: p.name, reverse=True):
+        card = storage.read_json(storage.resolve(version) / "card.json")
+        if card["training_partition"] == day.isoformat():
+            return card
     raise RuntimeError(f"model {model}: no version trained on {day}")
 
 

@@ -1,6 +1,11 @@
 """The ingest stage's check of DMS's files: every file a partition needs is read, row by row, before its manifest
 is committed (<root>/landing/manifests/dms/dt=D/), the partition's only entry point for readers. The same code
 serves both targets; the layout is crosschannel.core.dms.
+
+A full load's LOAD files are copied, then checked, into <root>/landing/full_loads/dt=D/ (committed whole): DMS
+writes a later reload over the same file names, so readers of the days before that reload read the copy, which
+never changes. A re-run of the full-load day re-checks its copy; a reload that crashed half way through leaves the
+previous copy, and every day that follows it, as they were.
 """
 
 from __future__ import annotations
@@ -87,14 +92,49 @@ def check_landing(day: dt.date, start_type: str, full_load: bool | None = None) 
     `full_load` says the partition is the one a full load landed in (by default: the start type did one);
     a re-run of that partition re-checks the LOAD files, which must still be the ones it landed.
     """
-    full_load = start_type in FULL_LOAD_TYPES if full_load is None else full_load
+    reloaded = start_type in FULL_LOAD_TYPES
+    full_load = reloaded if full_load is None else full_load
+    if reloaded:
+        with storage.committing(paths.dms_full_load(day)) as kept:
+            manifest = _check_day(day, full_load=True, loads=_copy_load_files(kept), landed=None)
+    elif full_load:
+        if not storage.is_committed(paths.dms_full_load(day)):
+            raise DmsLandingError(f"{storage.url_of(paths.dms_full_load(day))}: the full load landed for {day} was not "
+                                  "kept (landed before full loads were kept?): re-run the day with force_full_load")
+        manifest = _check_day(day, full_load=True, loads=storage.resolve(paths.dms_full_load(day)),
+                              landed=full_load_partitions().get(day.isoformat()))
+    else:
+        manifest = _check_day(day, full_load=False, loads=None, landed=None)
+    with storage.committing(paths.dms_manifest(day)) as staging:
+        storage.write_json(staging / "manifest.json", manifest)
+    if full_load:
+        landed = {**full_load_partitions(), day.isoformat(): {"ts": manifest["full_load_ts"]}}
+        storage.write_json(paths.dms_full_loads(), landed)
+    return manifest
+
+
+def _copy_load_files(kept: ObjectStoragePath) -> ObjectStoragePath:
+    """Copy every mapped table's LOAD files as DMS left them into the folder being committed (server-side on S3)."""
+    for name in mapped_tables():
+        folder = paths.dms_landing() / name
+        (kept / name).mkdir(parents=True, exist_ok=True)
+        for path in sorted(p for p in folder.glob("LOAD*.csv") if LOAD_FILE.match(p.name)) if folder.exists() else []:
+            path.fs.copy(path.path, (kept / name / path.name).path)
+    return kept
+
+
+def _check_day(day: dt.date, *, full_load: bool, loads: ObjectStoragePath | None, landed: dict | None) -> dict:
+    """The partition's manifest, once every file is checked: the LOAD files under `loads` (a full load's kept
+    copy, whose transfer time must be the one `landed` records) and the day's CDC files."""
     # What the partition consists of, not how this run got it: a re-run commits the same manifest.
     manifest: dict = {"partition": day.isoformat(), "full_load": full_load, "tables": {}}
     stamps: set[str] = set()
     for name in mapped_tables():
         tbl = source.table(name)
         folder = paths.dms_landing() / name
-        load_files = sorted(p for p in folder.glob("LOAD*.csv") if LOAD_FILE.match(p.name)) if folder.exists() else []
+        load_folder = loads / name if loads is not None else None
+        load_files = sorted(p for p in load_folder.glob("LOAD*.csv") if LOAD_FILE.match(p.name)) \
+            if load_folder is not None and load_folder.exists() else []
         cdc_folder = folder / day.strftime("%Y/%m/%d")
         cdc_files = sorted(p for p in cdc_folder.glob("*.csv") if CDC_FILE.match(p.name)) if cdc_folder.exists() else []
         entry: dict = {"load_files": [p.name for p in load_files], "cdc_files": [p.name for p in cdc_files]}
@@ -112,16 +152,11 @@ def check_landing(day: dt.date, start_type: str, full_load: bool | None = None) 
         entry["rows"] = entry.get("full_load_rows", 0) + sum(ops.values())
         manifest["tables"][name] = entry
     if full_load:
-        manifest["full_load_ts"] = _full_load_stamp(day, stamps)
-    with storage.committing(paths.dms_manifest(day)) as staging:
-        storage.write_json(staging / "manifest.json", manifest)
-    if full_load:
-        landed = {**full_load_partitions(), day.isoformat(): {"ts": manifest["full_load_ts"]}}
-        storage.write_json(paths.dms_full_loads(), landed)
+        manifest["full_load_ts"] = _full_load_stamp(day, stamps, landed)
     return manifest
 
 
-def _full_load_stamp(day: dt.date, stamps: set[str]) -> str:
+def _full_load_stamp(day: dt.date, stamps: set[str], landed: dict | None) -> str:
     """The one transfer time of a full load's LOAD files, checked against what the partition landed before."""
     if not stamps:
         raise DmsLandingError(f"{paths.dms_landing()}: a full load was landed for {day} but no LOAD file holds a row")
@@ -132,11 +167,10 @@ def _full_load_stamp(day: dt.date, stamps: set[str]) -> str:
             "set UseTaskStartTimeForFullLoadTimestamp on the S3 endpoint so one full load has one time"
         )
     (stamp,) = stamps
-    landed = full_load_partitions().get(day.isoformat())
     if landed and landed["ts"] != stamp:
         raise DmsLandingError(
-            f"the full load landed for {day} (transfer time {landed['ts']}) has been replaced by a later full "
-            f"load (transfer time {stamp}): its LOAD files are gone, so {day} cannot be re-checked as a full load"
+            f"{storage.url_of(paths.dms_full_load(day))}: the kept copy of the full load landed for {day} has transfer "
+            f"time {stamp}, but {landed['ts']} was recorded: the copy was changed; re-run the day with force_full_load"
         )
     return stamp
 

@@ -15,7 +15,7 @@ log = logging.getLogger(__name__)
 
 
 def _channels(model: str, day: dt.date) -> dict[str, str]:
-    base = paths.dataset(model, day)
+    base = storage.resolve(paths.dataset(model, day))
     return {"train": storage.url_of(base / "train"), "validation": storage.url_of(base / "validation")}
 
 

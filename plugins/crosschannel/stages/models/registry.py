@@ -31,7 +31,7 @@ def champion(model: str) -> dict | None:
     if not pointer.exists():
         return None
     version = storage.read_json(pointer)["version"]
-    return storage.read_json(paths.registry(model) / version / "card.json")
+    return storage.read_json(storage.resolve(paths.registry(model) / version) / "card.json")
 
 
 def _next_version(model: str) -> str:
@@ -103,7 +103,7 @@ def evaluate_and_promote(day: dt.date, model: str, artifact: str) -> dict:
     the baseline and the champion (on the same rows) by `models.promotion_margin`."""
     cfg = get_config()
     spec = cfg.models.specs[model]
-    data = paths.dataset(model, day)
+    data = storage.resolve(paths.dataset(model, day))
     with (data / "test.parquet").open("rb") as handle:
         import pandas as pd
 
@@ -140,7 +140,7 @@ def evaluate_and_promote(day: dt.date, model: str, artifact: str) -> dict:
     target = paths.registry(model) / version
     with storage.committing(target) as staging:
         (staging / "model.tar.gz").write_bytes(storage.location(artifact).read_bytes())
-        card["model_data"] = storage.url_of(target / "model.tar.gz")
+        card["model_data"] = storage.url_of(staging / "model.tar.gz")  # the committed version is this folder
         card["model_package_arn"] = register_model_package(card)
         report = render_report(card, y, {"challenger": p, "baseline": baseline_p})
         (staging / "report.html").write_text(report)

@@ -73,7 +73,7 @@ def read_day(day: dt.date) -> pa.Table:
     if not storage.is_committed(folder):
         raise MissingPartition(f"{storage.url_of(folder)}: the Segment partition of {day} has not landed")
     records = []
-    for file_seq, path in enumerate(sorted(folder.glob("*.gz"))):
+    for file_seq, path in enumerate(sorted(storage.resolve(folder).glob("*.gz"))):
         for row_seq, line in enumerate(gzip.decompress(path.read_bytes()).splitlines()):
             if line.strip():
                 records.append({**flatten(json.loads(line)), "_file_seq": file_seq, "_row_seq": row_seq})

@@ -1,9 +1,9 @@
 """Trusted zone, first step: the current state of every source table at the partition, from DMS's files.
 
-The inputs are exactly the files the landing manifests list: the LOAD files of the full load in effect at
-the partition (the latest one landed at or before it) and the CDC files of every day from that full load
-to the partition. A missing day's manifest is an error: the state cannot be built across a gap. The
-merge itself is include/sql/trusted/cdc_merge.sql, the same on DuckDB and on Spark.
+The inputs are exactly the files the landing manifests list: the LOAD files of the full load in effect at the
+partition (the latest one landed at or before it, as the landing check kept it) and the CDC files of every day
+from that full load to the partition. A missing day's manifest is an error: the state cannot be built across a
+gap. The merge itself is include/sql/trusted/cdc_merge.sql, the same on DuckDB and on Spark.
 """
 
 from __future__ import annotations
@@ -30,10 +30,11 @@ def landing_files(table: str, day: dt.date) -> list[ObjectStoragePath]:
         raise TrustedInputError(f"no full load landed at or before {day}: run retail_ingest for that day first")
     full_load_day = dt.date.fromisoformat(max(loads))
     folder = paths.dms_landing() / table
+    kept = storage.resolve(paths.dms_full_load(full_load_day)) / table
     files = []
     current = full_load_day
     while current <= day:
-        manifest_path = paths.dms_manifest(current) / "manifest.json"
+        manifest_path = storage.resolve(paths.dms_manifest(current)) / "manifest.json"
         if not storage.is_committed(paths.dms_manifest(current)):
             raise TrustedInputError(
                 f"no committed landing manifest for {current} ({manifest_path}): the state of {day} needs every "
@@ -43,7 +44,7 @@ def landing_files(table: str, day: dt.date) -> list[ObjectStoragePath]:
         if entry is None:
             raise TrustedInputError(f"{manifest_path}: table {table!r} is not in the landing manifest")
         if current == full_load_day:
-            files += [folder / name for name in entry["load_files"]]
+            files += [kept / name for name in entry["load_files"]]
         files += [folder / current.strftime("%Y/%m/%d") / name for name in entry["cdc_files"]]
         current += dt.timedelta(days=1)
     return files

@@ -21,7 +21,7 @@ def rows_in(folder: ObjectStoragePath) -> int:
     import pyarrow.parquet as pq
 
     total = 0
-    for path in folder.glob("*.parquet"):
+    for path in storage.resolve(folder).glob("*.parquet"):
         with path.open("rb") as handle:
             total += pq.ParquetFile(handle).metadata.num_rows
     return total
@@ -97,7 +97,8 @@ def summarize(day: dt.date) -> dict:
     suites = [*trusted_suites(day), *derived_suites(day)]
     gate_results = {name: storage.read_json(reports / f"{name}.json")["success"] for name in suites
                     if (reports / f"{name}.json").exists()}
-    docs = {name: paths.reports(day, name, "index.html") for name in ("data_docs", "data_docs_derived")}
+    docs = {name: storage.resolve(paths.reports(day, name)) / "index.html"
+            for name in ("data_docs", "data_docs_derived")}
     customer_features = paths.features(day)
     return {"partition": day.isoformat(), "rows": rows, "gates": gate_results, "gate_reports": storage.url_of(reports),
             "data_docs": {name: storage.url_of(path) for name, path in docs.items() if path.exists()},
