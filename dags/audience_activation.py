@@ -1,39 +1,32 @@
 """
 ### audience_activation: audiences with stable control groups, sent to Pinpoint, Profiles, Personalize, Segment
 
-Runs when `propensity_scoring` publishes a partition's scores (the `crosschannel.scores` asset carries the
-partition), or by hand with a `partition` Param. Everything is written under `<root>/activation/`.
+Runs when `propensity_scoring` publishes a partition's scores (the asset carries the partition), or by hand.
 
-1. `plan_audiences` / `build_audience`: one SQL job per file of `include/sql/audiences/` (adding a file adds an
-   audience), through `include/sql/activation/audience_members.sql`: the scored members, each with a stable
-   hold-out assignment (md5 of audience and customer id against `activation.holdout_percent`).
-2. `prepare_activation`: counts treatment and control per audience (`reports/dt=.../activation/audiences.json`),
-   commits the day's profile table (scores, reasons, treatment audiences, contacts) and decides whether this run
-   sends: only for the newest scored partition and never from a backfill, unless `force_publish` is set.
-3. Per destination (each can be disabled in `activation.*.enabled`), the files and the requests, validated
-   against the botocore service model, are recorded in `<root>/activation/<destination>/dt=.../outbox/`:
-   - `plan_pinpoint` / `load_pinpoint`: per audience, endpoint CSVs (EMAIL and SMS for opted-in, valid contacts)
-     and `CreateImportJob` defining, then updating, the audience's segment; polled to completion.
-   - `plan_customer_profiles` / `load_customer_profiles`: Amazon Connect Customer Profiles (Pinpoint's successor):
-     one bulk upload job of every scored profile (contacts only where consented), a segment definition per audience.
-   - `plan_personalize` / `build_personalize` / `export_personalize` / `load_personalize`: interactions, items and
-     users CSVs (schemas in `include/personalize/`), minimum-data checks, dataset import jobs (FULL first and
-     after a gap, INCREMENTAL daily) polled to ACTIVE.
-   - `publish_segment`: identify calls for the customers whose traits changed since the last publish.
-   On the local target nothing leaves the machine (Segment goes to the connection's host when
-   `segment_default` exists); on aws the operators of `crosschannel.wiring.aws` call the APIs and wait for
-   the jobs in the triggerer (deferrable).
+1. `plan_audiences` / `build_audience`: one SQL job per file of `include/sql/audiences/`, each member with a
+   stable hold-out assignment (md5 of audience and customer id against `activation.holdout_percent`).
+2. `prepare_activation`: counts treatment and control, commits the day's profile table, and decides whether this
+   run sends: only for the newest scored partition, never from a backfill, unless `force_publish` is set.
+3. Plan, then send. Every destination's files and requests (validated against the botocore model) and its
+   preconditions are written to `<root>/activation/<destination>/dt=.../attempt=.../` (each run's own folder)
+   before any load starts; a destination not ready fails the run before any send, or is skipped with
+   `activation.skip_unready_destinations`. What an earlier attempt delivered is not sent again unless forced.
+   - `plan_pinpoint` / `load_pinpoint`: per audience, endpoint CSVs of opted-in contacts, `CreateImportJob`.
+   - `plan_customer_profiles` / `load_customer_profiles`: one upload job, a segment definition per audience.
+   - `plan_personalize` / `build_personalize` / `export_personalize` / `load_personalize`: interactions, items
+     and users CSVs, minimum-data checks, dataset import jobs (FULL first and after a gap, else INCREMENTAL).
+   - `plan_segment` / `publish_segment`: identify calls for the customers whose traits changed.
+   Locally nothing leaves the machine (Segment goes to the `segment_default` host when it exists).
 4. `publish_activation` emits `crosschannel.activation` with the partition and what was sent.
 
 Connections: `aws_default` (pinpoint:CreateImportJob/GetImportJob, profile:*UploadJob*/*SegmentDefinition,
-personalize:CreateDatasetImportJob/DescribeDatasetImportJob, iam:PassRole for the import roles) and
-`segment_default` (host: the Segment API, password: the write key). Backfill: a backfill rebuilds every file and
-request and sends nothing; trigger with `force_publish` to send a past partition again.
+personalize:CreateDatasetImportJob/DescribeDatasetImportJob, iam:PassRole) and `segment_default` (host: the
+Segment API, password: the write key). A backfill rebuilds every file and request and sends nothing.
 """
 
 from __future__ import annotations
 
-from airflow.sdk import Param, chain, dag, task
+from airflow.sdk import Param, chain, chain_linear, dag, task
 
 from crosschannel.core.partition import is_backfill, partition_day, run_flag
 from crosschannel.wiring import assets, steps
@@ -81,7 +74,7 @@ def audience_activation():
         from crosschannel.stages.activation import tasks
 
         return tasks.prepare_activation(partition_day(context), force=run_flag(context, "force_publish"),
-                                        backfill=is_backfill(context))
+                                        backfill=is_backfill(context), run=context["run_id"])
 
     @task
     def plan_pinpoint(prepared: dict, **context) -> list[dict]:
@@ -102,9 +95,9 @@ def audience_activation():
         """Choose FULL or INCREMENTAL per dataset and plan the interactions, items and users SQL jobs."""
         from crosschannel.stages.activation import tasks
 
-        return tasks.plan_personalize(partition_day(context))
+        return tasks.plan_personalize(partition_day(context), run_flag(context, "force_publish"))
 
-    @task
+    @task(trigger_rule="none_failed")  # runs when no dataset needed building (all delivered, or disabled)
     def export_personalize(prepared: dict, **context) -> list[dict]:
         """Write the datasets as Personalize CSVs, check the minimum data, and plan the import jobs."""
         from crosschannel.stages.activation import tasks
@@ -112,11 +105,18 @@ def audience_activation():
         return tasks.export_personalize(partition_day(context), prepared, context["run_id"])
 
     @task
-    def publish_segment(prepared: dict, **context) -> dict:
-        """Send identify calls with the changed traits through the Segment library (or record why not)."""
+    def plan_segment(prepared: dict, **context) -> dict:
+        """Write and check the identify messages of the customers whose traits changed."""
         from crosschannel.stages.activation import tasks
 
-        return tasks.publish_segment(partition_day(context), prepared)
+        return tasks.plan_segment(partition_day(context), prepared)
+
+    @task
+    def publish_segment(plan: dict) -> dict:
+        """Send the planned identify calls through the Segment library (or record why not)."""
+        from crosschannel.stages.activation import tasks
+
+        return tasks.publish_segment(plan)
 
     @task(outlets=[ACTIVATION], trigger_rule="none_failed")
     def publish_activation(prepared: dict, segment: dict, *, outlet_events, **context) -> dict:
@@ -131,14 +131,16 @@ def audience_activation():
     prepared = prepare_activation()
     chain(audience_jobs, steps.sql_jobs("build_audience", audience_jobs), prepared)
 
-    pinpoint = steps.load_pinpoint(plan_pinpoint(prepared))
-    profiles = steps.load_customer_profiles(plan_customer_profiles(prepared))
+    # plan, then send: no load starts before every destination's plan (and its preconditions) succeeded
+    pinpoint_plans, profiles_plans = plan_pinpoint(prepared), plan_customer_profiles(prepared)
     personalize_jobs, personalize_plans = plan_personalize(), export_personalize(prepared)
     chain(personalize_jobs, steps.sql_jobs("build_personalize", personalize_jobs), personalize_plans)
-    personalize = steps.load_personalize(personalize_plans)
-
-    segment = publish_segment(prepared)
-    chain([pinpoint, profiles, personalize, segment], publish_activation(prepared, segment))
+    segment_plan = plan_segment(prepared)
+    segment = publish_segment(segment_plan)
+    loads = [steps.load_pinpoint(pinpoint_plans), steps.load_customer_profiles(profiles_plans),
+             steps.load_personalize(personalize_plans), segment]
+    chain_linear([pinpoint_plans, profiles_plans, personalize_plans, segment_plan], loads)
+    chain(loads, publish_activation(prepared, segment))
 
 
 dag = audience_activation()

@@ -36,7 +36,7 @@ PERSONALIZE_ROLE = AWS_ENV["CROSSCHANNEL__ACTIVATION__PERSONALIZE__ROLE_ARN"]
 INTERACTIONS_ARN = AWS_ENV["CROSSCHANNEL__ACTIVATION__PERSONALIZE__INTERACTIONS_DATASET_ARN"]
 IMPORT_ARN = f"arn:aws:personalize:us-east-1:{ACCOUNT}:dataset-import-job/crosschannel-interactions-20261102"
 DOMAIN = "crosschannel"
-SEND = {"send": True, "reason": "the newest partition"}
+SEND = {"send": True, "reason": "the newest partition", "force": False, "attempt": "20261102T070000000000Z-test"}
 
 
 @pytest.fixture
@@ -183,7 +183,7 @@ def test_pinpoint_operator_defines_the_segment_then_the_next_day_updates_it(env,
     next_request = next_plan["requests"][0]["params"]["ImportJobRequest"]
     assert next_request["SegmentId"] == "seg-0001"
     assert "SegmentName" not in next_request
-    other = storage.read_json(paths.activation("pinpoint", NEXT_DAY, "outbox", "win_back.json"))
+    other = storage.read_json(paths.delivery("pinpoint", NEXT_DAY, SEND["attempt"], "outbox", "win_back.json"))
     assert other["requests"][0]["params"]["ImportJobRequest"]["SegmentName"] == "crosschannel-win_back"
 
 

@@ -11,12 +11,12 @@ import json
 import pandas as pd
 import pytest
 
-from crosschannel.core import paths
+from crosschannel.core import paths, storage
 from crosschannel.stages.activation import consent, customer_profiles, pinpoint, segment
 from crosschannel.stages.activation.outbox import ActivationError
 
 DAY = dt.date(2026, 11, 3)
-SEND = {"send": True, "reason": "the newest partition"}
+SEND = {"send": True, "reason": "the newest partition", "force": False, "attempt": "20261103T070000000000Z-test"}
 OPTED_IN = {"ann@example.com", "+15551234567", "bob@example.com", "+15557654321"}
 NEVER = {"cy@example.com", "+15550000003", "dee@example.com", "+15550000004", "eve@example.com", "+15550000005"}
 
@@ -70,7 +70,7 @@ def test_the_policy_lets_a_contact_leave_only_with_its_channels_opt_in(destinati
 def test_customer_profiles_upload_carries_only_consented_contacts(local_env):
     customer_profiles.plan_customer_profiles(DAY, SEND, _profile(), "run")
 
-    upload = _written(paths.activation("customer_profiles", DAY, "upload"))
+    upload = _written(paths.delivery("customer_profiles", DAY, SEND["attempt"], "upload"))
     assert _contacts_in(upload) == {"ann@example.com", "+15551234567", "bob@example.com", "+15557654321"}
     rows = {line.split(",")[0]: line for line in upload.splitlines()[1:]}
     assert set(rows) == {"1", "2", "3", "4", "5"}  # every scored profile is uploaded, without what may not leave
@@ -82,14 +82,14 @@ def test_pinpoint_endpoints_carry_only_consented_contacts(local_env):
 
     pinpoint.plan_pinpoint(DAY, SEND, members, _profile())
 
-    endpoints = _written(paths.activation("pinpoint", DAY))
+    endpoints = _written(paths.delivery("pinpoint", DAY, SEND["attempt"]))
     assert _contacts_in(endpoints) == {"ann@example.com", "+15551234567", "bob@example.com", "+15557654321"}
 
 
 def test_segment_identify_traits_carry_no_contact(local_env):
-    segment.build(DAY, _profile())
+    plan = segment.plan(DAY, SEND, _profile())
 
-    messages = (paths.activation("segment", DAY, "messages") / "messages.jsonl").read_text()
+    messages = storage.location(plan["files"][0]).read_text()
     assert len(messages.splitlines()) == 5
     assert _contacts_in(messages) == set()
     assert not {"email", "phone"} & set(json.loads(messages.splitlines()[0])["traits"])

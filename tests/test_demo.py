@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 
 import pytest
 
@@ -54,7 +55,7 @@ def test_demo_runs_the_chain_and_writes_its_summary(demo_run):
     assert summary["stages"]["trusted"]["features_rows"] == trusted["customer_360"] == trusted["customers"]
     assert trusted["events"] == ingest["segment_messages"]
     docs = summary["stages"]["trusted"]["data_docs"]
-    assert docs["data_docs"].endswith("/data_docs/index.html")
+    assert re.search(r"/data_docs/_v\d+-[0-9a-f]+/index\.html$", docs["data_docs"])  # the committed version
     assert "trusted_orders" in storage.location(docs["data_docs"]).read_text()
     assert "features_customer" in storage.location(docs["data_docs_derived"]).read_text()
     for name, figures in summary["models"].items():
@@ -134,10 +135,80 @@ def test_a_past_partition_sends_nothing_unless_forced(demo_run, http_server, mon
     summary = storage.read_json(storage.zone("reports", "dt=2026-11-01", "activation", "summary.json"))
     assert summary["decision"]["send"] is True
     sent = {m["userId"] for r in http_server.received for m in r.json()["batch"]}
-    assert sent and sent == {m["user_id"] for m in segment_traits.read_messages(dt.date(2026, 11, 1))}
+    forced = paths.deliveries("segment", dt.date(2026, 11, 1))[-1] / "messages" / "messages.jsonl"
+    assert sent and sent == {json.loads(line)["user_id"] for line in forced.read_text().splitlines()}
     assert all(r.headers["Authorization"].startswith("Basic ") for r in http_server.received)
     modes = storage.read_json(storage.zone("activation", "personalize", "dt=2026-11-01", "modes.json"))
     assert modes["interactions"] == "FULL"  # sending a past day again replaces the whole dataset
+
+
+def _tree_digest(folder) -> dict[str, str]:
+    import hashlib
+
+    return {storage.relative(p, folder): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in folder.rglob("*") if p.is_file()}
+
+
+def test_rerunning_a_delivered_day_sends_nothing_and_keeps_its_delivery_records(demo_run, http_server, monkeypatch):
+    """Issue 12, Why 7: a re-run of the day the demo delivered sends nothing (even with a Segment connection),
+    says which attempt delivered, and leaves that attempt's files, receipts and messages byte for byte; the
+    Personalize state does not move (no switch to FULL)."""
+    from tests.conftest import run_dag
+
+    monkeypatch.setenv("AIRFLOW_CONN_SEGMENT_DEFAULT", json.dumps(
+        {"conn_type": "http", "host": http_server.url, "password": "write-key-for-tests"}))
+    day = dt.date(2026, 11, 2)
+    delivered = {d: paths.deliveries(d, day) for d in ("pinpoint", "customer_profiles", "personalize", "segment")}
+    assert all(len(folders) == 1 for folders in delivered.values()), delivered
+    before = {d: _tree_digest(folders[0]) for d, folders in delivered.items()}
+    assert any(name.endswith("messages.jsonl") for name in before["segment"])
+    state = storage.read_json(storage.zone("activation", "personalize", "state", "interactions.json"))
+
+    assert run_dag("audience_activation", day.isoformat()).state == "success"
+
+    assert http_server.received == []
+    assert {d: _tree_digest(folders[0]) for d, folders in delivered.items()} == before
+    summary = storage.read_json(storage.zone("reports", f"dt={day}", "activation", "summary.json"))
+    for destination, folders in delivered.items():
+        figures = summary["destinations"][destination]
+        attempt = folders[0].name.removeprefix(paths.ATTEMPT_PREFIX)
+        assert figures["sent"] == figures["delivered"] == 0, destination
+        assert figures["already_delivered"] and set(figures["already_delivered"].values()) == {attempt}, destination
+    assert storage.read_json(storage.zone("activation", "personalize", "state", "interactions.json")) == state
+
+
+def test_a_destination_not_ready_fails_the_run_before_any_send_or_is_skipped(demo_run, http_server, monkeypatch):
+    """Issue 12, Why 8: Personalize's minimum data fails on a forced re-send: the run fails before Pinpoint,
+    Customer Profiles or Segment send anything; with activation.skip_unready_destinations the others send and
+    Personalize is reported skipped."""
+    from tests.conftest import run_dag
+
+    monkeypatch.setenv("AIRFLOW_CONN_SEGMENT_DEFAULT", json.dumps(
+        {"conn_type": "http", "host": http_server.url, "password": "write-key-for-tests"}))
+    monkeypatch.setenv("CROSSCHANNEL__ACTIVATION__PERSONALIZE__MIN_INTERACTIONS", "1000000000")
+    get_config.cache_clear()
+    day = dt.date(2026, 11, 2)
+    attempts = {d: len(paths.deliveries(d, day)) for d in ("pinpoint", "customer_profiles", "segment")}
+    published = segment_traits.published()
+
+    assert run_dag("audience_activation", day.isoformat(), force_publish=True).state == "failed"
+
+    assert http_server.received == [] and segment_traits.published() == published
+    for destination, count in attempts.items():
+        newest = paths.deliveries(destination, day)[-1]
+        documents = [storage.read_json(p) for p in (newest / "outbox").glob("*.json")]
+        assert len(paths.deliveries(destination, day)) == count + 1 and documents, destination
+        assert not any(d["receipt"]["delivered"] for d in documents), destination
+
+    monkeypatch.setenv("CROSSCHANNEL__ACTIVATION__SKIP_UNREADY_DESTINATIONS", "true")
+    get_config.cache_clear()
+    assert run_dag("audience_activation", day.isoformat(), force_publish=True).state == "success"
+
+    summary = storage.read_json(storage.zone("reports", f"dt={day}", "activation", "summary.json"))
+    assert summary["destinations"]["personalize"]["receipts"] == {"skipped": "skipped"}
+    assert summary["destinations"]["pinpoint"]["delivered"] > 0
+    assert summary["destinations"]["customer_profiles"]["delivered"] == 1
+    get_config.cache_clear()
 
 
 def test_no_contact_leaves_without_its_opt_in_on_the_demo_retailer(demo_run):
@@ -150,7 +221,7 @@ def test_no_contact_leaves_without_its_opt_in_on_the_demo_retailer(demo_run):
     day = dt.date.fromisoformat(demo_run["partition"])
     customers = sqljobs.read_partition(paths.trusted("customers", day)).to_pandas().set_index("customer_id")
     upload = pd.concat(pd.read_csv(p.open("r"), dtype=str) for p in
-                       sorted(paths.activation("customer_profiles", day, "upload").glob("*.csv")))
+                       sorted(paths.activation("customer_profiles", day).rglob("*.csv")))
     ids = upload["customer_id"].astype("int64")
     emails, phones = upload["email"].notna().to_numpy(), upload["phone"].notna().to_numpy()
     assert emails.any() and phones.any()

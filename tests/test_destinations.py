@@ -99,10 +99,10 @@ def test_a_run_sends_only_for_the_newest_partition_unless_forced(local_env):
         folder.mkdir(parents=True, exist_ok=True)
         (folder / storage.MARKER).write_text("")
 
-    assert activation.decide(DAY, force=False, backfill=False)["send"] is True
-    assert activation.decide(dt.date(2026, 11, 2), force=False, backfill=False)["send"] is False
-    assert activation.decide(DAY, force=False, backfill=True)["send"] is False
-    assert activation.decide(dt.date(2026, 11, 2), force=True, backfill=True)["send"] is True
+    assert activation.decide(DAY, force=False, backfill=False, run="r")["send"] is True
+    assert activation.decide(dt.date(2026, 11, 2), force=False, backfill=False, run="r")["send"] is False
+    assert activation.decide(DAY, force=False, backfill=True, run="r")["send"] is False
+    assert activation.decide(dt.date(2026, 11, 2), force=True, backfill=True, run="r")["send"] is True
 
 
 def test_a_request_that_does_not_match_the_api_is_refused(local_env):
@@ -131,13 +131,15 @@ def _personalize_tables(interactions: int) -> None:
 def test_too_little_personalize_data_fails_a_send_but_not_a_backfill(local_env):
     _personalize_tables(interactions=40)
 
-    with pytest.raises(ActivationError, match="40 interaction"):
-        personalize.export_personalize(DAY, {"send": True, "reason": "the newest partition"}, "run")
+    send = {"send": True, "reason": "the newest partition", "force": False, "attempt": "a1"}
+    with pytest.raises(outbox.DestinationNotReady, match="40 interaction"):
+        personalize.export_personalize(DAY, send, "run")
 
-    assert personalize.export_personalize(DAY, {"send": False, "reason": "a backfill"}, "run") == []
-    receipt = storage.read_json(paths.activation("personalize", DAY, "outbox", "interactions.json"))["receipt"]
+    backfill = {"send": False, "reason": "a backfill", "force": False, "attempt": "a2"}
+    assert personalize.export_personalize(DAY, backfill, "run") == []
+    receipt = storage.read_json(paths.delivery("personalize", DAY, "a2", "outbox", "interactions.json"))["receipt"]
     assert receipt["status"] == "not sent" and "Amazon Personalize needs >= 1,000" in receipt["reason"]
-    csv_file = paths.activation("personalize", DAY, "interactions") / "part-00000.csv"
+    csv_file = paths.delivery("personalize", DAY, "a2", "interactions") / "part-00000.csv"
     header, first = csv_file.read_text().splitlines()[:2]
     assert header == "USER_ID,ITEM_ID,TIMESTAMP,EVENT_TYPE,EVENT_VALUE"
     assert first.split(",")[2] == str(int(dt.datetime(2026, 11, 3, 12, tzinfo=dt.UTC).timestamp()))

@@ -87,6 +87,7 @@ def _fail_repair_and_clear(port: int, logs: str) -> dict:
     answered HTTP 500 on Airflow 3.3 (apache/airflow#70368)."""
     day = DAYS[0]
     marker = paths.scores("churn", dt.date.fromisoformat(day), "scores") / storage.MARKER
+    pointer = marker.read_bytes()
     marker.unlink()  # the fault
     try:
         started = time.monotonic()
@@ -96,7 +97,7 @@ def _fail_repair_and_clear(port: int, logs: str) -> dict:
         seconds = time.monotonic() - started
         plan = _api(port, f"/dags/audience_activation/dagRuns/{run['dag_run_id']}/taskInstances/plan_audiences")
     finally:
-        marker.write_text("")  # the repair
+        marker.write_bytes(pointer)  # the repair
     answer = _api(port, f"/dags/audience_activation/dagRuns/{run['dag_run_id']}/clear",
                   {"dry_run": False, "only_failed": True}, method="POST")
     after = _wait_for_run(port, "audience_activation", run["dag_run_id"], {"failed", "success"}, logs)

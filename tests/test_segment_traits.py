@@ -14,8 +14,9 @@ import airflow.exceptions  # noqa: F401
 import pandas as pd
 import pytest
 
-from crosschannel.core import paths
+from crosschannel.core import paths, storage
 from crosschannel.core.config import get_config
+from crosschannel.stages.activation import outbox
 from crosschannel.stages.activation import profiles as activation
 from crosschannel.stages.activation import segment as segment_traits
 from crosschannel.stages.activation.outbox import ActivationError
@@ -28,7 +29,11 @@ WRITE_KEY = "wk_test_9f3c2a7be81d4c55"
 # request can carry up to one more message (~508 KB worst case): within 500 KiB, not within 500,000 bytes.
 MAX_BATCH_BYTES = 500 * 1024
 MAX_MESSAGE_BYTES = 32 * 1024  # Segment: 32 KB per call
-SEND = {"send": True, "reason": "x"}
+
+
+def _send(**decision) -> dict:
+    """A decision to send, with a new delivery attempt each time (a run)."""
+    return {"send": True, "reason": "x", "force": False, "attempt": outbox.new_attempt("manual__test"), **decision}
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -108,8 +113,12 @@ def make_profile(n: int, *, long_reasons: int = 0, first_id: int = 1000) -> pd.D
     return pd.DataFrame(rows)
 
 
-def _outbox(day: dt.date) -> dict:
-    return json.loads((paths.activation(segment_traits.SEGMENT, day, "outbox") / "identify.json").read_text())
+def _outbox(day: dt.date, attempt: str) -> dict:
+    return storage.read_json(paths.delivery(segment_traits.SEGMENT, day, attempt, "outbox", "identify.json"))
+
+
+def _built(plan: dict) -> dict:
+    return {k: plan[k] for k in ("customers", "changed", "previously_published")}
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -120,14 +129,13 @@ def test_batches_respect_segment_limits_and_carry_the_files_message_ids(env, seg
     env(upload_size="40")
     profile = make_profile(1500, long_reasons=500)
 
-    built = segment_traits.build(DAY1, profile)
-    messages = segment_traits.read_messages(DAY1)
-    assert built == {"customers": 1500, "changed": 1500, "previously_published": 0}
+    plan = segment_traits.plan(DAY1, _send(), profile)
+    messages = segment_traits.read_messages(plan)
+    assert _built(plan) == {"customers": 1500, "changed": 1500, "previously_published": 0}
     # deterministic: rebuilding the same day gives the same messages and messageIds; another day does not
-    segment_traits.build(DAY1, profile)
-    assert segment_traits.read_messages(DAY1) == messages
-    segment_traits.build(DAY2, profile)
-    assert not {m["message_id"] for m in messages} & {m["message_id"] for m in segment_traits.read_messages(DAY2)}
+    assert segment_traits.read_messages(segment_traits.plan(DAY1, _send(), profile)) == messages
+    day2 = segment_traits.read_messages(segment_traits.plan(DAY2, _send(), profile))
+    assert not {m["message_id"] for m in messages} & {m["message_id"] for m in day2}
 
     result = segment_traits.send(DAY1, messages, WRITE_KEY, segment_api.url)
 
@@ -163,8 +171,7 @@ def test_batches_respect_segment_limits_and_carry_the_files_message_ids(env, seg
 def test_only_customers_whose_traits_changed_are_sent(env, connection):
     env()
     day1 = make_profile(30)
-    built = segment_traits.build(DAY1, day1)
-    outcome = segment_traits.publish(DAY1, SEND, built)
+    outcome = segment_traits.publish(segment_traits.plan(DAY1, _send(), day1))
 
     assert outcome["status"] == "sent" and outcome["sent"] is True and outcome["host"] == connection.url
     assert sorted(m["userId"] for m in accepted_messages(connection)) == sorted(str(c) for c in day1.customer_id)
@@ -180,34 +187,36 @@ def test_only_customers_whose_traits_changed_are_sent(env, connection):
     changed = {str(day2.at[i, "customer_id"]) for i in (3, 11, 20)}
     connection.reset()
 
-    built = segment_traits.build(DAY2, day2)
-    assert built == {"customers": 30, "changed": 3, "previously_published": 30}
-    outcome = segment_traits.publish(DAY2, SEND, built)
+    plan = segment_traits.plan(DAY2, _send(), day2)
+    assert _built(plan) == {"customers": 30, "changed": 3, "previously_published": 30}
+    outcome = segment_traits.publish(plan)
 
     arrived = accepted_messages(connection)
     assert sorted(m["userId"] for m in arrived) == sorted(changed)
     assert outcome["messages"] == 3 and outcome["sent"] is True
-    assert {m["messageId"] for m in arrived} == {m["message_id"] for m in segment_traits.read_messages(DAY2)}
+    assert {m["messageId"] for m in arrived} == {m["message_id"] for m in segment_traits.read_messages(plan)}
     after = segment_traits.published()
     assert {u for u in after if after[u] != published[u]} == changed
     assert set(after) == set(published)
 
     # a third day with nothing changed sends nothing
     connection.reset()
-    built = segment_traits.build(DAY2 + dt.timedelta(days=1), day2)
-    assert built["changed"] == 0
-    outcome = segment_traits.publish(DAY2 + dt.timedelta(days=1), SEND, built)
-    assert outcome["status"] == "nothing changed" and not connection.received
+    decision = _send()
+    assert segment_traits.plan(DAY2 + dt.timedelta(days=1), decision, day2) == {}
+    receipt = _outbox(DAY2 + dt.timedelta(days=1), decision["attempt"])["receipt"]
+    assert receipt["status"] == "not sent"
+    assert receipt["reason"] == "no customer's traits changed since the last publish"
+    assert segment_traits.publish({})["status"] == "nothing to send" and not connection.received
 
 
 @pytest.mark.parametrize("retry_after", ["0", "1"])
 def test_a_429_is_retried_and_every_message_arrives(env, connection, retry_after):
     env()
     profile = make_profile(25)
-    built = segment_traits.build(DAY1, profile)
+    plan = segment_traits.plan(DAY1, _send(), profile)
     connection.answer((429, {"Retry-After": retry_after}), then=200)
 
-    outcome = segment_traits.publish(DAY1, SEND, built)
+    outcome = segment_traits.publish(plan)
 
     assert outcome["status"] == "sent"
     first, *rest = connection.received
@@ -216,19 +225,19 @@ def test_a_429_is_retried_and_every_message_arrives(env, connection, retry_after
     assert sorted(m["userId"] for m in arrived) == sorted(str(c) for c in profile.customer_id)  # once each
     # the rejected batch went again with the same messageIds (Segment dedupes on them)
     assert {m["messageId"] for m in batch(first)} <= {m["messageId"] for m in arrived}
-    assert {m["messageId"] for m in arrived} == {m["message_id"] for m in segment_traits.read_messages(DAY1)}
+    assert {m["messageId"] for m in arrived} == {m["message_id"] for m in segment_traits.read_messages(plan)}
     assert len(segment_traits.published()) == 25
 
 
 def test_a_batch_failing_every_retry_fails_the_publish_and_marks_nothing(env, connection):
     env(max_retries="1")
     profile = make_profile(12)
-    built = segment_traits.build(DAY1, profile)
-    messages = segment_traits.read_messages(DAY1)
+    plan = segment_traits.plan(DAY1, _send(), profile)
+    messages = segment_traits.read_messages(plan)
     connection.answer(then=500)
 
     with pytest.raises(segment_traits.SegmentDeliveryError, match=r"[1-9]\d* failed batch\(es\)") as failure:
-        segment_traits.publish(DAY1, SEND, built)
+        segment_traits.publish(plan)
 
     assert connection.url in str(failure.value) and WRITE_KEY not in str(failure.value)
     assert connection.received and all(r.status == 500 for r in connection.received)
@@ -241,35 +250,35 @@ def test_a_batch_failing_every_retry_fails_the_publish_and_marks_nothing(env, co
     assert sorted(i for ids in attempts for i in ids) == sorted(m["message_id"] for m in messages)
     assert segment_traits.published() == {}
     assert not segment_traits.published_path().exists()
-    assert not (paths.activation(segment_traits.SEGMENT, DAY1, "outbox") / "identify.json").exists()
+    assert storage.read_json(storage.location(plan["outbox"]))["receipt"]["delivered"] is False
 
     # the rerun rebuilds the same messages, and delivers them once the API answers again
-    rebuilt = segment_traits.build(DAY1, profile)
-    assert rebuilt == built
-    assert segment_traits.read_messages(DAY1) == messages
+    rebuilt = segment_traits.plan(DAY1, _send(), profile)
+    assert _built(rebuilt) == _built(plan)
+    assert segment_traits.read_messages(rebuilt) == messages
     connection.reset()
     connection.answer(then=200)
-    assert segment_traits.publish(DAY1, SEND, rebuilt)["status"] == "sent"
+    assert segment_traits.publish(rebuilt)["status"] == "sent"
     assert {m["messageId"] for m in accepted_messages(connection)} == {m["message_id"] for m in messages}
     assert len(segment_traits.published()) == 12
 
 
 def test_a_backfill_sends_nothing_and_marks_nothing(env, connection):
     env()
-    built = segment_traits.build(DAY1, make_profile(10))
-    decision = activation.decide(DAY1, force=False, backfill=True)
+    decision = activation.decide(DAY1, force=False, backfill=True, run="backfill__2026-11-02")
     assert decision["send"] is False
+    assert segment_traits.plan(DAY1, decision, make_profile(10)) == {}
 
-    outcome = segment_traits.publish(DAY1, decision, built)
+    outcome = segment_traits.publish({})
 
-    assert connection.received == []
-    receipt = _outbox(DAY1)["receipt"]
-    assert receipt["status"] == "not sent" and receipt["sent"] is False
-    assert receipt["reason"] == decision["reason"] and receipt["messages"] == 10
-    assert outcome == receipt
+    assert connection.received == [] and outcome["sent"] is False
+    receipt = _outbox(DAY1, decision["attempt"])["receipt"]
+    assert receipt["status"] == "not sent" and receipt["sent"] is False and receipt["delivered"] is False
+    assert receipt["reason"] == decision["reason"]
     assert segment_traits.published() == {}
-    # the messages are still written for the day (a forced run can send them)
-    assert len(segment_traits.read_messages(DAY1)) == 10
+    # the messages are still written for the attempt (a forced run can send them)
+    messages = paths.delivery(segment_traits.SEGMENT, DAY1, decision["attempt"], "messages", "messages.jsonl")
+    assert len(messages.read_text().splitlines()) == 10
 
 
 def test_a_customer_over_the_32kb_message_limit_fails_the_publish_and_marks_nothing(env, connection):
@@ -278,14 +287,14 @@ def test_a_customer_over_the_32kb_message_limit_fails_the_publish_and_marks_noth
     model = _models()[0]
     for n_ in (1, 2, 3):
         profile.at[6, f"{model}_reason_{n_}"] = "y" * 12_000
-    built = segment_traits.build(DAY1, profile)
+    decision = _send()
 
     with pytest.raises(ActivationError, match="over Segment's 32,768; nothing was sent"):
-        segment_traits.publish(DAY1, SEND, built)
+        segment_traits.plan(DAY1, decision, profile)
 
     assert connection.received == []
     assert segment_traits.published() == {}
-    assert not (paths.activation(segment_traits.SEGMENT, DAY1, "outbox") / "identify.json").exists()
+    assert not paths.delivery(segment_traits.SEGMENT, DAY1, decision["attempt"], "outbox", "identify.json").exists()
 
 
 @pytest.mark.parametrize("level", [
@@ -295,19 +304,19 @@ def test_a_customer_over_the_32kb_message_limit_fails_the_publish_and_marks_noth
 def test_the_write_key_is_never_written_to_the_outbox_or_the_logs(env, connection, caplog, level):
     env()
     encoded = base64.b64encode(f"{WRITE_KEY}:".encode()).decode()
-    built = segment_traits.build(DAY1, make_profile(10))
+    plan = segment_traits.plan(DAY1, _send(), make_profile(10))
     # one answer the library logs as an error (a 503 without a JSON body), retried at once
     connection.answer((503, {}, b"upstream unavailable"), then=200)
     caplog.set_level(level)
 
-    outcome = segment_traits.publish(DAY1, SEND, built)
-    segment_traits.send(DAY2, segment_traits.read_messages(DAY1), WRITE_KEY, connection.url)
+    outcome = segment_traits.publish(plan)
+    segment_traits.send(DAY2, segment_traits.read_messages(plan), WRITE_KEY, connection.url)
 
     assert outcome["sent"] is True and len(accepted_messages(connection)) == 20
     assert {basic_user(r) for r in connection.received} == {WRITE_KEY}  # the key did reach the API...
-    outbox = (paths.activation(segment_traits.SEGMENT, DAY1, "outbox") / "identify.json").read_text()
-    assert json.loads(outbox)["receipt"]["status"] == "sent"
-    assert WRITE_KEY not in outbox and encoded not in outbox  # ...and nowhere else
+    recorded = storage.location(plan["outbox"]).read_text()
+    assert json.loads(recorded)["receipt"]["status"] == "sent"
+    assert WRITE_KEY not in recorded and encoded not in recorded  # ...and nowhere else
     assert caplog.handler in logging.getLogger().handlers
     assert any(r.name == "segment" and r.levelno >= logging.ERROR for r in caplog.records)  # logs were captured
     logged = caplog.text + "".join(str(r.args) + r.getMessage() for r in caplog.records)

@@ -226,6 +226,9 @@ class Activation(_Section):
     # Every audience member is in the control group when the hash of (audience, customer id) falls under
     # this percentage; the same customer stays in the same group every day. Control members are never sent.
     holdout_percent: float = Field(10, ge=0, lt=100)
+    # A destination whose precondition fails (Personalize's minimum data, Segment's connection on aws) fails the
+    # run before anything is sent; true: it is recorded as skipped in its outbox and the others send.
+    skip_unready_destinations: bool = False
     poll_interval_seconds: float = Field(30, ge=0)
     poll_timeout_minutes: float = Field(120, gt=0)
     pinpoint: Pinpoint = Pinpoint()

@@ -8,7 +8,7 @@
     trusted/<table>/dt=D/, features/customer/dt=D/      gated, published partitions
     ml/snapshots/dt=D/as_of=A/                          features as of past days (training)
     ml/<model>/datasets|models|scores/dt=D/, registry/  datasets, job outputs, scores, versions
-    activation/<destination>/dt=D/, state/              import files, outbox, what was last sent
+    activation/<destination>/dt=D/attempt=A/, state/    each attempt's import files and outbox, what was last sent
     reports/dt=D/                                       gate results, Data Docs, model reports, summaries
     system/                                             rendered SQL, SageMaker source dirs, local stand-in state
     generator/                                          the simulator's latent state (never read by a stage)
@@ -146,6 +146,22 @@ def scores_base(model: str) -> ObjectStoragePath:
 # ---- activation
 def activation(destination: str, day: dt.date, *parts: str) -> ObjectStoragePath:
     return partition("activation", destination, day=day).joinpath(*parts)
+
+
+ATTEMPT_PREFIX = "attempt="
+
+
+def delivery(destination: str, day: dt.date, attempt: str, *parts: str) -> ObjectStoragePath:
+    """One delivery attempt's files and outbox: <root>/activation/<destination>/dt=D/attempt=<id>/. Each attempt
+    writes its own folder, so a re-run never overwrites what an earlier attempt sent or recorded."""
+    return activation(destination, day, f"{ATTEMPT_PREFIX}{attempt}").joinpath(*parts)
+
+
+def deliveries(destination: str, day: dt.date) -> list[ObjectStoragePath]:
+    """Every attempt's folder of the day, oldest first (attempt ids begin with their UTC start time)."""
+    folder = activation(destination, day)
+    found = folder.glob(f"{ATTEMPT_PREFIX}*") if folder.exists() else []
+    return sorted(found, key=lambda p: p.name)
 
 
 def activation_state(destination: str, name: str) -> ObjectStoragePath:

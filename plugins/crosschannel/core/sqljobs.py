@@ -20,7 +20,7 @@ import re
 from typing import TYPE_CHECKING
 
 from crosschannel.core import engines, paths, storage
-from crosschannel.core.errors import DataError
+from crosschannel.core.errors import DataError, MissingPartition
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -89,6 +89,9 @@ def read_parquet(urls: list[str]) -> pa.Table:
     for url in urls:
         path = storage.resolve(storage.location(url))
         files = sorted(path.glob("*.parquet")) if path.is_dir() else [path]
+        if not files:
+            raise MissingPartition(f"{url}: no Parquet file in {storage.url_of(path)} (a committed partition holds at "
+                                   "least one; was its marker or version folder changed by hand?)")
         for file in files:
             with file.open("rb") as handle:
                 parts.append(pq.read_table(handle))

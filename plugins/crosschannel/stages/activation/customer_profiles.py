@@ -65,8 +65,10 @@ def profile_fields(columns: list[str]) -> dict:
 
 def plan_customer_profiles(day: dt.date, decision: dict, profile: pd.DataFrame, run: str) -> list[dict]:
     settings = get_config().activation.customer_profiles
+    if not outbox.to_plan(PROFILES, day, "upload", decision):
+        return []
     upload = profile_upload(profile)
-    files = write_parts(paths.activation(PROFILES, day, "upload"), upload, 1 << 40)
+    files = write_parts(paths.delivery(PROFILES, day, decision["attempt"], "upload"), upload, 1 << 40)
     if len(files) != 1:
         raise ActivationError(f"customer_profiles: the upload for {day} must be one file, got {len(files)}")
     domain = settings.domain_name

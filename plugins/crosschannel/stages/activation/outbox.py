@@ -1,12 +1,17 @@
 """What every activation destination shares: the requests validated against the botocore service models, the
 outbox they are recorded in with their receipts, the import files, and what each destination last received.
 
-    <root>/activation/<destination>/dt=D/...           the day's import files
-    <root>/activation/<destination>/dt=D/outbox/*.json the exact API requests, validated, with their receipt
-    <root>/activation/<destination>/state/...          what was last sent (segment ids, last import, traits)
+    <root>/activation/<destination>/dt=D/attempt=A/...            the attempt's import files
+    <root>/activation/<destination>/dt=D/attempt=A/outbox/*.json  the exact API requests, validated, with their receipt
+    <root>/activation/<destination>/state/...                     what was last sent (segment ids, last import, traits)
+
+Every run of a day is an attempt with its own folder (`attempt` below): what an earlier attempt wrote, sent and
+recorded is never overwritten. A request document (one `name` of a destination: an audience, a dataset, the
+upload) that an earlier attempt delivered is not planned again unless the run forces it (`force_publish`): a
+re-run of a delivered day sends nothing new, and its summary names the attempt that delivered.
 
 Sending a plan is the AWS operators' (crosschannel.wiring.aws) or the local outbox's (crosschannel.local.outbox);
-both end with `record_delivery`.
+both end with `record_delivery`, which marks the document delivered.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from typing import TYPE_CHECKING
 from crosschannel.core import paths, storage
 from crosschannel.core.config import get_config
 from crosschannel.core.errors import DataError
+from crosschannel.core.partition import run_hash
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -55,12 +61,45 @@ def validate(service: str, operation: str, params: dict) -> dict:
             "api_version": model.api_version}
 
 
-def write_outbox(destination: str, day: dt.date, name: str, requests: list[dict], receipt: dict) -> str:
-    """Record a destination's requests for the day with their receipt; returns the document's URL."""
-    path = paths.activation(destination, day, "outbox", f"{name}.json")
-    storage.write_json(path, {"destination": destination, "partition": day.isoformat(), "name": name,
-                              "requests": requests, "receipt": receipt})
+class DestinationNotReady(ActivationError):
+    """A destination's precondition fails before anything is sent (Personalize's minimum data, Segment's
+    connection): the run fails before any send, or, with `activation.skip_unready_destinations`, the destination
+    is reported as skipped and the others send."""
+
+
+def new_attempt(run: str) -> str:
+    """A delivery attempt's id: its UTC start time (so attempts sort in order) and the Airflow run's hash."""
+    return f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S%fZ}-{run_hash(run)}"
+
+
+def write_outbox(destination: str, day: dt.date, attempt: str, name: str, requests: list[dict],
+                 receipt: dict) -> str:
+    """Record a destination's requests for the day's attempt with their receipt; returns the document's URL."""
+    path = paths.delivery(destination, day, attempt, "outbox", f"{name}.json")
+    storage.write_json(path, {"destination": destination, "partition": day.isoformat(), "attempt": attempt,
+                              "name": name, "requests": requests, "receipt": receipt})
     return storage.url_of(path)
+
+
+def documents(destination: str, day: dt.date, attempt: str) -> list[dict]:
+    """The outbox documents of one attempt."""
+    folder = paths.delivery(destination, day, attempt, "outbox")
+    return [storage.read_json(p) for p in sorted(folder.glob("*.json"))] if folder.exists() else []
+
+
+def delivered_documents(destination: str, day: dt.date) -> dict[str, dict]:
+    """Per request document name, the document of the first attempt that delivered it for the day."""
+    found: dict[str, dict] = {}
+    for folder in paths.deliveries(destination, day):
+        for document in documents(destination, day, folder.name.removeprefix(paths.ATTEMPT_PREFIX)):
+            if document["receipt"].get("delivered"):
+                found.setdefault(document["name"], document)
+    return found
+
+
+def to_plan(destination: str, day: dt.date, name: str, decision: dict) -> bool:
+    """Whether this attempt plans `name`: not when an earlier attempt delivered it, unless forced."""
+    return decision.get("force", False) or name not in delivered_documents(destination, day)
 
 
 def receipt(plan: dict, **fields) -> str:
@@ -73,8 +112,9 @@ def receipt(plan: dict, **fields) -> str:
 
 
 def record_delivery(plan: dict, receipt_fields: dict, **state) -> None:
-    """After a delivery: its receipt, then what the next run needs to know (segment id, last import)."""
-    receipt(plan, **receipt_fields)
+    """After a delivery: its receipt (marked delivered), then what the next run needs to know (segment id, last
+    import)."""
+    receipt(plan, **receipt_fields, delivered=True, delivered_at=dt.datetime.now(dt.UTC).isoformat())
     destination, name = plan["destination"], plan["name"]
     if destination == PERSONALIZE:
         write_state(PERSONALIZE, name, {"partition": plan["partition"], "mode": plan["mode"], **state})
@@ -125,12 +165,12 @@ def write_parts(folder, frame: pd.DataFrame, max_bytes: int) -> list[str]:
 
 def plan_request(destination: str, day: dt.date, name: str, requests: list[dict], decision: dict,
                  files: list[str], **extra) -> dict:
-    """Record a destination's requests in the outbox (planned, or not sent and why); the plan to send."""
+    """Record a destination's requests in the attempt's outbox (planned, or not sent and why); the plan to send."""
     status = "planned" if decision["send"] else "not sent"
-    outbox = write_outbox(destination, day, name, requests,
-                          {"status": status, "sent": False, "reason": decision["reason"]})
+    outbox = write_outbox(destination, day, decision["attempt"], name, requests,
+                          {"status": status, "sent": False, "delivered": False, "reason": decision["reason"]})
     return {"destination": destination, "partition": day.isoformat(), "name": name, "requests": requests,
-            "files": files, "outbox": outbox, **extra}
+            "files": files, "outbox": outbox, "attempt": decision["attempt"], **extra}
 
 
 def sendable(plans: list[dict], decision: dict) -> list[dict]:

@@ -10,7 +10,14 @@ from crosschannel.core import engines, paths, sqljobs, storage
 from crosschannel.core.config import BUNDLE_ROOT, get_config
 from crosschannel.core.partition import run_hash
 from crosschannel.stages.activation import audiences, consent, outbox
-from crosschannel.stages.activation.outbox import PERSONALIZE, ActivationError, plan_request, sendable, write_parts
+from crosschannel.stages.activation.outbox import (
+    PERSONALIZE,
+    ActivationError,
+    DestinationNotReady,
+    plan_request,
+    sendable,
+    write_parts,
+)
 from crosschannel.stages.trusted.events import EVENTS_SCHEMA
 
 if TYPE_CHECKING:
@@ -32,12 +39,14 @@ def _all_event_days(day: dt.date) -> list:
     return [paths.trusted("events", d) for d in paths.partition_days(events) if d <= day]
 
 
-def plan_personalize(day: dt.date) -> list[dict]:
-    """The SQL jobs of the three datasets (interactions since the start of the history on FULL, of the day on
-    INCREMENTAL); the modes are kept beside them for the export."""
-    modes = {dataset: import_mode(dataset, day) for dataset in PERSONALIZE_DATASETS}
+def plan_personalize(day: dt.date, force: bool) -> list[dict]:
+    """The SQL jobs of the datasets to deliver (interactions since the start of the history on FULL, of the day
+    on INCREMENTAL); the modes are kept beside them for the export. A dataset an earlier attempt delivered for the
+    day is not rebuilt unless forced."""
+    datasets = [d for d in PERSONALIZE_DATASETS if outbox.to_plan(PERSONALIZE, day, d, {"force": force})]
+    modes = {dataset: import_mode(dataset, day) for dataset in datasets}
     storage.write_json(paths.activation(PERSONALIZE, day, "modes.json"), modes)
-    full = modes["interactions"] == "FULL"
+    full = modes.get("interactions") == "FULL"
     events = _all_event_days(day) if full else [paths.trusted("events", day)]
     table = {name: sqljobs.parquet([paths.trusted(name, day)])
              for name in ("customers", "orders", "order_lines", "products")}
@@ -55,7 +64,7 @@ def plan_personalize(day: dt.date) -> list[dict]:
         "users": {"customers": table["customers"], "scores": sqljobs.parquet(audiences.score_dirs(day))},
     }
     return [sqljobs.job(day, f"personalize_{name}.sql", sql[name], inputs[name],
-                        paths.activation(PERSONALIZE, day, "tables", name)) for name in PERSONALIZE_DATASETS]
+                        paths.activation(PERSONALIZE, day, "tables", name)) for name in datasets]
 
 
 def schema(dataset: str) -> dict:
@@ -69,14 +78,14 @@ def check_minimum(dataset: str, frame: pd.DataFrame, mode: str, day: dt.date) ->
     if dataset != "interactions":
         return
     if len(frame) < settings.min_interactions:
-        raise ActivationError(
+        raise DestinationNotReady(
             f"personalize interactions for {day} ({mode}): {len(frame):,} interaction(s), Amazon Personalize needs "
             f">= {settings.min_interactions:,}" + (" new records" if mode == "INCREMENTAL" else ""))
     if mode == "FULL":
         per_user = frame.groupby("USER_ID").size()
         users = int((per_user >= settings.min_user_interactions).sum())
         if users < settings.min_users:
-            raise ActivationError(
+            raise DestinationNotReady(
                 f"personalize interactions for {day} (FULL): {users} user(s) with >= "
                 f"{settings.min_user_interactions} interactions, Amazon Personalize needs >= {settings.min_users}")
 
@@ -94,7 +103,9 @@ def export_personalize(day: dt.date, decision: dict, run: str) -> list[dict]:
     settings = get_config().activation.personalize
     modes = storage.read_json(paths.activation(PERSONALIZE, day, "modes.json"))
     plans = []
-    for dataset in PERSONALIZE_DATASETS:
+    for dataset in modes:
+        if not outbox.to_plan(PERSONALIZE, day, dataset, decision):  # delivered since the SQL jobs were planned
+            continue
         frame = sqljobs.read_partition(paths.activation(PERSONALIZE, day, "tables", dataset)).to_pandas()
         fields = [field["name"] for field in schema(dataset)["fields"]]
         consent.refuse_contacts(PERSONALIZE, fields, f"the {dataset} dataset")
@@ -108,17 +119,17 @@ def export_personalize(day: dt.date, decision: dict, run: str) -> list[dict]:
         dataset_decision = decision
         try:
             check_minimum(dataset, frame, modes[dataset], day)
-        except ActivationError as exc:
+        except DestinationNotReady as exc:
             if decision["send"]:
                 raise
             # a run that sends nothing (a backfill) still rebuilds the day; the receipt keeps the reason
             dataset_decision = {**decision, "reason": f"{decision['reason']}; {exc}"}
-        files = write_parts(paths.activation(PERSONALIZE, day, dataset), frame, 1 << 40)
+        folder = paths.delivery(PERSONALIZE, day, decision["attempt"], dataset)
+        files = write_parts(folder, frame, 1 << 40)
         job_name = f"crosschannel-{dataset}-{day:%Y%m%d}-{modes[dataset].lower()}-{run_hash(run)}"
         request = outbox.validate("personalize", "CreateDatasetImportJob", {
             "jobName": job_name, "datasetArn": getattr(settings, f"{dataset}_dataset_arn"),
-            "dataSource": {"dataLocation": files[0] if len(files) == 1 else storage.url_of(
-                paths.activation(PERSONALIZE, day, dataset)) + "/"},
+            "dataSource": {"dataLocation": files[0] if len(files) == 1 else storage.url_of(folder) + "/"},
             "roleArn": settings.role_arn, "importMode": modes[dataset]})
         plans.append(plan_request(PERSONALIZE, day, dataset, [request], dataset_decision, files,
                                   records=len(frame), mode=modes[dataset], dataset=dataset))

@@ -44,8 +44,10 @@ def plan_pinpoint(day: dt.date, decision: dict, members: pd.DataFrame, profile: 
     settings = get_config().activation.pinpoint
     plans = []
     for audience in audiences.names():
+        if not outbox.to_plan(PINPOINT, day, audience, decision):
+            continue
         endpoints = pinpoint_endpoints(audience, members, profile)
-        folder = paths.activation(PINPOINT, day, audience)
+        folder = paths.delivery(PINPOINT, day, decision["attempt"], audience)
         files = write_parts(folder, endpoints, settings.max_file_mb * 1024 * 1024)
         segment_id = outbox.read_state(PINPOINT, audience).get("segment_id")
         request = {"Format": "CSV", "S3Url": storage.url_of(folder) + "/", "RoleArn": settings.role_arn,

@@ -2,7 +2,8 @@
 (<root>/activation/profiles/dt=D/) and the summary of what was written and sent.
 
 A run sends only for the newest scored partition, and never from a backfill, unless its `force_publish` Param
-is set: a backfill rebuilds the files and the validated requests, and sends nothing.
+is set: a backfill rebuilds the files and the validated requests, and sends nothing. What an earlier attempt of
+the day delivered is not sent again unless forced either.
 """
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ from typing import TYPE_CHECKING
 
 from crosschannel.core import paths, sqljobs, storage
 from crosschannel.core.config import get_config
-from crosschannel.stages.activation import audiences
-from crosschannel.stages.activation.outbox import DESTINATIONS
+from crosschannel.stages.activation import audiences, outbox
+from crosschannel.stages.activation.outbox import DESTINATIONS, new_attempt
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -25,19 +26,20 @@ def _newest_scored_partition() -> str | None:
     return max(days).isoformat() if days else None
 
 
-def decide(day: dt.date, *, force: bool, backfill: bool) -> dict:
-    """Whether this run sends: only for the newest scored partition, never from a backfill, unless forced."""
+def decide(day: dt.date, *, force: bool, backfill: bool, run: str) -> dict:
+    """Whether this run sends: only for the newest scored partition, never from a backfill, unless forced; and
+    the run's delivery attempt (crosschannel.stages.activation.outbox)."""
     newest = _newest_scored_partition()
+    decided = {"newest_partition": newest, "force": force, "attempt": new_attempt(run)}
     if force:
-        return {"send": True, "reason": "force_publish is set", "newest_partition": newest}
+        return {"send": True, "reason": "force_publish is set", **decided}
     if backfill:
         return {"send": False, "reason": "a backfill run rebuilds files and sends nothing (set force_publish to send)",
-                "newest_partition": newest}
+                **decided}
     if newest is not None and day.isoformat() < newest:
         return {"send": False, "reason": f"partition {day} is older than the newest scored partition {newest}: "
-                                         "files rebuilt, nothing sent (set force_publish to send)",
-                "newest_partition": newest}
-    return {"send": True, "reason": "the newest partition", "newest_partition": newest}
+                                         "files rebuilt, nothing sent (set force_publish to send)", **decided}
+    return {"send": True, "reason": "the newest partition", **decided}
 
 
 def profiles(day: dt.date, members: pd.DataFrame) -> pd.DataFrame:
@@ -79,21 +81,25 @@ def read_profiles(day: dt.date) -> pd.DataFrame:
 
 
 def summarize(day: dt.date, prepared: dict, segment: dict) -> dict:
-    """What the day's activation wrote and sent, per destination, from its outbox; kept in
-    <root>/reports/dt=D/activation/summary.json."""
+    """What this attempt wrote and sent per destination, from its outbox, and what earlier attempts of the day
+    delivered (not sent again); kept in <root>/reports/dt=D/activation/summary.json."""
+    attempt = prepared["decision"]["attempt"]
     destinations = {}
     for destination in DESTINATIONS:
-        folder = paths.activation(destination, day)
-        outbox = folder / "outbox"
-        documents = [storage.read_json(p) for p in sorted(outbox.glob("*.json"))] if outbox.exists() else []
+        folder = paths.delivery(destination, day, attempt)
+        documents = outbox.documents(destination, day, attempt)
         files = [p for p in folder.rglob("*") if p.is_file() and p.suffix in (".csv", ".jsonl")] \
             if folder.exists() else []
+        planned = {d["name"] for d in documents}
         destinations[destination] = {
             "enabled": getattr(get_config().activation, destination).enabled,
             "files": len(files),
             "requests": sum(len(d["requests"]) for d in documents),
             "sent": sum(1 for d in documents if d["receipt"].get("sent")),
+            "delivered": sum(1 for d in documents if d["receipt"].get("delivered")),
             "receipts": {d["name"]: d["receipt"].get("status") for d in documents},
+            "already_delivered": {name: d["attempt"] for name, d in outbox.delivered_documents(destination, day).items()
+                                  if name not in planned},
             "location": storage.url_of(folder),
         }
     destinations["segment"]["messages"] = segment.get("messages", 0)

@@ -1,8 +1,9 @@
 """Twilio Segment: identify calls carrying each customer's scores, reasons and treatment audiences as traits.
 
 Only customers whose traits changed since the last successful publish are sent. The messages of the day are
-written first (<root>/activation/segment/dt=D/messages.jsonl, deterministic messageIds from the DAG, the
-partition, the customer and the traits), then sent through the official library (`segment.analytics.Client`,
+written first (<root>/activation/segment/dt=D/attempt=A/messages/messages.jsonl, deterministic messageIds from the
+DAG, the partition, the customer and the traits) and checked, with every other destination's plan, before any is
+sent; then they are sent through the official library (`segment.analytics.Client`,
 which batches within Segment's 32 KB message and 500 KB batch limits and retries 429 and 5xx answers) to the
 host of the `activation.segment.conn_id` connection, whose password is the write key. Without that connection
 the local target's outbox is the delivery. A message the library drops (full queue) or a batch it gives up on
@@ -79,8 +80,11 @@ def published() -> dict[str, str]:
     return dict(zip(table.column("user_id").to_pylist(), table.column("digest").to_pylist(), strict=True))
 
 
-def build(day: dt.date, profile: pd.DataFrame) -> dict:
-    """Write the day's identify messages for the customers whose traits changed since the last publish."""
+def plan(day: dt.date, decision: dict, profile: pd.DataFrame) -> dict:
+    """Write the attempt's identify messages for the customers whose traits changed since the last publish, check
+    them (consent, size, a connection on aws) and record them in the outbox; the plan to send ({} when nothing)."""
+    if not outbox.to_plan(SEGMENT, day, "identify", decision):
+        return {}
     before = published()
     lines, digests = [], {}
     records = traits(profile)
@@ -90,15 +94,34 @@ def build(day: dt.date, profile: pd.DataFrame) -> dict:
         digest = _digest(record["traits"])
         digests[record["user_id"]] = digest
         if before.get(record["user_id"]) != digest:
+            _check_size(day, record)
             lines.append(json.dumps({**record, "message_id": message_id(day, record["user_id"], digest),
                                      "digest": digest}, sort_keys=True))
-    with storage.committing(paths.activation(SEGMENT, day, "messages"), marker=False) as staging:
+    folder = paths.delivery(SEGMENT, day, decision["attempt"], "messages")
+    with storage.committing(folder, marker=False) as staging:
         (staging / "messages.jsonl").write_text("".join(line + "\n" for line in lines))
-    return {"customers": len(digests), "changed": len(lines), "previously_published": len(before)}
+    if decision["send"] and lines and _connection() is None and get_config().target == "aws":
+        raise outbox.DestinationNotReady(
+            f"segment: connection {get_config().activation.segment.conn_id!r} with the source's write key as its "
+            "password is required on the aws target; nothing was sent")
+    here = decision if lines or not decision["send"] else \
+        {**decision, "send": False, "reason": "no customer's traits changed since the last publish"}
+    built = {"customers": len(digests), "changed": len(lines), "previously_published": len(before)}
+    made = outbox.plan_request(SEGMENT, day, "identify", [], here, [storage.url_of(folder / "messages.jsonl")],
+                               messages=len(lines), **built)
+    return made if here["send"] else {}
 
 
-def read_messages(day: dt.date) -> list[dict]:
-    text = (paths.activation(SEGMENT, day, "messages") / "messages.jsonl").read_text()
+def _check_size(day: dt.date, record: dict) -> None:
+    """The library refuses an oversized message mid-send: refuse before sending any."""
+    size = len(json.dumps(record["traits"]).encode()) + len(record["user_id"]) + ENVELOPE_BYTES
+    if size > MAX_MESSAGE_BYTES:
+        raise ActivationError(f"segment identify for {day}: user {record['user_id']}'s traits make a message of "
+                              f"about {size:,} bytes, over Segment's {MAX_MESSAGE_BYTES:,}; nothing was sent")
+
+
+def read_messages(plan: dict) -> list[dict]:
+    text = storage.location(plan["files"][0]).read_text()
     return [json.loads(line) for line in text.splitlines() if line]
 
 
@@ -128,11 +151,6 @@ def send(day: dt.date, messages: list[dict], write_key: str, host: str) -> dict:
     from segment.analytics import Client
 
     settings = get_config().activation.segment
-    for message in messages:  # the library refuses an oversized message mid-send: refuse before sending any
-        size = len(json.dumps(message["traits"]).encode()) + len(message["user_id"]) + ENVELOPE_BYTES
-        if size > MAX_MESSAGE_BYTES:
-            raise ActivationError(f"segment identify for {day}: user {message['user_id']}'s traits make a message "
-                                  f"of about {size:,} bytes, over Segment's {MAX_MESSAGE_BYTES:,}; nothing was sent")
     library_log = logging.getLogger("segment")
     if library_log.getEffectiveLevel() < logging.INFO:
         library_log.setLevel(logging.INFO)  # its DEBUG lines print whole request bodies, write key included
@@ -166,29 +184,25 @@ def send(day: dt.date, messages: list[dict], write_key: str, host: str) -> dict:
     return {"sent": len(messages), "host": host}
 
 
-def publish(day: dt.date, decision: dict, built: dict) -> dict:
-    """Send the day's changed traits (or record why not), then move the published snapshot on."""
-    messages = read_messages(day)
-    result = {"partition": day.isoformat(), **built, "messages": len(messages)}
-    if not decision["send"]:
-        outcome = {**result, "status": "not sent", "sent": False, "reason": decision["reason"]}
-    elif not messages:
-        outcome = {**result, "status": "nothing changed", "sent": False}
+def publish(plan: dict) -> dict:
+    """Send the planned messages (the local target without a connection: the messages file is the delivery),
+    record the delivery, then move the published snapshot on."""
+    if not plan:
+        return {"status": "nothing to send", "sent": False}
+    day = dt.date.fromisoformat(plan["partition"])
+    messages = read_messages(plan)
+    connection = _connection()
+    if connection is not None and connection.password:
+        receipt = {**send(day, messages, connection.password, host_of(connection)), "status": "sent", "sent": True}
+    elif get_config().target == "aws":
+        raise ActivationError(f"segment: connection {get_config().activation.segment.conn_id!r} with the source's "
+                              "write key as its password is required on the aws target; nothing was sent")
     else:
-        connection = _connection()
-        if connection is not None and connection.password:
-            outcome = {**result, **send(day, messages, connection.password, host_of(connection)),
-                       "status": "sent", "sent": True}
-        elif get_config().target == "aws":
-            raise ActivationError(f"segment: connection {get_config().activation.segment.conn_id!r} with the "
-                                  "source's write key as its password is required on the aws target")
-        else:
-            outcome = {**result, "status": "outbox", "sent": False,
-                       "reason": f"no {get_config().activation.segment.conn_id!r} connection: the messages file "
-                                 "is the delivery"}
-        _mark_published(messages)
-    outbox.write_outbox(SEGMENT, day, "identify", [], outcome)
-    return outcome
+        receipt = {"status": "outbox", "sent": False, "reason": f"no {get_config().activation.segment.conn_id!r} "
+                                                                "connection: the messages file is the delivery"}
+    outbox.record_delivery(plan, receipt)
+    _mark_published(messages)
+    return {"partition": plan["partition"], "messages": len(messages), **receipt}
 
 
 def _mark_published(messages: list[dict]) -> None:

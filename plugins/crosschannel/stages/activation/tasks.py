@@ -1,12 +1,29 @@
 """audience_activation's tasks, one function per task id, the same on both targets. A disabled destination
-(`activation.<destination>.enabled`) plans nothing, so its load task has nothing to send."""
+(`activation.<destination>.enabled`) plans nothing, so its load task has nothing to send.
+
+Plan, then send: every destination's plan task (files, validated requests, preconditions) finishes before any
+load task starts. A destination whose precondition fails (DestinationNotReady) fails the run before anything is
+sent, or, with `activation.skip_unready_destinations`, is recorded as skipped while the others send.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
+from collections.abc import Callable
 
 from crosschannel.core.config import get_config
-from crosschannel.stages.activation import audiences, customer_profiles, personalize, pinpoint, profiles, segment
+from crosschannel.stages.activation import (
+    audiences,
+    customer_profiles,
+    outbox,
+    personalize,
+    pinpoint,
+    profiles,
+    segment,
+)
+
+log = logging.getLogger(__name__)
 
 
 def plan_audiences(day: dt.date) -> list[dict]:
@@ -14,45 +31,61 @@ def plan_audiences(day: dt.date) -> list[dict]:
     return audiences.plan(day)
 
 
-def prepare_activation(day: dt.date, *, force: bool, backfill: bool) -> dict:
+def prepare_activation(day: dt.date, *, force: bool, backfill: bool, run: str) -> dict:
     """Count treatment and control, commit the day's profiles, and decide whether this run sends."""
-    return profiles.prepare(day, profiles.decide(day, force=force, backfill=backfill))
+    return profiles.prepare(day, profiles.decide(day, force=force, backfill=backfill, run=run))
+
+
+def _planned(destination: str, day: dt.date, prepared: dict, make: Callable[[], list[dict]]) -> list[dict]:
+    """The destination's plans; [] when it is disabled, or not ready and configured to be skipped."""
+    if not getattr(get_config().activation, destination).enabled:
+        return []
+    try:
+        return make()
+    except outbox.DestinationNotReady as exc:
+        if not get_config().activation.skip_unready_destinations:
+            raise
+        log.warning("%s skipped for %s (activation.skip_unready_destinations): %s", destination, day, exc)
+        outbox.write_outbox(destination, day, prepared["decision"]["attempt"], "skipped", [],
+                            {"status": "skipped", "sent": False, "delivered": False, "reason": str(exc)})
+        return []
 
 
 def plan_pinpoint(day: dt.date, prepared: dict) -> list[dict]:
     """Write each audience's Pinpoint endpoint files and its CreateImportJob request."""
-    if not get_config().activation.pinpoint.enabled:
-        return []
-    return pinpoint.plan_pinpoint(day, prepared["decision"], audiences.read(day), profiles.read_profiles(day))
+    return _planned(outbox.PINPOINT, day, prepared, lambda: pinpoint.plan_pinpoint(
+        day, prepared["decision"], audiences.read(day), profiles.read_profiles(day)))
 
 
 def plan_customer_profiles(day: dt.date, prepared: dict, run: str) -> list[dict]:
     """Write the profiles upload file and the upload job and segment definition requests."""
-    if not get_config().activation.customer_profiles.enabled:
-        return []
-    return customer_profiles.plan_customer_profiles(day, prepared["decision"], profiles.read_profiles(day), run)
+    return _planned(outbox.PROFILES, day, prepared, lambda: customer_profiles.plan_customer_profiles(
+        day, prepared["decision"], profiles.read_profiles(day), run))
 
 
-def plan_personalize(day: dt.date) -> list[dict]:
+def plan_personalize(day: dt.date, force: bool) -> list[dict]:
     """Choose FULL or INCREMENTAL per dataset and plan the interactions, items and users SQL jobs."""
     if not get_config().activation.personalize.enabled:
         return []
-    return personalize.plan_personalize(day)
+    return personalize.plan_personalize(day, force)
 
 
 def export_personalize(day: dt.date, prepared: dict, run: str) -> list[dict]:
     """Write the datasets as Personalize CSVs, check the minimum data, and plan the import jobs."""
-    if not get_config().activation.personalize.enabled:
-        return []
-    return personalize.export_personalize(day, prepared["decision"], run)
+    return _planned(outbox.PERSONALIZE, day, prepared,
+                    lambda: personalize.export_personalize(day, prepared["decision"], run))
 
 
-def publish_segment(day: dt.date, prepared: dict) -> dict:
-    """Send identify calls with the changed traits through the Segment library (or record why not)."""
-    if not get_config().activation.segment.enabled:
-        return {"status": "disabled"}
-    built = segment.build(day, profiles.read_profiles(day))
-    return segment.publish(day, prepared["decision"], built)
+def plan_segment(day: dt.date, prepared: dict) -> dict:
+    """Write and check the identify messages of the customers whose traits changed."""
+    plans = _planned(outbox.SEGMENT, day, prepared,
+                     lambda: [segment.plan(day, prepared["decision"], profiles.read_profiles(day))])
+    return plans[0] if plans else {}
+
+
+def publish_segment(plan: dict) -> dict:
+    """Send the planned identify calls through the Segment library (or record why not)."""
+    return segment.publish(plan)
 
 
 def publish_activation(day: dt.date, prepared: dict, segment_outcome: dict) -> dict:
