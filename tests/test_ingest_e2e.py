@@ -229,14 +229,25 @@ def test_the_glue_job_script_gives_the_duckdb_state_under_local_pyspark(ingested
     argv = [token for name, value in planned.items() for token in (name, value)]
     args = job.parse_args(["--JOB_NAME", "crosschannel-sql", *argv[:-1], (tmp_path / "out").as_uri()])
 
+    out = storage.location((tmp_path / "out").as_uri())
+    with storage.committing(out) as staging:  # a version committed by the worker first: the two commits interoperate
+        (staging / "part-00000.parquet").write_bytes(b"not read")
+    earlier = storage.version_of(out)
+
     rows = job.run(spark, args["sql_path"], args["inputs"], args["output_path"])
 
     expected = merge.current_state("orders", DAYS[-1])
-    written = sqljobs.read_partition(storage.location((tmp_path / "out").as_uri()))
+    written = sqljobs.read_partition(out)
     assert rows == expected.num_rows == written.num_rows
-    assert (tmp_path / "out" / "_SUCCESS").exists()
     key = [("order_id", "ascending")]
     assert written.sort_by(key).to_pylist() == expected.sort_by(key).to_pylist()
+    glue_version = storage.version_of(out)
+    assert glue_version != earlier and list(storage.read_json(out / storage.MARKER)["retired"]) == [earlier]
+    (glue_file,) = storage.resolve(out).glob("*.parquet")
+    with storage.committing(out) as staging:  # and the worker commits over Glue's version
+        (staging / "part-00000.parquet").write_bytes(glue_file.read_bytes())
+    assert sorted(storage.read_json(out / storage.MARKER)["retired"]) == sorted([earlier, glue_version])
+    assert sqljobs.read_partition(out).num_rows == rows
 
 
 def test_retail_trusted_commits_every_table_for_the_partition(ingested):

@@ -32,12 +32,17 @@ def _exercise_commit(root):
     assert _committed(partition) == ["part-0.csv", "sub/part-1.csv"]
     assert (storage.resolve(partition) / "part-0.csv").read_text() == "a\n"
 
+    first = storage.version_of(partition)
     with storage.committing(partition) as staging:
         (staging / "part-9.csv").write_text("z\n")
     assert _committed(partition) == ["part-9.csv"]
     version = storage.version_of(partition)
-    assert _tree(partition) == ["_SUCCESS", f"{version}/part-9.csv"]  # the replaced version is gone
+    # the replaced version is retired, kept a day for readers that resolved it before the switch
+    assert _tree(partition) == sorted(["_SUCCESS", f"{version}/part-9.csv", f"{first}/part-0.csv",
+                                       f"{first}/sub/part-1.csv"])
+    assert list(storage.read_json(partition / storage.MARKER)["retired"]) == [first]
     assert sorted(p.name for p in partition.parent.iterdir()) == ["dt=2026-11-01"]
+    return first
 
 
 def test_local_partition_commit_is_atomic(local_env):
@@ -52,13 +57,31 @@ def test_s3_partition_commit_against_a_moto_server(moto_server, local_env, monke
     root = storage.root()
     assert root.protocol == "s3"
 
-    _exercise_commit(root)
+    first = _exercise_commit(root)
 
     keys = sorted(o["Key"] for o in boto3.client("s3", endpoint_url=moto_server)
                   .list_objects_v2(Bucket="storage-test")["Contents"])
     version = storage.version_of(root / "trusted" / "orders" / "dt=2026-11-01")
     folder = "data/trusted/orders/dt=2026-11-01"
-    assert keys == [f"{folder}/_SUCCESS", f"{folder}/{version}/part-9.csv"]
+    assert keys == sorted([f"{folder}/_SUCCESS", f"{folder}/{version}/part-9.csv", f"{folder}/{first}/part-0.csv",
+                           f"{folder}/{first}/sub/part-1.csv"])
+
+
+def test_a_retired_version_is_deleted_by_a_later_commit_once_a_day_old(tmp_path):
+    from airflow.sdk import ObjectStoragePath
+
+    partition = ObjectStoragePath(f"file://{tmp_path}/trusted/orders/dt=2026-11-01")
+    for n in range(2):
+        with storage.committing(partition) as staging:
+            (staging / "part.csv").write_text(f"{n}\n")
+    pointer = storage.read_json(partition / storage.MARKER)
+    (retired,) = pointer["retired"]
+    storage.write_json(partition / storage.MARKER, {**pointer, "retired": {retired: 0}})  # retired long ago
+    with storage.committing(partition) as staging:
+        (staging / "part.csv").write_text("2\n")
+    names = {p.name for p in partition.iterdir()}
+    assert retired not in names and pointer["version"] in names and len(names) == 3  # marker, current, retired
+    assert _committed(partition) == ["part.csv"]
 
 
 def test_a_marker_without_a_pointer_means_the_files_in_the_folder(tmp_path):
@@ -133,7 +156,7 @@ def test_a_commit_killed_at_any_point_leaves_the_old_partition_or_the_new_one(po
         (staging / "part-next.csv").write_text("next\n")
     assert _committed(partition) == ["part-next.csv"]
     leftovers = [p.name for p in partition.iterdir() if p.name not in (storage.MARKER, storage.version_of(partition))]
-    assert len(leftovers) <= 1  # a killed run's unpointed version, swept once a day old
+    assert len(leftovers) <= 2  # the retired version and a killed run's unpointed one, swept once a day old
 
 
 def test_stale_leftovers_of_killed_commits_are_swept(tmp_path):

@@ -55,31 +55,39 @@ def run(spark, sql_path: str, inputs: dict, output_path: str) -> int:
     return rows
 
 
+RETIRE_SECONDS = 24 * 3600  # crosschannel.core.storage.LEFTOVER_SECONDS
+
+
 def _point(spark, final: str, version: str) -> None:
-    """Point the partition's marker at the written version (one object written whole), then delete the version it
-    pointed at before: the same commit as crosschannel.core.storage's, through Hadoop's FileSystem."""
+    """Point the partition's marker at the written version (one object written whole) and retire the version it
+    pointed at before; versions retired over a day ago are deleted. The same commit as crosschannel.core.storage's
+    (a test runs both on one partition), through Hadoop's FileSystem."""
     jvm = spark.sparkContext._jvm
     path = jvm.org.apache.hadoop.fs.Path
     marker = path(final + "/_SUCCESS")
     fs = marker.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
-    before = ""
+    pointer = {}
     if fs.exists(marker):
         stream = fs.open(marker)
         text = jvm.org.apache.commons.io.IOUtils.toString(stream, "UTF-8")
         stream.close()
-        before = json.loads(text)["version"] if text.strip() else ""
-    pointer = json.dumps({"version": version})
+        pointer = json.loads(text) if text.strip() else {}
+    now = int(time.time())
+    retired = {name: at for name, at in pointer.get("retired", {}).items() if now - at < RETIRE_SECONDS}
+    if pointer.get("version") and pointer["version"] != version:
+        retired[pointer["version"]] = now
+    text = json.dumps({"version": version, "retired": retired})
     if fs.getScheme() == "file":  # local runs (tests): written beside and renamed over, whole like an S3 PUT
         local = final.removeprefix("file://")
         with open(f"{local}/._SUCCESS.tmp", "w") as handle:
-            handle.write(pointer)
+            handle.write(text)
         os.replace(f"{local}/._SUCCESS.tmp", f"{local}/_SUCCESS")
     else:
         out = fs.create(marker, True)
-        out.write(bytearray(pointer, "utf-8"))
+        out.write(bytearray(text, "utf-8"))
         out.close()
-    if before and before != version:
-        fs.delete(path(final + "/" + before), True)
+    for name in set(pointer.get("retired", {})) - set(retired):
+        fs.delete(path(final + "/" + name), True)
 
 
 def parse_args(argv: list[str]) -> dict:

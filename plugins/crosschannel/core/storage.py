@@ -5,12 +5,13 @@ version folder inside it, and the partition's marker, written last in one step (
 points at that version:
 
     <partition>/_v<epoch>-<token>/part-00000.parquet    a version: never changed once written
-    <partition>/_SUCCESS                                 {"version": "_v<epoch>-<token>"}, the pointer
+    <partition>/_SUCCESS                                 {"version": "_v<epoch>-<token>", "retired": {...}}
 
 Readers resolve a partition through its marker (`resolve`), so they see the old version or the new one, never a
 mix, never none; a process killed at any point leaves the previous pointer in place. Two runs committing one
 partition at once each write their own version; the last pointer wins and both versions are whole. The version a
-new pointer replaces is deleted; a killed run's unpointed version is swept by a later commit once a day old.
+new pointer replaces is retired (listed in the marker) and kept a day for readers still reading it, then deleted
+by a later commit of the partition; so is a killed run's unpointed version once a day old.
 A marker with no pointer (an empty `_SUCCESS`, as other writers leave it) means the files sit in the folder itself.
 
 Folders that other systems read whole by prefix (an outbox Pinpoint imports, SageMaker's transform input, DMS's
@@ -80,15 +81,21 @@ def remove(path: ObjectStoragePath) -> None:
             path.fs.rm(path.path, recursive=True)
 
 
+def _pointer(path: ObjectStoragePath) -> dict | None:
+    """The partition's marker: {"version": ..., "retired": {version: when}}; {} when it points nowhere (the files
+    sit in the folder itself); None when the partition is not committed."""
+    try:
+        text = (path / MARKER).read_text()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    return json.loads(text) if text.strip() else {}
+
+
 def version_of(path: ObjectStoragePath) -> str | None:
     """The version folder a committed partition's marker points at ("" for files in the folder itself; None when
     the partition is not committed)."""
-    marker = path / MARKER
-    try:
-        text = marker.read_text()
-    except (FileNotFoundError, NotADirectoryError):
-        return None
-    return json.loads(text)["version"] if text.strip() else ""
+    pointer = _pointer(path)
+    return None if pointer is None else pointer.get("version", "")
 
 
 def resolve(path: ObjectStoragePath) -> ObjectStoragePath:
@@ -118,21 +125,25 @@ def committing(final: ObjectStoragePath, *, marker: bool = True) -> Iterator[Obj
 
 
 def _point(final: ObjectStoragePath, version: str) -> None:
-    """Make `version` the partition's committed files: the marker is replaced in one step, then the version it
-    pointed at before is deleted and killed runs' versions swept."""
-    before = version_of(final)
-    write_json(final / MARKER, {"version": version})
-    if before and before != version:
-        remove(final / before)
-    elif before == "":  # files a writer without versions left in the folder itself
+    """Make `version` the partition's committed files: the marker is replaced in one step. The version it pointed
+    at before is retired, not deleted: a reader (or a job planned with its path) may still be reading it. Retired
+    versions are deleted by a later commit once retired a day, and killed runs' versions once a day old."""
+    pointer = _pointer(final) or {}
+    now = int(time.time())
+    retired = {name: at for name, at in pointer.get("retired", {}).items() if now - at < LEFTOVER_SECONDS}
+    if pointer.get("version") and pointer["version"] != version:
+        retired[pointer["version"]] = now
+    write_json(final / MARKER, {"version": version, "retired": retired})
+    if pointer == {} and final.exists():  # files a writer without versions left in the folder itself
         for old in final.iterdir():
             if old.name != MARKER and not old.name.startswith(VERSION_PREFIX):
                 remove(old)
-    cutoff = time.time() - LEFTOVER_SECONDS
     for leftover in final.glob(f"{VERSION_PREFIX}*"):
+        if leftover.name == version or leftover.name in retired:
+            continue
         born = leftover.name.removeprefix(VERSION_PREFIX).split("-")[0]
-        if leftover.name != version and born.isdigit() and int(born) < cutoff:
-            remove(leftover)
+        if leftover.name in pointer.get("retired", {}) or (born.isdigit() and int(born) < now - LEFTOVER_SECONDS):
+            remove(leftover)  # retired over a day ago, or a killed run's version a day old
 
 
 @functools.cache

@@ -155,9 +155,13 @@ def send(day: dt.date, messages: list[dict], write_key: str, host: str) -> dict:
     if library_log.getEffectiveLevel() < logging.INFO:
         library_log.setLevel(logging.INFO)  # its DEBUG lines print whole request bodies, write key included
     errors: list[str] = []
+    refused: list[int] = []
 
     def on_error(error, batch) -> None:
         errors.append(f"{len(batch)} message(s): {error}")
+        status = getattr(error, "status", None)
+        if isinstance(status, int) and 400 <= status < 500 and status != 429:
+            refused.append(status)
 
     client = Client(write_key, host=host, on_error=on_error, upload_size=settings.upload_size,
                     max_queue_size=settings.max_queue_size, max_retries=settings.max_retries,
@@ -177,6 +181,9 @@ def send(day: dt.date, messages: list[dict], write_key: str, host: str) -> dict:
         client.flush()
     finally:
         client.shutdown()
+    if refused:  # the API refused the messages themselves (a bad write key, a malformed message): retrying cannot help
+        raise ActivationError(f"segment identify for {day}: {len(refused)} batch(es) refused with HTTP "
+                              f"{sorted(set(refused))} at {host}: {'; '.join(errors[:5])}. Nothing is marked published")
     if dropped or errors:
         raise SegmentDeliveryError(f"segment identify for {day}: {dropped} message(s) dropped by a full queue, "
                                    f"{len(errors)} failed batch(es) at {host}: {'; '.join(errors[:5])}. Nothing "

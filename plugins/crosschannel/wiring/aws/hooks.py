@@ -116,7 +116,26 @@ class PersonalizeHook(AwsBaseHook):
         super().__init__(*args, **kwargs)
 
     def start_import(self, request: dict) -> str:
-        return self.conn.create_dataset_import_job(**request)["datasetImportJobArn"]
+        """Create the import job and return its ARN. Job names are unique in Personalize: when the planned name is
+        taken (a retry of the task after the job was created), the job of that name is resumed while it runs or
+        once it is ACTIVE, and a job that failed is followed by one named `<name>-r<n>`."""
+        name = request["jobName"]
+        for attempt in range(1, 100):
+            try:
+                return self.conn.create_dataset_import_job(**request)["datasetImportJobArn"]
+            except self.conn.exceptions.ResourceAlreadyExistsException:
+                existing = self._job_named(request["datasetArn"], request["jobName"])
+                if existing is not None and existing["status"] != "CREATE FAILED":
+                    return existing["datasetImportJobArn"]
+                request = {**request, "jobName": f"{name[:58]}-r{attempt}"}
+        raise ActivationJobFailed(f"Personalize import job {name}: 99 earlier jobs of that name failed")
+
+    def _job_named(self, dataset_arn: str, name: str) -> dict | None:
+        for page in self.conn.get_paginator("list_dataset_import_jobs").paginate(datasetArn=dataset_arn):
+            for job in page["datasetImportJobs"]:
+                if job["jobName"] == name:
+                    return job
+        return None
 
     def wait_for_import(self, arn: str, *, interval: float, timeout: float) -> dict:
         return wait(self, "personalize_import", {"datasetImportJobArn": arn}, interval=interval, timeout=timeout)
