@@ -66,7 +66,17 @@ def _outputs() -> dict[str, str]:
         if not any(f"dt={day}" in key for day in DAYS) or key.startswith(("reports/", "system/", "landing/")) \
                 or "/outbox/" in key or path.name.startswith("_"):
             continue
-        hashes[key] = hashlib.sha256(path.read_bytes()).hexdigest()
+        parts, current = key.split("/"), True
+        for i, part in enumerate(parts):  # what readers see: a partition's current version, the newest attempt
+            folder = root.joinpath(*parts[:i])
+            if part.startswith(storage.VERSION_PREFIX):
+                current &= storage.version_of(folder) == part
+                parts[i] = "_v*"
+            elif part.startswith(paths.ATTEMPT_PREFIX):
+                current &= max(p.name for p in folder.iterdir() if p.name.startswith(paths.ATTEMPT_PREFIX)) == part
+                parts[i] = "attempt=*"
+        if current:
+            hashes["/".join(parts)] = hashlib.sha256(path.read_bytes()).hexdigest()
     return hashes
 
 
