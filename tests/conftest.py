@@ -334,3 +334,25 @@ def http_server():
     server = LoopbackServer().start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def stub():
+    """stub(hook): give the hook a real boto3 client (dummy credentials, us-east-1) behind an active Stubber."""
+    stubbers = []
+
+    def make(hook):
+        import boto3
+        from botocore.stub import Stubber
+
+        client = boto3.client(hook.client_type, region_name="us-east-1", aws_access_key_id="testing",
+                              aws_secret_access_key="testing")
+        hook.conn = client  # `conn` is a cached_property: the instance attribute is what the hook uses
+        stubber = Stubber(client)  # botocore's own stub: answers checked against the service model
+        stubber.activate()
+        stubbers.append(stubber)
+        return stubber
+
+    yield make
+    for stubber in stubbers:
+        stubber.deactivate()

@@ -9,7 +9,6 @@ import datetime as dt
 import hashlib
 import re
 
-import boto3
 import pandas as pd
 import pytest
 from airflow.sdk.module_loading import import_string
@@ -47,25 +46,6 @@ def env(tmp_path, monkeypatch):
                     CROSSCHANNEL__ACTIVATION__PINPOINT__APPLICATION_ID=APP,
                     CROSSCHANNEL__ACTIVATION__PINPOINT__ROLE_ARN=PINPOINT_ROLE)
     get_config.cache_clear()
-
-
-@pytest.fixture
-def stub():
-    """stub(hook): give the hook a real boto3 client (dummy credentials, us-east-1) behind an active Stubber."""
-    stubbers = []
-
-    def make(hook) -> Stubber:
-        client = boto3.client(hook.client_type, region_name="us-east-1", aws_access_key_id="testing",
-                              aws_secret_access_key="testing")
-        hook.conn = client  # `conn` is a cached_property: the instance attribute is what the hook uses
-        stubber = Stubber(client)
-        stubber.activate()
-        stubbers.append(stubber)
-        return stubber
-
-    yield make
-    for stubber in stubbers:
-        stubber.deactivate()
 
 
 def presigned_url(server: LoopbackServer) -> str:

@@ -19,7 +19,6 @@ import threading
 
 # Importing airflow configures logging; done at collection it cannot remove caplog's handler (see test_secrets).
 import airflow.exceptions  # noqa: F401
-import boto3
 import pyarrow as pa
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
@@ -74,25 +73,6 @@ def env(tmp_path, monkeypatch):
     setup()
     yield setup
     get_config.cache_clear()
-
-
-@pytest.fixture
-def stub():
-    """stub(hook): the hook's client, a real boto3 client (dummy credentials), behind an active Stubber."""
-    stubbers = []
-
-    def make(hook) -> Stubber:
-        client = boto3.client(hook.client_type, region_name="us-east-1", aws_access_key_id="testing",
-                              aws_secret_access_key="testing")
-        hook.conn = client  # `conn` is a cached_property: the instance attribute is what the hook uses
-        stubber = Stubber(client)
-        stubber.activate()
-        stubbers.append(stubber)
-        return stubber
-
-    yield make
-    for stubber in stubbers:
-        stubber.deactivate()
 
 
 @pytest.fixture
