@@ -50,15 +50,16 @@ def main() -> None:
 
     timed("training_dag", _run_dag, "propensity_training", day)
     timed("scoring_dag", _run_dag, "propensity_scoring", day)
-    decision = {"send": True, "reason": "benchmark"}
+    decision = activation.decide(day, force=True, backfill=False, run="bench")
     timed("audience_sql_jobs", lambda: [sqljobs.run_local(job) for job in audiences.plan(day)])
     prepared = timed("prepare", activation.prepare, day, decision)
     members, profile = audiences.read(day), activation.read_profiles(day)
     timed("pinpoint_files", pinpoint.plan_pinpoint, day, decision, members, profile)
     timed("customer_profiles_file", customer_profiles.plan_customer_profiles, day, decision, profile, "bench")
-    timed("personalize_sql_jobs", lambda: [sqljobs.run_local(job) for job in personalize.plan_personalize(day)])
+    timed("personalize_sql_jobs", lambda: [sqljobs.run_local(job) for job in personalize.plan_personalize(day, True)])
     plans = timed("personalize_export", personalize.export_personalize, day, decision, "bench")
-    built = timed("segment_messages", segment_traits.build, day, profile)
+    segment_plan = timed("segment_messages", segment_traits.plan, day, decision, profile)
+    built = {k: segment_plan[k] for k in ("customers", "changed", "previously_published")}
     activation_total = sum(v for k, v in timings.items() if not k.endswith("_dag"))
     result = {
         "customers": args.customers, "profiles": prepared["profiles"], "audiences": prepared["audiences"],
