@@ -10,6 +10,7 @@ from unittest import mock
 import boto3
 import pytest
 
+from crosschannel.core import paths, storage
 from crosschannel.core.config import get_config
 from crosschannel.stages.ingest import landing as dms_landing
 from crosschannel.stages.trusted import merge
@@ -48,7 +49,9 @@ def test_plan_uploads_the_rendered_sql_and_lists_the_landed_files(aws_lake):
     sql = aws_lake.get_object(Bucket="lake", Key="data/system/sql/dt=2026-11-02/stores_cdc_merge.sql")
     assert sql["Body"].read().decode() == merge.merge_sql("stores")
     landing = json.loads(args["--inputs"])["landing"]
-    assert (landing["format"], landing["paths"]) == ("dms_csv", ["s3://lake/data/landing/dms/retail/stores/LOAD00000001.csv"])
+    kept = storage.version_of(paths.dms_full_load(DAY))  # the landing check's copy of the full load
+    assert (landing["format"], landing["paths"]) == (
+        "dms_csv", [f"s3://lake/data/landing/full_loads/dt=2026-11-02/{kept}/stores/LOAD00000001.csv"])
     assert landing["schema"].startswith("Op STRING, dms_commit_ts STRING, store_id STRING")
 
 

@@ -35,6 +35,11 @@ def _partition(cfg):
     return paths.segment_landing(DAY)
 
 
+def _tree(folder) -> dict[str, bytes]:
+    """Every file of a partition (its marker and versions), as a reader or a later commit could see them."""
+    return {storage.relative(p, folder): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
 def test_a_good_day_lands_unchanged_with_a_manifest(local_env):
     source = _write(local_env, "a.gz", [json.dumps(_message(i)).encode() for i in range(3)]
                     + [json.dumps({"type": "identify", "messageId": "m9", "userId": "7", "anonymousId": "anon-1",
@@ -45,7 +50,7 @@ def test_a_good_day_lands_unchanged_with_a_manifest(local_env):
 
     partition = _partition(local_env)
     assert storage.is_committed(partition)
-    assert (partition / "a.gz").read_bytes() == source.read_bytes()
+    assert (storage.resolve(partition) / "a.gz").read_bytes() == source.read_bytes()
     assert manifest["messages"] == 4
     assert manifest["by_type"] == {"identify": 1, "track:Product Viewed": 3}
 
@@ -65,7 +70,7 @@ def test_a_good_day_lands_unchanged_with_a_manifest(local_env):
 def test_a_bad_line_fails_naming_file_and_line_and_keeps_the_previous_partition(local_env, line, reason):
     _write(local_env, "a.gz", [json.dumps(_message(0)).encode()])
     ingest.land_segment_events(DAY)
-    committed = {p.name: p.read_bytes() for p in _partition(local_env).iterdir()}
+    committed = _tree(_partition(local_env))
     _write(local_env, "b.gz", [json.dumps(_message(2)).encode(), line])
 
     with pytest.raises(segment_check.SegmentFileError) as caught:
@@ -73,7 +78,7 @@ def test_a_bad_line_fails_naming_file_and_line_and_keeps_the_previous_partition(
 
     message = str(caught.value)
     assert "b.gz: 1 bad message(s): line 2: " in message and reason in message
-    assert {p.name: p.read_bytes() for p in _partition(local_env).iterdir()} == committed
+    assert _tree(_partition(local_env)) == committed
     assert [p.name for p in _partition(local_env).parent.iterdir()] == [f"dt={DAY}"]
 
 

@@ -115,6 +115,9 @@ def committing(final: ObjectStoragePath, *, marker: bool = True) -> Iterator[Obj
         yield staging
     except BaseException:
         remove(staging)
+        if marker and is_local(final):  # a first commit that failed leaves no empty partition folder behind
+            with contextlib.suppress(OSError):
+                os.rmdir(final.path)
         raise
     if marker:
         _point(final, staging.name)
