@@ -64,7 +64,8 @@ def test_the_dags_glue_operator_starts_the_job_with_the_planned_arguments(aws_la
     job = next(j for j in merge.plan_merge(DAY) if "/orders/" in j["--output_path"])
     merge_table = GlueJobOperator(task_id="merge_table", script_args=job, **{
         k: v for k, v in mapped.partial_kwargs.items()
-        if k in ("job_name", "script_location", "iam_role_arn", "create_job_kwargs", "aws_conn_id", "deferrable")})
+        if k in ("job_name", "script_location", "iam_role_arn", "create_job_kwargs", "aws_conn_id", "deferrable",
+                 "concurrent_run_limit", "update_config")})
     merge_table.region_name = "us-east-1"
 
     with pytest.raises(TaskDeferred):
@@ -78,3 +79,62 @@ def test_the_dags_glue_operator_starts_the_job_with_the_planned_arguments(aws_la
     (run,) = glue.get_job_runs(JobName="crosschannel-sql")["JobRuns"]
     assert run["Arguments"]["--output_path"] == "s3://lake/data/staging/trusted/orders/dt=2026-11-02"
     assert json.loads(run["Arguments"]["--inputs"])["landing"]["format"] == "dms_csv"
+
+
+def test_the_mapped_sql_jobs_start_together_on_one_glue_job(aws_lake, moto_server):
+    """Issue 13: retail_trusted starts 7 merges and the identity map at once on the one generic job. With the
+    provider's default MaxConcurrentRuns of 1 the second run got ConcurrentRunsExceededException (moto enforces
+    it)."""
+    from airflow.providers.amazon.aws.operators.glue import GlueJobOperator
+    from airflow.sdk.exceptions import TaskDeferred
+
+    glue = boto3.client("glue", endpoint_url=moto_server, region_name="us-east-1")
+    before = len(glue.get_job_runs(JobName="crosschannel-sql")["JobRuns"]) if glue.list_jobs()["JobNames"] else 0
+    jobs = merge.plan_merge(DAY)
+    for index, job in enumerate(jobs):
+        operator = GlueJobOperator(task_id="merge_table", script_args=job, **_glue_kwargs())
+        operator.region_name = "us-east-1"
+        with pytest.raises(TaskDeferred):
+            operator.execute({"ti": mock.Mock(dag_id="retail_trusted", task_id="merge_table", run_id="r1",
+                                              map_index=index, try_number=1)})
+
+    assert len(glue.get_job_runs(JobName="crosschannel-sql")["JobRuns"]) - before == len(jobs) == 7
+    assert glue.get_job(JobName="crosschannel-sql")["Job"]["ExecutionProperty"]["MaxConcurrentRuns"] == 16
+
+
+def _glue_kwargs() -> dict:
+    """The DAG's GlueJobOperator arguments, as the mapped merge_table task carries them."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    mapped = DagBag(str(BUNDLE / "dags" / "retail_trusted.py")).dags["retail_trusted"].get_task("merge_table")
+    return {k: v for k, v in mapped.partial_kwargs.items() if k in (
+        "job_name", "script_location", "iam_role_arn", "create_job_kwargs", "aws_conn_id", "deferrable",
+        "concurrent_run_limit", "update_config")}
+
+
+@pytest.mark.parametrize("existing_limit", [1, 16], ids=["created by an older version", "up to date"])
+def test_an_existing_glue_job_is_updated_only_when_its_definition_differs(aws_lake, stub, existing_limit):
+    """A job created with MaxConcurrentRuns 1 is updated to the configured limit before the run starts; a job as
+    the bundle defines it (GetJob's answer, Command with its PythonVersion) is left alone, so the mapped runs do
+    not all call UpdateJob at once. moto lacks UpdateJob: botocore's Stubber answers as Glue does."""
+    import copy
+
+    from airflow.providers.amazon.aws.operators.glue import GlueJobOperator
+
+    operator = GlueJobOperator(task_id="merge_table", script_args={}, **copy.deepcopy(_glue_kwargs()))
+    operator.region_name = "us-east-1"
+    hook = operator.hook
+    config = copy.deepcopy(hook).create_glue_job_config()  # it pops Command from create_job_kwargs
+    stubbed = stub(hook)
+    current = {**{k: v for k, v in config.items() if k != "Name"}, "Name": "crosschannel-sql",
+               "ExecutionProperty": {"MaxConcurrentRuns": existing_limit}}
+    stubbed.add_response("get_job", {"Job": current}, {"JobName": "crosschannel-sql"})  # has_job
+    stubbed.add_response("get_job", {"Job": current}, {"JobName": "crosschannel-sql"})  # update_job's comparison
+    if existing_limit != 16:
+        update = {k: v for k, v in config.items() if k != "Name"}
+        stubbed.add_response("update_job", {"JobName": "crosschannel-sql"},
+                             {"JobName": "crosschannel-sql", "JobUpdate": update})
+    stubbed.add_response("start_job_run", {"JobRunId": "jr-1"}, None)
+
+    assert hook.initialize_job({"--x": "1"})["JobRunId"] == "jr-1"
+    stubbed.assert_no_pending_responses()

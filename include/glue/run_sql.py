@@ -34,7 +34,9 @@ def read_input(spark, spec: dict):
     if spec["format"] != "dms_csv":
         raise ValueError(f"input format {spec['format']!r}: expected dms_csv or parquet")
     order = F.create_map(*[x for i, p in enumerate(paths) for x in (F.lit(p), F.lit(i))])
-    frame = spark.read.option("header", "true").option("inferSchema", "false").csv(paths)
+    # DMS writes RFC 4180: a quote inside a value is doubled, a value may hold the delimiter or a line break
+    frame = (spark.read.option("header", "true").option("inferSchema", "false").option("multiLine", "true")
+             .option("quote", '"').option("escape", '"').csv(paths))
     return (frame.withColumn("_file_seq", order[F.input_file_name()].cast("bigint"))
             .withColumn("_row_seq", F.monotonically_increasing_id()))
 

@@ -103,6 +103,9 @@ class AwsGlue(_Section):
     glue_version: Literal["5.0"] = "5.0"
     worker_type: Literal["G.1X", "G.2X", "G.4X", "G.8X", "G.025X"] = "G.1X"
     number_of_workers: int = Field(2, ge=2, le=1000)
+    # Runs of the one generic job at once: a DAG maps its SQL steps (7 merges and the identity map, 5 audiences)
+    # onto it in parallel, and Glue refuses a run over the job's MaxConcurrentRuns (ConcurrentRunsExceeded).
+    max_concurrent_runs: int = Field(16, ge=1, le=1000)
 
 
 class AwsSageMaker(_Section):

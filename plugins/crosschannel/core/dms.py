@@ -31,9 +31,25 @@ class DmsLandingError(DataError, ValueError):
     """The landed DMS files are missing, unreadable or hold bad rows; the message names file, line, column."""
 
 
+# What the readers of DMS's files rely on, as the S3 target endpoint must be configured (DMS's own defaults differ:
+# CsvNullValue defaults to the text NULL, which would land as the string 'NULL' in every empty column).
+REQUIRED_SETTINGS = {"DataFormat": "csv", "CsvDelimiter": ",", "CsvRowDelimiter": "\n", "CsvNullValue": "",
+                     "AddColumnName": True, "IncludeOpForFullLoad": True, "DatePartitionEnabled": True,
+                     "DatePartitionSequence": "YYYYMMDD", "DatePartitionDelimiter": "SLASH",
+                     "UseTaskStartTimeForFullLoadTimestamp": True}
+
+
 @functools.cache
 def settings() -> dict:
-    return json.loads(get_config().dms.settings_path.read_text())
+    """The S3 target endpoint settings (include/dms/s3-target-settings.json), checked for what the readers need."""
+    path = get_config().dms.settings_path
+    found = json.loads(path.read_text())
+    wrong = {key: found.get(key, "(not set)") for key, value in REQUIRED_SETTINGS.items() if found.get(key) != value}
+    if wrong or "TimestampColumnName" not in found:
+        expected = {key: REQUIRED_SETTINGS[key] for key in wrong}
+        raise DmsLandingError(f"{path}: the S3 target endpoint settings {wrong} must be {expected}"
+                              + ("" if "TimestampColumnName" in found else "; TimestampColumnName must be set"))
+    return found
 
 
 def mapped_tables() -> list[str]:

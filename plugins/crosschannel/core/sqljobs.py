@@ -109,8 +109,9 @@ def read_dms_csv(urls: list[str]) -> pa.Table:
         with storage.location(url).open("rb") as handle:
             names = next(stdlib_csv.reader([handle.readline().decode()]))
             handle.seek(0)
-            part = csv.read_csv(handle, convert_options=csv.ConvertOptions(
-                column_types=dict.fromkeys(names, pa.string()), strings_can_be_null=True, null_values=[""]))
+            part = csv.read_csv(handle, parse_options=csv.ParseOptions(newlines_in_values=True),  # RFC 4180, as DMS
+                                convert_options=csv.ConvertOptions(column_types=dict.fromkeys(names, pa.string()),
+                                                                   strings_can_be_null=True, null_values=[""]))
         parts.append(part.append_column("_file_seq", pa.array([file_seq] * part.num_rows, pa.int64()))
                      .append_column("_row_seq", pa.array(range(part.num_rows), pa.int64())))
     return pa.concat_tables(parts, promote_options="permissive")

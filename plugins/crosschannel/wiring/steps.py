@@ -32,8 +32,16 @@ def glue_job_kwargs() -> dict:
         "job_name": glue.job_name,
         "script_location": glue.script_location,
         "iam_role_arn": glue.role_arn,
+        # Command as GetJob returns it (PythonVersion included), so that update_config finds nothing to change on
+        # every start and the mapped runs do not race to update the job
         "create_job_kwargs": {"GlueVersion": glue.glue_version, "WorkerType": glue.worker_type,
-                              "NumberOfWorkers": glue.number_of_workers},
+                              "NumberOfWorkers": glue.number_of_workers,
+                              "Command": {"Name": "glueetl", "ScriptLocation": glue.script_location,
+                                          "PythonVersion": "3"}},
+        # the mapped runs start together: the job must allow them (the provider's default is 1), and a job created
+        # by an earlier version of the bundle is brought up to date
+        "concurrent_run_limit": glue.max_concurrent_runs,
+        "update_config": True,
         **_aws(),
         "deferrable": True,
     }

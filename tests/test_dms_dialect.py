@@ -1,0 +1,76 @@
+"""DMS's real CSV dialect (RFC 4180, as the S3 target endpoint writes it) read the same way by both targets' readers:
+the local one (pyarrow, crosschannel.core.sqljobs) and the Glue script (include/glue/run_sql.py) under pyspark 3.5.
+Issue 13: Glue's Spark read with `header` only split a quoted line break into a bogus row (Op='lines"', a NULL
+key that was then merged) and misread doubled quotes."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import io
+import json
+
+import pytest
+
+from crosschannel.core import dms, sqljobs
+from tests.conftest import BUNDLE
+
+HEADER = ["Op", "dms_commit_ts", "store_id", "name", "city"]
+ROWS = [
+    ["I", "2026-11-01 09:30:00.000000", "1", 'He said "hi", ok', "Salem"],
+    ["U", "2026-11-01 10:00:00.000000", "2", "two\nlines", ""],
+    ["I", "2026-11-01 11:00:00.000000", "3", "comma, inside", "O'Neil \"Town\""],
+    ["D", "2026-11-01 12:00:00.000000", "4", "", "Porto"],
+]
+
+
+def _dms_file(tmp_path) -> str:
+    """A CDC file as DMS writes it: a header, every field quoted only when needed, quotes doubled, \\n rows."""
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows([HEADER, *ROWS])
+    path = tmp_path / "20261101-093000123.csv"
+    path.write_text(buffer.getvalue())
+    assert '"He said ""hi"", ok"' in buffer.getvalue() and '"two\nlines"' in buffer.getvalue()
+    return path.as_uri()
+
+
+def _expected() -> list[dict]:
+    return [dict(zip(HEADER, [None if v == "" else v for v in row], strict=True)) for row in ROWS]
+
+
+def test_the_local_reader_reads_dms_quoting_and_line_breaks(tmp_path):
+    table = sqljobs.read_dms_csv([_dms_file(tmp_path)])
+    assert table.select(HEADER).to_pylist() == _expected()
+    assert table.column("_row_seq").to_pylist() == [0, 1, 2, 3]
+
+
+def test_the_glue_script_reads_dms_quoting_and_line_breaks(spark, tmp_path):
+    spec = importlib.util.spec_from_file_location("run_sql", BUNDLE / "include/glue/run_sql.py")
+    job = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(job)
+
+    frame = job.read_input(spark, {"format": "dms_csv", "paths": [_dms_file(tmp_path)]})
+
+    rows = [row.asDict() for row in frame.orderBy("_row_seq").collect()]
+    assert [{k: r[k] for k in HEADER} for r in rows] == _expected()
+
+
+def test_endpoint_settings_that_the_readers_cannot_read_are_refused(tmp_path, local_env, monkeypatch):
+    """DMS's default CsvNullValue is the text NULL: every null would land as the string 'NULL'. The shipped
+    settings set it to the empty field; settings without it fail naming the file and the key."""
+    from crosschannel.core.config import get_config
+
+    shipped = json.loads((BUNDLE / "include/dms/s3-target-settings.json").read_text())
+    assert shipped["CsvNullValue"] == ""
+    broken = tmp_path / "settings.json"
+    broken.write_text(json.dumps({k: v for k, v in shipped.items() if k != "CsvNullValue"}))
+    monkeypatch.setenv("CROSSCHANNEL__DMS__SETTINGS_FILE", str(broken))
+    get_config.cache_clear()
+    dms.settings.cache_clear()
+    try:
+        with pytest.raises(dms.DmsLandingError, match=r"settings.json: .*'CsvNullValue': '\(not set\)'.* must be "
+                                                      r"\{'CsvNullValue': ''\}"):
+            dms.settings()
+    finally:
+        dms.settings.cache_clear()
+        get_config.cache_clear()
