@@ -92,10 +92,10 @@ def test_the_mapped_sql_jobs_start_together_on_one_glue_job(aws_lake, moto_serve
     before = len(glue.get_job_runs(JobName="crosschannel-sql")["JobRuns"]) if glue.list_jobs()["JobNames"] else 0
     jobs = merge.plan_merge(DAY)
     for index, job in enumerate(jobs):
-        operator = GlueJobOperator(task_id="merge_table", script_args=job, **_glue_kwargs())
-        operator.region_name = "us-east-1"
+        merge_table = GlueJobOperator(task_id="merge_table", script_args=job, **_glue_kwargs())
+        merge_table.region_name = "us-east-1"
         with pytest.raises(TaskDeferred):
-            operator.execute({"ti": mock.Mock(dag_id="retail_trusted", task_id="merge_table", run_id="r1",
+            merge_table.execute({"ti": mock.Mock(dag_id="retail_trusted", task_id="merge_table", run_id="r1",
                                               map_index=index, try_number=1)})
 
     assert len(glue.get_job_runs(JobName="crosschannel-sql")["JobRuns"]) - before == len(jobs) == 7
@@ -121,9 +121,9 @@ def test_an_existing_glue_job_is_updated_only_when_its_definition_differs(aws_la
 
     from airflow.providers.amazon.aws.operators.glue import GlueJobOperator
 
-    operator = GlueJobOperator(task_id="merge_table", script_args={}, **copy.deepcopy(_glue_kwargs()))
-    operator.region_name = "us-east-1"
-    hook = operator.hook
+    merge_table = GlueJobOperator(task_id="merge_table", script_args={}, **copy.deepcopy(_glue_kwargs()))
+    merge_table.region_name = "us-east-1"
+    hook = merge_table.hook
     config = copy.deepcopy(hook).create_glue_job_config()  # it pops Command from create_job_kwargs
     stubbed = stub(hook)
     current = {**{k: v for k, v in config.items() if k != "Name"}, "Name": "crosschannel-sql",
