@@ -160,3 +160,47 @@ def test_each_run_names_its_own_jobs_within_sagemakers_limits(aws_ml):
     assert first != again and len(set(first + again)) == 4
     assert all(len(name) <= 32 and name.startswith(("churn-20261102-tune-", "repurchase-20261102-tune-"))
                for name in first + again)
+
+
+def test_the_sagemaker_scripts_run_on_the_python_of_the_configured_image():
+    """Issue 13: inference.py used zip(strict=True) (Python 3.10) while the configured image sagemaker-xgboost:1.7-1
+    runs Python 3.8, so every transform request would fail. vermin reports the minimum version of every construct
+    and library call."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tests.conftest import BUNDLE
+
+    tag = get_config().aws.sagemaker.image_uri.rsplit(":", 1)[1]
+    python = sagemaker_jobs.IMAGE_PYTHON[tag]
+    checked = subprocess.run([str(Path(sys.executable).parent / "vermin"), "--no-tips", "--violations",
+                              f"-t={python}-", str(BUNDLE / "include" / "sagemaker")], capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_tuning_uses_the_images_built_in_objective_and_train_py_prints_what_it_reads(tmp_path):
+    """The first-party XGBoost image rejects custom MetricDefinitions in a tuning job: the jobs name none and
+    maximize the built-in validation:auc, whose regex must find train.py's best round as the last value."""
+    import re
+
+    from crosschannel.core.sagemaker import BUILTIN_METRICS
+
+    config = sagemaker_jobs.tuning_config("t", {"train": "s3://b/t", "validation": "s3://b/v"}, "s3://b/o", "s3://b/s")
+    definition = config["TrainingJobDefinition"]
+    assert "MetricDefinitions" not in definition["AlgorithmSpecification"]
+    objective = config["HyperParameterTuningJobConfig"]["HyperParameterTuningJobObjective"]
+    assert objective == {"Type": "Maximize", "MetricName": "validation:auc"}
+    log = "[0]\tvalidation-logloss:0.60\tvalidation-auc:0.70\n[1]\tvalidation-logloss:0.55\tvalidation-auc:0.74\n" \
+          "[2]\tvalidation-logloss:0.58\tvalidation-auc:0.73\n[1]\tvalidation-logloss:0.550000\tvalidation-auc:0.740000\n"
+    cloudwatch = log.replace("\t", "#011")
+    assert float(re.findall(BUILTIN_METRICS["validation:auc"], cloudwatch)[-1]) == 0.74
+
+
+def test_inference_answers_csv_with_its_content_type():
+    """output_fn returned a bare string, which the serving stack answers as text/html; it returns (body, type)."""
+    from crosschannel.core.sagemaker import load_handlers, upload_source_dir
+
+    handlers = load_handlers(upload_source_dir())
+    body, content_type = handlers.output_fn([[0.25, "recency", "frequency", "monetary"]], "text/csv")
+    assert (body, content_type) == ("0.250000,recency,frequency,monetary\n", "text/csv")

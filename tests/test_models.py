@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import json
+import re
 import tarfile
 
 import numpy as np
@@ -71,7 +72,9 @@ def test_train_script_runs_in_the_sagemaker_layout(channels):
         card = json.load(tar.extractfile("features.json"))
     assert card["features"] == FEATURES and card["hyperparameters"]["max_depth"] == 3
     log = (artifact.parent / "training.log").read_text()
-    assert log.strip().splitlines()[-1].startswith("validation-auc:")
+    # the best round, last, in the form the image's built-in metric reads: its AUC is the job's objective
+    last = log.strip().splitlines()[-1]
+    assert re.fullmatch(r"\[\d+\]\tvalidation-logloss:[0-9.]+\tvalidation-auc:" + f"{auc:.6f}", last)
 
 
 def test_a_failing_training_job_names_the_job_and_the_reason(channels):

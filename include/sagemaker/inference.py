@@ -52,10 +52,11 @@ def predict_fn(data, model):
     probabilities = model.predict(matrix)
     contributions = model.predict(matrix, pred_contribs=True, approx_contribs=True)[:, :-1]  # last: the bias
     top = np.argsort(-contributions, axis=1, kind="stable")[:, :REASONS]
-    return [[float(p), *(names[i] for i in row)] for p, row in zip(probabilities, top, strict=True)]
+    return [[float(p), *(names[i] for i in row)] for p, row in zip(probabilities, top)]  # equal lengths
 
 
 def output_fn(prediction, accept: str = "text/csv"):
     if accept not in ("text/csv", "*/*"):
         raise ValueError(f"inference.py: accept type {accept!r} is not supported, use text/csv")
-    return "".join(f"{row[0]:.6f}," + ",".join(row[1:]) + "\n" for row in prediction)
+    # (body, content type): the serving stack answers with the content type given, not its text/html default
+    return "".join(f"{row[0]:.6f}," + ",".join(row[1:]) + "\n" for row in prediction), "text/csv"

@@ -6,10 +6,12 @@ SageMaker runs `python train.py --<hyperparameter> <value> ...` with:
     SM_MODEL_DIR                              where the model goes (SageMaker tars it to model.tar.gz)
     SM_OUTPUT_DATA_DIR                        extra outputs (feature importance)
     SM_HPS                                    the hyperparameters as JSON (used when no arguments are given)
-It prints one line per boosting round and, last, the best round's metrics as
-`validation-auc:<value>;validation-logloss:<value>;best_iteration:<n>` for the MetricDefinitions regexes
-(`validation-auc:([0-9.]+)`); the tuner maximizes the last value it sees. The model is trained with early
-stopping on validation AUC and saved as xgboost-model.json (feature names inside) with features.json.
+It prints one line per boosting round and, last, the best round's metrics in xgboost's evaluation format
+(`[<round>]<TAB>validation-logloss:<value><TAB>validation-auc:<value>`), which the XGBoost image's built-in
+metric `validation:auc` reads (the first-party image refuses custom MetricDefinitions for tuning); the tuner
+takes the last value it sees. Python 3.8 syntax and library calls only: the image's Python (a test checks it).
+The model is trained with early stopping on validation AUC and saved as xgboost-model.json (feature names
+inside) with features.json.
 """
 
 from __future__ import annotations
@@ -84,7 +86,9 @@ def main(argv: list[str], environ=os.environ) -> dict:
         os.makedirs(output_dir, exist_ok=True)
         with open(os.path.join(output_dir, "feature_importance.json"), "w") as handle:
             json.dump(booster.get_score(importance_type="gain"), handle, indent=2, sort_keys=True)
-    print(f"validation-auc:{auc:.6f};validation-logloss:{logloss:.6f};best_iteration:{best}", flush=True)
+    # last, the best round in xgboost's own evaluation format: the image's built-in metric validation:auc (regex
+    # `.*\[[0-9]+\].*#011validation-auc:(\S+)`, #011 being the tab in CloudWatch) takes the last value it sees
+    print(f"[{best}]\tvalidation-logloss:{logloss:.6f}\tvalidation-auc:{auc:.6f}", flush=True)
     return {"validation_auc": auc, "validation_logloss": logloss, "best_iteration": best}
 
 

@@ -21,10 +21,13 @@ from crosschannel.core.partition import run_hash
 
 SOURCE_DIR = BUNDLE_ROOT / "include" / "sagemaker"
 OBJECTIVE_METRIC = "validation:auc"
-METRIC_DEFINITIONS = [
-    {"Name": "validation:auc", "Regex": r"validation-auc:([0-9\.]+)"},
-    {"Name": "validation:logloss", "Regex": r"validation-logloss:([0-9\.]+)"},
-]
+# The XGBoost image's built-in metrics (sagemaker-xgboost-container, algorithm_mode/metrics.py): the first-party
+# image rejects custom MetricDefinitions in a tuning job (aws/sagemaker-xgboost-container#121), so the jobs name
+# none and train.py prints its result in the format these read. #011 is a tab as CloudWatch keeps the log.
+# The Python of each XGBoost framework image tag this bundle supports: train.py and inference.py must run on it.
+IMAGE_PYTHON = {"1.7-1": "3.8"}
+BUILTIN_METRICS = {name: rf".*\[[0-9]+\].*#011validation-{name.split(':')[1]}:(\S+)"
+                   for name in ("validation:auc", "validation:logloss")}
 
 
 def job_name(model: str, day: dt.date, kind: str, run: str = "") -> str:
@@ -65,8 +68,7 @@ def _training_definition(channels: dict[str, str], output: str) -> dict:
     """What a training job and a tuning job's trials share: image, role, channels, output, resources."""
     cfg = get_config().aws.sagemaker
     return {
-        "AlgorithmSpecification": {"TrainingImage": cfg.image_uri, "TrainingInputMode": "File",
-                                   "MetricDefinitions": METRIC_DEFINITIONS},
+        "AlgorithmSpecification": {"TrainingImage": cfg.image_uri, "TrainingInputMode": "File"},
         "RoleArn": cfg.role_arn,
         "InputDataConfig": [_channel(c, url) for c, url in channels.items()],
         "OutputDataConfig": {"S3OutputPath": output},

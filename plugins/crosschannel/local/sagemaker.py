@@ -6,7 +6,7 @@
   subprocess with the SM_* environment, and tars SM_MODEL_DIR to <output>/<job>/output/model.tar.gz;
 - a tuning job draws `MaxNumberOfTrainingJobs` trials from the same `ParameterRanges` (seeded random
   search: the local stand-in for the Bayesian strategy), reads each trial's objective from its log with
-  the job's own MetricDefinitions regex, and records the best as DescribeHyperParameterTuningJob does;
+  the image's built-in metric regexes, and records the best as DescribeHyperParameterTuningJob does;
 - CreateModel loads the artifact through inference.py's `model_fn`;
 - a transform job sends the input lines through `input_fn` / `predict_fn` / `output_fn`, applying the job's
   `DataProcessing` (InputFilter, JoinSource, OutputFilter) so the output lines carry the customer id like
@@ -27,7 +27,7 @@ import tempfile
 from pathlib import Path
 
 from crosschannel.core import paths, storage
-from crosschannel.core.sagemaker import load_handlers, load_model
+from crosschannel.core.sagemaker import BUILTIN_METRICS, load_handlers, load_model
 
 
 class SageMakerJobError(RuntimeError):
@@ -75,13 +75,24 @@ def run_training_job(config: dict) -> dict:
             for path in (work / "output").iterdir():
                 (output / path.name).write_bytes(path.read_bytes())
     metrics = []
-    for definition in config["AlgorithmSpecification"].get("MetricDefinitions", []):
-        found = re.findall(definition["Regex"], done.stdout)
+    logged = done.stdout.replace("\t", "#011")  # as CloudWatch keeps the log, which SageMaker's regexes read
+    for name, regex in BUILTIN_METRICS.items():
+        # a metric not last on its line captures the rest of it ("0.51#011validation-auc:0.82"), which is no
+        # number: SageMaker emits only the values that parse, and so does this
+        found = [float(value) for value in re.findall(regex, logged) if _is_number(value)]
         if found:
-            metrics.append({"MetricName": definition["Name"], "Value": float(found[-1])})
+            metrics.append({"MetricName": name, "Value": found[-1]})
     return {"TrainingJobName": name, "TrainingJobStatus": "Completed", "FinalMetricDataList": metrics,
             "HyperParameters": config["HyperParameters"],
             "ModelArtifacts": {"S3ModelArtifacts": f"file://{output / 'model.tar.gz'}"}}
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _draw(rng, spec: dict, integer: bool):
@@ -166,7 +177,11 @@ def run_transform_job(model: dict, config: dict, batch_lines: int = 5000) -> dic
             batch = [line.split(",") for line in lines[start : start + batch_lines]]
             filtered = [[row[i] for i in _json_path_indices(processing["InputFilter"], len(row))] for row in batch]
             body = "".join(",".join(row) + "\n" for row in filtered)
-            result = handlers.output_fn(handlers.predict_fn(handlers.input_fn(body, "text/csv"), loaded), "text/csv")
+            result, content_type = handlers.output_fn(
+                handlers.predict_fn(handlers.input_fn(body, "text/csv"), loaded), "text/csv")
+            if content_type != "text/csv":
+                raise SageMakerJobError(f"transform job {config['TransformJobName']}: inference.py answered "
+                                        f"{content_type!r}, expected text/csv")
             for row, answer in zip(batch, result.splitlines(), strict=True):
                 joined = row + answer.split(",") if processing.get("JoinSource") == "Input" else answer.split(",")
                 out.append(",".join(joined[i] for i in _json_path_indices(processing["OutputFilter"], len(joined))))
