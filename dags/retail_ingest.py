@@ -76,7 +76,7 @@ def retail_ingest():
         """Check every DMS file of the partition and commit its manifest."""
         from crosschannel.stages.ingest import tasks
 
-        summary = tasks.land_dms_files(partition_day(context), start_type, full_load)
+        summary = tasks.land_dms_files(partition_day(context), start_type, full_load, steps.replication_stop())
         emit(outlet_events, LANDING_DMS, context, summary)
         return summary
 

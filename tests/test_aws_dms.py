@@ -4,6 +4,7 @@ the start-type plan against S3 and the landing check on S3 (moto server on loopb
 from __future__ import annotations
 
 import datetime as dt
+from unittest import mock
 
 import boto3
 import pytest
@@ -122,10 +123,15 @@ def test_landing_check_reads_dms_files_in_s3(aws_env, tmp_path):
     assert paths.dms_manifest(DAY).protocol == "s3"
 
 
-def test_the_aws_dag_wires_the_plan_into_dms_and_lands_from_s3(aws_env, airflow_db, tmp_path):
+def test_the_aws_dag_wires_the_plan_into_dms_and_lands_from_s3(aws_env, airflow_db, tmp_path, monkeypatch):
     """dag.test() on the aws target: plan from DMS, the start request rendered from the plan's XComs, the
     landing checked in S3. DMS writes no files under moto, so the local task writes the same layout to S3,
-    and the sensor is marked successful (moto never stops a task by itself)."""
+    and the sensor is marked successful (moto never stops a task by itself, nor reports a StopReason: the stop
+    is what DescribeReplicationTasks answers, test_the_stop_reason_is_read_from_dms covers that call)."""
+    from crosschannel.wiring import steps as wiring_steps
+
+    monkeypatch.setattr(wiring_steps, "replication_stop",
+                        lambda: {"status": "stopped", "stop_reason": dms.STOPPED_AT_STOP_POSITION})
     from airflow.models.renderedtifields import RenderedTaskInstanceFields as Rendered
     from airflow.utils.session import create_session
 
@@ -146,3 +152,40 @@ def test_the_aws_dag_wires_the_plan_into_dms_and_lands_from_s3(aws_env, airflow_
     assert described["Status"] == "running" and "ReplicationTaskStartDate" in described
     manifest = storage.read_json(storage.resolve(paths.dms_manifest(DAY)) / "manifest.json")
     assert manifest["full_load"] is True and manifest["tables"]["stores"]["full_load_rows"] == 1
+
+
+@pytest.mark.parametrize(("stop_reason", "lands"), [
+    ("Stop Reason STOPPED_AT_COMMIT_TIME", True),      # ran to the partition's CdcStopPosition
+    ("Stop Reason NORMAL", False),                     # stopped by hand (StopReplicationTask)
+    ("Stop Reason STOPPED_DUE_TO_LOW_MEMORY", False),  # stopped by DMS before the stop position
+    ("Stop Reason FATAL_ERROR", False),
+])
+def test_the_stop_reason_is_read_from_dms_and_only_a_stop_at_the_position_lands(aws_env, tmp_path, stub, stop_reason,
+                                                                               lands):
+    """Issue 13: DmsTaskCompletedSensor succeeds on any `stopped` status, so a manual stop or a low-memory stop
+    landed a partial day. DescribeReplicationTasks (botocore's Stubber: moto reports no StopReason) says why the
+    task stopped; anything but a stop at the commit-time stop position is refused naming the reason."""
+    from airflow.providers.amazon.aws.hooks.dms import DmsHook
+
+    from crosschannel.wiring import steps as wiring_steps
+
+    full_load_one_store(tmp_path, DAY)
+    hook = DmsHook(aws_conn_id=None, region_name="us-east-1")
+    stubber = stub(hook)
+    task = {"ReplicationTaskIdentifier": "retail-cdc", "ReplicationTaskArn": aws_env["arn"], "Status": "stopped",
+            "StopReason": stop_reason, "MigrationType": "full-load-and-cdc"}
+    stubber.add_response("describe_replication_tasks", {"ReplicationTasks": [task]},
+                         {"Filters": [{"Name": "replication-task-arn", "Values": [aws_env["arn"]]}],
+                          "WithoutSettings": True})
+    with mock.patch("airflow.providers.amazon.aws.hooks.dms.DmsHook", return_value=hook):
+        stop = wiring_steps.replication_stop()
+    stubber.assert_no_pending_responses()
+    assert stop == {"status": "stopped", "stop_reason": stop_reason}
+
+    if lands:
+        assert ingest.land_dms_files(DAY, "start-replication", True, stop)["rows"]["stores"] == 1
+    else:
+        with pytest.raises(dms.DmsLandingError, match=f"{stop_reason!r}, not 'Stop Reason STOPPED_AT_COMMIT_TIME'"):
+            ingest.land_dms_files(DAY, "start-replication", True, stop)
+        listed = aws_env["s3"].list_objects_v2(Bucket="lake", Prefix="data/landing/manifests/dms/dt=2026-11-02/")
+        assert listed["KeyCount"] == 0  # no manifest: the day did not land

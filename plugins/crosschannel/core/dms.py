@@ -22,6 +22,7 @@ from crosschannel.core.config import get_config
 from crosschannel.core.errors import DataError
 
 FULL_LOAD_TYPES = ("start-replication", "reload-target")
+STOPPED_AT_STOP_POSITION = "Stop Reason STOPPED_AT_COMMIT_TIME"  # DescribeReplicationTasks' StopReason
 START_TYPES = (*FULL_LOAD_TYPES, "resume-processing")
 LOAD_FILE = re.compile(r"^LOAD[0-9A-F]{8}\.csv$")
 CDC_FILE = re.compile(r"^\d{8}-\d{10}\.csv$")

@@ -18,7 +18,15 @@ import sqlalchemy as sa
 
 from crosschannel.core import paths, source, storage
 from crosschannel.core.config import get_config
-from crosschannel.core.dms import FULL_LOAD_TYPES, START_TYPES, cdc_stop_position, header_for, mapped_tables, settings
+from crosschannel.core.dms import (
+    FULL_LOAD_TYPES,
+    START_TYPES,
+    STOPPED_AT_STOP_POSITION,
+    cdc_stop_position,
+    header_for,
+    mapped_tables,
+    settings,
+)
 from crosschannel.core.errors import DataError
 
 ROWS_PER_READ = 20_000
@@ -100,11 +108,12 @@ class LocalReplicationTask:
         state["runs"][day.isoformat()] = {
             "start_type": start_type,
             "status": "stopped",
-            "stop_reason": "Stop Reason CDC_STOP_POSITION_REACHED",
+            "stop_reason": STOPPED_AT_STOP_POSITION,  # as DMS reports a stop at a commit-time CdcStopPosition
             "cdc_stop_position": cdc_stop_position(day),
             "full_load_partition": full_load["partition"],
             "cdc_files": written,
         }
+        state["last_run"] = day.isoformat()
         storage.write_json(self.state_path, state)
         return state["runs"][day.isoformat()]
 

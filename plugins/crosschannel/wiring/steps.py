@@ -82,6 +82,22 @@ def replication_task_has_run() -> bool:
     return "ReplicationTaskStartDate" in task
 
 
+def replication_stop() -> dict:
+    """How the replication task last stopped: {"status": ..., "stop_reason": ...}. aws: DescribeReplicationTasks
+    (DmsTaskCompletedSensor succeeds on any `stopped`, whatever stopped it); local: the local task's record. Called in
+    land_dms_files' task body."""
+    if not _on_aws():
+        from crosschannel.local.dms_task import LocalReplicationTask
+
+        state = LocalReplicationTask().state()
+        last = state["runs"].get(state.get("last_run", ""), {})
+        return {"status": last.get("status"), "stop_reason": last.get("stop_reason")}
+    from airflow.providers.amazon.aws.hooks.dms import DmsHook
+
+    task = DmsHook(**_aws()).get_task_description(get_config().aws.dms.replication_task_arn) or {}
+    return {"status": task.get("Status"), "stop_reason": task.get("StopReason")}
+
+
 def start_replication(plan):
     """Start the replication task with the plan's start type and stop position."""
     if _on_aws():

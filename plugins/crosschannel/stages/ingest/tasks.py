@@ -36,8 +36,15 @@ def plan_extract(day: dt.date, force_full_load: bool, task_has_run: bool) -> dic
     return plan
 
 
-def land_dms_files(day: dt.date, start_type: str, full_load: bool) -> dict:
-    """Check every DMS file of the partition, commit its manifest; the rows and operations per table."""
+def land_dms_files(day: dt.date, start_type: str, full_load: bool, stop: dict) -> dict:
+    """Check that the replication task stopped at the partition's stop position (not stopped by hand, by low
+    memory or an error: the day's changes would be partial), then every DMS file of the partition; commit its
+    manifest; the rows and operations per table."""
+    if stop.get("stop_reason") != dms.STOPPED_AT_STOP_POSITION:
+        raise dms.DmsLandingError(
+            f"the replication task is {stop.get('status')!r} with {stop.get('stop_reason')!r}, not "
+            f"{dms.STOPPED_AT_STOP_POSITION!r}: it did not run to {day}'s CDC stop position, so the day's changes may "
+            "be partial. Find why it stopped (DMS console, task logs), then clear start_replication to run it again")
     return dms_summary(check_landing(day, start_type, full_load))
 
 
