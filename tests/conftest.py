@@ -56,6 +56,10 @@ AWS_ENV = {
     "CROSSCHANNEL__STORAGE__ROOT": "s3://lake/data",
     "CROSSCHANNEL__SEGMENT__LOGS_URI": "s3://lake/segment-logs",
     "CROSSCHANNEL__AWS__DMS__REPLICATION_TASK_ARN": f"arn:aws:dms:us-east-1:{ACCOUNT}:task:RETAIL",
+    "CROSSCHANNEL__AWS__GLUE__ROLE_ARN": f"arn:aws:iam::{ACCOUNT}:role/glue",
+    "CROSSCHANNEL__AWS__GLUE__SCRIPT_LOCATION": "s3://lake/code/run_sql.py",
+    "CROSSCHANNEL__AWS__SAGEMAKER__ROLE_ARN": f"arn:aws:iam::{ACCOUNT}:role/sagemaker",
+    "CROSSCHANNEL__ACTIVATION__PINPOINT__ENABLED": "true",  # off by default; the tests cover the loader
     "CROSSCHANNEL__ACTIVATION__PINPOINT__APPLICATION_ID": "0123456789abcdef0123456789abcdef",
     "CROSSCHANNEL__ACTIVATION__PINPOINT__ROLE_ARN": f"arn:aws:iam::{ACCOUNT}:role/pinpoint-import",
     "CROSSCHANNEL__ACTIVATION__PERSONALIZE__ROLE_ARN": f"arn:aws:iam::{ACCOUNT}:role/personalize",
@@ -74,6 +78,7 @@ def configure(monkeypatch, tmp_path: Path, **overrides: str):
         "CROSSCHANNEL__STORAGE__ROOT": str(tmp_path / "root"),
         "CROSSCHANNEL__SOURCE__URL": f"sqlite:///{tmp_path / 'source.db'}",
         "CROSSCHANNEL__SEGMENT__LOGS_URI": str(tmp_path / "segment-logs"),
+        "CROSSCHANNEL__ACTIVATION__PINPOINT__ENABLED": "true",  # off by default; the tests cover it
         "CROSSCHANNEL__GENERATOR__CUSTOMERS": "400",
         "CROSSCHANNEL__GENERATOR__HISTORY_DAYS": "60",
         "CROSSCHANNEL__GENERATOR__EVENT_HISTORY_DAYS": "2",

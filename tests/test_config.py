@@ -52,6 +52,13 @@ def test_config_file_can_be_replaced(tmp_path):
         ({"CROSSCHANNEL__AWS__GLUE__WORKER_TYPE": "huge"}, "aws.glue.worker_type: Input should be"),
         ({"CROSSCHANNEL__GENERATOR__CUSTOMERS": "ten"}, "generator.customers: Input should be a valid integer"),
         ({"CROSSCHANNEL__STORAGE__TYPO": "1"}, "storage.typo: Extra inputs are not permitted"),
+        # issue 13: keys the aws target needs failed only inside AWS
+        ({**AWS, "CROSSCHANNEL__AWS__GLUE__ROLE_ARN": ""}, "aws.glue.role_arn: '' is not an IAM role ARN"),
+        ({**AWS, "CROSSCHANNEL__AWS__GLUE__SCRIPT_LOCATION": "run_sql.py"},
+         "aws.glue.script_location: 'run_sql.py' is not the s3:// URL of include/glue/run_sql.py"),
+        ({**AWS, "CROSSCHANNEL__AWS__SAGEMAKER__ROLE_ARN": "sagemaker"}, "aws.sagemaker.role_arn: 'sagemaker' is not"),
+        ({**AWS, "CROSSCHANNEL__AWS__REGION": "eu-west-1"},
+         "aws.sagemaker.image_uri: the image is in us-east-1, aws.region is eu-west-1"),
     ],
 )
 def test_bad_values_name_the_key_and_what_is_allowed(environ, message):
@@ -131,3 +138,11 @@ def test_a_missing_sqlite_source_is_an_error_not_a_new_empty_database(tmp_path):
 
     source.connect(f"sqlite:///{path}", create=True).dispose()  # the generator and the CSV import create it
     assert path.parent.is_dir()
+
+
+def test_pinpoint_is_off_by_default():
+    """Pinpoint's engagement APIs reached end of support on 2026-10-30: a fresh deployment does not call them."""
+    assert load_config(environ={}).activation.pinpoint.enabled is False
+    cfg = load_config(environ={**AWS, "CROSSCHANNEL__ACTIVATION__PINPOINT__ENABLED": "false",
+                               "CROSSCHANNEL__ACTIVATION__PINPOINT__APPLICATION_ID": ""})
+    assert cfg.activation.pinpoint.enabled is False  # and then needs no Pinpoint project

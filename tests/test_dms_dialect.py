@@ -74,3 +74,46 @@ def test_endpoint_settings_that_the_readers_cannot_read_are_refused(tmp_path, lo
     finally:
         dms.settings.cache_clear()
         get_config.cache_clear()
+
+
+def test_cdc_files_named_with_milliseconds_land_in_time_order_and_a_stranger_is_refused(local_env, tmp_path):
+    """Issue 13: DMS names CDC files with milliseconds (20230905-151244585.csv, 9 digits); the landing check
+    matched 10 digits only and silently dropped the others, so the trusted state never moved past the full
+    load. Both precisions land, in time order; a file with another name fails naming it."""
+    import datetime as dt
+
+    import sqlalchemy as sa
+
+    from crosschannel.core import paths, source
+    from crosschannel.local import dms_task
+    from crosschannel.stages.ingest import landing
+
+    engine = source.connect(f"sqlite:///{tmp_path / 'src.db'}", create=True)
+    source.create_schema(engine)
+    with engine.begin() as conn:
+        source.set_clock(conn, dt.datetime(2026, 11, 1))
+        conn.execute(sa.insert(source.stores), [{"store_id": 9, "name": "Nine", "city": "Salem", "region": "north",
+                                                 "opened_date": dt.date(2020, 1, 2),
+                                                 "updated_at": dt.datetime(2026, 10, 30)}])
+    dms_task.LocalReplicationTask(engine).start("start-replication", dt.date(2026, 11, 1))
+    landing.check_landing(dt.date(2026, 11, 1), "start-replication")
+    day = dt.date(2026, 11, 2)
+    folder = paths.dms_landing() / "stores" / "2026/11/02"
+    folder.mkdir(parents=True)
+    header = "Op,dms_commit_ts,store_id,name,city,region,opened_date,updated_at\n"
+    row = "{op},2026-11-02 {t}.000000,1,{name},Salem,north,2020-01-02,2026-11-02 {t}.000000\n"
+    (folder / "20261102-101500123.csv").write_text(header + row.format(op="I", t="10:15:00", name="One"))
+    (folder / "20261102-0930000000.csv").write_text(header + row.format(op="U", t="09:30:00", name="Early"))
+    (folder / "20261102-101500124.csv").write_text(header + row.format(op="U", t="10:15:00", name="Last"))
+
+    manifest = landing.check_landing(day, "resume-processing")
+
+    assert manifest["tables"]["stores"]["cdc_files"] == [
+        "20261102-0930000000.csv", "20261102-101500123.csv", "20261102-101500124.csv"]
+    from crosschannel.stages.trusted import merge
+
+    assert dict(zip(*merge.current_state("stores", day).select(["store_id", "name"]).to_pydict().values(),
+                    strict=True)) == {1: "Last", 9: "Nine"}
+    (folder / "20261102-1015.csv").write_text(header)
+    with pytest.raises(dms.DmsLandingError, match=r"\['20261102-1015.csv'\] are not DMS CDC file names"):
+        landing.check_landing(day, "resume-processing")

@@ -10,6 +10,7 @@ import datetime as dt
 import functools
 import math
 import os
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -17,6 +18,7 @@ import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 BUNDLE_ROOT = Path(__file__).resolve().parents[3]
+IAM_ROLE = r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}"
 DEFAULT_CONFIG_FILE = BUNDLE_ROOT / "include" / "crosschannel.yaml"
 ENV_PREFIX = "CROSSCHANNEL__"
 
@@ -192,7 +194,9 @@ class Models(_Section):
 
 
 class Pinpoint(_Section):
-    enabled: bool = True
+    # Off by default: Pinpoint's engagement APIs reached end of support on 2026-10-30 (README: migration to Customer
+    # Profiles and AWS End User Messaging); turn on where a Pinpoint project still runs.
+    enabled: bool = False
     application_id: str = ""               # the Pinpoint project (aws target)
     role_arn: str = ""                     # the role Pinpoint assumes to read the import files
     max_file_mb: int = Field(900, ge=1, le=1000)  # an import file stays under Pinpoint's 1 GB limit
@@ -304,6 +308,19 @@ class Config(_Section):
             raise ValueError("segment.logs_uri: must be an s3:// URL (Segment's S3 destination) when target is 'aws'")
         if not self.aws.dms.replication_task_arn:
             raise ValueError("aws.dms.replication_task_arn: required when target is 'aws' (a DMS task ARN)")
+        for key, value, pattern, expected in (
+                ("aws.glue.role_arn", self.aws.glue.role_arn, IAM_ROLE, "an IAM role ARN"),
+                ("aws.glue.script_location", self.aws.glue.script_location, r"s3://[^/]+/.+\.py",
+                 "the s3:// URL of include/glue/run_sql.py as deployed"),
+                ("aws.sagemaker.role_arn", self.aws.sagemaker.role_arn, IAM_ROLE, "an IAM role ARN")):
+            if not re.fullmatch(pattern, value):
+                raise ValueError(f"{key}: {value!r} is not {expected} (required when target is 'aws': it would only "
+                                 "fail inside AWS)")
+        image_region = re.search(r"\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws", self.aws.sagemaker.image_uri)[1]
+        if image_region != self.aws.region:
+            raise ValueError(f"aws.sagemaker.image_uri: the image is in {image_region}, aws.region is "
+                             f"{self.aws.region}: SageMaker pulls images of its own region only (each region has "
+                             "its own registry account: see the SageMaker docs' XGBoost image URIs)")
         activation = self.activation
         required = {
             "pinpoint": ("application_id", "role_arn"),

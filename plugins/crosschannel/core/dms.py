@@ -1,7 +1,7 @@
 """AWS DMS's S3 target layout, as both targets write and read it (include/dms/s3-target-settings.json).
 
     <schema>/<table>/LOAD00000001.csv ...          full load (hex counter), Op=I on every row
-    <schema>/<table>/YYYY/MM/DD/YYYYMMDD-HHMMSSffff.csv   CDC, in folders by commit date
+    <schema>/<table>/YYYY/MM/DD/YYYYMMDD-HHMMSSfff[f].csv CDC, in folders by write date
     CSV with a header: Op, <TimestampColumnName>, then the table's columns; NULL is an empty field.
 
 The timestamp column is the transfer time for the full load and the source commit time for CDC. The
@@ -25,7 +25,15 @@ FULL_LOAD_TYPES = ("start-replication", "reload-target")
 STOPPED_AT_STOP_POSITION = "Stop Reason STOPPED_AT_COMMIT_TIME"  # DescribeReplicationTasks' StopReason
 START_TYPES = (*FULL_LOAD_TYPES, "resume-processing")
 LOAD_FILE = re.compile(r"^LOAD[0-9A-F]{8}\.csv$")
-CDC_FILE = re.compile(r"^\d{8}-\d{10}\.csv$")
+# CDC files are named by their write time, with milliseconds (9 digits after the dash, as DMS names them) or
+# ten-thousandths (10): 20230905-151244585.csv, 20141029-1134010000.csv
+CDC_FILE = re.compile(r"^(\d{8})-(\d{9,10})\.csv$")
+
+
+def cdc_order(name: str) -> tuple[str, str]:
+    """The order of CDC files in time, whatever the precision of their names (a string sort is not)."""
+    date, time = CDC_FILE.match(name).groups()
+    return date, time.ljust(10, "0")
 
 
 class DmsLandingError(DataError, ValueError):

@@ -24,6 +24,7 @@ from crosschannel.core.dms import (
     FULL_LOAD_TYPES,
     LOAD_FILE,
     DmsLandingError,
+    cdc_order,
     full_load_partitions,
     header_for,
     mapped_tables,
@@ -113,6 +114,16 @@ def check_landing(day: dt.date, start_type: str, full_load: bool | None = None) 
     return manifest
 
 
+def _cdc_files(folder: ObjectStoragePath) -> list[ObjectStoragePath]:
+    """The CDC files of a date folder in write order; a file whose name is not DMS's is an error, not skipped."""
+    found = [p for p in folder.iterdir() if p.is_file()] if folder.exists() else []
+    unknown = sorted(p.name for p in found if not CDC_FILE.match(p.name))
+    if unknown:
+        raise DmsLandingError(f"{storage.url_of(folder)}: {unknown} are not DMS CDC file names (YYYYMMDD-HHMMSS and 3 "
+                              "or 4 digits of the second, .csv): a file there would otherwise be left out silently")
+    return sorted(found, key=lambda p: cdc_order(p.name))
+
+
 def _copy_load_files(kept: ObjectStoragePath) -> ObjectStoragePath:
     """Copy every mapped table's LOAD files as DMS left them into the folder being committed (server-side on S3)."""
     for name in mapped_tables():
@@ -136,7 +147,7 @@ def _check_day(day: dt.date, *, full_load: bool, loads: ObjectStoragePath | None
         load_files = sorted(p for p in load_folder.glob("LOAD*.csv") if LOAD_FILE.match(p.name)) \
             if load_folder is not None and load_folder.exists() else []
         cdc_folder = folder / day.strftime("%Y/%m/%d")
-        cdc_files = sorted(p for p in cdc_folder.glob("*.csv") if CDC_FILE.match(p.name)) if cdc_folder.exists() else []
+        cdc_files = _cdc_files(cdc_folder)
         entry: dict = {"load_files": [p.name for p in load_files], "cdc_files": [p.name for p in cdc_files]}
         if full_load:
             loaded: Counter = Counter()
