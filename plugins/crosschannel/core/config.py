@@ -194,9 +194,7 @@ class Models(_Section):
 
 
 class Pinpoint(_Section):
-    # Off by default: Pinpoint's engagement APIs reached end of support on 2026-10-30 (README: migration to Customer
-    # Profiles and AWS End User Messaging); turn on where a Pinpoint project still runs.
-    enabled: bool = False
+    enabled: bool = False  # Pinpoint's engagement APIs ended 2026-10-30 (README: migration); on where it still runs
     application_id: str = ""               # the Pinpoint project (aws target)
     role_arn: str = ""                     # the role Pinpoint assumes to read the import files
     max_file_mb: int = Field(900, ge=1, le=1000)  # an import file stays under Pinpoint's 1 GB limit
@@ -230,11 +228,9 @@ class SegmentTraits(_Section):
 
 
 class Activation(_Section):
-    # Every audience member is in the control group when the hash of (audience, customer id) falls under
-    # this percentage; the same customer stays in the same group every day. Control members are never sent.
+    # The control group per audience (a stable hash of audience and customer id), never sent; the YAML explains
+    # skip_unready_destinations (a destination whose precondition fails is skipped instead of failing the run).
     holdout_percent: float = Field(10, ge=0, lt=100)
-    # A destination whose precondition fails (Personalize's minimum data, Segment's connection on aws) fails the
-    # run before anything is sent; true: it is recorded as skipped in its outbox and the others send.
     skip_unready_destinations: bool = False
     poll_interval_seconds: float = Field(30, ge=0)
     poll_timeout_minutes: float = Field(120, gt=0)
@@ -308,30 +304,23 @@ class Config(_Section):
             raise ValueError("segment.logs_uri: must be an s3:// URL (Segment's S3 destination) when target is 'aws'")
         if not self.aws.dms.replication_task_arn:
             raise ValueError("aws.dms.replication_task_arn: required when target is 'aws' (a DMS task ARN)")
-        for key, value, pattern, expected in (
-                ("aws.glue.role_arn", self.aws.glue.role_arn, IAM_ROLE, "an IAM role ARN"),
-                ("aws.glue.script_location", self.aws.glue.script_location, r"s3://[^/]+/.+\.py",
-                 "the s3:// URL of include/glue/run_sql.py as deployed"),
-                ("aws.sagemaker.role_arn", self.aws.sagemaker.role_arn, IAM_ROLE, "an IAM role ARN")):
+        role, script = (IAM_ROLE, "an IAM role ARN"), (r"s3://[^/]+/.+\.py", "the s3:// URL of include/glue/run_sql.py")
+        for key, (pattern, expected) in {"aws.glue.role_arn": role, "aws.sagemaker.role_arn": role,
+                                         "aws.glue.script_location": script}.items():
+            value = functools.reduce(getattr, key.split("."), self)
             if not re.fullmatch(pattern, value):
-                raise ValueError(f"{key}: {value!r} is not {expected} (required when target is 'aws': it would only "
-                                 "fail inside AWS)")
+                raise ValueError(f"{key}: {value!r} is not {expected} (required when target is 'aws')")
         image_region = re.search(r"\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws", self.aws.sagemaker.image_uri)[1]
         if image_region != self.aws.region:
             raise ValueError(f"aws.sagemaker.image_uri: the image is in {image_region}, aws.region is "
-                             f"{self.aws.region}: SageMaker pulls images of its own region only (each region has "
-                             "its own registry account: see the SageMaker docs' XGBoost image URIs)")
-        activation = self.activation
-        required = {
-            "pinpoint": ("application_id", "role_arn"),
-            "personalize": ("role_arn", "interactions_dataset_arn", "items_dataset_arn", "users_dataset_arn"),
-        }
+                             f"{self.aws.region}: SageMaker pulls images of its own region only")
+        required = {"pinpoint": ("application_id", "role_arn"),
+                    "personalize": ("role_arn", "interactions_dataset_arn", "items_dataset_arn", "users_dataset_arn")}
         for destination, keys in required.items():
-            section = getattr(activation, destination)
-            for key in keys:
-                if section.enabled and not getattr(section, key):
-                    raise ValueError(f"activation.{destination}.{key}: required when target is 'aws' and "
-                                     f"activation.{destination}.enabled is true")
+            section = getattr(self.activation, destination)
+            for key in (key for key in keys if section.enabled and not getattr(section, key)):
+                raise ValueError(f"activation.{destination}.{key}: required when target is 'aws' and "
+                                 f"activation.{destination}.enabled is true")
         return self
 
 
