@@ -10,7 +10,7 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from crosschannel.core import paths, storage
+from crosschannel.core import awsapi, paths, storage
 from crosschannel.core import sagemaker as sagemaker_jobs
 from crosschannel.core.config import get_config
 from crosschannel.stages.models import jobs as model_jobs
@@ -40,8 +40,10 @@ def aws_ml(moto_server, local_env, monkeypatch):
 
 def _stubbed(operation: str, config: dict, response: dict) -> None:
     """Send the config through a real SageMaker client whose transport is botocore's Stubber: the client
-    validates the request against the SageMaker API model before the stub answers."""
+    validates the request against the SageMaker API model before the stub answers; the strict check adds the
+    patterns, lengths and ranges that only SageMaker itself enforces."""
     client = boto3.client("sagemaker", region_name="us-east-1")
+    awsapi.check("sagemaker", client.meta.method_to_api_mapping[operation], config)  # AWS's own rules too
     with Stubber(client) as stub:
         stub.add_response(operation, response, config)
         getattr(client, operation)(**config)
@@ -92,12 +94,10 @@ def test_every_sagemaker_config_is_a_valid_request(aws_ml):
 
 
 def test_a_bad_config_is_refused_by_the_api_model(aws_ml):
-    from botocore.exceptions import ParamValidationError
-
     config = _tuned_training("churn")
     config["ResourceConfig"]["InstanceCount"] = "one"
 
-    with pytest.raises(ParamValidationError, match=r"ResourceConfig\.InstanceCount"):
+    with pytest.raises(awsapi.AwsRequestError, match=r"ResourceConfig\.InstanceCount"):
         _stubbed("create_training_job", config, {"TrainingJobArn": "arn:aws:sagemaker:us-east-1:1:training-job/x"})
 
 
@@ -204,3 +204,31 @@ def test_inference_answers_csv_with_its_content_type():
     handlers = load_handlers(upload_source_dir())
     body, content_type = handlers.output_fn([[0.25, "recency", "frequency", "monetary"]], "text/csv")
     assert (body, content_type) == ("0.250000,recency,frequency,monetary\n", "text/csv")
+
+
+@pytest.mark.parametrize(("service", "operation", "params", "problem"), [
+    ("personalize", "CreateDatasetImportJob",
+     {"jobName": "_crosschannel-items", "datasetArn": "arn:aws:personalize:us-east-1:123456789012:dataset/r/ITEMS",
+      "dataSource": {"dataLocation": "s3://lake/items/"}, "roleArn": "arn:aws:iam::123456789012:role/p"},
+     r"jobName: '_crosschannel-items' does not match"),
+    ("sagemaker", "CreateTrainingJob",
+     {"TrainingJobName": "x" * 64, "AlgorithmSpecification": {"TrainingInputMode": "File", "TrainingImage": "i"},
+      "RoleArn": "arn:aws:iam::123456789012:role/s", "OutputDataConfig": {"S3OutputPath": "s3://b/o"},
+      "ResourceConfig": {"InstanceType": "ml.m5.xlarge", "InstanceCount": 1, "VolumeSizeInGB": 30},
+      "StoppingCondition": {"MaxRuntimeInSeconds": 3600}},
+     r"TrainingJobName: 64 characters is above the maximum 63"),
+    ("customer-profiles", "CreateUploadJob",
+     {"DomainName": "crosschannel", "DisplayName": "d", "UniqueKey": "customer_id", "DataExpiry": 5000,
+      "Fields": {"customer_id": {"Source": "_source.customer_id", "Target": "_profile.AccountNumber",
+                                 "ContentType": "STRING"}}},
+     r"DataExpiry: 5000 is above the maximum 1098"),
+])
+def test_the_strict_check_refuses_what_only_aws_would_refuse(service, operation, params, problem):
+    """Issue 13: botocore's validate_parameters checks types and required members only; a pattern, length or range
+    AWS enforces server-side passed every test. The strict check names the member and the rule."""
+    from botocore.validate import validate_parameters
+
+    model = boto3.session.Session().client(service, region_name="us-east-1").meta.service_model
+    validate_parameters(params, model.operation_model(operation).input_shape)  # boto3 would send it
+    with pytest.raises(awsapi.AwsRequestError, match=problem):
+        awsapi.check(service, operation, params)

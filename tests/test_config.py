@@ -80,23 +80,28 @@ def test_unreadable_or_malformed_files_are_named(tmp_path):
 
 
 def test_dms_files_are_valid_for_the_dms_api():
-    """The S3 endpoint settings and table mappings the aws target needs pass botocore's API model."""
+    """The S3 endpoint settings and table mappings the aws target needs pass the DMS API model, strictly, and the
+    start request each run sends does too."""
+    import datetime as dt
     import json
 
-    import botocore.session
-    from botocore.validate import validate_parameters
+    from crosschannel.core import awsapi, dms
 
     cfg = load_config(environ={})
-    model = botocore.session.get_session().get_service_model("dms")
     settings = json.loads(cfg.dms.settings_path.read_text())
     mappings = cfg.dms.table_mappings_path.read_text()
+    arn = "arn:aws:dms:us-east-1:123456789012:{}:ABC"
 
-    validate_parameters({"EndpointIdentifier": "landing", "EndpointType": "target", "EngineName": "s3",
-                         "S3Settings": {**settings, "BucketName": "lake", "BucketFolder": "data/landing/dms"}},
-                        model.operation_model("CreateEndpoint").input_shape)
-    validate_parameters({"ReplicationTaskIdentifier": "retail", "SourceEndpointArn": "a", "TargetEndpointArn": "b",
-                         "ReplicationInstanceArn": "c", "MigrationType": "full-load-and-cdc",
-                         "TableMappings": mappings}, model.operation_model("CreateReplicationTask").input_shape)
+    awsapi.check("dms", "CreateEndpoint", {  # strictly: the shipped CompressionType "NONE" was not in the enum
+        "EndpointIdentifier": "landing", "EndpointType": "target", "EngineName": "s3",
+        "S3Settings": {**settings, "BucketName": "lake", "BucketFolder": "data/landing/dms"}})
+    awsapi.check("dms", "CreateReplicationTask", {
+        "ReplicationTaskIdentifier": "retail", "SourceEndpointArn": arn.format("endpoint"),
+        "TargetEndpointArn": arn.format("endpoint"), "ReplicationInstanceArn": arn.format("rep"),
+        "MigrationType": "full-load-and-cdc", "TableMappings": mappings})
+    awsapi.check("dms", "StartReplicationTask", {
+        "ReplicationTaskArn": arn.format("task"), "StartReplicationTaskType": "resume-processing",
+        "CdcStopPosition": dms.cdc_stop_position(dt.date(2026, 11, 2))})
     rules = json.loads(mappings)["rules"]
     assert {r["object-locator"]["schema-name"] for r in rules} == {cfg.source.schema_name}
 

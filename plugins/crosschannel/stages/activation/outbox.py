@@ -19,7 +19,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING
 
-from crosschannel.core import paths, storage
+from crosschannel.core import awsapi, paths, storage
 from crosschannel.core.config import get_config
 from crosschannel.core.errors import DataError
 from crosschannel.core.partition import run_hash
@@ -46,19 +46,17 @@ def write_state(destination: str, name: str, state: dict) -> None:
 
 
 def validate(service: str, operation: str, params: dict) -> dict:
-    """The request, checked against the installed botocore service model (the same check boto3 makes before
-    sending); an invalid one raises naming the service, operation and every problem."""
-    import botocore.session
-    from botocore.exceptions import ParamValidationError
-    from botocore.validate import validate_parameters
-
-    model = botocore.session.get_session().get_service_model(service)
+    """The request, checked against the installed botocore service model (crosschannel.core.awsapi): types and
+    required members as boto3 checks them, and on the aws target enums, patterns, length and range limits as AWS
+    does; an invalid one raises naming the service, operation and every problem. On the local target what AWS would
+    refuse (empty ARNs, file:// locations) is kept with the request as `aws_would_refuse`."""
+    aws = get_config().target == "aws"
     try:
-        validate_parameters(params, model.operation_model(operation).input_shape)
-    except ParamValidationError as exc:
-        raise ActivationError(f"{service} {operation}: the request does not match the API ({exc})") from None
-    return {"service": service, "operation": operation, "params": params,
-            "api_version": model.api_version}
+        checked = awsapi.check(service, operation, params, strict=aws)
+    except awsapi.AwsRequestError as exc:
+        raise ActivationError(str(exc)) from None
+    request = {"service": service, "operation": operation, "params": params, "api_version": checked["api_version"]}
+    return {**request, "aws_would_refuse": checked["refused"]} if checked["refused"] else request
 
 
 class DestinationNotReady(ActivationError):
