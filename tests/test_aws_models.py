@@ -232,3 +232,33 @@ def test_the_strict_check_refuses_what_only_aws_would_refuse(service, operation,
     validate_parameters(params, model.operation_model(operation).input_shape)  # boto3 would send it
     with pytest.raises(awsapi.AwsRequestError, match=problem):
         awsapi.check(service, operation, params)
+
+
+def test_a_tuning_retry_resumes_the_job_its_first_try_created(aws_ml, moto_server):
+    """Issue 13: the tune_model task's retry, after its worker was lost once the job existed, sent the same
+    CreateHyperParameterTuningJob and got ResourceInUse. The DAG's operator looks the job up first and resumes it."""
+    from airflow.dag_processing.dagbag import DagBag
+    from airflow.providers.amazon.aws.operators.sagemaker import SageMakerTuningOperator
+    from airflow.sdk.exceptions import TaskDeferred
+    from botocore.exceptions import ClientError
+
+    from tests.conftest import BUNDLE
+
+    mapped = DagBag(str(BUNDLE / "dags" / "propensity_training.py")).dags["propensity_training"].get_task("tune_model")
+    operator_class = mapped.operator_class
+    (tuning, _) = model_jobs.plan_tuning(DAY)
+    first = operator_class(task_id="tune_model", config=dict(tuning), deferrable=True, region_name="us-east-1")
+    with pytest.raises(TaskDeferred):
+        first.execute({"ti": mock.Mock(try_number=1)})
+    plain = SageMakerTuningOperator(task_id="tune_model", config=dict(tuning), wait_for_completion=False,
+                                    region_name="us-east-1")
+    with pytest.raises(ClientError, match="ResourceInUse|already exists"):
+        plain.execute({"ti": mock.Mock(try_number=2)})  # what the provider's operator does on the retry
+
+    retry = operator_class(task_id="tune_model", config=dict(tuning), deferrable=True, region_name="us-east-1")
+    try:
+        outcome = retry.execute({"ti": mock.Mock(try_number=2)})
+    except TaskDeferred as deferred:  # in progress: waited for in the triggerer, as the first try was
+        assert deferred.trigger.job_name == tuning["HyperParameterTuningJobName"]
+    else:
+        assert outcome["Tuning"]["HyperParameterTuningJobName"] == tuning["HyperParameterTuningJobName"]

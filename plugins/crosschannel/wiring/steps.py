@@ -142,9 +142,9 @@ def await_replication():
 def tune_model(configs):
     """One hyperparameter tuning job per CreateHyperParameterTuningJob config."""
     if _on_aws():
-        from airflow.providers.amazon.aws.operators.sagemaker import SageMakerTuningOperator
+        from crosschannel.wiring.aws.tuning import ResumingTuningOperator
 
-        return SageMakerTuningOperator.partial(task_id="tune_model", deferrable=True, **_aws()).expand(
+        return ResumingTuningOperator.partial(task_id="tune_model", deferrable=True, **_aws()).expand(
             config=configs).output
 
     @task

@@ -132,3 +132,4 @@ class PersonalizeImportOperator(_PlanOperator):
         arn = ids["datasetImportJobArn"]
         self.record_delivery({"status": job["status"], "sent": True, "job_arn": arn}, job_arn=arn)
         return {"job_arn": arn, "mode": self.plan["mode"]}
+
