@@ -250,10 +250,10 @@ def test_a_tuning_retry_resumes_the_job_its_first_try_created(aws_ml, moto_serve
     first = operator_class(task_id="tune_model", config=dict(tuning), deferrable=True, region_name="us-east-1")
     with pytest.raises(TaskDeferred):
         first.execute({"ti": mock.Mock(try_number=1)})
-    plain = SageMakerTuningOperator(task_id="tune_model", config=dict(tuning), wait_for_completion=False,
-                                    region_name="us-east-1")
-    with pytest.raises(ClientError, match="ResourceInUse|already exists"):
-        plain.execute({"ti": mock.Mock(try_number=2)})  # what the provider's operator does on the retry
+    tune_model = SageMakerTuningOperator(task_id="tune_model", config=dict(tuning), wait_for_completion=False,
+                                         region_name="us-east-1")
+    with pytest.raises(ClientError, match=r"ResourceInUse|already exists"):
+        tune_model.execute({"ti": mock.Mock(try_number=2)})  # what the provider's operator does on the retry
 
     retry = operator_class(task_id="tune_model", config=dict(tuning), deferrable=True, region_name="us-east-1")
     try:
