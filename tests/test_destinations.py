@@ -143,3 +143,23 @@ def test_too_little_personalize_data_fails_a_send_but_not_a_backfill(local_env):
     header, first = csv_file.read_text().splitlines()[:2]
     assert header == "USER_ID,ITEM_ID,TIMESTAMP,EVENT_TYPE,EVENT_VALUE"
     assert first.split(",")[2] == str(int(dt.datetime(2026, 11, 3, 12, tzinfo=dt.UTC).timestamp()))
+
+
+@pytest.mark.parametrize(("dataset", "column", "value", "problem"), [
+    ("interactions", "TIMESTAMP", 1_793_750_400_000, r"TIMESTAMP \(long\): 1 row\(s\)"),  # milliseconds, not seconds
+    ("interactions", "USER_ID", None, r"USER_ID \(string\): 1 row\(s\)"),               # not nullable
+    ("interactions", "ITEM_ID", "x" * 257, r"ITEM_ID \(string\): 1 row\(s\)"),           # over 256 characters
+    ("interactions", "EVENT_VALUE", float("inf"), r"EVENT_VALUE \(float\): 1 row\(s\)"),
+])
+def test_a_personalize_csv_that_breaks_its_schema_is_refused_before_anything_is_written(local_env, dataset, column,
+                                                                                        value, problem):
+    """Issue 13: the CSVs handed to Personalize are checked against their Avro schemas (types, nullability, epoch
+    seconds, id lengths), not only their header."""
+    import pandas as pd
+
+    frame = pd.DataFrame({"USER_ID": ["1", "2"], "ITEM_ID": ["a", "b"], "TIMESTAMP": [1_793_750_400, 1_793_750_401],
+                          "EVENT_TYPE": ["view", "purchase"], "EVENT_VALUE": [1.0, 2.0]})
+    personalize.check_contract(dataset, frame)  # the good rows pass
+    frame.loc[1, column] = value
+    with pytest.raises(ActivationError, match=problem):
+        personalize.check_contract(dataset, frame)

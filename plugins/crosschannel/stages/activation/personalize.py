@@ -90,6 +90,35 @@ def check_minimum(dataset: str, frame: pd.DataFrame, mode: str, day: dt.date) ->
                 f"{settings.min_user_interactions} interactions, Amazon Personalize needs >= {settings.min_users}")
 
 
+ID_FIELDS, MAX_ID = ("USER_ID", "ITEM_ID"), 256  # Personalize: ids of at most 256 characters
+EPOCH_RANGE = (946_684_800, 4_102_444_800)  # 2000-01-01 .. 2100-01-01 in seconds: milliseconds fall far outside
+
+
+def check_contract(dataset: str, frame: pd.DataFrame) -> None:
+    """The CSV against its Avro schema as Personalize reads it: a non-nullable field has no empty value, a long or
+    float is a finite number, timestamps are epoch seconds, ids fit 256 characters. Names the column, the number
+    of bad rows and the first ones."""
+    import pandas as pd
+
+    problems = []
+    for field in schema(dataset)["fields"]:
+        name, kinds = field["name"], field["type"] if isinstance(field["type"], list) else [field["type"]]
+        values = frame[name]
+        bad = values.isna() if "null" not in kinds else pd.Series(False, index=values.index)
+        if {"long", "int", "float", "double"} & set(kinds):
+            numbers = pd.to_numeric(values, errors="coerce")
+            bad |= values.notna() & (numbers.isna() | ~numbers.abs().lt(float("inf")))
+            if name.endswith("TIMESTAMP"):
+                bad |= values.notna() & ~numbers.between(*EPOCH_RANGE)
+        if name in ID_FIELDS:
+            bad |= values.astype("string").str.len().gt(MAX_ID).fillna(False)
+        if bad.any():
+            problems.append(f"{name} ({'/'.join(kinds)}): {int(bad.sum())} row(s), e.g. {values[bad].head(3).tolist()}")
+    if problems:
+        raise ActivationError(f"personalize {dataset}: the CSV does not match include/personalize/{dataset}.json "
+                              f"(Personalize would refuse the import): {'; '.join(problems)}")
+
+
 def _epoch_seconds(frame: pd.DataFrame, column: str) -> None:
     import pandas as pd
 
@@ -116,6 +145,7 @@ def export_personalize(day: dt.date, decision: dict, run: str) -> list[dict]:
             if column in frame:
                 _epoch_seconds(frame, column)
         frame = frame[fields].sort_values(fields, kind="stable")
+        check_contract(dataset, frame)
         dataset_decision = decision
         try:
             check_minimum(dataset, frame, modes[dataset], day)
