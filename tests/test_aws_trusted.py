@@ -138,3 +138,19 @@ def test_an_existing_glue_job_is_updated_only_when_its_definition_differs(aws_la
 
     assert hook.initialize_job({"--x": "1"})["JobRunId"] == "jr-1"
     stubbed.assert_no_pending_responses()
+
+
+def test_the_glue_requests_pass_the_strict_check(aws_lake):
+    """CreateJob as the provider builds it from the DAG's arguments, and StartJobRun for every planned merge, pass
+    the Glue model's enums, patterns and limits (crosschannel.core.awsapi), not only boto3's type checks."""
+    import copy
+
+    from airflow.providers.amazon.aws.operators.glue import GlueJobOperator
+
+    from crosschannel.core import awsapi
+
+    merge_table = GlueJobOperator(task_id="merge_table", script_args={}, **copy.deepcopy(_glue_kwargs()))
+    merge_table.region_name = "us-east-1"
+    awsapi.check("glue", "CreateJob", merge_table.hook.create_glue_job_config())
+    for job in merge.plan_merge(DAY):
+        awsapi.check("glue", "StartJobRun", {"JobName": "crosschannel-sql", "Arguments": job})
