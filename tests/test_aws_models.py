@@ -246,7 +246,10 @@ def test_a_tuning_retry_resumes_the_job_its_first_try_created(aws_ml, moto_serve
 
     mapped = DagBag(str(BUNDLE / "dags" / "propensity_training.py")).dags["propensity_training"].get_task("tune_model")
     operator_class = mapped.operator_class
+    import uuid
+
     (tuning, _) = model_jobs.plan_tuning(DAY)
+    tuning = {**tuning, "HyperParameterTuningJobName": f"resume-{uuid.uuid4().hex[:8]}"}  # moto outlives a test
     first = operator_class(task_id="tune_model", config=dict(tuning), deferrable=True, region_name="us-east-1")
     with pytest.raises(TaskDeferred):
         first.execute({"ti": mock.Mock(try_number=1)})

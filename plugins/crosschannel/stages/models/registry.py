@@ -12,7 +12,7 @@ import datetime as dt
 import logging
 from typing import TYPE_CHECKING
 
-from crosschannel.core import paths, sagemaker, storage
+from crosschannel.core import awsapi, paths, sagemaker, storage
 from crosschannel.core.config import get_config
 from crosschannel.stages.models.datasets import matrix, read_snapshots, split_days
 from crosschannel.stages.models.metrics import baseline_scores, evaluate
@@ -74,20 +74,22 @@ def register_model_package(card: dict) -> str | None:
         client.create_model_package_group(ModelPackageGroupName=group,
                                           ModelPackageGroupDescription=f"crosschannel {card['model']} propensity")
     source_dir = sagemaker.upload_source_dir()
-    return client.create_model_package(
-        ModelPackageGroupName=group,
-        ModelPackageDescription=f"{card['version']} trained on partition {card['training_partition']}",
-        InferenceSpecification={
+    request = {
+        "ModelPackageGroupName": group,
+        "ModelPackageDescription": f"{card['version']} trained on partition {card['training_partition']}",
+        "InferenceSpecification": {
             "Containers": [{"Image": cfg.aws.sagemaker.image_uri, "ModelDataUrl": card["model_data"],
                             "Environment": {"SAGEMAKER_PROGRAM": "inference.py",
                                             "SAGEMAKER_SUBMIT_DIRECTORY": source_dir}}],
             "SupportedContentTypes": ["text/csv"], "SupportedResponseMIMETypes": ["text/csv"]},
-        ModelApprovalStatus="Approved" if card["promoted"] else "Rejected",
-        CustomerMetadataProperties={
+        "ModelApprovalStatus": "Approved" if card["promoted"] else "Rejected",
+        "CustomerMetadataProperties": {
             "version": card["version"], "training_partition": card["training_partition"],
             "test_auc": f"{card['metrics']['auc']:.6f}", "baseline_auc": f"{card['baseline']['auc']:.6f}",
             "decision": card["decision"][:250]},
-    )["ModelPackageArn"]
+    }
+    awsapi.check("sagemaker", "CreateModelPackage", request)  # AWS's own limits (descriptions, metadata values)
+    return client.create_model_package(**request)["ModelPackageArn"]
 
 
 def predict(handlers, loaded, frame: pd.DataFrame) -> np.ndarray:
