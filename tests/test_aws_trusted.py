@@ -47,7 +47,7 @@ def test_plan_uploads_the_rendered_sql_and_lists_the_landed_files(aws_lake):
     args = jobs["s3://lake/data/staging/trusted/stores/dt=2026-11-02"]
     assert args["--sql_path"] == "s3://lake/data/system/sql/dt=2026-11-02/stores_cdc_merge.sql"
     sql = aws_lake.get_object(Bucket="lake", Key="data/system/sql/dt=2026-11-02/stores_cdc_merge.sql")
-    assert sql["Body"].read().decode() == merge.merge_sql("stores")
+    assert sql["Body"].read().decode() == merge.merge_sql("stores", DAY, 1)  # bounded by the day's end, 1 LOAD file
     landing = json.loads(args["--inputs"])["landing"]
     kept = storage.version_of(paths.dms_full_load(DAY))  # the landing check's copy of the full load
     assert (landing["format"], landing["paths"]) == (

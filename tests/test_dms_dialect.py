@@ -109,7 +109,7 @@ def test_cdc_files_named_with_milliseconds_land_in_time_order_and_a_stranger_is_
     manifest = landing.check_landing(day, "resume-processing")
 
     assert manifest["tables"]["stores"]["cdc_files"] == [
-        "20261102-0930000000.csv", "20261102-101500123.csv", "20261102-101500124.csv"]
+        "2026/11/02/20261102-0930000000.csv", "2026/11/02/20261102-101500123.csv", "2026/11/02/20261102-101500124.csv"]
     from crosschannel.stages.trusted import merge
 
     assert dict(zip(*merge.current_state("stores", day).select(["store_id", "name"]).to_pydict().values(),
@@ -117,3 +117,51 @@ def test_cdc_files_named_with_milliseconds_land_in_time_order_and_a_stranger_is_
     (folder / "20261102-1015.csv").write_text(header)
     with pytest.raises(dms.DmsLandingError, match=r"\['20261102-1015.csv'\] are not DMS CDC file names"):
         landing.check_landing(day, "resume-processing")
+
+
+def test_the_days_last_changes_flushed_after_midnight_land_with_their_day(local_env, tmp_path):
+    """Issue 13: DMS names CDC folders by write time; with CdcMaxBatchInterval 3600 the last hour of day D is
+    flushed after midnight into D+1's folder, often in one file with D+1's first changes. The landing check trusted
+    the folder (D+1's check failed on D's rows, D's state missed them). Now D takes the D+1 files that hold its
+    changes and its merge stops at its end; D+1 keeps its own changes."""
+    import datetime as dt
+
+    import sqlalchemy as sa
+
+    from crosschannel.core import paths, source
+    from crosschannel.local import dms_task
+    from crosschannel.stages.ingest import landing
+    from crosschannel.stages.trusted import merge
+
+    engine = source.connect(f"sqlite:///{tmp_path / 'src.db'}", create=True)
+    source.create_schema(engine)
+    with engine.begin() as conn:
+        source.set_clock(conn, dt.datetime(2026, 11, 1))
+        conn.execute(sa.insert(source.stores), [{"store_id": 9, "name": "Nine", "city": "Salem", "region": "north",
+                                                 "opened_date": dt.date(2020, 1, 2),
+                                                 "updated_at": dt.datetime(2026, 10, 30)}])
+    dms_task.LocalReplicationTask(engine).start("start-replication", dt.date(2026, 11, 1))
+    landing.check_landing(dt.date(2026, 11, 1), "start-replication")
+    header = "Op,dms_commit_ts,store_id,name,city,region,opened_date,updated_at\n"
+
+    def row(op: str, when: str, name: str) -> str:
+        return f"{op},{when}.000000,9,{name},Salem,north,2020-01-02,{when}.000000\n"
+
+    day2, day3 = paths.dms_landing() / "stores" / "2026/11/02", paths.dms_landing() / "stores" / "2026/11/03"
+    day2.mkdir(parents=True)
+    day3.mkdir(parents=True)
+    (day2 / "20261102-1000000000.csv").write_text(header + row("U", "2026-11-02 10:00:00", "Morning"))
+    # written at 00:40 on 11-03: the last hour of 11-02 and the first minutes of 11-03
+    (day3 / "20261103-004000000.csv").write_text(header + row("U", "2026-11-02 23:30:00", "Late")
+                                                 + row("U", "2026-11-03 00:20:00", "Next day"))
+    (day3 / "20261103-101500000.csv").write_text(header + row("U", "2026-11-03 10:15:00", "Later"))
+
+    second = landing.check_landing(dt.date(2026, 11, 2), "resume-processing")
+    third = landing.check_landing(dt.date(2026, 11, 3), "resume-processing")
+
+    assert second["tables"]["stores"]["cdc_files"] == ["2026/11/02/20261102-1000000000.csv",
+                                                       "2026/11/03/20261103-004000000.csv"]
+    assert second["tables"]["stores"]["cdc_ops"] == {"I": 0, "U": 2, "D": 0}  # its own two changes
+    assert third["tables"]["stores"]["cdc_ops"] == {"I": 0, "U": 2, "D": 0}
+    assert merge.current_state("stores", dt.date(2026, 11, 2)).to_pydict()["name"] == ["Late"]
+    assert merge.current_state("stores", dt.date(2026, 11, 3)).to_pydict()["name"] == ["Later"]

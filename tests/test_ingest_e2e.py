@@ -38,7 +38,7 @@ def _landed_current_state(upto: dt.date) -> dict[str, set[tuple]]:
         day = DAYS[0]
         while day <= upto:
             manifest = storage.read_json(storage.resolve(paths.dms_manifest(day)) / "manifest.json")
-            files += [folder / day.strftime("%Y/%m/%d") / f for f in manifest["tables"][name]["cdc_files"]]
+            files += [folder / f for f in manifest["tables"][name]["cdc_files"]]  # "YYYY/MM/DD/<file>.csv"
             day += dt.timedelta(days=1)
         for order, path in enumerate(files):
             frame = pd.read_csv(io.StringIO(path.read_text()), dtype=str, keep_default_na=False)

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
 
 MAX_ERRORS_SHOWN = 10
+_DAY = dt.timedelta(days=1)
 
 
 def _read_rows(path: ObjectStoragePath) -> Iterator[tuple[int, list[str]]]:
@@ -41,8 +42,10 @@ def _read_rows(path: ObjectStoragePath) -> Iterator[tuple[int, list[str]]]:
         yield from enumerate(csv.reader(handle), start=1)
 
 
-def check_file(path: ObjectStoragePath, tbl: sa.Table, *, full_load: bool, day: dt.date | None) -> tuple[Counter, set]:
-    """(Op counts, distinct full-load timestamps) of a DMS file whose every row is well formed.
+def check_file(path: ObjectStoragePath, tbl: sa.Table, *, full_load: bool, days: tuple[dt.date, ...] = (),
+               count_day: dt.date | None = None) -> tuple[Counter, set]:
+    """(Op counts, distinct full-load timestamps) of a DMS file whose every row is well formed: for a CDC file,
+    committed on one of `days` (the ops counted are those of `count_day`).
 
     Anything else raises DmsLandingError naming the file, the lines and the columns.
     """
@@ -68,10 +71,12 @@ def check_file(path: ObjectStoragePath, tbl: sa.Table, *, full_load: bool, day: 
             except ValueError:
                 errors.append(f"line {number}: column {expected[1]}: {stamp!r} is not yyyy-MM-dd HH:mm:ss.SSSSSS")
             else:
-                if day is not None and moment.date() != day:
-                    errors.append(f"line {number}: column {expected[1]}: commit time {stamp} is not on {day}")
+                if days and moment.date() not in days:
+                    errors.append(f"line {number}: column {expected[1]}: commit time {stamp} is not on "
+                                  f"{' or '.join(str(d) for d in days)}")
+                elif count_day is None or moment.date() == count_day:
+                    ops[op] += 1
             errors.extend(f"line {number}: column {expected[i]}: primary key is empty" for i in keys if not row[i])
-            ops[op] += 1
             if full_load:
                 stamps.add(stamp)
             if len(errors) > 100:
@@ -146,19 +151,25 @@ def _check_day(day: dt.date, *, full_load: bool, loads: ObjectStoragePath | None
         load_folder = loads / name if loads is not None else None
         load_files = sorted(p for p in load_folder.glob("LOAD*.csv") if LOAD_FILE.match(p.name)) \
             if load_folder is not None and load_folder.exists() else []
-        cdc_folder = folder / day.strftime("%Y/%m/%d")
-        cdc_files = _cdc_files(cdc_folder)
-        entry: dict = {"load_files": [p.name for p in load_files], "cdc_files": [p.name for p in cdc_files]}
+        entry: dict = {"load_files": [p.name for p in load_files], "cdc_files": []}
         if full_load:
             loaded: Counter = Counter()
             for path in load_files:
-                counts, seen = check_file(path, tbl, full_load=True, day=None)
+                counts, seen = check_file(path, tbl, full_load=True)
                 loaded += counts
                 stamps |= seen
             entry["full_load_rows"] = loaded.get("I", 0)
+        # DMS names a CDC folder by write time: the day's last changes are flushed after midnight, into the next
+        # day's folder (with CdcMaxBatchInterval 3600, up to an hour of them), so the day's own folder may start
+        # with the day before's. The next day's files that hold changes of the day belong to it too; the merge
+        # applies only what was committed by the day's end.
         ops: Counter = Counter()
-        for path in cdc_files:
-            ops += check_file(path, tbl, full_load=False, day=day)[0]
+        for date, committed in ((day, (day - _DAY, day)), (day + _DAY, (day, day + _DAY))):
+            for path in _cdc_files(folder / date.strftime("%Y/%m/%d")):
+                counts = check_file(path, tbl, full_load=False, days=committed, count_day=day)[0]
+                if date == day or counts:
+                    entry["cdc_files"].append(storage.relative(path, folder))
+                    ops += counts
         entry["cdc_ops"] = {op: ops.get(op, 0) for op in ("I", "U", "D")}
         entry["rows"] = entry.get("full_load_rows", 0) + sum(ops.values())
         manifest["tables"][name] = entry

@@ -23,8 +23,9 @@ class TrustedInputError(DataError, ValueError):
     """The landing zone cannot give the partition's state; the message names the day, table or file."""
 
 
-def landing_files(table: str, day: dt.date) -> list[ObjectStoragePath]:
-    """The files whose changes make up the table's state at the end of `day`, in apply order."""
+def landing_files(table: str, day: dt.date) -> tuple[list[ObjectStoragePath], int]:
+    """The files whose changes make up the table's state at the end of `day`, in apply order, each once (a CDC
+    file flushed after midnight is in two days' manifests), and how many of them are LOAD files (the first)."""
     loads = {d: v for d, v in dms.full_load_partitions().items() if d <= day.isoformat()}
     if not loads:
         raise TrustedInputError(f"no full load landed at or before {day}: run retail_ingest for that day first")
@@ -45,17 +46,21 @@ def landing_files(table: str, day: dt.date) -> list[ObjectStoragePath]:
             raise TrustedInputError(f"{manifest_path}: table {table!r} is not in the landing manifest")
         if current == full_load_day:
             files += [kept / name for name in entry["load_files"]]
-        files += [folder / current.strftime("%Y/%m/%d") / name for name in entry["cdc_files"]]
+            load_count = len(files)
+        files += [folder / relative for relative in entry["cdc_files"]]
         current += dt.timedelta(days=1)
-    return files
+    return list({f.path: f for f in files}.values()), load_count
 
 
-def merge_sql(table: str) -> str:
+def merge_sql(table: str, day: dt.date | None = None, load_files: int = 0) -> str:
+    """The merge of one table; for a partition `day`, changes committed after its end (in a CDC file flushed
+    after midnight together with the day's last ones) are left for the next day (the LOAD files are the base)."""
     tbl = source.table(table)
     return engines.render(
         "trusted/cdc_merge.sql",
         keys=[c.name for c in tbl.primary_key.columns],
         columns=[{"name": c.name, "sql_type": engines.sql_type(c)} for c in tbl.columns],
+        until=engines.stamp(day + dt.timedelta(days=1)) if day else None, load_files=load_files,
     )
 
 
@@ -68,17 +73,18 @@ def current_state(table: str, day: dt.date) -> pa.Table:
     import duckdb
 
     try:
-        landing = sqljobs.read_input("landing", landing_input(table, day))
-        return engines.run_duckdb(merge_sql(table), {"landing": landing})
+        files, loads = landing_files(table, day)
+        landing = sqljobs.read_input("landing", landing_input(table, files))
+        return engines.run_duckdb(merge_sql(table, day, loads), {"landing": landing})
     except duckdb.ConversionException as exc:
         raise TrustedInputError(f"trusted merge of table {table} for {day}: a landed value does not fit its "
                                 f"column's type ({exc})") from exc
 
 
-def landing_input(table: str, day: dt.date) -> dict:
+def landing_input(table: str, files: list[ObjectStoragePath]) -> dict:
     """The merge's `landing` input: the landed files in apply order (an empty table of text if none)."""
     columns = ", ".join(f"{name} STRING" for name in dms.header_for(source.table(table)))
-    return {**sqljobs.dms_csv(landing_files(table, day)), "schema": f"{columns}, _file_seq BIGINT, _row_seq BIGINT"}
+    return {**sqljobs.dms_csv(files), "schema": f"{columns}, _file_seq BIGINT, _row_seq BIGINT"}
 
 
 def write_table(table: str, day: dt.date, data: pa.Table, *, candidate: bool = True,
@@ -91,6 +97,9 @@ def write_table(table: str, day: dt.date, data: pa.Table, *, candidate: bool = T
 
 def plan_merge(day: dt.date, run: str = "") -> list[dict]:
     """One merge job per mapped table: the landed files in effect at the partition, to the table's candidate."""
-    return [sqljobs.job(day, f"{table}_cdc_merge.sql", merge_sql(table), {"landing": landing_input(table, day)},
-                        paths.candidate(table, day, run=run))
-            for table in dms.mapped_tables()]
+    jobs = []
+    for table in dms.mapped_tables():
+        files, loads = landing_files(table, day)
+        jobs.append(sqljobs.job(day, f"{table}_cdc_merge.sql", merge_sql(table, day, loads),
+                                {"landing": landing_input(table, files)}, paths.candidate(table, day, run=run)))
+    return jobs
