@@ -235,3 +235,21 @@ def test_score_gate_stops_a_shifted_distribution(local_env):
 
     assert same["success"] and same["psi"] < 0.1
     assert not shifted["success"] and "PSI" in shifted["failed_critical"][0] and shifted["psi"] > 1
+
+
+@pytest.mark.parametrize(("column", "value", "problem"), [
+    ("churn_90d", 2.0, r"label churn_90d: 1 row\(s\) not 0 or 1 \(e\.g\. \[2\.0\]\)"),
+    ("recency_days", float("inf"), r"infinite values in \{'recency_days': 1\}"),
+])
+def test_a_training_channel_that_the_image_would_misread_is_refused(column, value, problem):
+    """Issue 13: the CSV channels handed to SageMaker (label first, no header, numbers) are checked: a label the
+    binary objective cannot take, or an infinity written as `inf`, stops the dataset before anything is written."""
+    import pandas as pd
+
+    from crosschannel.stages.models import datasets
+
+    data = pd.DataFrame({"churn_90d": [0.0, 1.0, 0.0], "recency_days": [3.0, float("nan"), 40.0]})
+    datasets.check_channel("churn", "train", data)  # missing features are fine: an empty field
+    data.loc[2, column] = value
+    with pytest.raises(datasets.ModelError, match=problem):
+        datasets.check_channel("churn", "train", data)

@@ -66,6 +66,25 @@ def matrix(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
     return frame[columns].astype("float64").to_numpy()
 
 
+def check_channel(model: str, split: str, data: pd.DataFrame) -> None:
+    """A SageMaker training channel as train.py and the XGBoost image read it: the label first and 0 or 1
+    (binary:logistic), every feature a finite number or empty (missing); infinities would be written as `inf`.
+    Names the model, split, column and how many rows break it."""
+    import numpy as np
+
+    label, features = data.columns[0], data.columns[1:]
+    problems = []
+    bad = ~data[label].isin([0.0, 1.0])
+    if bad.any():
+        problems.append(f"label {label}: {int(bad.sum())} row(s) not 0 or 1 (e.g. {data[label][bad].head(3).tolist()})")
+    infinite = {c: int(n) for c, n in np.isinf(data[features]).sum().items() if n}
+    if infinite:
+        problems.append(f"infinite values in {infinite}")
+    if problems:
+        raise ModelError(f"model {model}, {split} split: not a SageMaker training channel: {'; '.join(problems)} "
+                         "(see include/sql/features/customer_features.sql)")
+
+
 def build_datasets(day: dt.date) -> dict:
     """Per model: the three splits as SageMaker CSV with a manifest; the test rows also as Parquet (ids,
     as-of day, label and every feature) for evaluation."""
@@ -85,6 +104,7 @@ def build_datasets(day: dt.date) -> dict:
                                      f"{', '.join(map(str, days))}) has {len(frame)} rows and {positives} positives; "
                                      "it needs both classes")
                 data = frame[[spec.label, *cfg.features]].astype("float64")
+                check_channel(model, split, data)
                 folder = staging / split
                 folder.mkdir(parents=True, exist_ok=True)
                 with (folder / "data.csv").open("wb") as handle:
