@@ -76,15 +76,14 @@ def test_endpoint_settings_that_the_readers_cannot_read_are_refused(tmp_path, lo
         get_config.cache_clear()
 
 
-def test_cdc_files_named_with_milliseconds_land_in_time_order_and_a_stranger_is_refused(local_env, tmp_path):
-    """Issue 13: DMS names CDC files with milliseconds (20230905-151244585.csv, 9 digits); the landing check
-    matched 10 digits only and silently dropped the others, so the trusted state never moved past the full
-    load. Both precisions land, in time order; a file with another name fails naming it."""
+@pytest.fixture
+def one_store_landed(local_env, tmp_path):
+    """A source with store 9, full-loaded and landed on 2026-11-01 by the local DMS stand-in."""
     import datetime as dt
 
     import sqlalchemy as sa
 
-    from crosschannel.core import paths, source
+    from crosschannel.core import source
     from crosschannel.local import dms_task
     from crosschannel.stages.ingest import landing
 
@@ -97,6 +96,19 @@ def test_cdc_files_named_with_milliseconds_land_in_time_order_and_a_stranger_is_
                                                  "updated_at": dt.datetime(2026, 10, 30)}])
     dms_task.LocalReplicationTask(engine).start("start-replication", dt.date(2026, 11, 1))
     landing.check_landing(dt.date(2026, 11, 1), "start-replication")
+    yield
+    engine.dispose()
+
+
+def test_cdc_files_named_with_milliseconds_land_in_time_order_and_a_stranger_is_refused(one_store_landed):
+    """Issue 13: DMS names CDC files with milliseconds (20230905-151244585.csv, 9 digits); the landing check
+    matched 10 digits only and silently dropped the others, so the trusted state never moved past the full
+    load. Both precisions land, in time order; a file with another name fails naming it."""
+    import datetime as dt
+
+    from crosschannel.core import paths
+    from crosschannel.stages.ingest import landing
+
     day = dt.date(2026, 11, 2)
     folder = paths.dms_landing() / "stores" / "2026/11/02"
     folder.mkdir(parents=True)
@@ -119,29 +131,17 @@ def test_cdc_files_named_with_milliseconds_land_in_time_order_and_a_stranger_is_
         landing.check_landing(day, "resume-processing")
 
 
-def test_the_days_last_changes_flushed_after_midnight_land_with_their_day(local_env, tmp_path):
+def test_the_days_last_changes_flushed_after_midnight_land_with_their_day(one_store_landed):
     """Issue 13: DMS names CDC folders by write time; with CdcMaxBatchInterval 3600 the last hour of day D is
     flushed after midnight into D+1's folder, often in one file with D+1's first changes. The landing check trusted
     the folder (D+1's check failed on D's rows, D's state missed them). Now D takes the D+1 files that hold its
     changes and its merge stops at its end; D+1 keeps its own changes."""
     import datetime as dt
 
-    import sqlalchemy as sa
-
-    from crosschannel.core import paths, source
-    from crosschannel.local import dms_task
+    from crosschannel.core import paths
     from crosschannel.stages.ingest import landing
     from crosschannel.stages.trusted import merge
 
-    engine = source.connect(f"sqlite:///{tmp_path / 'src.db'}", create=True)
-    source.create_schema(engine)
-    with engine.begin() as conn:
-        source.set_clock(conn, dt.datetime(2026, 11, 1))
-        conn.execute(sa.insert(source.stores), [{"store_id": 9, "name": "Nine", "city": "Salem", "region": "north",
-                                                 "opened_date": dt.date(2020, 1, 2),
-                                                 "updated_at": dt.datetime(2026, 10, 30)}])
-    dms_task.LocalReplicationTask(engine).start("start-replication", dt.date(2026, 11, 1))
-    landing.check_landing(dt.date(2026, 11, 1), "start-replication")
     header = "Op,dms_commit_ts,store_id,name,city,region,opened_date,updated_at\n"
 
     def row(op: str, when: str, name: str) -> str:
