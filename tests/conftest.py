@@ -229,12 +229,18 @@ def full_load_one_store(tmp_path: Path, day):
     source.create_schema(engine)
     with engine.begin() as conn:
         source.set_clock(conn, dt.datetime.combine(day + dt.timedelta(days=1), dt.time(0)))
-        conn.execute(source.stores.insert(), [{"store_id": 1, "name": "One", "city": "Salem", "region": "north",
-                                               "opened_date": dt.date(2020, 1, 1),
-                                               "updated_at": dt.datetime(2026, 1, 1)}])
+        conn.execute(source.stores.insert(), [store_row(1, "One", dt.datetime(2026, 1, 1), dt.date(2020, 1, 1))])
     source.enable_cdc(engine)
     dms_task.LocalReplicationTask(engine).start("start-replication", day)
     return engine
+
+
+def store_row(store_id: int, name: str, updated_at, opened=None) -> dict:
+    """One row of the source's stores table, as the DMS and landing tests insert them (opened 2020-01-02)."""
+    import datetime as dt
+
+    return {"store_id": store_id, "name": name, "city": "Salem", "region": "north",
+            "opened_date": opened or dt.date(2020, 1, 2), "updated_at": updated_at}
 
 
 def empty_bucket(s3, bucket: str) -> None:

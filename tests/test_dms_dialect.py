@@ -13,7 +13,7 @@ import json
 import pytest
 
 from crosschannel.core import dms, sqljobs
-from tests.conftest import BUNDLE
+from tests.conftest import BUNDLE, store_row
 
 HEADER = ["Op", "dms_commit_ts", "store_id", "name", "city"]
 ROWS = [
@@ -91,9 +91,7 @@ def one_store_landed(local_env, tmp_path):
     source.create_schema(engine)
     with engine.begin() as conn:
         source.set_clock(conn, dt.datetime(2026, 11, 1))
-        conn.execute(sa.insert(source.stores), [{"store_id": 9, "name": "Nine", "city": "Salem", "region": "north",
-                                                 "opened_date": dt.date(2020, 1, 2),
-                                                 "updated_at": dt.datetime(2026, 10, 30)}])
+        conn.execute(sa.insert(source.stores), [store_row(9, "Nine", dt.datetime(2026, 10, 30))])
     dms_task.LocalReplicationTask(engine).start("start-replication", dt.date(2026, 11, 1))
     landing.check_landing(dt.date(2026, 11, 1), "start-replication")
     yield

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from crosschannel.core import paths, source, storage
 from crosschannel.local import dms_task
 from crosschannel.stages.ingest import landing as dms_landing
+from tests.conftest import store_row
 
 T0 = dt.datetime(2026, 11, 1, 9, 30, 0, 123456)
 
@@ -30,15 +31,10 @@ def engine(request, tmp_path):
     eng.dispose()
 
 
-def _store(store_id: int, name: str, ts: dt.datetime) -> dict:
-    return {"store_id": store_id, "name": name, "city": "Salem", "region": "north",
-            "opened_date": dt.date(2020, 1, 2), "updated_at": ts}
-
-
 def _changes(engine) -> None:
     """Day 1: two inserts, one update, one delete (commit times from updated_at and the clock)."""
     with engine.begin() as conn:
-        conn.execute(sa.insert(source.stores), [_store(1, "One", T0), _store(2, "Two", T0)])
+        conn.execute(sa.insert(source.stores), [store_row(1, "One", T0), store_row(2, "Two", T0)])
         conn.execute(sa.update(source.stores).where(source.stores.c.store_id == 1)
                      .values(name="Uno", updated_at=T0 + dt.timedelta(hours=2)))
         source.set_clock(conn, dt.datetime(2026, 11, 1, 23, 30))
@@ -61,7 +57,7 @@ def test_triggers_capture_every_operation_with_row_images(engine):
 
 def test_local_extract_writes_dms_layout_full_load_then_cdc(engine, local_env):
     with engine.begin() as conn:
-        conn.execute(sa.insert(source.stores), [_store(5, "Five, the big one", T0)])
+        conn.execute(sa.insert(source.stores), [store_row(5, "Five, the big one", T0)])
     source.enable_cdc(engine)
     task = dms_task.LocalReplicationTask(engine)
 
@@ -113,7 +109,7 @@ def test_resume_before_any_full_load_is_refused(engine, local_env):
 
 def test_a_failed_reload_keeps_the_previous_full_load_whole(engine, local_env, monkeypatch):
     with engine.begin() as conn:
-        conn.execute(sa.insert(source.stores), [_store(5, "Five", T0)])
+        conn.execute(sa.insert(source.stores), [store_row(5, "Five", T0)])
     source.enable_cdc(engine)
     task = dms_task.LocalReplicationTask(engine)
     task.start("start-replication", dt.date(2026, 10, 31))
@@ -121,7 +117,7 @@ def test_a_failed_reload_keeps_the_previous_full_load_whole(engine, local_env, m
     before = {storage.relative(p, root): p.read_bytes() for p in root.rglob("LOAD*.csv")}
     assert "stores/LOAD00000001.csv" in before
     with engine.begin() as conn:
-        conn.execute(sa.insert(source.stores), [_store(6, "Six", T0)])
+        conn.execute(sa.insert(source.stores), [store_row(6, "Six", T0)])
     written = []
     original = task._write_load_files
 
@@ -175,7 +171,7 @@ def test_rechecking_the_full_load_day_after_a_reload_gives_its_own_manifest(engi
     files, and a re-check of 11-01 still reads (and commits) exactly what 11-01 landed."""
     source.enable_cdc(engine)
     with engine.begin() as conn:
-        conn.execute(sa.insert(source.stores), [_store(5, "Five", T0)])
+        conn.execute(sa.insert(source.stores), [store_row(5, "Five", T0)])
     task = dms_task.LocalReplicationTask(engine)
     task.start("start-replication", dt.date(2026, 11, 1))
     first = dms_landing.check_landing(dt.date(2026, 11, 1), "start-replication")

@@ -12,13 +12,9 @@ from crosschannel.core import paths, source, storage
 from crosschannel.local import dms_task
 from crosschannel.stages.ingest import landing
 from crosschannel.stages.trusted import merge
+from tests.conftest import store_row
 
 DAY1, DAY2, DAY3, DAY4 = (dt.date(2026, 11, d) for d in (1, 2, 3, 4))
-
-
-def _store(store_id: int, name: str, ts: dt.datetime) -> dict:
-    return {"store_id": store_id, "name": name, "city": "Salem", "region": "north",
-            "opened_date": dt.date(2020, 1, 2), "updated_at": ts}
 
 
 @pytest.fixture
@@ -28,8 +24,8 @@ def task(tmp_path, local_env):
     source.create_schema(engine)
     with engine.begin() as conn:
         source.set_clock(conn, dt.datetime(2026, 11, 1, 0, 0))
-        conn.execute(sa.insert(source.stores), [_store(1, "One", dt.datetime(2026, 10, 30)),
-                                                _store(2, "Two", dt.datetime(2026, 10, 30))])
+        conn.execute(sa.insert(source.stores), [store_row(1, "One", dt.datetime(2026, 10, 30)),
+                                                store_row(2, "Two", dt.datetime(2026, 10, 30))])
     source.enable_cdc(engine)
     replication = dms_task.LocalReplicationTask(engine)
     replication.start("start-replication", DAY1)
@@ -38,7 +34,7 @@ def task(tmp_path, local_env):
         source.set_clock(conn, dt.datetime(2026, 11, 2, 10, 0))
         conn.execute(sa.update(source.stores).where(source.stores.c.store_id == 1)
                      .values(name="Uno", updated_at=dt.datetime(2026, 11, 2, 10, 0)))
-        conn.execute(sa.insert(source.stores), [_store(3, "Three", dt.datetime(2026, 11, 2, 10, 0))])
+        conn.execute(sa.insert(source.stores), [store_row(3, "Three", dt.datetime(2026, 11, 2, 10, 0))])
     replication.start("resume-processing", DAY2)
     landing.check_landing(DAY2, "resume-processing")
     yield replication, engine

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from crosschannel.core import paths, source, storage
 from crosschannel.local import dms_task
 from crosschannel.stages.ingest import landing
+from tests.conftest import store_row
 
 DAY = dt.date(2026, 11, 1)
 
@@ -21,9 +22,7 @@ def engine(tmp_path, local_env):
     source.create_schema(eng)
     with eng.begin() as conn:
         source.set_clock(conn, dt.datetime(2026, 11, 1, 0, 0))
-        conn.execute(sa.insert(source.stores), [{"store_id": 1, "name": "One", "city": "Salem", "region": "north",
-                                                 "opened_date": dt.date(2020, 1, 2),
-                                                 "updated_at": dt.datetime(2026, 10, 30)}])
+        conn.execute(sa.insert(source.stores), [store_row(1, "One", dt.datetime(2026, 10, 30))])
     yield eng
     eng.dispose()
 

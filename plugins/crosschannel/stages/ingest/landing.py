@@ -129,12 +129,17 @@ def _cdc_files(folder: ObjectStoragePath) -> list[ObjectStoragePath]:
     return sorted(found, key=lambda p: cdc_order(p.name))
 
 
+def _load_files(folder: ObjectStoragePath) -> list[ObjectStoragePath]:
+    """A table's LOAD files in DMS's order (its hex counter), none when the folder does not exist."""
+    return sorted(p for p in folder.glob("LOAD*.csv") if LOAD_FILE.match(p.name)) if folder.exists() else []
+
+
 def _copy_load_files(kept: ObjectStoragePath) -> ObjectStoragePath:
     """Copy every mapped table's LOAD files as DMS left them into the folder being committed (server-side on S3)."""
     for name in mapped_tables():
         folder = paths.dms_landing() / name
         (kept / name).mkdir(parents=True, exist_ok=True)
-        for path in sorted(p for p in folder.glob("LOAD*.csv") if LOAD_FILE.match(p.name)) if folder.exists() else []:
+        for path in _load_files(folder):
             path.fs.copy(path.path, (kept / name / path.name).path)
     return kept
 
@@ -148,9 +153,7 @@ def _check_day(day: dt.date, *, full_load: bool, loads: ObjectStoragePath | None
     for name in mapped_tables():
         tbl = source.table(name)
         folder = paths.dms_landing() / name
-        load_folder = loads / name if loads is not None else None
-        load_files = sorted(p for p in load_folder.glob("LOAD*.csv") if LOAD_FILE.match(p.name)) \
-            if load_folder is not None and load_folder.exists() else []
+        load_files = _load_files(loads / name) if loads is not None else []
         entry: dict = {"load_files": [p.name for p in load_files], "cdc_files": []}
         if full_load:
             loaded: Counter = Counter()
