@@ -194,3 +194,48 @@ def test_the_plugin_registers_the_reference_airflow_resolves_from_a_serialized_d
     decoded = decode_deadline_reference(encoded)
     assert isinstance(decoded.inner_ref, PartitionDayEnd)
 
+
+
+TOPIC = "arn:aws:sns:us-east-1:123456789012:crosschannel-alerts"
+
+
+@pytest.mark.parametrize(("change", "member"), [
+    ({"Subject": "x" * 100}, r"Publish\.Subject: 100 characters, SNS takes fewer than 100"),
+    ({"Subject": "line one\nline two"}, r"Publish\.Subject: .* has a line break or control character"),
+    ({"Subject": "tab\there"}, r"Publish\.Subject: .* has a line break or control character"),
+    ({"Message": json.dumps({"default": "y" * 262_200})}, r"Publish\.Message: 262,215 bytes is above SNS's limit"),
+])
+def test_a_publish_request_sns_would_refuse_is_caught_naming_the_member(change, member):
+    """Issue 13: SNS refuses these, but its botocore model carries neither rule; check_publish adds them to
+    awsapi.check (strict on the aws target; the local target gets them back as `refused`)."""
+    from crosschannel.core.awsapi import AwsRequestError
+
+    request = {**notify.sns_publish_request(TOPIC, "[crosschannel] a subject", "a message"), **change}
+
+    with pytest.raises(AwsRequestError, match=r"^sns Publish: AWS would refuse the request: .*" + member):
+        notify.check_publish(request, strict=True)
+    assert notify.check_publish(request, strict=False)["refused"]
+
+
+def test_the_sns_builder_never_builds_a_request_sns_would_refuse(tmp_path, monkeypatch):
+    """A subject with line breaks and 300 characters, a message of 400 KB: the notifier made on the aws target
+    carries a sanitized subject (spaces for breaks, 99 characters with an ellipsis) and a message cut to fit,
+    marked as cut; the request it sends passes the strict check."""
+    from tests.conftest import AWS_ENV
+
+    for key, value in {**AWS_ENV, "CROSSCHANNEL__ALERTS__ONCALL": "[sns]",
+                       "CROSSCHANNEL__ALERTS__SNS_TOPIC_ARN": TOPIC}.items():
+        monkeypatch.setenv(key, value)
+    get_config.cache_clear()
+    try:
+        (notifier,) = notify._notifiers(("sns",), (), "[crosschannel] " + "failed\r\n" * 40, "é" * 200_000)
+    finally:
+        get_config.cache_clear()
+
+    assert len(notifier.subject) == 99 and notifier.subject.endswith("\u2026")
+    assert "\n" not in notifier.subject and "\r" not in notifier.subject and "  " not in notifier.subject
+    assert notifier.message.endswith("[truncated to fit SNS's 256 KiB message limit]")
+    request = notify.sns_publish_request(notifier.target_arn, notifier.subject, notifier.message)
+    assert len(request["Message"].encode()) <= notify.MESSAGE_MAX_BYTES
+    assert notify.check_publish(request, strict=True)["refused"] == []
+    assert notify.sns_subject("[crosschannel] short") == "[crosschannel] short"  # a fitting subject is kept

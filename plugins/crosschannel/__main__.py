@@ -5,6 +5,7 @@
     truth --day YYYY-MM-DD                  print the ground-truth probabilities summary for a day
     import-csv --orders F [--customers F]   load your own orders (and customers) into the source DB
     demo [--days N]                         the whole chain on the local target, with a summary
+    aws-plan --partition D [--out DIR]      every request the aws target would send for D, checked, as JSON
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import argparse
 import datetime as dt
 import json
 import sys
+from pathlib import Path
 
 from crosschannel.core.config import ConfigError, get_config
 
@@ -33,6 +35,11 @@ def main(argv: list[str] | None = None) -> int:
     imp.add_argument("--customers")
     demo = commands.add_parser("demo", help="run the chain on the local target and print a summary")
     demo.add_argument("--days", type=int, default=3, help="partitions to run after the history (default 3)")
+    plan = commands.add_parser("aws-plan", help="render and check every request the aws target would send for a "
+                                                "partition, calling no AWS API")
+    plan.add_argument("--partition", required=True, type=dt.date.fromisoformat)
+    plan.add_argument("--out", help="folder for the JSON requests (default: aws-plan-<partition>)")
+    plan.add_argument("--run-id", help="the run id whose hash job names carry (default: manual__<partition>...)")
     args = parser.parse_args(argv)
 
     if args.command == "generate":
@@ -59,6 +66,11 @@ def main(argv: list[str] | None = None) -> int:
         from crosschannel.sim import demo
 
         demo.run(days=args.days)
+    elif args.command == "aws-plan":
+        from crosschannel.wiring import aws_plan
+
+        rows = aws_plan.write_plan(args.partition, Path(args.out or f"aws-plan-{args.partition}"), args.run_id)
+        print(aws_plan.table(rows))
     return 0
 
 

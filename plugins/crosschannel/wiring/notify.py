@@ -8,17 +8,26 @@ before 2026-12 name it `crosschannel.notify.deadline_missed`, which re-exports i
 is every task's on_failure_callback.
 
 Cheap to import: the providers are imported when a message is sent.
+
+SNS: every Publish request is built here (`sns_publish_request`, the very request SnsNotifier sends) and checked
+(`check_publish`) before a notifier is made: strictly on the aws target, so a request SNS would refuse fails here,
+naming the member. The builder never builds one: the subject is deliberately sanitized and shortened to fit SNS's
+rule (line breaks and control characters become spaces, at most 99 characters) and an over-long message is
+truncated to fit the message size limit, each saying so in the text.
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import logging
+import re
 from typing import Any
 
 from airflow.sdk import BaseNotifier
 
+from crosschannel.core import awsapi
 from crosschannel.core.config import get_config
 from crosschannel.core.partition import partition_day, run_partition
 from crosschannel.wiring.deadlines import PartitionDayEnd
@@ -46,9 +55,74 @@ def _notifiers(channels: tuple[str, ...], emails: tuple[str, ...], subject: str,
             from airflow.providers.amazon.aws.notifications.sns import SnsNotifier
 
             cfg = get_config()
+            sns_subject_, sns_text = sns_subject(subject), sns_message(text)
+            check_publish(sns_publish_request(alerts.sns_topic_arn, sns_subject_, sns_text),
+                          strict=cfg.target == "aws")
             notifiers.append(SnsNotifier(aws_conn_id=cfg.aws.conn_id, region_name=cfg.aws.region,
-                                         target_arn=alerts.sns_topic_arn, subject=subject[:100], message=text))
+                                         target_arn=alerts.sns_topic_arn, subject=sns_subject_, message=sns_text))
     return notifiers
+
+
+# ---- SNS Publish: what the botocore model does not say. Publish's documentation (the installed model's `Subject`
+# and `Message` docs; https://docs.aws.amazon.com/sdk-for-kotlin/api/latest/sns/aws.sdk.kotlin.services.sns.model/
+# -publish-request/subject.html and .../-publish-request/message.html): "Subjects must be UTF-8 text with no line
+# breaks or control characters, and less than 100 characters long"; a message is at most 256 KiB (262,144 bytes)
+# unless the topic raises its MaximumMessageSize. The model carries neither rule as a constraint, so
+# awsapi.check alone would let both through.
+SUBJECT_MAX = 99
+MESSAGE_MAX_BYTES = 262_144
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_TRUNCATED = "\n[truncated to fit SNS's 256 KiB message limit]"
+
+
+def sns_subject(subject: str) -> str:
+    """The subject as SNS takes it, on purpose: valid UTF-8, every line break and control character a space,
+    runs of spaces one, at most SUBJECT_MAX characters (cut with an ellipsis)."""
+    text = " ".join(_CONTROL.sub(" ", subject.encode("utf-8", "replace").decode()).split())
+    return text if len(text) <= SUBJECT_MAX else text[: SUBJECT_MAX - 1] + "\u2026"
+
+
+def _message_bytes(text: str) -> int:
+    return len(json.dumps({"default": text}).encode())  # SnsNotifier sends MessageStructure json
+
+
+def sns_message(text: str) -> str:
+    """The message, cut (and marked) when the JSON SnsNotifier sends would pass MESSAGE_MAX_BYTES."""
+    text = text.encode("utf-8", "replace").decode()
+    if _message_bytes(text) <= MESSAGE_MAX_BYTES:
+        return text
+    low, high = 0, len(text)
+    while low < high:  # the longest head that fits with the marker
+        middle = (low + high + 1) // 2
+        low, high = (middle, high) if _message_bytes(text[:middle] + _TRUNCATED) <= MESSAGE_MAX_BYTES else \
+            (low, middle - 1)
+    return text[:low] + _TRUNCATED
+
+
+def sns_publish_request(target_arn: str, subject: str, text: str) -> dict:
+    """The Publish request SnsNotifier sends (the provider's own builder: TargetArn, MessageStructure json)."""
+    from airflow.providers.amazon.aws.hooks.sns import _build_publish_kwargs
+
+    return _build_publish_kwargs(target_arn, text, subject)
+
+
+def check_publish(params: dict, *, strict: bool = True) -> dict:
+    """awsapi.check of a Publish request plus the documented rules the model lacks (above); strict raises
+    AwsRequestError naming the member, otherwise the problems come back in `refused`."""
+    checked = awsapi.check("sns", "Publish", params, strict=strict)
+    problems = []
+    subject = params.get("Subject")
+    if isinstance(subject, str) and len(subject) > SUBJECT_MAX:
+        problems.append(f"Publish.Subject: {len(subject)} characters, SNS takes fewer than 100")
+    if isinstance(subject, str) and _CONTROL.search(subject):
+        problems.append(f"Publish.Subject: {subject[:40]!r}... has a line break or control character, "
+                        "which SNS refuses")
+    size = len(str(params.get("Message", "")).encode())
+    if size > MESSAGE_MAX_BYTES:
+        problems.append(f"Publish.Message: {size:,} bytes is above SNS's limit of {MESSAGE_MAX_BYTES:,}")
+    if problems and strict:
+        raise awsapi.AwsRequestError(f"sns Publish: AWS would refuse the request: {'; '.join(problems)}")
+    return {**checked, "refused": checked["refused"] + problems}
 
 
 def _partition_of(dag_run: dict) -> str:

@@ -1,12 +1,31 @@
 """Amazon Connect Customer Profiles (Pinpoint's successor): one bulk upload job of every scored profile, and a
-segment definition per audience."""
+segment definition per audience.
+
+The upload CSV is checked against its contract before it is handed over (`check_upload_file`), as Personalize's
+files are against their schemas: the columns are exactly the upload job's field mapping (`profile_fields`) with
+the unique key among them; the key is present and unique; an EMAIL_ADDRESS value is an address, a PHONE_NUMBER an
+E.164 number (consent's rules), a NUMBER a finite number, each possibly empty; every value fits the standard
+profile's 255 characters; the file is UTF-8 with a header and under 1 GB. A violation raises CsvContractError
+naming the file, line, column and what was expected. Sources:
+  https://docs.aws.amazon.com/connect/latest/adminguide/customer-segments-imported-files.html (CSV, under 1 GB,
+    headers, UTF-8; the mapping to standard profile attributes)
+  https://docs.aws.amazon.com/customerprofiles/latest/APIReference/API_CreateUploadJob.html (Fields, UniqueKey,
+    DataExpiry 1-1098 days, DisplayName 1-255: the request itself goes through awsapi.check)
+  https://docs.aws.amazon.com/connect/latest/adminguide/mapping-field-definitions.html (Source `_source.<column>`,
+    Target `_profile.<field>`, ContentType STRING | NUMBER | PHONE_NUMBER | EMAIL_ADDRESS | NAME)
+  the installed botocore model of CreateProfile: AccountNumber, FirstName, LastName, EmailAddress, PhoneNumber and
+    Attributes keys and values are 1-255 characters.
+"""
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from crosschannel.core import paths
+from crosschannel.core import paths, storage
 from crosschannel.core.config import get_config
 from crosschannel.core.partition import run_hash
 from crosschannel.stages.activation import audiences, consent, outbox
@@ -23,6 +42,9 @@ from crosschannel.stages.activation.outbox import (
 if TYPE_CHECKING:
     import pandas as pd
 
+UNIQUE_KEY = "customer_id"
+MAX_UPLOAD_BYTES = 1_000_000_000  # "under 1GB"
+MAX_PROFILE_VALUE = 255  # the standard profile's fields and attribute values
 PROFILE_FIELDS = {  # column: (profile target, content type)
     "customer_id": ("_profile.AccountNumber", "STRING"),
     "first_name": ("_profile.FirstName", "NAME"),
@@ -41,7 +63,7 @@ def profile_upload(profile: pd.DataFrame) -> pd.DataFrame:
 
     contacts = consent.contacts(profile[["email", "phone", "email_opt_in", "sms_opt_in"]], PROFILES)
     frame = pd.DataFrame({
-        "customer_id": profile["customer_id"].astype(str),
+        UNIQUE_KEY: profile["customer_id"].astype(str),
         "first_name": text(profile["first_name"]), "last_name": text(profile["last_name"]),
         "email": contacts["email"], "phone": contacts["phone"],
         "loyalty_tier": text(profile["loyalty_tier"]),
@@ -50,7 +72,13 @@ def profile_upload(profile: pd.DataFrame) -> pd.DataFrame:
     for audience in audiences.names():
         frame[f"audience_{audience}"] = profile["audiences"].map(lambda names, a=audience: a in names).map(
             {True: "true", False: "false"})
-    return frame
+    return frame[upload_columns()]
+
+
+def upload_columns() -> list[str]:
+    """The upload CSV's header: identity, contacts, tier, scores, one `audience_<name>` per audience."""
+    return [UNIQUE_KEY, "first_name", "last_name", "email", "phone", "loyalty_tier", *score_columns(),
+            *(f"audience_{audience}" for audience in audiences.names())]
 
 
 def profile_fields(columns: list[str]) -> dict:
@@ -63,35 +91,138 @@ def profile_fields(columns: list[str]) -> dict:
     return fields
 
 
-def plan_customer_profiles(day: dt.date, decision: dict, profile: pd.DataFrame, run: str) -> list[dict]:
+JOB_REF = "${CreateUploadJob.JobId}"  # known once CreateUploadJob answers
+
+
+def upload_job_params(day: dt.date, run: str, columns: list[str]) -> list[tuple[str, dict]]:
+    """CreateUploadJob, GetUploadJobPath and StartUploadJob as (operation, params), the job id a placeholder."""
     settings = get_config().activation.customer_profiles
+    domain = settings.domain_name
+    return [("CreateUploadJob", {"DomainName": domain, "DisplayName": f"crosschannel {day.isoformat()} {run_hash(run)}",
+                                 "Fields": profile_fields(columns), "UniqueKey": UNIQUE_KEY,
+                                 "DataExpiry": settings.data_expiry_days}),
+            ("GetUploadJobPath", {"DomainName": domain, "JobId": JOB_REF}),
+            ("StartUploadJob", {"DomainName": domain, "JobId": JOB_REF})]
+
+
+def segment_definition_params(audience: str) -> dict:
+    """CreateSegmentDefinition of an audience: the profiles whose `audience_<name>` is true."""
+    return {
+        "DomainName": get_config().activation.customer_profiles.domain_name,
+        "SegmentDefinitionName": f"crosschannel_{audience}", "DisplayName": f"crosschannel {audience}",
+        "Description": f"Treatment members of the crosschannel audience {audience} (include/sql/audiences/"
+                       f"{audience}.sql); the control group is never uploaded as a member.",
+        "SegmentGroups": {"Include": "ALL", "Groups": [{"Type": "ALL", "Dimensions": [{"ProfileAttributes": {
+            "Attributes": {f"audience_{audience}": {"DimensionType": "INCLUSIVE", "Values": ["true"]}}}}]}]},
+    }
+
+
+def plan_customer_profiles(day: dt.date, decision: dict, profile: pd.DataFrame, run: str) -> list[dict]:
     if not outbox.to_plan(PROFILES, day, "upload", decision):
         return []
     upload = profile_upload(profile)
     files = write_parts(paths.delivery(PROFILES, day, decision["attempt"], "upload"), upload, 1 << 40)
     if len(files) != 1:
         raise ActivationError(f"customer_profiles: the upload for {day} must be one file, got {len(files)}")
-    domain = settings.domain_name
-    job_ref = "${CreateUploadJob.JobId}"  # known once CreateUploadJob answers
-    requests = [
-        outbox.validate("customer-profiles", "CreateUploadJob", {
-            "DomainName": domain, "DisplayName": f"crosschannel {day.isoformat()} {run_hash(run)}",
-            "Fields": profile_fields(upload.columns.to_list()), "UniqueKey": "customer_id",
-            "DataExpiry": settings.data_expiry_days}),
-        outbox.validate("customer-profiles", "GetUploadJobPath", {"DomainName": domain, "JobId": job_ref}),
-        outbox.validate("customer-profiles", "StartUploadJob", {"DomainName": domain, "JobId": job_ref}),
-    ]
+    check_upload_file(files[0], profile_fields(upload.columns.to_list()))
+    requests = [outbox.validate("customer-profiles", operation, params)
+                for operation, params in upload_job_params(day, run, upload.columns.to_list())]
     defined = set(outbox.read_state(PROFILES, "segment_definitions").get("names", []))
-    for audience in audiences.names():
-        name = f"crosschannel_{audience}"
-        if name in defined:
-            continue
-        requests.append(outbox.validate("customer-profiles", "CreateSegmentDefinition", {
-            "DomainName": domain, "SegmentDefinitionName": name, "DisplayName": f"crosschannel {audience}",
-            "Description": f"Treatment members of the crosschannel audience {audience} (include/sql/audiences/"
-                           f"{audience}.sql); the control group is never uploaded as a member.",
-            "SegmentGroups": {"Include": "ALL", "Groups": [{"Type": "ALL", "Dimensions": [{"ProfileAttributes": {
-                "Attributes": {f"audience_{audience}": {"DimensionType": "INCLUSIVE", "Values": ["true"]}}}}]}]},
-        }))
+    requests += [outbox.validate("customer-profiles", "CreateSegmentDefinition", segment_definition_params(audience))
+                 for audience in audiences.names() if f"crosschannel_{audience}" not in defined]
     plan = plan_request(PROFILES, day, "upload", requests, decision, files, profiles=len(upload))
     return sendable([plan], decision)
+
+
+# ---- the CSV contracts (this module's docstring; crosschannel.stages.activation.pinpoint uses the same reader)
+
+class CsvContractError(ActivationError):
+    """An import file breaks its destination's documented contract; names the file, line, column, expectation."""
+
+
+def read_csv_file(url: str, destination: str) -> tuple[pd.DataFrame, str]:
+    """A file as it is handed over: its UTF-8 text and its records as text ('' for an empty field)."""
+    import pandas as pd
+
+    data = storage.location(url).read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise CsvContractError(f"{destination}: {url}: byte {exc.start} is not UTF-8; the file must be UTF-8 "
+                               "encoded") from None
+    if not text.strip():
+        raise CsvContractError(f"{destination}: {url}: empty; expected a header line and the records")
+    return pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, na_filter=False), text
+
+
+def record_lines(text: str) -> list[int]:
+    """The line each record starts on (the header is line 1; a quoted line break moves the next records)."""
+    reader = csv.reader(io.StringIO(text, newline=""))
+    next(reader, None)
+    starts, line = [], reader.line_num + 1
+    for _ in reader:
+        starts.append(line)
+        line = reader.line_num + 1
+    return starts
+
+
+def refuse(destination: str, url: str, contract: str, problems: list[str], frame: pd.DataFrame | None = None,
+           text: str = "", checks: list[tuple[str, str, pd.Series]] = ()) -> None:
+    """Raise CsvContractError when there are file-level `problems` or a check (column, expected, mask of bad rows)
+    finds a row, naming the file, each column, the first bad lines with their values, and what was expected."""
+    found = [bad for _, _, bad in checks if bad.any()]
+    if not problems and not found:
+        return
+    lines = record_lines(text) if found else []
+    messages = list(problems)
+    for column, expected, bad in checks:
+        rows = [i for i, flag in enumerate(bad.to_list()) if flag]
+        if rows:
+            shown = ", ".join(f"line {lines[i]} {frame[column].iat[i]!r}" for i in rows[:3])
+            messages.append(f"column {column!r}: {shown}{' ...' if len(rows) > 3 else ''} ({len(rows)} row(s)): "
+                            f"expected {expected}")
+    raise CsvContractError(f"{destination}: {url} breaks the {contract} contract: " + "; ".join(messages))
+
+
+def not_matching(pattern) -> Callable[[pd.Series], pd.Series]:
+    """Where a non-empty value does not match `pattern`."""
+    return lambda values: values.ne("") & ~values.map(lambda v: bool(pattern.match(v))).astype(bool)
+
+
+def not_number(values: pd.Series) -> pd.Series:
+    """Where a non-empty value is not a finite number."""
+    import pandas as pd
+
+    numbers = pd.to_numeric(values.where(values.ne("")), errors="coerce")
+    return values.ne("") & ~numbers.abs().lt(float("inf"))
+
+
+CONTENT_RULES = {  # ContentType: (what is expected, where a value breaks it)
+    "EMAIL_ADDRESS": ("an email address or empty", not_matching(consent.EMAIL)),
+    "PHONE_NUMBER": ("an E.164 phone number or empty", not_matching(consent.E164)),
+    "NUMBER": ("a finite number or empty", not_number),
+}
+
+
+def check_upload_file(url: str, fields: dict, unique_key: str = UNIQUE_KEY) -> None:
+    """The upload CSV against its contract (this module's docstring), before it is handed over."""
+    frame, text = read_csv_file(url, PROFILES)
+    header, problems = frame.columns.to_list(), []
+    size = len(text.encode())
+    if size >= MAX_UPLOAD_BYTES:
+        problems.append(f"{size:,} bytes: expected under 1 GB ({MAX_UPLOAD_BYTES:,} bytes)")
+    if header != list(fields):
+        problems.append(f"line 1: header {header} does not match the upload job's field mapping {list(fields)}")
+    if unique_key not in header:
+        problems.append(f"line 1: no column {unique_key!r}, the upload job's UniqueKey")
+    refuse(PROFILES, url, "upload", problems)
+    key = frame[unique_key]
+    checks = [(unique_key, "a value (the UniqueKey)", key.eq("")),
+              (unique_key, "each key once (the UniqueKey)", key.ne("") & key.duplicated(keep="first"))]
+    for column, field in fields.items():
+        if field["ContentType"] in CONTENT_RULES:
+            expected, rule = CONTENT_RULES[field["ContentType"]]
+            checks.append((column, expected, rule(frame[column])))
+        checks.append((column, f"at most {MAX_PROFILE_VALUE} characters",
+                       frame[column].str.len().gt(MAX_PROFILE_VALUE)))
+    refuse(PROFILES, url, "upload", [], frame, text, checks)
