@@ -437,7 +437,7 @@ def test_triggers_recorded_under_the_old_class_path_still_import():
     assert import_string("crosschannel.aws_activation.ActivationJobTrigger") is ActivationJobTrigger
 
 
-def test_a_deferrable_operator_starts_the_job_then_waits_in_the_triggerer(env, stub):
+def test_a_deferrable_operator_starts_the_job_then_waits_in_the_triggerer(env, stub, monkeypatch):
     from airflow.sdk.exceptions import TaskDeferred
 
     plan, request = _personalize_plan()
@@ -457,12 +457,18 @@ def test_a_deferrable_operator_starts_the_job_then_waits_in_the_triggerer(env, s
     assert kwargs["ids"] == {"datasetImportJobArn": IMPORT_ARN} and kwargs["kind"] == "personalize_import"
     assert deferred.value.method_name == "execute_complete"
 
-    result = op.execute_complete({}, {"status": "success", "job": {"status": "ACTIVE"}}, **deferred.value.kwargs)
+    assert not deferred.value.kwargs  # the event carries the ids: dag.test() resumes with the event alone
+    hook = PersonalizeHook(aws_conn_id=None)
+    _describe(stub(hook), "ACTIVE")
+    monkeypatch.setattr(ActivationJobTrigger, "hook", lambda self: hook)
+    event = _first_event(trigger)  # the triggerer's run, as it hands the event back
+    assert event["ids"] == {"datasetImportJobArn": IMPORT_ARN}
+    result = op.execute_complete({}, event)
 
     assert result == {"job_arn": IMPORT_ARN, "mode": "FULL"}
     assert personalize.import_mode("interactions", NEXT_DAY) == "INCREMENTAL"
     with pytest.raises(ActivationJobFailed, match="missing TIMESTAMP"):
-        op.execute_complete({}, {"status": "failed", "message": "missing TIMESTAMP"}, **deferred.value.kwargs)
+        op.execute_complete({}, {"status": "failed", "message": "missing TIMESTAMP", "ids": event["ids"]})
 
 
 @pytest.mark.parametrize(("statuses", "expected"), [
@@ -498,4 +504,5 @@ def test_the_trigger_gives_up_at_the_timeout(env, stub, monkeypatch):
 
     event = _first_event(trigger)
 
-    assert event == {"status": "timeout", "message": "Pinpoint import job job-9 still PROCESSING after 0 s"}
+    assert event == {"status": "timeout", "ids": {"ApplicationId": APP, "JobId": "job-9"},
+                     "message": "Pinpoint import job job-9 still PROCESSING after 0 s"}

@@ -66,13 +66,14 @@ class _PlanOperator(AwsBaseOperator):
         if self.deferrable:
             self.defer(trigger=ActivationJobTrigger(kind=self.job_kind, ids=ids, aws_conn_id=self.aws_conn_id,
                                                     region_name=self.region_name, **_polling()),
-                       method_name="execute_complete", kwargs={"ids": ids})
+                       method_name="execute_complete")
         return self.finish(wait(self.hook, self.job_kind, ids, **_polling()), ids)
 
-    def execute_complete(self, context: Any, event: dict, ids: dict) -> dict:
+    def execute_complete(self, context: Any, event: dict, ids: dict | None = None) -> dict:
+        """Resume from the trigger's event (`ids`: what tasks deferred before 2026-12 were resumed with)."""
         if event["status"] != "success":
             raise ActivationJobFailed(event["message"])
-        return self.finish(event["job"], ids)
+        return self.finish(event["job"], ids or event["ids"])
 
 
 class PinpointImportOperator(_PlanOperator):

@@ -16,7 +16,9 @@ from crosschannel.wiring.aws.hooks import JOBS, ActivationJobFailed, ident
 
 class ActivationJobTrigger(BaseTrigger):
     """Waits for an activation job in the triggerer (the deferrable operators' wait): the same JobKind, the
-    describe call made in a thread, the answer or the failure handed back to the task."""
+    describe call made in a thread, the answer or the failure handed back to the task. Every event carries the
+    job's ids: the task resumes from the event alone (dag.test() in Airflow 3.3.2 resumes with the event only,
+    dropping the kwargs the task deferred with)."""
 
     def __init__(self, *, kind: str, ids: dict, interval: float, timeout: float, aws_conn_id: str | None,
                  region_name: str | None) -> None:
@@ -42,13 +44,15 @@ class ActivationJobTrigger(BaseTrigger):
             answer = await asyncio.to_thread(job_kind.describe, hook, self.ids)
             try:
                 if job_kind.check(answer, self.ids):
-                    yield TriggerEvent({"status": "success", "job": json.loads(json.dumps(answer, default=str))})
+                    yield TriggerEvent({"status": "success", "ids": self.ids,
+                                        "job": json.loads(json.dumps(answer, default=str))})
                     return
             except ActivationJobFailed as exc:
-                yield TriggerEvent({"status": "failed", "message": str(exc)})
+                yield TriggerEvent({"status": "failed", "ids": self.ids, "message": str(exc)})
                 return
             if time.monotonic() >= deadline:
-                yield TriggerEvent({"status": "timeout", "message": f"{job_kind.what} {ident(self.ids)} still "
-                                    f"{job_kind.status(answer)} after {self.timeout:.0f} s"})
+                yield TriggerEvent({"status": "timeout", "ids": self.ids,
+                                    "message": f"{job_kind.what} {ident(self.ids)} still {job_kind.status(answer)} "
+                                               f"after {self.timeout:.0f} s"})
                 return
             await asyncio.sleep(self.interval)
