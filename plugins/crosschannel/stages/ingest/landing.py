@@ -43,9 +43,9 @@ def _read_rows(path: ObjectStoragePath) -> Iterator[tuple[int, list[str]]]:
 
 
 def check_file(path: ObjectStoragePath, tbl: sa.Table, *, full_load: bool, days: tuple[dt.date, ...] = (),
-               count_day: dt.date | None = None) -> tuple[Counter, set]:
+               count_day: dt.date | None = None, since: dt.datetime | None = None) -> tuple[Counter, set]:
     """(Op counts, distinct full-load timestamps) of a DMS file whose every row is well formed: for a CDC file,
-    committed on one of `days` (the ops counted are those of `count_day`).
+    committed on one of `days` (the ops counted are those of `count_day`, committed at or after `since`).
 
     Anything else raises DmsLandingError naming the file, the lines and the columns.
     """
@@ -74,7 +74,7 @@ def check_file(path: ObjectStoragePath, tbl: sa.Table, *, full_load: bool, days:
                 if days and moment.date() not in days:
                     errors.append(f"line {number}: column {expected[1]}: commit time {stamp} is not on "
                                   f"{' or '.join(str(d) for d in days)}")
-                elif count_day is None or moment.date() == count_day:
+                elif (count_day is None or moment.date() == count_day) and (since is None or moment >= since):
                     ops[op] += 1
             errors.extend(f"line {number}: column {expected[i]}: primary key is empty" for i in keys if not row[i])
             if full_load:
@@ -151,17 +151,26 @@ def _check_day(day: dt.date, *, full_load: bool, loads: ObjectStoragePath | None
     manifest: dict = {"partition": day.isoformat(), "full_load": full_load, "tables": {}}
     stamps: set[str] = set()
     for name in mapped_tables():
-        tbl = source.table(name)
-        folder = paths.dms_landing() / name
         load_files = _load_files(loads / name) if loads is not None else []
         entry: dict = {"load_files": [p.name for p in load_files], "cdc_files": []}
         if full_load:
             loaded: Counter = Counter()
             for path in load_files:
-                counts, seen = check_file(path, tbl, full_load=True)
+                counts, seen = check_file(path, source.table(name), full_load=True)
                 loaded += counts
                 stamps |= seen
             entry["full_load_rows"] = loaded.get("I", 0)
+        manifest["tables"][name] = entry
+    # A full load holds every change committed before its transfer time (the task's start): the partition takes
+    # only the changes after it. Earlier ones (the day before's last changes, flushed into the day's folder before
+    # a reload) would bring back rows the full load no longer has.
+    since = None
+    if full_load:
+        manifest["full_load_ts"] = _full_load_stamp(day, stamps, landed)
+        since = dt.datetime.strptime(manifest["full_load_ts"], source.TS_FORMAT)
+    for name, entry in manifest["tables"].items():
+        tbl = source.table(name)
+        folder = paths.dms_landing() / name
         # DMS names a CDC folder by write time: the day's last changes are flushed after midnight, into the next
         # day's folder (with CdcMaxBatchInterval 3600, up to an hour of them), so the day's own folder may start
         # with the day before's. The next day's files that hold changes of the day belong to it too; the merge
@@ -169,15 +178,12 @@ def _check_day(day: dt.date, *, full_load: bool, loads: ObjectStoragePath | None
         ops: Counter = Counter()
         for date, committed in ((day, (day - _DAY, day)), (day + _DAY, (day, day + _DAY))):
             for path in _cdc_files(folder / date.strftime("%Y/%m/%d")):
-                counts = check_file(path, tbl, full_load=False, days=committed, count_day=day)[0]
-                if date == day or counts:
+                counts = check_file(path, tbl, full_load=False, days=committed, count_day=day, since=since)[0]
+                if (date == day and since is None) or counts:
                     entry["cdc_files"].append(storage.relative(path, folder))
                     ops += counts
         entry["cdc_ops"] = {op: ops.get(op, 0) for op in ("I", "U", "D")}
         entry["rows"] = entry.get("full_load_rows", 0) + sum(ops.values())
-        manifest["tables"][name] = entry
-    if full_load:
-        manifest["full_load_ts"] = _full_load_stamp(day, stamps, landed)
     return manifest
 
 
