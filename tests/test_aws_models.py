@@ -162,7 +162,8 @@ def test_each_run_names_its_own_jobs_within_sagemakers_limits(aws_ml):
                for name in first + again)
 
 
-def test_the_sagemaker_scripts_run_on_the_python_of_the_configured_image():
+@pytest.mark.parametrize("tag", sorted(sagemaker_jobs.IMAGES))
+def test_the_sagemaker_scripts_run_on_the_python_of_every_supported_image(tag):
     """Issue 13: inference.py used zip(strict=True) (Python 3.10) while the configured image sagemaker-xgboost:1.7-1
     runs Python 3.8, so every transform request would fail. vermin reports the minimum version of every construct
     and library call."""
@@ -172,11 +173,21 @@ def test_the_sagemaker_scripts_run_on_the_python_of_the_configured_image():
 
     from tests.conftest import BUNDLE
 
-    tag = get_config().aws.sagemaker.image_uri.rsplit(":", 1)[1]
-    python = sagemaker_jobs.IMAGE_PYTHON[tag]
+    python = sagemaker_jobs.IMAGES[tag]["python"]
     checked = subprocess.run([str(Path(sys.executable).parent / "vermin"), "--no-tips", "--violations",
                               f"-t={python}-", str(BUNDLE / "include" / "sagemaker")], capture_output=True, text=True)
     assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_the_default_image_runs_the_xgboost_the_local_target_trains_with():
+    """The default image (chosen deliberately: crosschannel.core.sagemaker.IMAGES) carries the XGBoost the bundle
+    pins, so a model trained by train.py on either target is read by the same library (every local training and
+    scoring test is that round trip); an upgrade of one without the other fails here."""
+    import xgboost
+
+    tag = get_config().aws.sagemaker.image_uri.rsplit(":", 1)[1]
+    assert tag == "3.2-0"
+    assert sagemaker_jobs.IMAGES[tag]["xgboost"] == xgboost.__version__
 
 
 def test_tuning_uses_the_images_built_in_objective_and_train_py_prints_what_it_reads(tmp_path):

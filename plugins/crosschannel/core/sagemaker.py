@@ -24,8 +24,12 @@ OBJECTIVE_METRIC = "validation:auc"
 # The XGBoost image's built-in metrics (sagemaker-xgboost-container, algorithm_mode/metrics.py): the first-party
 # image rejects custom MetricDefinitions in a tuning job (aws/sagemaker-xgboost-container#121), so the jobs name
 # none and train.py prints its result in the format these read. #011 is a tab as CloudWatch keeps the log.
-# The Python of each XGBoost framework image tag this bundle supports: train.py and inference.py must run on it.
-IMAGE_PYTHON = {"1.7-1": "3.8"}
+# The XGBoost framework image tags this bundle supports, with the Python and XGBoost that train.py and inference.py
+# run on there. 3.2-0, the default: XGBoost 3.2.0 (the version the local target pins, so both targets train and
+# read models with one library), Python 3.12, released 2026-05-13, patched until 2027-05-13 (aws/deep-learning-
+# containers: docs/src/data/sagemaker-xgboost/3.2-0-cpu-sagemaker.yml, docker/xgboost/pyproject.toml). 1.7-1:
+# XGBoost 1.7, Python 3.8 (end of life), kept for deployments that pinned it.
+IMAGES = {"3.2-0": {"python": "3.12", "xgboost": "3.2.0"}, "1.7-1": {"python": "3.8", "xgboost": "1.7"}}
 BUILTIN_METRICS = {name: rf".*\[[0-9]+\].*#011validation-{name.split(':')[1]}:(\S+)"
                    for name in ("validation:auc", "validation:logloss")}
 
