@@ -192,3 +192,19 @@ def test_a_backfill_is_recognised_at_the_head_and_downstream():
     assert is_backfill({**downstream, "triggering_asset_events": {"a": [from_backfill]}})
     assert is_backfill({**downstream, "triggering_asset_events": {"a": [scheduled], "b": [carried]}})
     assert not is_backfill({**downstream, "triggering_asset_events": {"a": [scheduled]}})
+
+
+def test_campaign_readout_runs_per_partition_after_activation_and_publishes_the_readouts(monkeypatch):
+    """Issue 17: the readouts run for each partition audience_activation publishes (its asset carries the key), the
+    SQL job between planning and reading out, the optional digest last, and emit `crosschannel.readouts`."""
+    from airflow.sdk import PartitionedAssetTimetable
+
+    dag = _parse(BUNDLE / "dags" / "campaign_readout.py", "local", monkeypatch).dags["campaign_readout"]
+
+    assert isinstance(dag.timetable, PartitionedAssetTimetable)
+    assert dag.timetable.asset_condition.name == "crosschannel.activation"
+    assert _graph(dag) == {"plan_readouts": ["build_readout_groups", "read_out"], "build_readout_groups": ["read_out"],
+                           "read_out": ["send_digest"], "send_digest": []}
+    assert dag.get_task("read_out").trigger_rule == "none_failed"  # also when no send is due (no job mapped)
+    assert [asset.name for asset in dag.get_task("read_out").outlets] == ["crosschannel.readouts"]
+    assert dag.max_active_runs == 1

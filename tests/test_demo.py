@@ -94,6 +94,26 @@ def test_the_demo_activates_every_audience_through_every_destination(demo_run):
     assert 0 < segment["2026-11-02"] < segment["2026-11-01"] == first["profiles"]  # only changed traits
 
 
+def test_the_demo_reads_out_every_audience_against_the_generators_truth(demo_run):
+    """Issue 17: the sends the demo plants before the first partition are due on it, one per horizon: every audience
+    has a readout per horizon with its estimate, interval and the generator's true uplift (0 without an effect)."""
+    summary = json.loads((storage.zone("reports", "demo_summary.json")).read_text())
+    settings = get_config().readouts
+    assert set(summary["readouts"]) == set(audiences.names())
+    for name, per_horizon in summary["readouts"].items():
+        assert set(per_horizon) == {str(h) for h in settings.horizons_days}, name
+        for horizon, figures in per_horizon.items():
+            sent = dt.date.fromisoformat(summary["partitions"][0]) - dt.timedelta(days=int(horizon))
+            assert figures["send_day"] == sent.isoformat() and figures["treatment"] > 0, (name, horizon)
+            assert figures["control"] > 0 and figures["estimate"] is not None, (name, horizon)
+            low, high = figures["interval"]
+            assert low <= figures["estimate"] <= high, (name, horizon)
+            planted = settings.effect.hazard_change.get(name, 0.0)
+            assert (figures["true_uplift"] > 0) if planted > 0 else (figures["true_uplift"] == 0), (name, horizon)
+            assert "<svg" in storage.location(figures["report"]).read_text()
+    assert "Campaign readouts" in demo.render(summary, storage.zone("reports", "demo_summary.json"))
+
+
 def test_retraining_compares_the_challenger_with_the_champion_on_the_same_rows(demo_run):
     """After the demo, a second training run registers v0002 with the champion's metrics on its test rows
     and promotes it only as `model_registry.decide` says."""

@@ -14,7 +14,7 @@ from tests.conftest import BUNDLE
 PACKAGE = BUNDLE / "plugins" / "crosschannel"
 DAG_FILES = sorted((BUNDLE / "dags").glob("*.py"))
 STAGE_OF = {"retail_ingest": "ingest", "retail_trusted": "trusted", "propensity_training": "models",
-            "propensity_scoring": "scoring", "audience_activation": "activation"}
+            "propensity_scoring": "scoring", "audience_activation": "activation", "campaign_readout": "readouts"}
 ALLOWED_DAG_IMPORTS = ("airflow.sdk", "crosschannel.wiring", "crosschannel.core.config", "crosschannel.core.partition")
 MAX_MODULE_LINES = 400
 MAX_DAG_LINES = 150

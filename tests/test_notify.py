@@ -228,7 +228,7 @@ def test_the_sns_builder_never_builds_a_request_sns_would_refuse(tmp_path, monke
         monkeypatch.setenv(key, value)
     get_config.cache_clear()
     try:
-        (notifier,) = notify._notifiers(("sns",), (), "[crosschannel] " + "failed\r\n" * 40, "é" * 200_000)
+        (notifier,) = notify.notifiers_for(("sns",), (), "[crosschannel] " + "failed\r\n" * 40, "é" * 200_000)
     finally:
         get_config.cache_clear()
 

@@ -17,6 +17,8 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from crosschannel.core.readout_settings import Readouts
+
 BUNDLE_ROOT = Path(__file__).resolve().parents[3]
 IAM_ROLE = r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}"
 DEFAULT_CONFIG_FILE = BUNDLE_ROOT / "include" / "crosschannel.yaml"
@@ -140,7 +142,6 @@ class Generator(_Section):
 
 class Range(_Section):
     """A hyperparameter's search range: SageMaker's IntegerParameterRanges / ContinuousParameterRanges."""
-
     kind: Literal["integer", "continuous"]
     min: float
     max: float
@@ -155,17 +156,14 @@ class Range(_Section):
 
 class ModelSpec(_Section):
     """One propensity model: its label column (customer_features.sql) and the days its window needs."""
-
     label: str = Field(pattern=r"^[a-z_][a-z0-9_]*$")
     horizon_days: int = Field(ge=1, le=365)
     description: str = ""
 
 
-DEFAULT_FEATURES = (
-    "recency_days", "orders_lifetime", "frequency_30d", "monetary_30d", "frequency_90d", "monetary_90d",
-    "frequency_365d", "monetary_365d", "store_share_365d", "web_share_365d", "app_share_365d",
-    "discount_share_365d", "returns_90d", "refunds_90d", "tenure_days", "top_category_share_365d",
-)
+DEFAULT_FEATURES = ("recency_days", "orders_lifetime", "frequency_30d", "monetary_30d", "frequency_90d", "monetary_90d",
+    "frequency_365d", "monetary_365d", "store_share_365d", "web_share_365d", "app_share_365d", "discount_share_365d",
+    "returns_90d", "refunds_90d", "tenure_days", "top_category_share_365d")
 
 
 class Models(_Section):
@@ -241,7 +239,8 @@ class Activation(_Section):
 
 
 Channel = Literal["smtp", "slack", "sns"]
-DAG_IDS = ("retail_ingest", "retail_trusted", "propensity_training", "propensity_scoring", "audience_activation")
+DAG_IDS = ("retail_ingest", "retail_trusted", "propensity_training", "propensity_scoring", "audience_activation",
+           "campaign_readout")
 
 
 class Schedule(_Section):
@@ -263,7 +262,8 @@ class Alerts(_Section):
     # A DAG run must finish within this many minutes after its partition's day ended (UTC midnight), or after the
     # run was created when that is later (a backfill, a manual run of a past day); else the stakeholders are told.
     deadline_minutes: dict[str, float] = {"retail_ingest": 120, "retail_trusted": 240, "propensity_training": 600,
-                                          "propensity_scoring": 300, "audience_activation": 420}
+                                          "propensity_scoring": 300, "audience_activation": 420,
+                                          "campaign_readout": 600}
 
     @model_validator(mode="after")
     def _complete(self) -> Alerts:
@@ -293,6 +293,7 @@ class Config(_Section):
     activation: Activation = Activation()
     schedule: Schedule = Schedule()
     alerts: Alerts = Alerts()
+    readouts: Readouts = Readouts()
 
     @model_validator(mode="after")
     def _aws_target_is_complete(self) -> Config:

@@ -9,7 +9,8 @@
     ml/snapshots/dt=D/as_of=A/                          features as of past days (training)
     ml/<model>/datasets|models|scores/dt=D/, registry/  datasets, job outputs, scores, versions
     activation/<destination>/dt=D/attempt=A/, state/    each attempt's import files and outbox, what was last sent
-    reports/dt=D/                                       gate results, Data Docs, model reports, summaries
+    reports/dt=D/                                       gate results, Data Docs, model reports, summaries,
+                                                        campaign readouts
     system/                                             rendered SQL, SageMaker source dirs, local stand-in state
     generator/                                          the simulator's latent state (never read by a stage)
 
@@ -177,6 +178,16 @@ def audience_members(audience: str, day: dt.date) -> ObjectStoragePath:
 def reports(day: dt.date, *parts: str) -> ObjectStoragePath:
     """<root>/reports/dt=D/...: gate results, Data Docs, model reports, activation summaries."""
     return partition("reports", day=day).joinpath(*parts)
+
+
+def readouts(day: dt.date, *parts: str) -> ObjectStoragePath:
+    """<root>/reports/dt=D/readouts/...: the campaign readouts that came due on D (readouts.json, readouts.html)."""
+    return reports(day, "readouts", *parts)
+
+
+def readout_groups(day: dt.date) -> ObjectStoragePath:
+    """The treatment and control statistics of the readouts due on D (a committed partition: the SQL job's)."""
+    return readouts(day, "groups")
 
 
 def demo_summary() -> ObjectStoragePath:

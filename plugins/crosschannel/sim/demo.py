@@ -3,6 +3,12 @@
 It rebuilds the synthetic retailer in the configured source DB and storage root, then for each demo day
 advances the retailer one day and runs the stage DAGs for that partition with `dag.test()`, and finally
 prints a summary and writes it to <root>/reports/demo_summary.json.
+
+Campaign readouts: the generator plants a send of every audience `readouts.effect.planted_sends` days (30, 14 and 7)
+before the first partition, committed as those days' delivered audiences, so each horizon's readout is due on the
+first demo day; the audiences each demo day delivers change their treatment members' purchases from the next day
+on (crosschannel.sim.campaigns). The summary's `readouts.<audience>.<horizon>` holds the latest readout of the demo's
+days with the generator's true uplift of the same members.
 """
 
 from __future__ import annotations
@@ -16,11 +22,13 @@ from crosschannel.core.config import BUNDLE_ROOT, get_config
 from crosschannel.sim import generator
 from crosschannel.stages.ingest.landing import dms_summary
 from crosschannel.stages.models.metrics import auc
+from crosschannel.stages.readouts import report as readout_report
 from crosschannel.stages.trusted.publish import summarize as trusted_summary
 from crosschannel.wiring.defaults import test_run
 
 STAGE_DAGS = ("retail_ingest", "retail_trusted")  # then training (first day) and scoring
 TRAINING_DAG, SCORING_DAG, ACTIVATION_DAG = "propensity_training", "propensity_scoring", "audience_activation"
+READOUT_DAG = "campaign_readout"
 
 
 def _clean(cfg) -> None:
@@ -97,6 +105,30 @@ def score_figures(day: dt.date) -> dict:
     return figures
 
 
+def readout_figures(per_day: dict[str, dict]) -> dict:
+    """Per audience and horizon, the latest readout of the demo's days and the generator's truth for its members:
+    the conversion uplift's estimate and interval against the true uplift (campaigns.py)."""
+    latest = {(r["audience"], r["horizon_days"]): r for day in sorted(per_day) for r in per_day[day]["readouts"]}
+    figures: dict[str, dict] = {}
+    for (audience, horizon), r in sorted(latest.items()):
+        truth = generator.true_uplift(audience, dt.date.fromisoformat(r["send_day"]), horizon)
+        conversion, incremental = r.get("conversion") or {}, r.get("incremental") or {}
+        interval = conversion.get("interval")
+        figures.setdefault(audience, {})[str(horizon)] = {
+            "send_day": r["send_day"], "partition": r["window"][1],
+            "treatment": r["treatment"]["members"], "control": r["control"]["members"],
+            "conversion": {"treatment": r["treatment"]["conversion_rate"], "control": r["control"]["conversion_rate"]},
+            "estimate": conversion.get("uplift"), "interval": interval,
+            "relative": conversion.get("relative_uplift"), "relative_interval": conversion.get("relative_interval"),
+            "significant": r["significant"], "underpowered": r["underpowered"],
+            "true_uplift": truth["uplift"], "true_relative_uplift": truth["relative_uplift"],
+            "covered": None if interval is None or truth["uplift"] is None else
+            interval[0] <= truth["uplift"] <= interval[1],
+            "incremental_orders": incremental.get("orders"), "true_incremental_orders": truth.get("incremental_orders"),
+            "report": storage.url_of(paths.readouts(dt.date.fromisoformat(r["window"][1]), "readouts.html"))}
+    return figures
+
+
 def run(days: int = 3) -> dict:
     started = time.monotonic()
     cfg = get_config()
@@ -104,9 +136,12 @@ def run(days: int = 3) -> dict:
         raise SystemExit(f"the demo runs on the local target; the configuration says target={cfg.target!r}")
     _clean(cfg)
     print(f"generating a retailer of {cfg.generator.customers:,} customers ({cfg.generator.history_days} days)")
-    history = generator.generate(cfg.generator, force=True)
+    history = generator.generate(cfg.generator, force=True, plant_sends=True)
     print(f"  history {history['first_day']} .. {history['last_day']}: "
           + ", ".join(f"{n:,} {t}" for t, n in history["rows"].items()) + f", {history['events']:,} events")
+    history["planted_sends"] = generator.commit_planted_sends()
+    print("  planted sends of every audience (members): "
+          + ", ".join(f"{day} ({n:,})" for day, n in history["planted_sends"].items()))
     runs = {}
     trained = None
     for _ in range(days):
@@ -120,10 +155,13 @@ def run(days: int = 3) -> dict:
             trained = model_figures(day)
         _run_dag(SCORING_DAG, day)
         _run_dag(ACTIVATION_DAG, day)
+        change["sends"] = generator.record_sends(day)  # the delivered audiences' effect, from the next day on
+        _run_dag(READOUT_DAG, day)
         runs[day.isoformat()] = {"generator": change, "ingest": ingest_figures(day),
                                  "trusted": trusted_summary(day), "scores": score_figures(day),
                                  "activation": storage.read_json(
-                                     paths.reports(day, "activation", "summary.json"))}
+                                     paths.reports(day, "activation", "summary.json")),
+                                 "readouts": readout_report.read(day)}
     last = max(runs)
     summary = {
         "partition": last,
@@ -158,6 +196,7 @@ def run(days: int = 3) -> dict:
         "destinations": runs[last]["activation"]["destinations"],
         "activation": {day: r["activation"] for day, r in runs.items()},
         "generator": {day: r["generator"] for day, r in runs.items()},
+        "readouts": readout_figures({day: r["readouts"] for day, r in runs.items()}),
     }
     path = paths.demo_summary()
     storage.write_json(path, summary)
@@ -215,5 +254,19 @@ def render(summary: dict, path) -> str:
         segment = figures["destinations"]["segment"]
         lines.append(f"{'':<12}{day}  {cells}  segment {segment['messages']:,} changed "
                      f"({next(iter(segment['receipts'].values()), '-')})")
+    lines += ["", "Campaign readouts: conversion uplift (treatment - control) with its interval, against the "
+              "generator's true uplift",
+              f"{'':<12}{'audience':<22}{'days':>5}{'sent':>12}{'treat':>7}{'ctrl':>6}{'estimate':>10}"
+              f"{'interval':>20}{'truth':>9}  flags"]
+    for audience, horizons in summary["readouts"].items():
+        for horizon, f in horizons.items():
+            interval = "-" if f["interval"] is None else f"[{f['interval'][0]:+.4f}, {f['interval'][1]:+.4f}]"
+            flags = " ".join(name for name in ("significant", "underpowered") if f[name])
+            if f["covered"] is False:
+                flags += " truth-outside"
+            estimate = "-" if f["estimate"] is None else f"{f['estimate']:+.4f}"
+            truth = "-" if f["true_uplift"] is None else f"{f['true_uplift']:+.4f}"
+            lines.append(f"{'':<12}{audience:<22}{horizon:>5}{f['send_day']:>12}{f['treatment']:>7,}{f['control']:>6,}"
+                         f"{estimate:>10}{interval:>20}{truth:>9}  {flags}")
     lines += ["", f"Summary JSON: {Path(str(path.path))}"]
     return "\n".join(lines)

@@ -17,8 +17,11 @@ Each simulated day produces a change set (inserts, updates, deletes per table) a
 events. Everything is drawn from numpy generators seeded with (seed, day), so a seed gives the same retailer
 however the days are split across runs.
 
-This module holds the customers and the day's loop; orders (`orders.py`), the catalogue (`catalogue.py`)
-and the Segment sessions (`events.py`) are mixed in or called from here.
+A sent audience's treatment members buy at a changed rate for a while (`campaigns.py`: the campaign effect and
+its exact truth); `truth(day)`, the models' oracle, ignores it.
+
+This module holds the customers and the day's loop; orders (`orders.py`), the catalogue (`catalogue.py`),
+campaigns (`campaigns.py`) and the Segment sessions (`events.py`) are mixed in or called from here.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from crosschannel.sim.campaigns import CampaignMixin
 from crosschannel.sim.catalogue import CATEGORIES, REGIONS, CatalogueMixin
 from crosschannel.sim.changes import ChangeSet
 from crosschannel.sim.events import EventWriter
@@ -58,10 +62,11 @@ def no_purchase_probability(lam: np.ndarray, hazard: np.ndarray, alive: np.ndarr
     return np.where(alive, hazard * geometric + stay, 1.0)
 
 
-class Retailer(OrdersMixin, CatalogueMixin):
+class Retailer(OrdersMixin, CatalogueMixin, CampaignMixin):
     """The simulated retailer's state: latents per customer, catalogue, stock, pending work, id counters.
 
-    The order and catalogue methods come from `OrdersMixin` (orders.py) and `CatalogueMixin` (catalogue.py).
+    The order and catalogue methods come from `OrdersMixin` (orders.py) and `CatalogueMixin` (catalogue.py), the
+    campaign effect of sent audiences (and its truth) from `CampaignMixin` (campaigns.py).
     """
 
     def __init__(self, arrays: dict[str, np.ndarray], meta: dict):
@@ -227,7 +232,7 @@ class Retailer(OrdersMixin, CatalogueMixin):
 
         active = (a["c_signup"] <= d) & ~a["c_deleted"]
         alive = active & (a["c_lapse"] > d)
-        q = 1.0 - np.exp(-a["c_lam"])
+        q = 1.0 - np.exp(-a["c_lam"] * self.purchase_factor(d))  # a sent audience's treatment members: campaigns.py
         buyers = np.flatnonzero(alive & (rng.random(alive.size) < q) & (a["c_signup"] < d))
         orders, lines = self._orders(rng, buyers, d, n_stores)
         changes.inserts["orders"] = orders

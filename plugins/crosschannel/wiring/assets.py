@@ -45,3 +45,7 @@ def scores() -> Asset:
 
 def activation() -> Asset:
     return _asset("activation", "activation")
+
+
+def readouts() -> Asset:
+    return _asset("readouts", "reports", "readouts")

@@ -35,7 +35,7 @@ from crosschannel.wiring.deadlines import PartitionDayEnd
 log = logging.getLogger(__name__)
 
 
-def _notifiers(channels: tuple[str, ...], emails: tuple[str, ...], subject: str, text: str) -> list:
+def notifiers_for(channels: tuple[str, ...], emails: tuple[str, ...], subject: str, text: str) -> list:
     """The providers' notifiers for `channels`, each carrying the finished message (no templates left)."""
     alerts = get_config().alerts
     notifiers = []
@@ -153,7 +153,7 @@ async def deadline_missed(dag_id: str, minutes: float, context: dict | None = No
     is logged and raised after the others ran."""
     alerts = get_config().alerts
     subject, text = deadline_message(dag_id, minutes, context)
-    notifiers = _notifiers(alerts.stakeholders, alerts.stakeholder_emails, subject, text)
+    notifiers = notifiers_for(alerts.stakeholders, alerts.stakeholder_emails, subject, text)
     if not notifiers:
         log.warning("%s (no stakeholder channel configured in alerts.stakeholders)", subject)
         return "no stakeholder channel configured"
@@ -186,7 +186,7 @@ class FailureNotifier(BaseNotifier):
     def notify(self, context) -> None:
         alerts = get_config().alerts
         subject, text = failure_message(context)
-        notifiers = _notifiers(alerts.oncall, alerts.oncall_emails, subject, text)
+        notifiers = notifiers_for(alerts.oncall, alerts.oncall_emails, subject, text)
         if not notifiers:
             log.warning("%s (no on-call channel configured in alerts.oncall)", subject)
         for notifier in notifiers:

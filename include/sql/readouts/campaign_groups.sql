@@ -1,0 +1,30 @@
+-- The treatment and control groups of the sends whose readout is due, with the sufficient statistics of the readout
+-- (crosschannel.stages.readouts.stats): members, converters (at least one order in the window), and the sums and
+-- sums of squares of orders and revenue (order totals) per member.
+--
+-- One block per send horizon: `members_<days>d` holds the members (audience, customer_id, assignment) of every
+-- audience sent `days` days before the partition; its window is from the start of the day after the send to the
+-- end of the partition day ('YYYY-MM-DD HH:MM:SS' bounds, bound by the caller). `orders` is the partition's
+-- trusted orders. A member without an order in the window counts with zeros.
+{% for send in sends %}
+{% if not loop.first %}UNION ALL
+{% endif %}SELECT
+    m.audience,
+    '{{ send.day }}' AS send_day,
+    CAST({{ send.horizon }} AS BIGINT) AS horizon_days,
+    m.assignment,
+    CAST(COUNT(*) AS BIGINT) AS members,
+    CAST(SUM(CASE WHEN o.orders > 0 THEN 1 ELSE 0 END) AS BIGINT) AS converters,
+    CAST(SUM(COALESCE(o.orders, 0)) AS DOUBLE) AS orders,
+    CAST(SUM(COALESCE(o.orders * o.orders, 0)) AS DOUBLE) AS orders_sq,
+    CAST(SUM(COALESCE(o.revenue, 0)) AS DOUBLE) AS revenue,
+    CAST(SUM(COALESCE(o.revenue * o.revenue, 0)) AS DOUBLE) AS revenue_sq
+FROM members_{{ send.horizon }}d AS m
+LEFT JOIN (
+    SELECT customer_id, CAST(COUNT(*) AS DOUBLE) AS orders, SUM(CAST(total AS DOUBLE)) AS revenue
+    FROM orders
+    WHERE order_ts >= CAST('{{ send.window_start }}' AS TIMESTAMP) AND order_ts < CAST('{{ window_end }}' AS TIMESTAMP)
+    GROUP BY customer_id
+) AS o ON o.customer_id = m.customer_id
+GROUP BY m.audience, m.assignment
+{% endfor %}
