@@ -71,9 +71,13 @@ def _copy_db(source, target) -> None:
 
 
 def _frame(table):
-    """A table as sorted rows of plain values (Spark and DuckDB agree on values, not on every physical type)."""
+    """A table as sorted rows of plain values: Spark and DuckDB agree on values, not on every physical type, and
+    a floating aggregate (AVG, STDDEV_SAMP) only to its last bits, so doubles are compared to 9 decimals."""
     frame = table.to_pandas()
     frame = frame[sorted(frame.columns)]
+    for column in frame.columns:
+        if frame[column].dtype.kind == "f":
+            frame[column] = frame[column].round(9)
     return frame.astype(str).sort_values(list(frame.columns)).reset_index(drop=True)
 
 
