@@ -16,7 +16,10 @@ both end with `record_delivery`, which marks the document delivered.
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from crosschannel.core import awsapi, paths, storage
@@ -173,3 +176,67 @@ def plan_request(destination: str, day: dt.date, name: str, requests: list[dict]
 
 def sendable(plans: list[dict], decision: dict) -> list[dict]:
     return plans if decision["send"] else []
+
+
+# ---- the import files' contracts: one reader and one error for every destination's checks
+# (crosschannel.stages.activation.customer_profiles and .pinpoint name their rules)
+
+class CsvContractError(ActivationError):
+    """An import file breaks its destination's documented contract; names the file, line, column, expectation."""
+
+
+def read_csv_file(url: str, destination: str) -> tuple[pd.DataFrame, str]:
+    """A file as it is handed over: its UTF-8 text and its records as text ('' for an empty field)."""
+    import pandas as pd
+
+    data = storage.location(url).read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise CsvContractError(f"{destination}: {url}: byte {exc.start} is not UTF-8; the file must be UTF-8 "
+                               "encoded") from None
+    if not text.strip():
+        raise CsvContractError(f"{destination}: {url}: empty; expected a header line and the records")
+    return pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, na_filter=False), text
+
+
+def record_lines(text: str) -> list[int]:
+    """The line each record starts on (the header is line 1; a quoted line break moves the next records)."""
+    reader = csv.reader(io.StringIO(text, newline=""))
+    next(reader, None)
+    starts, line = [], reader.line_num + 1
+    for _ in reader:
+        starts.append(line)
+        line = reader.line_num + 1
+    return starts
+
+
+def refuse(destination: str, url: str, contract: str, problems: list[str], frame: pd.DataFrame | None = None,
+           text: str = "", checks: list[tuple[str, str, pd.Series]] = ()) -> None:
+    """Raise CsvContractError when there are file-level `problems` or a check (column, expected, mask of bad rows)
+    finds a row, naming the file, each column, the first bad lines with their values, and what was expected."""
+    found = [bad for _, _, bad in checks if bad.any()]
+    if not problems and not found:
+        return
+    lines = record_lines(text) if found else []
+    messages = list(problems)
+    for column, expected, bad in checks:
+        rows = [i for i, flag in enumerate(bad.to_list()) if flag]
+        if rows:
+            shown = ", ".join(f"line {lines[i]} {frame[column].iat[i]!r}" for i in rows[:3])
+            messages.append(f"column {column!r}: {shown}{' ...' if len(rows) > 3 else ''} ({len(rows)} row(s)): "
+                            f"expected {expected}")
+    raise CsvContractError(f"{destination}: {url} breaks the {contract} contract: " + "; ".join(messages))
+
+
+def not_matching(pattern) -> Callable[[pd.Series], pd.Series]:
+    """Where a non-empty value does not match `pattern`."""
+    return lambda values: values.ne("") & ~values.map(lambda v: bool(pattern.match(v))).astype(bool)
+
+
+def not_number(values: pd.Series) -> pd.Series:
+    """Where a non-empty value is not a finite number."""
+    import pandas as pd
+
+    numbers = pd.to_numeric(values.where(values.ne("")), errors="coerce")
+    return values.ne("") & ~numbers.abs().lt(float("inf"))

@@ -26,13 +26,18 @@ from typing import TYPE_CHECKING
 from crosschannel.core import paths, storage
 from crosschannel.core.config import get_config
 from crosschannel.stages.activation import audiences, consent, outbox
-from crosschannel.stages.activation.customer_profiles import (
+from crosschannel.stages.activation.outbox import (
+    MAX_VALUE,
+    PINPOINT,
     not_matching,
     not_number,
+    plan_request,
     read_csv_file,
     refuse,
+    score_columns,
+    text,
+    write_parts,
 )
-from crosschannel.stages.activation.outbox import MAX_VALUE, PINPOINT, plan_request, score_columns, text, write_parts
 
 if TYPE_CHECKING:
     import pandas as pd
