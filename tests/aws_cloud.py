@@ -204,12 +204,9 @@ class Cloud:
             get_config.cache_clear()
 
     def glue_job(self, params: dict) -> None:
-        import importlib.util
+        from tests.conftest import glue_script
 
-        args = params["Arguments"]
-        spec = importlib.util.spec_from_file_location("run_sql", Path(__file__).parents[1] / "include/glue/run_sql.py")
-        script = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(script)
+        args, script = params["Arguments"], glue_script()
         with self.acting_as("glue"):
             inputs = self.localized(json.loads(args["--inputs"]))
             output = args["--output_path"].rstrip("/")

@@ -6,6 +6,7 @@ import collections
 import contextlib
 import dataclasses
 import email.message
+import functools
 import glob
 import http.server
 import json
@@ -41,6 +42,17 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.section("DAG parse times")
         for key, seconds in sorted(PARSE_TIMES.items()):
             terminalreporter.write_line(f"{key:<40} {seconds * 1000:8.0f} ms")
+
+
+@functools.cache
+def glue_script():
+    """include/glue/run_sql.py loaded as Glue runs it (its `run()` and `read_input()` take a SparkSession)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("run_sql", BUNDLE / "include/glue/run_sql.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    return script
 
 
 def free_port() -> int:

@@ -6,14 +6,13 @@ key that was then merged) and misread doubled quotes."""
 from __future__ import annotations
 
 import csv
-import importlib.util
 import io
 import json
 
 import pytest
 
 from crosschannel.core import dms, sqljobs
-from tests.conftest import BUNDLE, store_row
+from tests.conftest import BUNDLE, glue_script, store_row
 
 HEADER = ["Op", "dms_commit_ts", "store_id", "name", "city"]
 ROWS = [
@@ -45,9 +44,7 @@ def test_the_local_reader_reads_dms_quoting_and_line_breaks(tmp_path):
 
 
 def test_the_glue_script_reads_dms_quoting_and_line_breaks(spark, tmp_path):
-    spec = importlib.util.spec_from_file_location("run_sql", BUNDLE / "include/glue/run_sql.py")
-    job = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(job)
+    job = glue_script()
 
     frame = job.read_input(spark, {"format": "dms_csv", "paths": [_dms_file(tmp_path)]})
 

@@ -8,7 +8,6 @@ before) and CDC after it. Every day's state is written out below, by hand."""
 from __future__ import annotations
 
 import datetime as dt
-import importlib.util
 import json
 from decimal import Decimal
 
@@ -17,7 +16,7 @@ import pytest
 from crosschannel.core import dms, paths, sqljobs, storage
 from crosschannel.stages.ingest import landing
 from crosschannel.stages.trusted import merge
-from tests.conftest import BUNDLE
+from tests.conftest import glue_script
 from tests.dms_files import Change, DmsFiles
 
 D1, D2, D3, D4, D5 = (dt.date(2026, 11, d) for d in range(1, 6))
@@ -205,10 +204,7 @@ EXPECTED = {
 @pytest.fixture
 def glue_job():
     """include/glue/run_sql.py loaded as Glue runs it (its `run()` takes a SparkSession)."""
-    spec = importlib.util.spec_from_file_location("run_sql", BUNDLE / "include/glue/run_sql.py")
-    job = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(job)
-    return job
+    return glue_script()
 
 
 def _rows(output_path: str) -> list[tuple]:

@@ -218,13 +218,10 @@ def test_a_gap_in_the_landed_days_is_refused(ingested):
 
 def test_the_glue_job_script_gives_the_duckdb_state_under_local_pyspark(ingested, spark, tmp_path):
     """include/glue/run_sql.py (the generic Glue 5.x job) on the landed files: same rows as DuckDB."""
-    import importlib.util
 
-    from tests.conftest import BUNDLE
+    from tests.conftest import glue_script
 
-    spec = importlib.util.spec_from_file_location("run_sql", BUNDLE / "include/glue/run_sql.py")
-    job = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(job)
+    job = glue_script()
     planned = next(j for j in merge.plan_merge(DAYS[-1]) if "/orders/" in j["--output_path"])
     argv = [token for name, value in planned.items() for token in (name, value)]
     args = job.parse_args(["--JOB_NAME", "crosschannel-sql", *argv[:-1], (tmp_path / "out").as_uri()])

@@ -100,16 +100,13 @@ def test_generated_checkouts_are_attributed_to_the_buyer():
 def test_the_glue_script_runs_the_planned_jobs_from_parquet_and_an_empty_first_day(spark, tmp_path):
     """include/glue/run_sql.py under local pyspark with the inputs the plan gives Glue: Parquet partitions,
     and on the first day an empty identity map made from its schema. Same rows as DuckDB."""
-    import importlib.util
     import json
 
     import pyarrow.parquet as pq
 
-    from tests.conftest import BUNDLE
+    from tests.conftest import glue_script
 
-    spec = importlib.util.spec_from_file_location("run_sql", BUNDLE / "include/glue/run_sql.py")
-    job = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(job)
+    job = glue_script()
     (tmp_path / "messages").mkdir()
     pq.write_table(_messages(), tmp_path / "messages" / "part-00000.parquet")
     (tmp_path / "identity_map.sql").write_text(engines.render("trusted/identity_map.sql"))
