@@ -33,7 +33,6 @@ from crosschannel.wiring import assets, steps
 from crosschannel.wiring.defaults import (
     ASSET_SCHEDULED_START,
     DEFAULT_ARGS,
-    PARTITION_PARAM,
     emit,
     partitioned_on,
     tags,
@@ -55,7 +54,6 @@ ACTIVATION = assets.activation()
     tags=tags("activation"),
     doc_md=__doc__,
     params={
-        "partition": PARTITION_PARAM,
         "force_publish": Param(False, type="boolean", title="Force publish",
                                description="Send to the destinations even for a past partition or from a backfill."),
     },

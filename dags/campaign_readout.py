@@ -33,7 +33,6 @@ from crosschannel.wiring import assets, notify, steps
 from crosschannel.wiring.defaults import (
     ASSET_SCHEDULED_START,
     DEFAULT_ARGS,
-    PARTITION_PARAM,
     emit,
     partitioned_on,
     tags,
@@ -53,7 +52,6 @@ READOUTS = assets.readouts()
     deadline=notify.deadline_alert("campaign_readout"),
     tags=tags("readouts"),
     doc_md=__doc__,
-    params={"partition": PARTITION_PARAM},
 )
 def campaign_readout():
     @task

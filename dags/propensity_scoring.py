@@ -2,7 +2,7 @@
 ### propensity_scoring: every customer scored daily by each model's champion, behind a score gate
 
 Runs when `retail_trusted` publishes a partition's features (the `crosschannel.features.customer` asset
-carries the partition), or by hand with a `partition` Param. Needs a champion per model (run
+carries the partition), or by hand with a Partition Key. Needs a champion per model (run
 `propensity_training` first).
 
 1. `plan_scoring` writes the transform input per model (`<root>/ml/<model>/scores/dt=.../input/`: the
@@ -28,7 +28,6 @@ from crosschannel.wiring import assets, steps
 from crosschannel.wiring.defaults import (
     ASSET_SCHEDULED_START,
     DEFAULT_ARGS,
-    PARTITION_PARAM,
     emit,
     partitioned_on,
     tags,
@@ -49,7 +48,6 @@ SCORES = assets.scores()
     deadline=deadline_alert("propensity_scoring"),
     tags=tags("models"),
     doc_md=__doc__,
-    params={"partition": PARTITION_PARAM},
 )
 def propensity_scoring():
     @task

@@ -1,7 +1,7 @@
 """
 ### propensity_training: churn and repurchase models, tuned, trained, evaluated and promoted (weekly)
 
-Runs on Mondays at 04:00 UTC for Sunday's partition, or by hand with a `partition` Param (the trusted
+Runs on Mondays at 04:00 UTC for Sunday's partition key, or by hand with a Partition Key (the trusted
 partition must be published). For every model of `models.specs` in the configuration:
 
 1. `plan_snapshots` / `snapshot_features`: `include/sql/trusted/customer_features.sql` as of each past
@@ -35,7 +35,6 @@ from crosschannel.core.partition import partition_day
 from crosschannel.wiring import assets, steps
 from crosschannel.wiring.defaults import (
     DEFAULT_ARGS,
-    PARTITION_PARAM,
     SCHEDULE_START,
     WEEKLY_MONDAY_UTC,
     emit,
@@ -57,7 +56,6 @@ MODELS = assets.models()
     deadline=deadline_alert("propensity_training"),
     tags=tags("models"),
     doc_md=__doc__,
-    params={"partition": PARTITION_PARAM},
 )
 def propensity_training():
     @task

@@ -34,7 +34,6 @@ from crosschannel.wiring import assets, steps
 from crosschannel.wiring.defaults import (
     DAILY_PARTITIONS_UTC,
     DEFAULT_ARGS,
-    PARTITION_PARAM,
     SCHEDULE_START,
     emit,
     tags,
@@ -56,7 +55,6 @@ LANDING_DMS, LANDING_SEGMENT = assets.landing_dms(), assets.landing_segment()
     tags=tags("ingest"),
     doc_md=__doc__,
     params={
-        "partition": PARTITION_PARAM,
         "force_full_load": Param(
             False, type="boolean", title="Force a full load",
             description="Reload every table (DMS reload-target) instead of resuming change capture."),

@@ -2,8 +2,8 @@
 ### retail_trusted: landed DMS and Segment files to the trusted zone, customer 360 and features, behind gates
 
 Runs when `retail_ingest` lands a partition (the `crosschannel.landing.dms` and
-`crosschannel.landing.segment` assets; their events carry the partition), or by hand with a `partition`
-Param. Every transform is one SQL file of `include/sql/trusted/` run as a SQL job: DuckDB in the worker
+`crosschannel.landing.segment` assets; their events carry the partition), or by hand with a Partition
+Key. Every transform is one SQL file of `include/sql/trusted/` run as a SQL job: DuckDB in the worker
 on the local target, the generic Glue 5.x script `include/glue/run_sql.py` through `GlueJobOperator`
 (deferrable) on aws. Results wait as candidates under `<root>/staging/` until their gate passes.
 
@@ -38,7 +38,6 @@ from crosschannel.wiring import assets, steps
 from crosschannel.wiring.defaults import (
     ASSET_SCHEDULED_START,
     DEFAULT_ARGS,
-    PARTITION_PARAM,
     emit,
     partitioned_on,
     tags,
@@ -59,7 +58,6 @@ TRUSTED, FEATURES = assets.trusted(), assets.features()
     deadline=deadline_alert("retail_trusted"),
     tags=tags("trusted"),
     doc_md=__doc__,
-    params={"partition": PARTITION_PARAM},
 )
 def retail_trusted():
     @task

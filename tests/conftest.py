@@ -129,8 +129,7 @@ def run_dag(dag_id: str, partition: str, mark_success_pattern: str | None = None
 
     bag = DagBag(str(BUNDLE / "dags"))
     assert not bag.import_errors, bag.import_errors
-    return test_run(bag.dags[dag_id], run_conf={"partition": partition, **conf},
-                    mark_success_pattern=mark_success_pattern)
+    return test_run(bag.dags[dag_id], partition, run_conf=conf, mark_success_pattern=mark_success_pattern)
 
 
 @pytest.fixture(scope="session")

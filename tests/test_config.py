@@ -114,10 +114,10 @@ def test_dms_files_are_valid_for_the_dms_api():
         ({"CROSSCHANNEL__SEGMENT__LOGS_URI": " "}, r"segment\.logs_uri: must not be empty"),
         ({"CROSSCHANNEL__SCHEDULE__START_DATE": "2026-13-45"}, r"schedule\.start_date: '2026-13-45' is not a calendar"),
         ({"CROSSCHANNEL__GENERATOR__START_PARTITION": "2026-02-30"}, r"generator\.start_partition: '2026-02-30'"),
-        ({"CROSSCHANNEL__ALERTS__DEADLINE_MINUTES": "{retail_ingest: .nan}"},
-         r"deadline_minutes\.retail_ingest: nan is not a finite number of minutes above 0"),
-        ({"CROSSCHANNEL__ALERTS__DEADLINE_MINUTES": "{audience_activation: .inf}"},
-         r"deadline_minutes\.audience_activation: inf is not a finite"),
+        ({"CROSSCHANNEL__ALERTS__DEADLINE_MINUTES": "{retail_ingest: 120}"},
+         r"deadline_minutes: replaced by alerts\.deadlines, a promise per DAG such as"),
+        ({"CROSSCHANNEL__ALERTS__DEADLINES__CAMPAIGN_READOUT": "D+1 7:00"},
+         r"deadlines\.campaign_readout: 'D\+1 7:00' is not a promise of the form 'D\+1 07:00'"),
     ],
 )
 def test_values_that_would_break_the_dags_or_the_data_are_refused_naming_the_key(override, message):

@@ -109,11 +109,15 @@ def test_dag_policy(path, monkeypatch):
             doc = task.doc_md or task.python_callable.__doc__  # mapped tasks keep it on the callable
             assert doc, f"{task.task_id} needs a one-line docstring"
         assert any(type(cb).__name__ == "FailureNotifier" for cb in task.on_failure_callback), task.task_id
-    assert "partition" in dag.params
+    assert "partition" not in dag.params, "the day is the run's partition key: one field, no Param beside it"
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    timetable = DagSerialization.from_dict(DagSerialization.to_dict(dag)).timetable  # as the api-server sees it
+    assert timetable.partitioned or timetable.partitioned_at_runtime, "a manual run must accept a partition key"
     for name in dag.params:  # typed, validated and described: the trigger form shows them
         param = dag.params.get_param(name)
         assert param.schema.get("type") and param.description and param.schema.get("title"), name
-    assert dag.deadline, "every DAG has a Deadline Alert (alerts.deadline_minutes)"
+    assert dag.deadline, "every DAG has a Deadline Alert (alerts.deadlines)"
 
 
 @pytest.mark.parametrize("target", TARGETS)
@@ -154,20 +158,33 @@ def test_a_scheduled_run_processes_the_day_that_just_ended(monkeypatch):
     timetable = DagSerialization.from_dict(DagSerialization.to_dict(dag)).timetable  # as the scheduler sees it
     info = timetable.next_dagrun_info_v2(last_dagrun_info=None, restriction=mock.Mock(
         earliest=pendulum.datetime(2026, 11, 2, tz="UTC"), latest=None, catchup=True))
-    context = {"partition_key": info.partition_key, "params": {"partition": None}}
+    context = {"partition_key": info.partition_key, "params": {}}
 
     assert info.run_after == pendulum.datetime(2026, 11, 2, tz="UTC") and info.data_interval is None
     assert partition_day(context).isoformat() == "2026-11-01"
-    assert partition_day({**context, "params": {"partition": "2026-10-05"}}).isoformat() == "2026-11-01"  # key wins
-    assert partition_day({"params": {"partition": "2026-10-05"}}).isoformat() == "2026-10-05"
-    event = mock.Mock(extra={"partition": "2026-10-09"})
-    assert partition_day({"triggering_asset_events": {"landing": [event, event]}}).isoformat() == "2026-10-09"
-    with pytest.raises(ValueError, match="carry several partitions"):
-        partition_day({"triggering_asset_events": {"a": [event], "b": [mock.Mock(extra={"partition": "2026-10-10"})]}})
-    with pytest.raises(ValueError, match="has no partition"):
+    assert partition_day({"partition_key": "2026-10-05", "dag_run": mock.Mock(conf={})}).isoformat() == "2026-10-05"
+    with pytest.raises(ValueError, match="has no partition key: trigger it with a Partition Key"):
         partition_day({"params": {}})
-    with pytest.raises(ValueError, match="params: partition '2026-13-99x' is not a YYYY-MM-DD day"):
-        partition_day({"params": {"partition": "2026-13-99x"}})
+    with pytest.raises(ValueError, match="no longer read from the conf's 'partition'"):
+        partition_day({"dag_run": mock.Mock(conf={"partition": "2026-10-05"}), "params": {}})
+    with pytest.raises(ValueError, match="partition key: partition '2026-13-99x' is not a YYYY-MM-DD day"):
+        partition_day({"partition_key": "2026-13-99x"})
+
+
+def test_the_weekly_training_run_is_keyed_by_the_sunday_it_trains_on(monkeypatch):
+    """Mondays 04:00 UTC, keyed by the day that just ended: scheduled runs and backfills alike, through the
+    serialized DAG (the custom timetable resolved through the plugin, as the scheduler does)."""
+    import pendulum
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    dag = _parse(BUNDLE / "dags" / "propensity_training.py", "local", monkeypatch).dags["propensity_training"]
+    timetable = DagSerialization.from_dict(DagSerialization.to_dict(dag)).timetable
+    info = timetable.next_dagrun_info_v2(last_dagrun_info=None, restriction=mock.Mock(
+        earliest=pendulum.datetime(2026, 11, 24, tz="UTC"), latest=None, catchup=True))
+    assert info.run_after == pendulum.datetime(2026, 11, 30, 4, tz="UTC") and info.partition_key == "2026-11-29"
+    backfill = timetable.iter_partition_dagrun_infos(earliest=pendulum.datetime(2026, 11, 1, tz="UTC"),
+                                                     latest=pendulum.datetime(2026, 11, 20, tz="UTC"))
+    assert [i.partition_key for i in backfill] == ["2026-11-01", "2026-11-08", "2026-11-15"]
 
 
 def test_a_run_flag_is_a_real_boolean_from_the_conf_or_the_params():

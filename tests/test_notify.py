@@ -6,11 +6,13 @@ from __future__ import annotations
 import asyncio
 import email
 import json
+from pathlib import Path
 from unittest import mock
 
 import pytest
 
-from crosschannel.core.config import DAG_IDS, get_config
+from crosschannel.core.alert_settings import DAG_IDS
+from crosschannel.core.config import get_config
 from crosschannel.wiring import notify
 from tests.conftest import configure, free_port
 
@@ -64,14 +66,18 @@ CONTEXT = {  # what the scheduler hands a deadline callback (models/deadline.py 
 def test_a_missed_deadline_is_mailed_and_posted_to_slack(alerting, smtp_server, http_server):
     _, mailbox = smtp_server
 
-    sent = asyncio.run(notify.deadline_missed("audience_activation", 60, context=CONTEXT))
+    sent = asyncio.run(notify.deadline_missed("audience_activation", context=CONTEXT))
 
     assert sent == "sent to smtp, slack"  # a string: the triggerer stores it as the callback's output
     (message,) = mailbox.messages
-    assert message["Subject"] == "[crosschannel] audience_activation missed its deadline for partition 2026-11-22"
+    assert message["Subject"] == "[crosschannel] audience_activation missed its deadline for partition 2026-11-22: LATE"
     assert message["X-Envelope-To"] == "marketing@example.com"
     body = message.get_payload(0).get_payload(decode=True).decode() if message.is_multipart() else message.get_payload()
-    assert "Deadline: 2026-11-23T01:41:00+00:00 (60 minutes after the partition's day ended" in body
+    assert "Status: LATE. The run is still running." in body
+    assert "Promised: D+1 07:00 UTC, for this day 2026-11-23 07:00 UTC" in body
+    assert "Open it: http://localhost:8080/dags/audience_activation/runs/asset_triggered__2026-11-23T00%3A41%3A00" \
+        in body
+    assert "Waiting on it: campaign_readout (promised D+1 10:00)" in body
     (post,) = http_server.received
     assert post.path == "/services/T000/B000/XXXX"
     assert "audience_activation missed its deadline for partition 2026-11-22" in post.json()["text"]
@@ -82,13 +88,13 @@ def test_a_channel_that_fails_is_reported_after_the_others_ran(alerting, smtp_se
     http_server.answer(500, then=500)
 
     with pytest.raises(RuntimeError, match="slack failed"):
-        asyncio.run(notify.deadline_missed("retail_ingest", 120, context=CONTEXT))
+        asyncio.run(notify.deadline_missed("retail_ingest", context=CONTEXT))
 
     assert len(mailbox.messages) == 1  # the email still went out
 
 
 def test_no_channel_configured_only_logs(local_env, caplog):
-    assert asyncio.run(notify.deadline_missed("retail_ingest", 120, context=CONTEXT)) == \
+    assert asyncio.run(notify.deadline_missed("retail_ingest", context=CONTEXT)) == \
         "no stakeholder channel configured"
     assert "no stakeholder channel configured" in caplog.text
 
@@ -120,7 +126,7 @@ def test_every_dag_has_a_deadline_alert_whose_callback_the_triggerer_can_import(
         assert alert.callback.path == "crosschannel.wiring.notify.deadline_missed"
         assert import_string(alert.callback.path) is notify.deadline_missed
         assert alert.callback.kwargs["dag_id"] == dag_id
-        assert type(alert.reference).__name__ == "PartitionDayEnd"  # not DAGRUN_QUEUED_AT: clearing a run works
+        assert type(alert.reference).__name__ == "PartitionPromise"  # not DAGRUN_QUEUED_AT: clearing a run works
     # deadlines recorded before the stage packages name the old path: a thin re-export, kept for one release
     assert import_string("crosschannel.notify.deadline_missed") is notify.deadline_missed
 
@@ -140,46 +146,123 @@ def test_sns_delivers_the_deadline_and_the_failure_to_the_topics_subscribers(tmp
                    log_url="http://localhost:8080/log")
 
     try:
-        assert asyncio.run(notify.deadline_missed("audience_activation", 60, context=CONTEXT)) == "sent to sns"
+        assert asyncio.run(notify.deadline_missed("audience_activation", context=CONTEXT)) == "sent to sns"
         notify.FailureNotifier()({"ti": ti, "run_id": "r1", "partition_key": "2026-11-22", "params": {}})
     finally:
         get_config.cache_clear()
 
     messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
     subjects = sorted(json.loads(m["Body"])["Subject"] for m in messages)
-    assert subjects == ["[crosschannel] audience_activation missed its deadline for partition 2026-11-22",
+    assert subjects == ["[crosschannel] audience_activation missed its deadline for partition 2026-11-22: LATE",
                         "[crosschannel] audience_activation.load_pinpoint failed for partition 2026-11-22"]
 
 
-def test_the_deadline_counts_from_the_end_of_the_partition_day_or_from_the_runs_creation(airflow_db):
+@pytest.mark.parametrize(("state", "status", "says"), [
+    ("failed", "FAILED", "Nothing of this day after it is delivered until the cause is fixed"),
+    ("queued", "NEVER STARTED", "has not started"),
+    ("running", "LATE", "still running"),
+    ("success", "FINISHED LATE", "finished after its deadline"),
+])
+def test_the_alert_says_whether_the_run_is_late_failed_or_never_started(local_env, state, status, says):
+    """Airflow keeps a failed run's deadline (it removes it only on success): the alert must not call it late."""
+    context = {**CONTEXT, "dag_run": {**CONTEXT["dag_run"], "state": state, "dag_id": "retail_trusted",
+                                      "end_date": "2026-11-23T02:10:00+00:00" if state == "failed" else None}}
+    subject, text = notify.deadline_message("retail_trusted", context)
+    assert subject == f"[crosschannel] retail_trusted missed its deadline for partition 2026-11-22: {status}"
+    assert f"Status: {status}. " in text and says in text
+    waiting = "Waiting on it: propensity_scoring (promised D+1 05:00), audience_activation (promised D+1 07:00)"
+    assert (waiting in text) is (state != "success")
+
+
+def test_the_deadline_is_the_promise_in_the_business_time_zone_or_its_allowance_from_creation(tmp_path, monkeypatch):
+    import datetime as dt
+
+    from crosschannel.wiring.deadlines import promised_by
+
+    configure(monkeypatch, tmp_path, CROSSCHANNEL__ALERTS__TIMEZONE="America/New_York")
+    try:
+        early = dt.datetime(2026, 11, 2, 23, tzinfo=dt.UTC)
+        # 07:00 in New York on D+1 is 12:00 UTC in winter, 11:00 UTC in summer (daylight saving time)
+        assert promised_by("audience_activation", "2026-11-02", early) == dt.datetime(2026, 11, 3, 12, tzinfo=dt.UTC)
+        summer = dt.datetime(2026, 7, 1, tzinfo=dt.UTC)
+        assert promised_by("audience_activation", "2026-07-01", summer) == dt.datetime(2026, 7, 2, 11, tzinfo=dt.UTC)
+        # created after its promise, within a day: the day's own run started late keeps the promise (alert at once)
+        late = dt.datetime(2026, 11, 3, 20, tzinfo=dt.UTC)
+        assert promised_by("audience_activation", "2026-11-02", late) == dt.datetime(2026, 11, 3, 12, tzinfo=dt.UTC)
+        # a backfill of an older day: the promise's 7 hours after the local day ended, from its creation
+        backfill = dt.datetime(2026, 11, 30, 9, tzinfo=dt.UTC)
+        assert promised_by("audience_activation", "2026-11-02", backfill) == backfill + dt.timedelta(hours=7)
+        assert promised_by("audience_activation", None, backfill) is None
+        with pytest.raises(ValueError, match="deadline reference: partition '2026-11-2' is not a YYYY-MM-DD day"):
+            promised_by("audience_activation", "2026-11-2", backfill)
+    finally:
+        get_config.cache_clear()
+
+
+@pytest.mark.parametrize(("key", "value", "error"), [
+    ("DEADLINES__RETAIL_INGEST", "07:00", r"deadlines\.retail_ingest: '07:00' is not a promise of the form 'D\+1 07"),
+    ("DEADLINES__RETAIL_INGEST", "D+1 25:00", r"is not a promise of the form"),
+    ("DEADLINES__NOT_A_DAG", "D+1 07:00", r"deadlines: unknown DAG\(s\) \['not_a_dag'\]"),
+    ("TIMEZONE", "Mars/Olympus", r"'Mars/Olympus' is not an IANA time zone"),
+])
+def test_a_bad_promise_names_the_key(tmp_path, monkeypatch, key, value, error):
+    from crosschannel.core.config import ConfigError
+
+    with pytest.raises(ConfigError, match=error):
+        configure(monkeypatch, tmp_path, **{f"CROSSCHANNEL__ALERTS__{key}": value})
+    get_config.cache_clear()
+
+
+def test_the_reference_reads_the_runs_partition_key_as_the_scheduler_does(airflow_db):
     """The reference evaluated as the scheduler does when it creates a run (a real DagRun row in the session)."""
     import datetime as dt
 
     from airflow.models import DagRun
     from airflow.utils.session import create_session
 
-    from crosschannel.wiring.deadlines import PartitionDayEnd, partition_day_end
+    from crosschannel.wiring.deadlines import PartitionPromise
 
-    assert partition_day_end("2026-11-22", None) == dt.datetime(2026, 11, 23, tzinfo=dt.UTC)
-    assert partition_day_end(None, {"partition": "2026-11-22"}) == dt.datetime(2026, 11, 23, tzinfo=dt.UTC)
-    assert partition_day_end(None, {}) is None
-    future = (dt.datetime.now(dt.UTC) + dt.timedelta(days=3)).date().isoformat()
-    reference = PartitionDayEnd()
+    future = (dt.datetime.now(dt.UTC) + dt.timedelta(days=3)).date()
+    reference = PartitionPromise()
     with create_session() as session:
-        for run_id, key in (("past", "2026-11-22"), ("future", future), ("none", None)):
-            session.add(DagRun(dag_id="deadline_probe", run_id=run_id, run_type="manual", partition_key=key,
+        for run_id, key in (("future", future.isoformat()), ("none", None), ("bad", "2026-11-2")):
+            session.add(DagRun(dag_id="retail_ingest", run_id=run_id, run_type="manual", partition_key=key,
                                conf={}, run_after=dt.datetime.now(dt.UTC)))
         session.flush()
-        before = dt.datetime.now(dt.UTC)
-        past = reference._evaluate_with(session=session, dag_id="deadline_probe", run_id="past")
-        ahead = reference._evaluate_with(session=session, dag_id="deadline_probe", run_id="future")
-        without = reference._evaluate_with(session=session, dag_id="deadline_probe", run_id="none")
-        missing = reference._evaluate_with(session=session, dag_id="deadline_probe", run_id="nowhere")
+        ahead, without, bad, missing = (reference._evaluate_with(session=session, dag_id="retail_ingest", run_id=r)
+                                        for r in ("future", "none", "bad", "nowhere"))
         session.rollback()
-    assert past >= before and without >= before  # a backfill's deadline counts from its creation
-    assert ahead == dt.datetime.combine(dt.date.fromisoformat(future) + dt.timedelta(days=1), dt.time(0),
-                                        tzinfo=dt.UTC)
-    assert missing is None
+    assert ahead == dt.datetime.combine(future + dt.timedelta(days=1), dt.time(2), tzinfo=dt.UTC)  # D+1 02:00 UTC
+    assert without is None and bad is None and missing is None  # no deadline: such a run fails at once
+
+
+def test_a_manual_run_by_the_command_line_is_keyed_by_its_day_and_held_to_its_promise(airflow_db, capsys):
+    """`python -m crosschannel trigger` as on-call runs it: the run carries the day as its partition key, and the
+    scheduler-side DAG gives it the deadline of that day's promise (a real Deadline row, from the serialized DAG)."""
+    import datetime as dt
+    import subprocess
+    import sys
+
+    from airflow.models import DagRun
+    from airflow.models.deadline import Deadline
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    from crosschannel.__main__ import main
+
+    subprocess.run([str(Path(sys.executable).parent / "airflow"), "dags", "reserialize"], check=True,
+                   capture_output=True)
+    yesterday = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
+    assert main(["trigger", "audience_activation", "--partition", yesterday.isoformat()]) == 0
+    run_id = capsys.readouterr().out.split(" run ")[1].split(" for partition ")[0]
+    with create_session() as session:
+        run = session.scalar(select(DagRun).where(DagRun.run_id == run_id))
+        deadline = session.scalar(select(Deadline.deadline_time).where(Deadline.dagrun_id == run.id))
+        session.delete(run)  # the session's other tests run this DAG with dag.test()
+    assert run.partition_key == yesterday.isoformat() and run.conf == {}
+    assert deadline == dt.datetime.combine(yesterday + dt.timedelta(days=1), dt.time(7), tzinfo=dt.UTC)
+    with pytest.raises(ValueError, match="Dag id nosuch not found in DagModel of AIRFLOW_HOME"):
+        main(["trigger", "nosuch", "--partition", yesterday.isoformat()])
 
 
 def test_the_plugin_registers_the_reference_airflow_resolves_from_a_serialized_dag():
@@ -187,13 +270,12 @@ def test_the_plugin_registers_the_reference_airflow_resolves_from_a_serialized_d
     from airflow.serialization.decoders import decode_deadline_reference
     from airflow.serialization.encoders import encode_deadline_reference
 
-    from crosschannel.wiring.deadlines import PartitionDayEnd
+    from crosschannel.wiring.deadlines import PartitionPromise
 
-    encoded = encode_deadline_reference(PartitionDayEnd())
-    assert encoded["__class_path"] == "crosschannel.wiring.deadlines.PartitionDayEnd"
+    encoded = encode_deadline_reference(PartitionPromise())
+    assert encoded["__class_path"] == "crosschannel.wiring.deadlines.PartitionPromise"
     decoded = decode_deadline_reference(encoded)
-    assert isinstance(decoded.inner_ref, PartitionDayEnd)
-
+    assert isinstance(decoded.inner_ref, PartitionPromise)
 
 
 TOPIC = "arn:aws:sns:us-east-1:123456789012:crosschannel-alerts"

@@ -101,7 +101,7 @@ def _fail_repair_and_clear(port: int, logs: str) -> dict:
     marker.unlink()  # the fault
     try:
         started = time.monotonic()
-        run = _api(port, "/dags/audience_activation/dagRuns", {"logical_date": None, "conf": {"partition": day}},
+        run = _api(port, "/dags/audience_activation/dagRuns", {"logical_date": None, "partition_key": day},
                    method="POST")
         failed = _wait_for_run(port, "audience_activation", run["dag_run_id"], {"failed", "success"}, logs)
         seconds = time.monotonic() - started
@@ -168,7 +168,7 @@ def operated(tmp_path_factory, airflow_db):
             CROSSCHANNEL__MODELS__MAX_TRIALS="2", CROSSCHANNEL__ACTIVATION__PERSONALIZE__MIN_INTERACTIONS="50",
             CROSSCHANNEL__ALERTS__STAKEHOLDERS="[smtp, slack]",
             CROSSCHANNEL__ALERTS__STAKEHOLDER_EMAILS="[marketing@example.com]",
-            CROSSCHANNEL__ALERTS__DEADLINE_MINUTES__RETAIL_INGEST="0.02")  # ~1 s: every ingest run misses it
+            CROSSCHANNEL__ALERTS__DEADLINES__RETAIL_INGEST="D+1 00:00:01")  # 1 s: every ingest run misses it
         generator.generate(cfg.generator, force=True)
         generator.advance(1)
         for dag_id in ("retail_ingest", "retail_trusted", "propensity_training"):

@@ -6,6 +6,8 @@
     import-csv --orders F [--customers F]   load your own orders (and customers) into the source DB
     demo [--days N]                         the whole chain on the local target, with a summary
     aws-plan --partition D [--out DIR]      every request the aws target would send for D, checked, as JSON
+    trigger DAG_ID --partition D [--conf J] a manual run of a DAG for day D (its partition key) in the Airflow
+                                            metadata DB of $AIRFLOW_HOME; `airflow dags trigger` takes no key
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -40,6 +43,10 @@ def main(argv: list[str] | None = None) -> int:
     plan.add_argument("--partition", required=True, type=dt.date.fromisoformat)
     plan.add_argument("--out", help="folder for the JSON requests (default: aws-plan-<partition>)")
     plan.add_argument("--run-id", help="the run id whose hash job names carry (default: manual__<partition>...)")
+    trigger = commands.add_parser("trigger", help="a manual run of a DAG for a day, keyed by it")
+    trigger.add_argument("dag_id")
+    trigger.add_argument("--partition", required=True, type=dt.date.fromisoformat)
+    trigger.add_argument("--conf", type=json.loads, default={}, help='run flags, e.g. \'{"force_publish": true}\'')
     args = parser.parse_args(argv)
 
     if args.command == "generate":
@@ -71,6 +78,18 @@ def main(argv: list[str] | None = None) -> int:
 
         rows = aws_plan.write_plan(args.partition, Path(args.out or f"aws-plan-{args.partition}"), args.run_id)
         print(aws_plan.table(rows))
+    elif args.command == "trigger":
+        from airflow.api.common.trigger_dag import trigger_dag
+        from airflow.exceptions import DagNotFound
+        from airflow.utils.types import DagRunTriggeredByType
+
+        try:
+            run = trigger_dag(args.dag_id, triggered_by=DagRunTriggeredByType.CLI, conf=args.conf,
+                              partition_key=args.partition.isoformat())
+        except DagNotFound as exc:
+            raise ValueError(f"{exc} of AIRFLOW_HOME {os.environ.get('AIRFLOW_HOME', '~/airflow')}: is it the "
+                             "bundle's home, and has the dag-processor parsed the DAGs?") from None
+        print(f"{args.dag_id}: run {run.run_id} for partition {run.partition_key} ({run.state})")
     return 0
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import math
 import os
 import re
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from crosschannel.core.alert_settings import Alerts
 from crosschannel.core.readout_settings import Readouts
 
 BUNDLE_ROOT = Path(__file__).resolve().parents[3]
@@ -238,47 +238,10 @@ class Activation(_Section):
     segment: SegmentTraits = SegmentTraits()
 
 
-Channel = Literal["smtp", "slack", "sns"]
-DAG_IDS = ("retail_ingest", "retail_trusted", "propensity_training", "propensity_scoring", "audience_activation",
-           "campaign_readout")
-
-
 class Schedule(_Section):
     # The first day the time-scheduled DAGs (retail_ingest daily, propensity_training weekly) run on their own.
     # Before it, days only run through backfills or by hand: install, backfill the history, then let it run.
     start_date: Day = "2026-11-01"
-
-
-class Alerts(_Section):
-    # Who hears what, on which channels: stakeholders when a DAG misses its deadline, on-call when a task fails.
-    stakeholders: tuple[Channel, ...] = ()
-    oncall: tuple[Channel, ...] = ()
-    smtp_conn_id: str = "smtp_default"            # host, port, login, password of the mail server
-    from_email: str = "crosschannel@localhost"
-    stakeholder_emails: tuple[str, ...] = ()
-    oncall_emails: tuple[str, ...] = ()
-    slack_conn_id: str = "slack_webhook_default"  # the incoming webhook (password: the webhook URL or token)
-    sns_topic_arn: str = ""                       # aws target: the topic stakeholders and on-call subscribe to
-    # A DAG run must finish within this many minutes after its partition's day ended (UTC midnight), or after the
-    # run was created when that is later (a backfill, a manual run of a past day); else the stakeholders are told.
-    deadline_minutes: dict[str, float] = {"retail_ingest": 120, "retail_trusted": 240, "propensity_training": 600,
-                                          "propensity_scoring": 300, "audience_activation": 420,
-                                          "campaign_readout": 600}
-
-    @model_validator(mode="after")
-    def _complete(self) -> Alerts:
-        unknown = set(self.deadline_minutes) - set(DAG_IDS)
-        if unknown:
-            raise ValueError(f"deadline_minutes: unknown DAG(s) {sorted(unknown)}, expected {list(DAG_IDS)}")
-        for dag_id, minutes in self.deadline_minutes.items():
-            if not math.isfinite(minutes) or minutes <= 0:
-                raise ValueError(f"deadline_minutes.{dag_id}: {minutes} is not a finite number of minutes above 0")
-        for audience, emails in (("stakeholders", self.stakeholder_emails), ("oncall", self.oncall_emails)):
-            if "smtp" in getattr(self, audience) and not emails:
-                raise ValueError(f"{audience}: smtp is chosen but {audience.rstrip('s')}_emails is empty")
-        if "sns" in (*self.stakeholders, *self.oncall) and not self.sns_topic_arn:
-            raise ValueError("sns_topic_arn: required when sns is a channel")
-        return self
 
 
 class Config(_Section):

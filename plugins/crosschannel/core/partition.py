@@ -14,48 +14,32 @@ _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
 def parse_day(value: str, where: str) -> dt.date:
-    if not isinstance(value, str) or not _DAY.match(value):
-        raise ValueError(f"{where}: partition {value!r} is not a YYYY-MM-DD day")
-    return dt.date.fromisoformat(value)
+    try:
+        if isinstance(value, str) and _DAY.match(value):
+            return dt.date.fromisoformat(value)
+    except ValueError:
+        pass
+    raise ValueError(f"{where}: partition {value!r} is not a YYYY-MM-DD day")
 
 
 def partition_day(context) -> dt.date:
-    """The day a run works on, in this order: asset partition key, the partition the triggering asset events
-    carry, the run's conf/Params, the data interval.
-
-    Manual and asset-triggered runs have no logical date in Airflow 3, so nothing else may read `ds`.
-    """
+    """The day a run works on: its Airflow partition key (set by the schedules, by partitioned asset events, or
+    by hand in the trigger form's Partition Key or the REST API's `partition_key`)."""
     key = context.get("partition_key")
     if key:
-        return parse_day(key[:10], "asset partition key")
-    carried = {
-        event.extra.get("partition")
-        for events in (context.get("triggering_asset_events") or {}).values()
-        for event in events
-        if event.extra.get("partition")
-    }
-    if len(carried) > 1:
-        raise ValueError(f"the triggering asset events carry several partitions {sorted(carried)}: run one per day")
-    if carried:
-        return parse_day(carried.pop(), "triggering asset event")
-    conf = _conf(context)
-    if conf.get("partition"):
-        return parse_day(conf["partition"], "dag_run.conf")
-    params = context.get("params") or {}
-    if params.get("partition"):
-        return parse_day(params["partition"], "params")
-    start = context.get("data_interval_start")
-    if start is not None:
-        return start.date()
-    raise ValueError(
-        "this run has no partition: trigger it with a 'partition' (YYYY-MM-DD) in its Params or conf, "
-        "or let the schedule or an upstream asset event set it"
-    )
+        return parse_day(key, "partition key")
+    if "partition" in _conf(context):
+        raise ValueError("this run has no partition key: the day is no longer read from the conf's 'partition'; "
+                         "trigger it with the Partition Key (YYYY-MM-DD) instead (the trigger form's Advanced "
+                         "options, or `partition_key` in the REST API)")
+    raise ValueError("this run has no partition key: trigger it with a Partition Key (YYYY-MM-DD) in the trigger "
+                     "form's Advanced options or `partition_key` in the REST API, or let the schedule or an "
+                     "upstream asset event set it")
 
 
 def run_partition(partition_key: str | None, conf: dict | None) -> str | None:
-    """The partition a stored DagRun names (its partition key, else the `partition` of its conf), unparsed: what
-    the deadline reference and the deadline message read from the metadata DB."""
+    """The partition a stored DagRun names, unparsed: its partition key, else (runs recorded before 2026-12, when
+    a `partition` Param carried the day) the `partition` of its conf. What the reports view reads."""
     return partition_key or (conf or {}).get("partition") or None
 
 

@@ -216,12 +216,12 @@ def sns_requests(day: dt.date, run: str) -> list[dict]:
         return req("sns", "Publish", name, target, params)
 
     if "sns" in alerts.stakeholders:
-        for dag_id, minutes in alerts.deadline_minutes.items():
+        for dag_id in alerts.deadlines:
             context = {"dag_run": {"dag_id": dag_id, "dag_run_id": run, "partition_key": day.isoformat(),
                                    "run_type": ref("DagRun", "run_type"), "state": "running",
                                    "queued_at": ref("DagRun", "queued_at")},
                        "deadline": {"deadline_time": ref("Deadline", "deadline_time")}}
-            found.append(publish(*notify.deadline_message(dag_id, minutes, context), f"deadline-{dag_id}",
+            found.append(publish(*notify.deadline_message(dag_id, context), f"deadline-{dag_id}",
                                  f"{dag_id} DeadlineAlert"))
     if "sns" in alerts.oncall:
         ti = types.SimpleNamespace(dag_id="audience_activation", task_id="load_customer_profiles", map_index=-1,

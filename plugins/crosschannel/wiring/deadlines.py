@@ -1,7 +1,9 @@
-"""The deadline every DAG's Deadline Alert counts from: the end of the run's partition day (midnight UTC after
-it), or the moment the run was created when that is later (a backfill, a re-run or a manual run of a past day).
+"""The deadline every DAG's Deadline Alert holds a run to: the stakeholders' promise for the run's partition day
+(`alerts.deadlines`, e.g. `audience_activation: D+1 07:00` in `alerts.timezone`). A run created up to a day after
+its promise (the day's own run, started late because something upstream was late) keeps it: the alert goes out at
+once. A run created later than that (a backfill, a manual run of an older day) gets the same allowance, counted
+from its creation. Runs without a partition key get no deadline (they fail at once, and on-call hears).
 
-"The day's audiences by 07:00" is `audience_activation: 420` minutes after the day ends, whichever stage is late.
 A reference relative to the queued time (`DAGRUN_QUEUED_AT`) is what Airflow 3.3 recomputes when a run or task
 is cleared, and that recomputation fails with HTTP 500 (apache/airflow#70368): with this reference, clearing a
 failed run from the UI or the REST API works. The deadline is computed once, when the run is created.
@@ -17,23 +19,30 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.definitions.deadline import BaseDeadlineReference
 
-from crosschannel.core.partition import parse_day, run_partition
+from crosschannel.core.config import get_config
+from crosschannel.core.partition import parse_day
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
 
-def partition_day_end(partition_key: str | None, conf: dict | None) -> dt.datetime | None:
-    """Midnight UTC after the run's partition day: its partition key, else the `partition` of its conf."""
-    value = run_partition(partition_key, conf)
-    if not value:
+def promised_by(dag_id: str, partition_key: str | None, created: dt.datetime) -> dt.datetime | None:
+    """When the DAG's run for `partition_key`, created at `created`, must have finished (UTC; see the module);
+    None when the configuration promises nothing for the DAG or the run has no partition key."""
+    alerts = get_config().alerts
+    promise = alerts.promise(dag_id)
+    if promise is None or not partition_key:
         return None
-    day = parse_day(str(value)[:10], "deadline reference")
-    return dt.datetime.combine(day + dt.timedelta(days=1), dt.time(0), tzinfo=dt.UTC)
+    day = parse_day(partition_key, "deadline reference")
+    due = promise.due(day, alerts.zone)
+    if created - due <= dt.timedelta(days=1):
+        return due
+    day_end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(0), tzinfo=alerts.zone).astimezone(dt.UTC)
+    return created + max(due - day_end, dt.timedelta(0))
 
 
-class PartitionDayEnd(BaseDeadlineReference):
-    """The end of the run's partition day, or the run's creation when that is later (see the module)."""
+class PartitionPromise(BaseDeadlineReference):
+    """The promise for the run's partition day, or its allowance from the run's creation (see the module)."""
 
     required_kwargs = frozenset({"dag_id", "run_id"})
 
@@ -41,14 +50,8 @@ class PartitionDayEnd(BaseDeadlineReference):
         from airflow.models import DagRun
         from sqlalchemy import select
 
-        run = session.execute(select(DagRun.partition_key, DagRun.conf)
-                              .where(DagRun.dag_id == dag_id, DagRun.run_id == run_id)).one_or_none()
-        now = dt.datetime.now(dt.UTC)
-        if run is None:
-            return None
+        key = session.scalar(select(DagRun.partition_key).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id))
         try:
-            end = partition_day_end(run.partition_key, run.conf)
+            return promised_by(dag_id, key, dt.datetime.now(dt.UTC))
         except ValueError:
-            end = None  # the run fails on its own bad partition; the deadline counts from now
-        return now if end is None else max(end, now)
-
+            return None  # a bad key fails the run's first task, and on-call hears

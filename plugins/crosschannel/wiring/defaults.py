@@ -1,5 +1,8 @@
-"""What every DAG of the bundle shares: default task arguments, schedules, the partition Param, asset events
-and the test runner.
+"""What every DAG of the bundle shares: default task arguments, schedules, asset events and the test runner.
+
+Every run works on one day, its Airflow partition key ("2026-11-02"): the schedules set it, a manual run or a
+backfill takes it in the one field Airflow offers (the trigger form's Partition Key, the REST API's
+`partition_key`), and every stage after the head inherits it through partitioned assets.
 
 Cheap to import (no pandas, boto3 or database access): DAG files import it at parse time.
 """
@@ -9,12 +12,12 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from airflow.sdk import Asset, CronPartitionTimetable, Param, PartitionedAssetTimetable
-from airflow.timetables.trigger import CronTriggerTimetable
+from airflow.sdk import Asset, CronPartitionTimetable, PartitionedAssetTimetable
 
 from crosschannel.core.config import get_config
 from crosschannel.core.partition import is_backfill, partition_day
 from crosschannel.wiring.notify import FailureNotifier
+from crosschannel.wiring.timetables import DayBeforePartitionTimetable
 
 OWNER = "data-platform"
 
@@ -36,8 +39,8 @@ ASSET_SCHEDULED_START = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
 # every stage after it runs for the same key through partitioned assets (see `partitioned_on`).
 DAILY_PARTITIONS_UTC = CronPartitionTimetable("0 0 * * *", timezone="UTC", run_offset=-1, key_format="%Y-%m-%d")
 
-# The weekly training run fires on Mondays at 04:00 UTC for the day that just ended (Sunday's partition).
-WEEKLY_MONDAY_UTC = CronTriggerTimetable("0 4 * * 1", timezone="UTC", interval=dt.timedelta(days=1))
+# The weekly training run fires on Mondays at 04:00 UTC for the day that just ended (Sunday's partition key).
+WEEKLY_MONDAY_UTC = DayBeforePartitionTimetable("0 4 * * 1", timezone="UTC", key_format="%Y-%m-%d")
 
 
 def partitioned_on(*assets: Asset) -> PartitionedAssetTimetable:
@@ -46,15 +49,6 @@ def partitioned_on(*assets: Asset) -> PartitionedAssetTimetable:
     for asset in assets[1:]:
         condition = condition & asset
     return PartitionedAssetTimetable(assets=condition)
-
-
-PARTITION_PARAM = Param(
-    None,
-    type=["null", "string"],
-    pattern=r"^\d{4}-\d{2}-\d{2}$",
-    title="Partition",
-    description="The day to process (YYYY-MM-DD). Leave empty on scheduled runs: the data interval decides.",
-)
 
 
 def tags(stage: str) -> list[str]:
@@ -69,9 +63,31 @@ def emit(outlet_events, asset: Asset, context, extra: dict) -> None:
     outlet_events[asset].add_partitions(day.isoformat())
 
 
-def test_run(dag, **kwargs):
-    """`dag.test()` without the DAG's deadline alerts: Airflow 3.3.2's dag.test() schedules an in-memory copy of
-    the DAG whose deadline alerts are not the metadata-DB rows DagRun.update_state looks up, and fails. The
-    scheduler is unaffected; deadlines are exercised there (tests/test_operations_e2e.py)."""
+def test_run(dag, partition: str | None = None, **kwargs):
+    """`dag.test()` of the run for `partition` (its partition key), without the DAG's deadline alerts. Without a
+    partition it is the command line's first argument: `python dags/retail_ingest.py 2026-11-02`.
+
+    dag.test() takes no partition key: the run it creates is given one before any task starts. And Airflow
+    3.3.2's dag.test() schedules an in-memory copy of the DAG whose deadline alerts are not the metadata-DB rows
+    DagRun.update_state looks up, and fails; the scheduler is unaffected, deadlines are exercised there
+    (tests/test_operations_e2e.py)."""
+    import sys
+    from unittest import mock
+
+    from airflow.models import dagrun
+
+    if partition is None:
+        if len(sys.argv) != 2:
+            raise SystemExit(f"usage: python {sys.argv[0]} YYYY-MM-DD (the partition key of the run)")
+        partition = sys.argv[1]
+    create = dagrun.get_or_create_dagrun
+
+    def keyed(**run_kwargs):
+        run = create(**run_kwargs)
+        run.partition_key = partition
+        run_kwargs["session"].commit()
+        return run
+
     dag.deadline = None
-    return dag.test(**kwargs)
+    with mock.patch.object(dagrun, "get_or_create_dagrun", keyed):
+        return dag.test(**kwargs)

@@ -29,8 +29,8 @@ from airflow.sdk import BaseNotifier
 
 from crosschannel.core import awsapi
 from crosschannel.core.config import get_config
-from crosschannel.core.partition import partition_day, run_partition
-from crosschannel.wiring.deadlines import PartitionDayEnd
+from crosschannel.core.partition import parse_day, partition_day
+from crosschannel.wiring.deadlines import PartitionPromise
 
 log = logging.getLogger(__name__)
 
@@ -125,34 +125,73 @@ def check_publish(params: dict, *, strict: bool = True) -> dict:
     return {**checked, "refused": checked["refused"] + problems}
 
 
-def _partition_of(dag_run: dict) -> str:
-    return run_partition(dag_run.get("partition_key"), dag_run.get("conf")) or "(none)"
+# The daily chain in order: a run that failed or never started holds up every DAG after it.
+DAILY_CHAIN = ("retail_ingest", "retail_trusted", "propensity_scoring", "audience_activation", "campaign_readout")
+_STATUS = {  # the run's state when its deadline passed: what the stakeholders are told
+    "failed": ("FAILED", "The run failed (on-call was told which task and why). Nothing of this day after it is "
+               "delivered until the cause is fixed and the run is cleared."),
+    "queued": ("NEVER STARTED", "The run is queued and has not started: is the scheduler running, or another run "
+               "of this DAG still going?"),
+    "running": ("LATE", "The run is still running."),
+    "success": ("FINISHED LATE", "The run finished after its deadline."),
+}
 
 
-def deadline_message(dag_id: str, minutes: float, context: dict | None) -> tuple[str, str]:
+def run_url(dag_id: str, run_id: str) -> str:
+    """The run's page in the Airflow UI (`[api] base_url`)."""
+    from urllib.parse import quote
+
+    from airflow.configuration import conf
+
+    base = conf.get("api", "base_url", fallback="") or "http://localhost:8080"
+    return f"{base.rstrip('/')}/dags/{quote(dag_id, safe='')}/runs/{quote(run_id, safe='')}"
+
+
+def deadline_message(dag_id: str, context: dict | None) -> tuple[str, str]:
+    """Subject and text for a missed deadline: whether the run is late, failed or never started, what it
+    promised, the link to the run and the DAGs after it in the chain that wait on it."""
+    alerts = get_config().alerts
     dag_run = (context or {}).get("dag_run") or {}
     deadline = (context or {}).get("deadline") or {}
-    partition = _partition_of(dag_run)
-    subject = f"[crosschannel] {dag_id} missed its deadline for partition {partition}"
+    partition = dag_run.get("partition_key") or "(none)"
+    state = str(dag_run.get("state") or "?")
+    status, meaning = _STATUS.get(state, (state.upper(), f"The run is {state}."))
+    run_id = dag_run.get("dag_run_id") or dag_run.get("run_id") or ""
+    promise = alerts.promise(dag_id)
     lines = [
         f"DAG: {dag_id}",
         f"Partition: {partition}",
-        f"Run: {dag_run.get('dag_run_id') or dag_run.get('run_id') or '(unknown)'} ({dag_run.get('run_type', '?')}), "
-        f"state {dag_run.get('state', '?')}",
-        f"Queued at: {dag_run.get('queued_at', '?')}",
-        f"Deadline: {deadline.get('deadline_time', '?')} ({minutes:g} minutes after the partition's day ended, "
-        "or after the run was created when later)",
-        "The run has not finished: the day's audiences may be late. See the runbook in the bundle's README.",
+        f"Status: {status}. {meaning}",
+        f"Promised: {promise or '(none)'} {alerts.timezone}" + (f", {_local(promise, partition)}" if promise else ""),
+        f"Deadline: {deadline.get('deadline_time', '?')} (a run created after its promise counts the same "
+        "allowance from its creation)",
+        f"Run: {run_id or '(unknown)'} ({dag_run.get('run_type', '?')}), queued {dag_run.get('queued_at') or '-'}, "
+        f"started {dag_run.get('start_date') or '-'}, ended {dag_run.get('end_date') or '-'}",
+        f"Open it: {run_url(dag_id, run_id) if run_id else '(no run id)'}",
     ]
-    return subject, "\n".join(lines)
+    if state != "success" and dag_id in DAILY_CHAIN:
+        after = DAILY_CHAIN[DAILY_CHAIN.index(dag_id) + 1:]
+        if after:
+            lines.append("Waiting on it: " + ", ".join(f"{d} (promised {alerts.deadlines.get(d, '-')})" for d in after))
+    lines.append("See the runbook in the bundle's README.")
+    return f"[crosschannel] {dag_id} missed its deadline for partition {partition}: {status}", "\n".join(lines)
 
 
-async def deadline_missed(dag_id: str, minutes: float, context: dict | None = None, **_: Any) -> str:
+def _local(promise, partition: str) -> str:
+    try:
+        day = parse_day(partition, "deadline message")
+    except ValueError:
+        return "for no valid day"
+    alerts = get_config().alerts
+    return f"for this day {promise.due(day, alerts.zone).astimezone(alerts.zone):%Y-%m-%d %H:%M %Z}"
+
+
+async def deadline_missed(dag_id: str, context: dict | None = None, **_: Any) -> str:
     """AsyncCallback target of the DAGs' DeadlineAlerts: tell the stakeholders on every configured channel.
     Returns what was sent (the triggerer stores it as the callback's output, a string); a channel that fails
     is logged and raised after the others ran."""
     alerts = get_config().alerts
-    subject, text = deadline_message(dag_id, minutes, context)
+    subject, text = deadline_message(dag_id, context)
     notifiers = notifiers_for(alerts.stakeholders, alerts.stakeholder_emails, subject, text)
     if not notifiers:
         log.warning("%s (no stakeholder channel configured in alerts.stakeholders)", subject)
@@ -167,15 +206,14 @@ async def deadline_missed(dag_id: str, minutes: float, context: dict | None = No
 
 
 def deadline_alert(dag_id: str):
-    """The DAG's DeadlineAlert: `alerts.deadline_minutes` after its partition's day ended (or after the run was
-    created, when later: crosschannel.wiring.deadlines); None when the config has no entry for the DAG."""
+    """The DAG's DeadlineAlert: its promise in `alerts.deadlines` for the run's partition day
+    (crosschannel.wiring.deadlines); None when the configuration promises nothing for the DAG."""
     from airflow.sdk import AsyncCallback, DeadlineAlert
 
-    minutes = get_config().alerts.deadline_minutes.get(dag_id)
-    if minutes is None:
+    if get_config().alerts.promise(dag_id) is None:
         return None
-    return DeadlineAlert(reference=PartitionDayEnd(), interval=dt.timedelta(minutes=minutes),
-                         callback=AsyncCallback(deadline_missed, kwargs={"dag_id": dag_id, "minutes": minutes}))
+    return DeadlineAlert(reference=PartitionPromise(), interval=dt.timedelta(0),
+                         callback=AsyncCallback(deadline_missed, kwargs={"dag_id": dag_id}))
 
 
 class FailureNotifier(BaseNotifier):
