@@ -292,7 +292,7 @@ def test_a_critical_gate_failure_keeps_the_previous_good_partition(ingested):
     message = str(caught.value)
     assert "trusted_orders (partition 2026-11-03), column order_id: expect_column_values_to_be_unique" in message
     assert "column channel: expect_column_values_to_be_in_set" in message and "'fax'" in message
-    assert "trusted_order_lines (partition 2026-11-03), column _references_orders_order_id" in message
+    assert "trusted_order_lines (partition 2026-11-03), column order_id: expect_column_values_to_be_keys_of" in message
     assert "999999999" in message
     assert (storage.resolve(paths.trusted("orders", day)) / "part-00000.parquet").read_bytes() == published
     report = storage.read_json(storage.zone("reports", f"dt={day}", "gates", "trusted_orders.json"))
@@ -334,8 +334,10 @@ def test_events_of_unknown_customers_are_reported_not_stopped(ingested):
 
     assert outcome["gates"]["trusted_events"] is True and outcome["warnings"]["trusted_events"] >= 1
     report = storage.read_json(storage.zone("reports", f"dt={day}", "gates", "trusted_events.json"))
-    (dangling,) = [f for f in report["failed_warning"] if f["column"] == "_references_customers_customer_id"]
+    (dangling,) = [f for f in report["failed_warning"]
+                   if f["column"] == "customer_id" and f["expectation"] == "expect_column_values_to_be_keys_of"]
     assert dangling["sample"] == [987654321]
+    assert dangling["keys"] == [{"message_id": events.column("message_id")[0].as_py()}]
     assert sqljobs.read_partition(paths.trusted("events", day)).column("customer_id")[0].as_py() == 987654321
 
 

@@ -1,30 +1,34 @@
 """Great Expectations gates: a suite from include/expectations/ run with GX Core on a partition's data.
 
 Each expectation carries `meta.severity`: `critical` failures stop the run (the gate raises, listing each
-failed expectation with sample bad values), `warning` failures are reported. kwargs may say
-`$partition_start` / `$partition_end` (the day's bounds). A suite's `meta.row_count_vs_previous`
-({min_ratio, max_ratio, severity}) adds a row-count check against the previous partition's count, and
-On an empty partition the column min/max expectations have nothing to bound and are left out; the
-row-count checks judge it. `meta.references` ([{column, table, key, severity}]) checks referential
-integrity: every non-null value of
-the column must be a key of the referenced table in the same partition (order lines to orders to
-customers, ...). The gate computes one `_references_<table>` flag column per reference for that.
-GX is imported inside the gate (it takes seconds), never at DAG parse time. Results are kept per
-partition under <root>/reports/dt=YYYY-MM-DD/gates/<suite>.json and rendered as GX Data Docs HTML in
-<root>/reports/dt=YYYY-MM-DD/data_docs/.
+failed expectation with sample bad values and the keys of their rows), `warning` failures are reported. A
+suite's `meta.key` names its table's key columns (order_id; order_id and line_no; ...): every failure of a row
+check samples up to SAMPLE_SIZE of the failing rows' keys, so a message says which order, customer or product to
+fix. kwargs may say `$partition_start` / `$partition_end` (the day's bounds). A suite's
+`meta.row_count_vs_previous` ({min_ratio, max_ratio, severity}) adds a row-count check against the previous
+partition's count. On an empty partition the column min/max expectations have nothing to bound and are left
+out; the row-count checks judge it. `meta.references` ([{column, table, key, severity}]) checks referential
+integrity: every non-null value of the column must be a key of the referenced table in the same partition
+(order lines to orders to customers, ...), with crosschannel.core.gate_references.
+GX is imported inside the gate (it takes seconds), never at DAG parse time, with its loggers at WARNING (its
+INFO lines would bury the gate's own message). Results are kept per partition under
+<root>/reports/dt=YYYY-MM-DD/gates/<suite>.json and rendered as GX Data Docs HTML in
+<root>/reports/dt=YYYY-MM-DD/data_docs/ (offline: crosschannel.core.data_docs), each validation named by the
+partition day (run name and run time) and its table (the data asset: `zone/table`, as under the storage root).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from crosschannel.core import paths, storage
+from crosschannel.core import data_docs, paths, storage
 from crosschannel.core.config import BUNDLE_ROOT
 from crosschannel.core.errors import DataError
 
@@ -33,11 +37,12 @@ if TYPE_CHECKING:
 
 SUITES = BUNDLE_ROOT / "include" / "expectations"
 SAMPLE_SIZE = 5
+GX_LOGGER = "great_expectations"
 _AGGREGATES = {"expect_column_max_to_be_between", "expect_column_min_to_be_between", "expect_column_mean_to_be_between"}
 
 
 class GateFailed(DataError, RuntimeError):
-    """Critical expectations failed; the message names the suite, table, column and sample bad values."""
+    """Critical expectations failed; the message names the suite, table, column, sample bad values and their keys."""
 
 
 @dataclass
@@ -48,6 +53,7 @@ class GateResult:
     failed_critical: list[dict] = field(default_factory=list)
     failed_warning: list[dict] = field(default_factory=list)
     checked: int = 0
+    key: list[str] = field(default_factory=list)
 
     @property
     def success(self) -> bool:
@@ -55,7 +61,7 @@ class GateResult:
 
     def as_dict(self) -> dict:
         return {"suite": self.suite, "partition": self.partition, "rows": self.rows, "success": self.success,
-                "expectations": self.checked, "failed_critical": self.failed_critical,
+                "expectations": self.checked, "key": self.key, "failed_critical": self.failed_critical,
                 "failed_warning": self.failed_warning}
 
 
@@ -64,6 +70,11 @@ def load_suite(name: str) -> dict:
     if not path.exists():
         raise FileNotFoundError(f"no expectation suite {name!r} at {path}")
     return json.loads(path.read_text())
+
+
+def key_columns(suite: dict) -> list[str]:
+    """The key of the suite's table (`meta.key`), whose values name a failing row."""
+    return list(suite.get("meta", {}).get("key", []))
 
 
 def _bind(value, day: dt.date):
@@ -92,96 +103,155 @@ def expectations_for(suite: dict, day: dt.date, previous_rows: int | None) -> li
     return expectations
 
 
-def with_references(suite: dict, frame: pd.DataFrame, keys_of) -> tuple[pd.DataFrame, list[dict]]:
-    """Flag columns and expectations for the suite's references; `keys_of(table, key)` gives the valid keys."""
-    flags, expectations = {}, []
+def references(suite: dict, keys_of) -> tuple[list[dict], dict[tuple[str, str], Any]]:
+    """The expectations for the suite's references and the keys they check against (`keys_of(table, key)`)."""
+    expectations, keys = [], {}
     for ref in suite.get("meta", {}).get("references", []):
-        flag = f"_references_{ref['table']}_{ref['column']}"
-        valid = frame[ref["column"]].isna() | frame[ref["column"]].isin(keys_of(ref["table"], ref["key"]))
-        flags[flag] = valid.where(valid, frame[ref["column"]].astype(object))
+        keys[(ref["table"], ref["key"])] = keys_of(ref["table"], ref["key"])
         expectations.append({
-            "type": "expect_column_values_to_be_in_set",
-            "kwargs": {"column": flag, "value_set": [True]},
+            "type": "expect_column_values_to_be_keys_of",
+            "kwargs": {"column": ref["column"], "keys_table": ref["table"], "keys_column": ref["key"]},
+            "description": f"{ref['column']} values must be keys of {ref['table']}.{ref['key']} of the same "
+                           "partition (or null)",
             "meta": {"severity": ref.get("severity", "critical"),
                      "references": f"{ref['column']} -> {ref['table']}.{ref['key']}"},
         })
-    return frame.assign(**flags), expectations
+    return expectations, keys
+
+
+def _plain(value):
+    """A sample value as JSON keeps it: None for NaN/NaT, Python scalars, whole-number floats as ints (an id
+    column with a null in it reaches pandas as floats)."""
+    import pandas as pd
+
+    if pd.isna(value):
+        return None
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value if isinstance(value, str | int | float | bool) else str(value)
+
+
+def quiet_gx() -> None:
+    """GX's loggers at WARNING: its INFO lines (hundreds per gate under Airflow) bury the gate's own error."""
+    children = [name for name in list(logging.root.manager.loggerDict) if name.startswith(f"{GX_LOGGER}.")]
+    for name in [GX_LOGGER, *children]:
+        logger = logging.getLogger(name)
+        if name == GX_LOGGER or logger.level:  # the others inherit GX's level
+            logger.setLevel(max(logger.level, logging.WARNING))
+
+
+def _checked(kwargs: dict) -> list[str]:
+    return [kwargs["column"]] if "column" in kwargs else list(kwargs.get("column_list", []))
+
+
+def _sampled_rows(frame: pd.DataFrame, item, key: list[str]) -> list[dict]:
+    """The key and the checked columns of the failing rows GX sampled (by index label: GX's own key lookup,
+    `unexpected_index_column_names`, walks every failing row in Python, minutes on a day that fails whole)."""
+    labels = (item.result or {}).get("partial_unexpected_index_list") or []
+    if not key or not labels:
+        return []
+    columns = list(dict.fromkeys([*key, *_checked(item.expectation_config.kwargs)]))
+    rows = frame.loc[list(labels[:SAMPLE_SIZE]), columns].to_dict("records")
+    return [{column: _plain(value) for column, value in row.items()} for row in rows]
 
 
 class GateRun:
-    """One GX Core ephemeral context for a partition's gates, with a Data Docs site built as they run.
+    """One GX Core ephemeral context for a partition's gates, with a Data Docs site built from its validations.
 
-    `publish_docs()` copies the site (index, suites, validation results as HTML) to
-    <root>/reports/dt=YYYY-MM-DD/data_docs/ and returns the index's URL.
+    `publish_docs()` builds the site (index, suites, validation results as HTML), copies it to
+    <root>/reports/dt=YYYY-MM-DD/<docs_name>/ and returns the index's URL.
     """
 
     def __init__(self, day: dt.date, docs_name: str = "data_docs"):
+        quiet_gx()  # before the import: GX logs INFO lines while it loads
         import great_expectations as gx
-
-        self.gx = gx
-        self.day = day
-        self.docs_name = docs_name
-        self.site = Path(tempfile.mkdtemp(prefix="crosschannel-data-docs-"))
-        self.context = gx.get_context(mode="ephemeral")
+        from great_expectations.core.run_identifier import RunIdentifier
         from great_expectations.data_context.types.base import ProgressBarsConfig
 
+        from crosschannel.core import gate_references
+
+        quiet_gx()  # again: modules of GX set their loggers to INFO when imported
+        self.gx = gx
+        self.lending = gate_references.lending
+        self.day = day
+        self.docs_name = docs_name
+        self.run_id = RunIdentifier(run_name=day.isoformat(),
+                                    run_time=dt.datetime.combine(day, dt.time(0), tzinfo=dt.UTC))
+        self.site = Path(tempfile.mkdtemp(prefix="crosschannel-data-docs-"))
+        self.context = gx.get_context(mode="ephemeral")
+        self.context.enable_analytics(False)
         self.context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
-        self.context.add_data_docs_site(site_name="partition", site_config={
-            "class_name": "SiteBuilder",
-            "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(self.site)},
-            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
-        })
-        self.batch = (self.context.data_sources.add_pandas("pandas").add_dataframe_asset("partition")
-                      .add_batch_definition_whole_dataframe("whole"))
+        self.site_name = f"partition {day}"  # the index's title
+        self.context.add_data_docs_site(site_name=self.site_name, site_config=data_docs.site_config(self.site))
+        self.sources: dict[str, Any] = {}
+
+    def _batch(self, table: str):
+        """The table as a data asset: `zone/name` is data source `zone`, asset `name` (pages show the asset)."""
+        zone, _, name = table.rpartition("/")
+        zone = zone or "pandas"
+        if zone not in self.sources:
+            self.sources[zone] = self.context.data_sources.add_pandas(zone)
+        return self.sources[zone].add_dataframe_asset(name).add_batch_definition_whole_dataframe("partition")
 
     def validate(self, suite_name: str, frame: pd.DataFrame, previous_rows: int | None = None,
-                 keys_of=None) -> GateResult:
-        """Run the suite on the frame and sort the failures by severity; a failed reference check's sample
-        shows the dangling values themselves."""
+                 keys_of=None, table: str | None = None) -> GateResult:
+        """Run the suite on the frame (the partition of `table`, `zone/name`; the suite's name by default) and
+        sort the failures by severity. Each failure samples the bad values and the keys of their rows."""
         gx, day = self.gx, self.day
         suite = load_suite(suite_name)
-        references: list[dict] = []
+        expectations, keys = expectations_for(suite, day, previous_rows), {}
         if keys_of is not None:
-            frame, references = with_references(suite, frame, keys_of)
-        expectations = expectations_for(suite, day, previous_rows) + references
+            checks, keys = references(suite, keys_of)
+            expectations += checks
         if frame.empty:  # no values to bound: an empty partition is judged by its row-count checks
             expectations = [e for e in expectations if e["type"] not in _AGGREGATES]
+        key = [c for c in key_columns(suite) if c in frame.columns]
+        if frame.index.name is not None or not frame.index.is_unique:  # GX samples failing rows by index label
+            frame = frame.reset_index(drop=True)
         gx_suite = self.context.suites.add(gx.ExpectationSuite(
-            name=suite["name"], expectations=expectations,
-            meta=suite.get("meta", {})))
-        definition = self.context.validation_definitions.add(
-            gx.ValidationDefinition(name=f"{suite_name}-{day}", data=self.batch, suite=gx_suite))
+            name=suite["name"], expectations=expectations, meta=suite.get("meta", {})))
+        definition = self.context.validation_definitions.add(gx.ValidationDefinition(
+            name=f"{suite_name}-{day}", data=self._batch(table or suite_name), suite=gx_suite))
         checkpoint = self.context.checkpoints.add(gx.Checkpoint(
             name=f"{suite_name}-{day}", validation_definitions=[definition],
-            actions=[gx.checkpoint.UpdateDataDocsAction(name="data_docs", site_names=["partition"])],
             result_format={"result_format": "SUMMARY", "partial_unexpected_count": SAMPLE_SIZE}))
-        run = checkpoint.run(batch_parameters={"dataframe": frame})
-        (outcome,) = run.run_results.values()
+        with self.lending(keys):
+            run = checkpoint.run(batch_parameters={"dataframe": frame}, run_id=self.run_id)
+        ((identifier, outcome),) = run.run_results.items()
         result = GateResult(suite=suite_name, partition=day.isoformat(), rows=len(frame),
-                            checked=len(outcome.results))
+                            checked=len(outcome.results), key=key)
         for item in outcome.results:
             if item.success:
                 continue
             config = item.expectation_config
+            sampled = _sampled_rows(frame, item, key)
             failure = {
                 "expectation": config.type,
                 "column": config.kwargs.get("column") or config.kwargs.get("column_list"),
                 "kwargs": {k: v for k, v in config.kwargs.items() if k not in ("column", "batch_id")},
                 "unexpected_count": item.result.get("unexpected_count"),
                 "sample": [None if v != v else v for v in item.result.get("partial_unexpected_list", [])][:SAMPLE_SIZE],
+                "keys": [{c: row[c] for c in key} for row in sampled],
                 "observed": item.result.get("observed_value"),
             }
             severity = (config.meta or {}).get("severity", "critical")
             (result.failed_critical if severity == "critical" else result.failed_warning).append(failure)
+            if sampled and not set(key) <= set(_checked(config.kwargs)):  # else the values are the keys
+                item.result.update(unexpected_index_list=sampled, unexpected_index_column_names=key,
+                                   unexpected_list=item.result.get("partial_unexpected_list", []))
+        # as the pages show it: GX leaves the asset out of a dataframe batch's spec, and renders the keys of the
+        # sampled rows only beside a complete list of them (the sample stands in for it)
+        outcome.meta.setdefault("batch_spec", {})["data_asset_name"] = table or suite_name
+        self.context.validation_results_store.set(identifier, outcome)
         return result
 
     def publish_docs(self) -> str:
+        self.context.build_data_docs(site_names=[self.site_name])
         target = paths.reports(self.day, self.docs_name)
         with storage.committing(target) as staging:
-            for path in sorted(p for p in self.site.rglob("*") if p.is_file()):
-                destination = staging / str(path.relative_to(self.site))
-                destination.parent.mkdir(parents=True, exist_ok=True)
-                destination.write_bytes(path.read_bytes())
+            data_docs.publish_site(self.site, staging)
         shutil.rmtree(self.site, ignore_errors=True)
         return storage.url_of(storage.resolve(target) / "index.html")
 
@@ -193,6 +263,14 @@ def record(result: GateResult) -> str:
     return storage.url_of(path)
 
 
+def _rows(keys: list[dict]) -> str:
+    """The sampled rows' keys: `order_id [5001, 5002]`, `(order_id, line_no) [(5001, 1)]`."""
+    columns = list(keys[0])
+    if len(columns) == 1:
+        return f"{columns[0]} {[row[columns[0]] for row in keys]}"
+    return f"({', '.join(columns)}) {[tuple(row.values()) for row in keys]}"
+
+
 def enforce(results: list[GateResult]) -> None:
     """Raise GateFailed listing every failed critical expectation of every suite."""
     lines = []
@@ -201,7 +279,10 @@ def enforce(results: list[GateResult]) -> None:
             where = f"{result.suite} (partition {result.partition}), column {failure['column']}"
             what = f"{failure['expectation']} {failure['kwargs'] or ''}".strip()
             found = f"failed on {failure['unexpected_count']} row(s); sample: {failure['sample']}"
+            checked = failure["column"] if isinstance(failure["column"], list) else [failure["column"]]
+            named = failure.get("keys") and not set(failure["keys"][0]) <= set(checked)  # else the sample names them
+            rows = f" at {_rows(failure['keys'])}" if named else ""
             observed = f"; observed {failure['observed']}" if failure["observed"] is not None else ""
-            lines.append(f"{where}: {what} {found}{observed}")
+            lines.append(f"{where}: {what} {found}{rows}{observed}")
     if lines:
         raise GateFailed("critical expectations failed:\n  " + "\n  ".join(lines))

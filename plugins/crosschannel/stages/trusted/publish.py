@@ -32,9 +32,10 @@ def gate_and_publish(day: dt.date, suites: dict[str, tuple[ObjectStoragePath, Ob
     """Run each suite on its candidate; only if no critical expectation fails, publish every candidate.
 
     `suites` maps a suite name to (candidate, final) partition folders. A failure leaves the published
-    partitions as they were and raises with every failed expectation and sample values; warnings are
-    reported. References resolve against the candidates gated together (`trusted_<table>`), else against
-    the trusted partition of the day. Results are kept per partition, Data Docs under reports/dt=.../<docs_name>.
+    partitions as they were and raises with every failed expectation, sample values and the keys of their rows;
+    warnings are reported. References resolve against the candidates gated together (`trusted_<table>`), else
+    against the trusted partition of the day. Results are kept per partition, Data Docs under
+    reports/dt=.../<docs_name>, each validation labelled with its table as `zone/table` (trusted/orders).
     """
     frames = {}
     for suite, (candidate, _) in suites.items():
@@ -58,7 +59,8 @@ def gate_and_publish(day: dt.date, suites: dict[str, tuple[ObjectStoragePath, Ob
     for suite, (_, final) in suites.items():
         previous = paths.sibling(final, day - dt.timedelta(days=1))
         previous_rows = rows_in(previous) if storage.is_committed(previous) else None
-        result = run.validate(suite, frames[suite], previous_rows, keys_of=keys_of)
+        result = run.validate(suite, frames[suite], previous_rows, keys_of=keys_of,
+                              table=f"{final.parent.parent.name}/{final.parent.name}")  # zone/table
         gates.record(result)
         results.append(result)
     data_docs = run.publish_docs()

@@ -1,0 +1,230 @@
+"""Readable gates: a failure names the keys of its rows (message and result JSON), GX stays quiet in the logs,
+and Data Docs render offline, labelled with the partition and the table, through the reports view too."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import posixpath
+import re
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from tests.conftest import BUNDLE
+from tests.test_reports_ui import _as_user, airflow_api  # noqa: F401 (the reports view's app, logged in)
+
+DAY = dt.date(2026, 11, 2)
+SUITES = sorted((BUNDLE / "include" / "expectations").glob("*.json"))
+_LINK = re.compile(r"""\b(?:src|href)=["']([^"'#]+)["']""")
+
+
+def _orders(rows: int = 4, **bad: dict) -> pd.DataFrame:
+    """Orders 5001.. that pass trusted_orders; `bad` maps a column to {order_id: value} to plant."""
+    at = pd.Timestamp(f"{DAY} 10:00")
+    frame = pd.DataFrame({
+        "order_id": range(5001, 5001 + rows), "customer_id": [f"c{i % 2}" for i in range(rows)],
+        "store_id": [1] * rows, "channel": ["web"] * rows, "status": ["placed"] * rows, "subtotal": [10.0] * rows,
+        "discount": [0.0] * rows, "total": [10.0] * rows, "order_ts": [at] * rows, "updated_at": [at] * rows})
+    for column, values in bad.items():
+        for order_id, value in values.items():
+            frame.loc[frame["order_id"] == order_id, column] = value
+    return frame
+
+
+def _lines(orders: pd.DataFrame) -> pd.DataFrame:
+    """Two lines per order, and one line of an order that does not exist (999999999, line 2)."""
+    ids = [*orders["order_id"].repeat(2), 999_999_999]
+    return pd.DataFrame({"order_id": ids, "line_no": [1, 2] * len(orders) + [2], "product_id": 1, "quantity": 1,
+                         "unit_price": 10.0, "discount": 0.0, "updated_at": pd.Timestamp(f"{DAY} 10:00")})
+
+
+def _keys_of(orders: pd.DataFrame):
+    known = {"customers": ["c0", "c1"], "stores": [1], "products": [1], "orders": list(orders["order_id"])}
+    return lambda table, key: known[table]
+
+
+def _gate(orders: pd.DataFrame):
+    from crosschannel.core import gates
+
+    run = gates.GateRun(DAY)
+    results = [run.validate("trusted_orders", orders, keys_of=_keys_of(orders), table="trusted/orders"),
+               run.validate("trusted_order_lines", _lines(orders), keys_of=_keys_of(orders),
+                            table="trusted/order_lines")]
+    return run, results
+
+
+def _failure(result, column: str, expectation: str) -> dict:
+    (found,) = [f for f in result.failed_critical + result.failed_warning
+                if f["column"] == column and f["expectation"] == expectation]
+    return found
+
+
+def test_a_failure_names_the_keys_of_its_rows_in_the_message_and_the_json(local_env):
+    from crosschannel.core import gates, paths, storage
+
+    orders = _orders(channel={5002: "fax"}, store_id={5003: 7}, customer_id={5004: "c9"})
+    _, results = _gate(orders)
+    for result in results:
+        gates.record(result)
+    with pytest.raises(gates.GateFailed) as caught:
+        gates.enforce(results)
+
+    message = str(caught.value)
+    assert ("trusted_orders (partition 2026-11-02), column channel: expect_column_values_to_be_in_set "
+            "{'value_set': ['store', 'web', 'app']} failed on 1 row(s); sample: ['fax'] at order_id [5002]") in message
+    assert ("column store_id: expect_column_values_to_be_keys_of {'keys_table': 'stores', 'keys_column': "
+            "'store_id'} failed on 1 row(s); sample: [7] at order_id [5003]") in message
+    assert ("trusted_order_lines (partition 2026-11-02), column order_id: expect_column_values_to_be_keys_of "
+            "{'keys_table': 'orders', 'keys_column': 'order_id'} failed on 1 row(s); sample: [999999999] "
+            "at (order_id, line_no) [(999999999, 2)]") in message
+    saved = storage.read_json(paths.gate_report(DAY, "trusted_orders"))
+    assert saved["key"] == ["order_id"] and saved["success"] is False
+    assert _failure(results[0], "channel", "expect_column_values_to_be_in_set")["keys"] == [{"order_id": 5002}]
+    (warning,) = saved["failed_warning"]  # the dangling customer is reported, with its order
+    assert (warning["column"], warning["sample"], warning["keys"]) == ("customer_id", ["c9"], [{"order_id": 5004}])
+    lines = storage.read_json(paths.gate_report(DAY, "trusted_order_lines"))
+    assert lines["failed_critical"][0]["keys"] == [{"order_id": 999999999, "line_no": 2}]
+
+
+def test_the_sample_of_keys_is_capped_and_a_check_of_the_key_itself_is_not_repeated(local_env):
+    from crosschannel.core import gates
+
+    orders = _orders(rows=9, total=dict.fromkeys(range(5001, 5010), -1.0))
+    orders.loc[orders["order_id"] == 5009, "order_id"] = 5008
+    orders.index = pd.Index([7] * len(orders), name="loaded_as")  # the gate finds rows whatever the index
+    _, (result, _) = _gate(orders)
+
+    negative = _failure(result, "total", "expect_column_values_to_be_between")
+    assert negative["unexpected_count"] == 9 and len(negative["keys"]) == gates.SAMPLE_SIZE
+    assert negative["keys"] == [{"order_id": i} for i in range(5001, 5001 + gates.SAMPLE_SIZE)]
+    with pytest.raises(gates.GateFailed) as caught:
+        gates.enforce([result])
+    message = str(caught.value)
+    assert "expect_column_values_to_be_unique failed on 2 row(s); sample: [5008, 5008]" in message
+    assert "sample: [5008, 5008] at" not in message  # the values are the keys
+
+
+@pytest.mark.parametrize("path", SUITES, ids=lambda p: p.stem)
+def test_every_suite_names_its_tables_key_and_checks_it_is_one(path):
+    suite = json.loads(path.read_text())
+    key = suite["meta"]["key"]
+
+    unique = [e["kwargs"].get("column_list") or [e["kwargs"].get("column")] for e in suite["expectations"]
+              if e["type"] in ("expect_column_values_to_be_unique", "expect_compound_columns_to_be_unique")]
+    not_null = {e["kwargs"]["column"] for e in suite["expectations"]
+                if e["type"] == "expect_column_values_to_not_be_null"}
+    assert key in unique, f"{path.name}: meta.key {key} has no uniqueness expectation"
+    assert set(key) <= not_null, f"{path.name}: a key column may be null"
+
+
+def test_gx_logs_nothing_below_warning_and_the_gates_error_stays(local_env):
+    """Under a logging setup at INFO (as a scheduler's task), GX's import and run log nothing of their own."""
+    script = """
+import datetime as dt, logging
+logging.basicConfig(level=logging.INFO)
+import pandas as pd
+from crosschannel.core import gates
+run = gates.GateRun(dt.date(2026, 11, 2))
+frame = pd.DataFrame({"store_id": [1, 3, 3], "name": "n", "region": "north", "city": "c",
+                      "opened_date": pd.Timestamp("2020-01-01"), "updated_at": pd.Timestamp("2026-11-01")})
+result = run.validate("trusted_stores", frame, table="trusted/stores")
+run.publish_docs()
+gates.enforce([result])
+"""
+    env = {**os.environ, "PYTHONPATH": str(BUNDLE / "plugins"), "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO"}
+
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
+
+    output = done.stdout + done.stderr
+    assert done.returncode == 1 and "GateFailed: critical expectations failed:" in output
+    assert "column store_id: expect_column_values_to_be_unique failed on 2 row(s); sample: [3, 3]" in output
+    chatter = [line for line in output.splitlines() if "great_expectations" in line and "Traceback" not in line
+               and not line.startswith(" ")]
+    assert not chatter, "\n".join(chatter[:20])
+
+
+def _site(day: dt.date):
+    from crosschannel.core import paths, storage
+
+    site = storage.resolve(paths.reports(day, "data_docs"))
+    return site, {str(p.relative_to(site)): p for p in site.rglob("*") if p.is_file()}
+
+
+def _text(page: str) -> str:
+    page = re.sub(r"<(script|style)\b.*?</\1>", " ", page, flags=re.DOTALL)
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", page))
+
+
+def test_data_docs_render_offline_labelled_with_the_partition_and_the_table(local_env):
+    from crosschannel.core import data_docs
+
+    run, _ = _gate(_orders(channel={5002: "fax"}))
+    run.publish_docs()
+    _, files = _site(DAY)
+
+    pages = {name: path.read_text() for name, path in files.items() if name.endswith(".html")}
+    assert "index.html" in pages
+    validation = "validations/trusted_orders/2026-11-02/20261102T000000.000000Z/trusted-orders.html"
+    assert validation in pages, sorted(pages)
+    for name, page in pages.items():
+        assert data_docs.remote_assets(page) == [], name
+        assert "newsletter" not in page and "_references_" not in page and "__none__" not in page, name
+        for link in _LINK.findall(page):
+            if link.startswith(("http://", "https://")):
+                assert link == "https://greatexpectations.io", f"{name} links {link}"  # the credit, not a load
+                continue
+            assert posixpath.normpath(posixpath.join(posixpath.dirname(name), link)) in files, f"{name}: {link}"
+    for name, path in files.items():  # the fonts and images the vendored stylesheets load
+        for link in re.findall(r"url\(([^)\"':]+)\)", path.read_text(errors="ignore")) if name.endswith(".css") else []:
+            assert posixpath.normpath(posixpath.join(posixpath.dirname(name), link)) in files, f"{name}: {link}"
+    rows = re.findall(r"'run_time': '([^']*)', .*?'run_name': '([^']*)'.*?'_table_row_link_path': '([^']*)'.*?"
+                      r"'asset_name': '([^']*)'", pages["index.html"])  # the index table's data (bootstrap-table)
+    assert sorted(rows) == [
+        ("2026-11-02 00:00:00 UTC", "2026-11-02", link, f"trusted/{table}") for link, table in sorted(
+            [(validation, "orders"), (validation.replace("orders", "order_lines"), "order_lines")])]
+    assert all(link in files for _, _, link, _ in rows)
+    page = _text(pages[validation])
+    assert "Data asset: trusted/orders" in page and "Run Name 2026-11-02 Run Time 2026-11-02T00:00:00Z" in page
+    assert "Unexpected Value Count order_id fax 1 5002" in page  # the failing row's key beside its value
+    assert "store_id values must be keys of stores.store_id of the same partition (or null)" in page
+
+
+def test_every_cdn_address_of_gx_has_a_vendored_copy():
+    """A GX upgrade that loads something new from a CDN fails here (add it to data_docs.CDN and vendor it)."""
+    import great_expectations
+
+    from crosschannel.core import data_docs
+
+    templates = os.path.join(os.path.dirname(great_expectations.__file__), "render", "view", "templates")
+    loaded = set()
+    for name in os.listdir(templates):
+        with open(os.path.join(templates, name)) as handle:
+            loaded |= set(re.findall(r"<(?:script|link)\b[^>]*\b(?:src|href)=\"(https?://[^\"]+)\"", handle.read()))
+    assert loaded and loaded <= set(data_docs.CDN), sorted(loaded - set(data_docs.CDN))
+    assert all((data_docs.VENDOR / copy).is_file() for copy in data_docs.CDN.values())
+
+
+def test_the_reports_view_serves_a_generated_site_whole(airflow_api, local_env):  # noqa: F811
+    """Every page of a real site and everything it links to, through the view (MIME types a browser accepts
+    with nosniff)."""
+    run, _ = _gate(_orders(channel={5002: "fax"}))
+    run.publish_docs()
+    _, files = _site(DAY)
+    client, base = airflow_api["client"], f"/crosschannel/partitions/{DAY}/data_docs/"
+
+    wanted = set()
+    for name in (n for n in files if n.endswith(".html")):
+        page = client.get(base + name, headers=_as_user(airflow_api))
+        assert page.status_code == 200 and page.headers["content-type"].startswith("text/html"), name
+        wanted |= {posixpath.normpath(posixpath.join(posixpath.dirname(name), link))
+                   for link in _LINK.findall(page.text) if not link.startswith("http")}
+    for name in sorted(wanted):
+        served = client.get(base + name, headers=_as_user(airflow_api))
+        assert served.status_code == 200, name
+        kind = served.headers["content-type"]
+        assert not name.endswith(".js") or "javascript" in kind, (name, kind)
+        assert not name.endswith(".css") or kind.startswith("text/css"), (name, kind)
