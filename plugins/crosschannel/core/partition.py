@@ -24,22 +24,24 @@ def parse_day(value: str, where: str) -> dt.date:
 
 def partition_day(context) -> dt.date:
     """The day a run works on: its Airflow partition key (set by the schedules, by partitioned asset events, or
-    by hand in the trigger form's Partition Key or the REST API's `partition_key`)."""
+    by hand in the trigger form's Partition Key, the REST API's `partition_key` or `python -m crosschannel
+    trigger`). Only where Airflow 3.3 offers no key, `airflow dags test` and `airflow dags trigger`, the conf's
+    `partition` stands in (`-c '{"partition": "2026-11-02"}'`)."""
     key = context.get("partition_key")
     if key:
         return parse_day(key, "partition key")
-    if "partition" in _conf(context):
-        raise ValueError("this run has no partition key: the day is no longer read from the conf's 'partition'; "
-                         "trigger it with the Partition Key (YYYY-MM-DD) instead (the trigger form's Advanced "
-                         "options, or `partition_key` in the REST API)")
+    conf = _conf(context)
+    if conf.get("partition"):
+        return parse_day(conf["partition"], "dag_run.conf")
     raise ValueError("this run has no partition key: trigger it with a Partition Key (YYYY-MM-DD) in the trigger "
-                     "form's Advanced options or `partition_key` in the REST API, or let the schedule or an "
-                     "upstream asset event set it")
+                     "form's Advanced options, `partition_key` in the REST API or `python -m crosschannel trigger "
+                     "<dag_id> --partition <day>` (`airflow dags test` takes `-c '{\"partition\": \"<day>\"}'`), "
+                     "or let the schedule or an upstream asset event set it")
 
 
 def run_partition(partition_key: str | None, conf: dict | None) -> str | None:
-    """The partition a stored DagRun names, unparsed: its partition key, else (runs recorded before 2026-12, when
-    a `partition` Param carried the day) the `partition` of its conf. What the reports view reads."""
+    """The partition a stored DagRun names, unparsed: its partition key, else the `partition` of its conf (see
+    partition_day). What the reports view reads."""
     return partition_key or (conf or {}).get("partition") or None
 
 
