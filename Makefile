@@ -15,7 +15,7 @@ export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
 export AIRFLOW__CORE__PLUGINS_FOLDER := $(CURDIR)/plugins
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 
-.PHONY: demo test lint imports venv airflow-db lock bench clean generate advance system-deps ui ui-stop ui-check backfill
+.PHONY: demo test lint imports venv airflow-db lock bench clean generate advance system-deps ui ui-stop ui-check airflow trigger backfill
 
 # Task logs at WARNING keep the demo readable; run `python -m crosschannel demo` directly for all of them.
 demo: venv airflow-db
@@ -66,7 +66,9 @@ bench: venv
 clean:
 	rm -rf .data
 
-# The local Airflow UI without Docker (api-server, scheduler, dag-processor, triggerer on 127.0.0.1:8080).
+# The local Airflow UI without Docker (api-server, scheduler, dag-processor, triggerer on 127.0.0.1 only). Ports:
+# AIRFLOW_UI_PORT (8080), AIRFLOW_SCHEDULER_HEALTH_PORT (8974). The scheduled head of the chain is held back unless
+# SCHEDULE=on (make ui SCHEDULE=on); see bin/airflow-local.
 ui: venv
 	bin/airflow-local start
 
@@ -77,7 +79,16 @@ ui-stop:
 ui-check:
 	bin/ui-check
 
+# A manual run of a DAG for a day, keyed by it (python -m crosschannel trigger; `airflow dags trigger` takes no key):
+#   make trigger DAG=retail_trusted DAY=2026-11-02 [CONF='{"force_publish": true}']
+trigger: venv
+	@eval "$$(bin/airflow-local env)" && $(PY) -m crosschannel trigger $(DAG) --partition $(DAY) $(if $(CONF),--conf '$(CONF)')
+
+# The Airflow CLI in the local UI's environment (bin/airflow): make airflow ARGS="dags list"
+airflow: venv
+	@bin/airflow $(ARGS)
+
 # One backfill at the head rebuilds every stage for those days (needs `make ui` running):
 #   make backfill FROM=2026-11-02 TO=2026-11-04 [ARGS="--reprocess-behavior completed"]
 backfill: venv
-	$(VENV)/bin/airflow backfill create --dag-id retail_ingest --from-date $(FROM) --to-date $(TO) --max-active-runs 1 $(ARGS)
+	bin/airflow backfill create --dag-id retail_ingest --from-date $(FROM) --to-date $(TO) --max-active-runs 1 $(ARGS)

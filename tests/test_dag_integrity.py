@@ -168,7 +168,7 @@ def test_a_scheduled_run_processes_the_day_that_just_ended(monkeypatch):
     conf_run = mock.Mock(conf={"partition": "2026-10-05"})  # `airflow dags test -c`: Airflow offers no key there
     assert partition_day({"dag_run": conf_run, "params": {}}).isoformat() == "2026-10-05"
     assert partition_day({"dag_run": conf_run, "partition_key": "2026-11-01"}).isoformat() == "2026-11-01"  # key wins
-    with pytest.raises(ValueError, match="dag_run.conf: partition '2026-1-05' is not a YYYY-MM-DD day"):
+    with pytest.raises(ValueError, match=r"dag_run\.conf: partition '2026-1-05' is not a YYYY-MM-DD day"):
         partition_day({"dag_run": mock.Mock(conf={"partition": "2026-1-05"})})
     with pytest.raises(ValueError, match="partition key: partition '2026-13-99x' is not a YYYY-MM-DD day"):
         partition_day({"partition_key": "2026-13-99x"})
