@@ -122,8 +122,7 @@ def audience_activation():
         from crosschannel.stages.activation import tasks
 
         outcome = tasks.publish_activation(partition_day(context), prepared, segment)
-        emit(outlet_events, ACTIVATION, context, outcome)
-        return outcome
+        return emit(outlet_events, ACTIVATION, context, outcome)
 
     audience_jobs = plan_audiences()
     prepared = prepare_activation()

@@ -67,8 +67,7 @@ def campaign_readout():
         from crosschannel.stages.readouts import tasks
 
         outcome = tasks.read_out(partition_day(context), plans)
-        emit(outlet_events, READOUTS, context, outcome)
-        return outcome
+        return emit(outlet_events, READOUTS, context, outcome)
 
     @task
     def send_digest(**context) -> dict:

@@ -67,8 +67,7 @@ def propensity_scoring():
     @task(outlets=[SCORES])
     def publish_scores(outcome: dict, *, outlet_events, **context) -> dict:
         """Emit the scores asset with the partition and the per-model figures."""
-        emit(outlet_events, SCORES, context, outcome)
-        return outcome
+        return emit(outlet_events, SCORES, context, outcome)
 
     plans = plan_scoring()
     outcome = gate_scores(plans)

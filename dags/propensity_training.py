@@ -96,8 +96,7 @@ def propensity_training():
     @task(outlets=[MODELS])
     def publish_models(outcome: dict, *, outlet_events, **context) -> dict:
         """Emit the models asset with the partition and each model's version, AUCs and decision."""
-        emit(outlet_events, MODELS, context, {"models": outcome})
-        return outcome
+        return emit(outlet_events, MODELS, context, {"models": outcome})
 
     snapshots, tuning = plan_snapshots(), plan_tuning()
     tuned, training = steps.tune_model(tuning), plan_training(tuning)

@@ -75,8 +75,7 @@ def retail_ingest():
         from crosschannel.stages.ingest import tasks
 
         summary = tasks.land_dms_files(partition_day(context), start_type, full_load, steps.replication_stop())
-        emit(outlet_events, LANDING_DMS, context, summary)
-        return summary
+        return emit(outlet_events, LANDING_DMS, context, summary)
 
     @task(outlets=[LANDING_SEGMENT])
     def land_segment_events(*, outlet_events, **context) -> dict:

@@ -108,9 +108,8 @@ def retail_trusted():
         from crosschannel.stages.trusted import tasks
 
         summary = tasks.publish_trusted(partition_day(context))
-        for asset in (TRUSTED, FEATURES):
-            emit(outlet_events, asset, context, summary)
-        return summary
+        emit(outlet_events, FEATURES, context, summary)
+        return emit(outlet_events, TRUSTED, context, summary)
 
     merges = plan_merge()
     identities, events = plan_identities(), plan_events()

@@ -228,3 +228,29 @@ def test_campaign_readout_runs_per_partition_after_activation_and_publishes_the_
     assert dag.get_task("read_out").trigger_rule == "none_failed"  # also when no send is due (no job mapped)
     assert [asset.name for asset in dag.get_task("read_out").outlets] == ["crosschannel.readouts"]
     assert dag.max_active_runs == 1
+
+
+def test_every_asset_location_holds_what_the_stage_writes(local_env):
+    """An asset's location is a real folder: the one above what its stage commits (issue 16: the models' and the
+    scores' pointed at ml/registry and ml/scores, which do not exist)."""
+    import datetime as dt
+
+    from crosschannel.core import paths, storage
+    from crosschannel.wiring import assets
+
+    day = dt.date(2026, 11, 2)
+    written = {
+        "crosschannel.landing.dms": paths.dms_manifest(day),
+        "crosschannel.landing.segment": paths.segment_landing(day),
+        "crosschannel.trusted": paths.trusted("orders", day),
+        "crosschannel.features.customer": paths.features(day),
+        "crosschannel.models": paths.registry("churn") / "v0001",
+        "crosschannel.scores": paths.scores("churn", day, "scores"),
+        "crosschannel.activation": paths.activation("segment", day),
+        "crosschannel.readouts": paths.readouts(day, "x.json"),
+    }
+    for make in (assets.landing_dms, assets.landing_segment, assets.trusted, assets.features, assets.models,
+                 assets.scores, assets.activation, assets.readouts):
+        asset = make()
+        assert storage.url_of(written.pop(asset.name)).startswith(asset.extra["location"] + "/"), asset.name
+    assert not written

@@ -285,4 +285,7 @@ def enforce(results: list[GateResult]) -> None:
             observed = f"; observed {failure['observed']}" if failure["observed"] is not None else ""
             lines.append(f"{where}: {what} {found}{rows}{observed}")
     if lines:
-        raise GateFailed("critical expectations failed:\n  " + "\n  ".join(lines))
+        days = sorted({dt.date.fromisoformat(r.partition) for r in results if r.failed_critical})
+        pages = "".join(f"\n  {paths.reports_view(day)}" for day in days)
+        raise GateFailed("critical expectations failed:\n  " + "\n  ".join(lines) + "\nReports in the Airflow UI "
+                         f"(results, Data Docs):{pages}")

@@ -14,7 +14,8 @@
     system/                                             rendered SQL, SageMaker source dirs, local stand-in state
     generator/                                          the simulator's latent state (never read by a stage)
 
-Stage code asks for a place by what it is (`trusted("orders", day)`), never by building the path itself.
+Stage code asks for a place by what it is (`trusted("orders", day)`), never by building the path itself. The
+same reports are also pages of the Airflow UI (`reports_view(day)`).
 """
 
 from __future__ import annotations
@@ -214,3 +215,21 @@ def local_dms_task_state() -> ObjectStoragePath:
 
 def generator(*parts: str) -> ObjectStoragePath:
     return zone("generator", *parts)
+
+
+# ---- the reports view: the same reports, served by the bundle's plugin on the Airflow api-server
+
+REPORTS_VIEW_PREFIX = "/crosschannel"  # where the plugin mounts its app (crosschannel.wiring.ui)
+
+
+def airflow_ui() -> str:
+    """The Airflow UI's address, `[api] base_url` (http://localhost:8080 when unset)."""
+    from airflow.configuration import conf
+
+    return (conf.get("api", "base_url", fallback="") or "http://localhost:8080").rstrip("/")
+
+
+def reports_view(day: dt.date) -> str:
+    """The page of the day's reports in the Airflow UI (gates, Data Docs, models, audiences, receipts, readouts),
+    behind Airflow's login: what a task that writes a report logs and returns."""
+    return f"{airflow_ui()}{REPORTS_VIEW_PREFIX}/partitions/{day.isoformat()}/"

@@ -5,18 +5,22 @@ Cheap to import: DAG files import it at parse time.
 
 from __future__ import annotations
 
+import re
+
 from airflow.sdk import Asset
 
 from crosschannel.core.config import get_config
 
 
-def _asset(name: str, *parts: str) -> Asset:
+def _asset(name: str, *parts: str, layout: str = "") -> Asset:
     """A stage output as an asset. Its URI names the dataset, not the deployment's storage root: assets keep
     their identity when a deployment moves its root (Airflow deactivates a name registered under a second
-    URI); the physical location is in the asset's extra."""
-    location = "/".join([get_config().storage.url, *parts])
+    URI); the physical location is in the asset's extra: a folder that exists once the stage ran, and where a
+    dataset is kept per model below it, the `layout` under the storage root."""
+    folder = re.split(r"/[^/]*<", layout)[0] if layout else "/".join(parts)  # above the first placeholder
+    extra = {"location": f"{get_config().storage.url}/{folder}", **({"layout": layout} if layout else {})}
     return Asset(name=f"crosschannel.{name}", uri=f"crosschannel://{'/'.join(parts)}", group="crosschannel",
-                 extra={"location": location})
+                 extra=extra)
 
 
 def landing_dms() -> Asset:
@@ -36,11 +40,11 @@ def features() -> Asset:
 
 
 def models() -> Asset:
-    return _asset("models", "ml", "registry")
+    return _asset("models", "ml", "registry", layout="ml/<model>/registry/vNNNN/")
 
 
 def scores() -> Asset:
-    return _asset("scores", "ml", "scores")
+    return _asset("scores", "ml", "scores", layout="ml/<model>/scores/dt=<day>/")
 
 
 def activation() -> Asset:
@@ -48,4 +52,4 @@ def activation() -> Asset:
 
 
 def readouts() -> Asset:
-    return _asset("readouts", "reports", "readouts")
+    return _asset("readouts", "reports", "readouts", layout="reports/dt=<day>/readouts/")

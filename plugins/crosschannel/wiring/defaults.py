@@ -10,6 +10,7 @@ Cheap to import (no pandas, boto3 or database access): DAG files import it at pa
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from typing import Any
 
 from airflow.sdk import Asset, CronPartitionTimetable, PartitionedAssetTimetable
@@ -19,6 +20,7 @@ from crosschannel.core.partition import is_backfill, partition_day
 from crosschannel.wiring.notify import FailureNotifier
 from crosschannel.wiring.timetables import DayBeforePartitionTimetable
 
+log = logging.getLogger(__name__)
 OWNER = "data-platform"
 
 DEFAULT_ARGS: dict[str, Any] = {
@@ -56,11 +58,17 @@ def tags(stage: str) -> list[str]:
     return ["crosschannel", stage, f"target:{get_config().target}"]
 
 
-def emit(outlet_events, asset: Asset, context, extra: dict) -> None:
-    """An asset event for the run's partition: its key, and the partition and backfill flag in its extra."""
+def emit(outlet_events, asset: Asset, context, extra: dict) -> dict:
+    """An asset event for the run's partition: its key, and in its extra the partition, the backfill flag and the
+    day's page in the reports view. Returns the extra (the publishing task's XCom) and logs the page."""
+    from crosschannel.core.paths import reports_view
+
     day = partition_day(context)
-    outlet_events[asset].extra = {**extra, "partition": day.isoformat(), "backfill": is_backfill(context)}
+    extra = {**extra, "partition": day.isoformat(), "backfill": is_backfill(context), "reports": reports_view(day)}
+    outlet_events[asset].extra = extra
     outlet_events[asset].add_partitions(day.isoformat())
+    log.info("%s for %s; its reports in the Airflow UI: %s", asset.name, day, extra["reports"])
+    return extra
 
 
 def test_run(dag, partition: str | None = None, **kwargs):

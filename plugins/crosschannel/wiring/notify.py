@@ -27,7 +27,7 @@ from typing import Any
 
 from airflow.sdk import BaseNotifier
 
-from crosschannel.core import awsapi
+from crosschannel.core import awsapi, paths
 from crosschannel.core.config import get_config
 from crosschannel.core.partition import parse_day, partition_day
 from crosschannel.wiring.deadlines import PartitionPromise
@@ -141,10 +141,7 @@ def run_url(dag_id: str, run_id: str) -> str:
     """The run's page in the Airflow UI (`[api] base_url`)."""
     from urllib.parse import quote
 
-    from airflow.configuration import conf
-
-    base = conf.get("api", "base_url", fallback="") or "http://localhost:8080"
-    return f"{base.rstrip('/')}/dags/{quote(dag_id, safe='')}/runs/{quote(run_id, safe='')}"
+    return f"{paths.airflow_ui()}/dags/{quote(dag_id, safe='')}/runs/{quote(run_id, safe='')}"
 
 
 def deadline_message(dag_id: str, context: dict | None) -> tuple[str, str]:

@@ -64,12 +64,12 @@ def gate_and_publish(day: dt.date, suites: dict[str, tuple[ObjectStoragePath, Ob
         gates.record(result)
         results.append(result)
     data_docs = run.publish_docs()
-    log.info("Great Expectations Data Docs for %s: %s", day, data_docs)
+    log.info("Great Expectations Data Docs for %s: %s; in the Airflow UI: %s", day, data_docs, paths.reports_view(day))
     gates.enforce(results)
     for candidate, final in suites.values():
         storage.promote(candidate, final)
     return {"partition": day.isoformat(), "gates": {r.suite: r.success for r in results}, "data_docs": data_docs,
-            "rows": {r.suite: r.rows for r in results},
+            "reports": paths.reports_view(day), "rows": {r.suite: r.rows for r in results},
             "warnings": {r.suite: len(r.failed_warning) for r in results if r.failed_warning}}
 
 

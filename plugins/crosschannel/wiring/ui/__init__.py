@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import threading
 
-URL_PREFIX = "/crosschannel"
+from crosschannel.core.paths import REPORTS_VIEW_PREFIX as URL_PREFIX
+
 BUNDLE_TAG = "crosschannel"  # the tag every DAG of the bundle carries (crosschannel.wiring.defaults.tags)
 
 # The UI fills {DAG_ID} and {RUN_ID} in a dag_run view's href (Airflow 3.3 offers no partition field, so the app
