@@ -7,19 +7,22 @@ partition must be published). For every model of `models.specs` in the configura
 1. `plan_snapshots` / `snapshot_features`: `include/sql/trusted/customer_features.sql` as of each past
    as-of day the temporal split needs, over the partition's trusted state, with the labels whose window is
    complete (SQL jobs: DuckDB locally, the generic Glue job on aws) into `<root>/ml/snapshots/dt=.../`.
-2. `build_datasets`: train / validation / test (test = the latest complete as-of day, validation the one
-   before, training the ones before that) as SageMaker CSV (label first, no header) with a manifest, in
-   `<root>/ml/<model>/datasets/dt=.../`.
+2. `build_datasets`: train / validation / test (test = the latest as-of day whose label window is complete;
+   validation and training days each a label window earlier, so no label window overlaps the next split;
+   a shorter order history falls back to days `models.as_of_step_days` apart, said in the card) as SageMaker
+   CSV (label first, no header) with a manifest, in `<root>/ml/<model>/datasets/dt=.../`.
 3. `plan_tuning` / `tune_model`: a hyperparameter tuning job over `models.ranges` with `models.max_trials`
    trials maximizing validation AUC: `SageMakerTuningOperator` (Bayesian) on aws; locally the same
    `include/sagemaker/train.py` in the SageMaker layout, seeded random search with the same budget.
 4. `plan_training` / `train_model`: the final training job with the best hyperparameters
    (`SageMakerTrainingOperator` on aws, the same script locally).
 5. `evaluate_models`: AUC, PR-AUC, log loss, top-decile lift and capture, calibration on the test rows,
-   against an RFM baseline and the current champion on the same rows. The challenger is registered as a
-   new, immutable version (`<root>/ml/<model>/registry/vNNNN/`: model, card with metrics, HTML report;
-   on aws also a model package of the SageMaker model package group) and promoted only if it beats both by
-   `models.promotion_margin`. The report is also in `<root>/reports/dt=.../models/<model>.html`; its path
+   against the RFM and BG/NBD baselines and the current champion on the same rows. The challenger is
+   registered as a new, immutable version (`<root>/ml/<model>/registry/vNNNN/`: model, card with metrics,
+   HTML report; on aws also a model package of the SageMaker model package group) and promoted only if it
+   beats the strongest baseline and the champion by `models.promotion_margin`; when nothing trained does,
+   the strongest baseline is the champion (`bNNNN`, scored through the same batch transform). The report is
+   also in `<root>/reports/dt=.../models/<model>.html`; its path
    is in the task log. Job names carry a hash of the Airflow run, so a re-run starts fresh SageMaker jobs.
 6. `publish_models` emits the `crosschannel.models` asset with the outcome.
 

@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from crosschannel.core import paths, storage
+from crosschannel.core import paths, sqljobs, storage
 from crosschannel.core.config import get_config
 from crosschannel.sim import demo
 from crosschannel.stages.activation import audiences
@@ -114,21 +114,56 @@ def test_the_demo_reads_out_every_audience_against_the_generators_truth(demo_run
     assert "Campaign readouts" in demo.render(summary, storage.zone("reports", "demo_summary.json"))
 
 
+def test_the_models_train_within_the_order_history_and_a_baseline_champion_scores(demo_run):
+    """(Issue 14) 220 days of orders are too short for churn's separate split (three 90-day horizons): it falls
+    back to the stepped layout within the history and says so, so every model and baseline learns from rows with
+    a past (the BG/NBD baseline scored 0.5 when its training days lay before the first order). Whatever won, the
+    champion (trained vNNNN or baseline bNNNN) scored every customer through the same transform."""
+    summary = json.loads((storage.zone("reports", "demo_summary.json")).read_text())
+    cfg = get_config().models
+    for model, spec in cfg.specs.items():
+        card = storage.read_json(storage.resolve(paths.registry(model) / "v0001") / "card.json")
+        split, start = card["split"], dt.date.fromisoformat(card["split"]["history_start"])
+        assert split["layout"] == ("stepped" if 3 * spec.horizon_days > 220 - cfg.min_history_days else "separate")
+        assert all(dt.date.fromisoformat(d) >= start + dt.timedelta(days=cfg.min_history_days)
+                   for days in card["split_days"].values() for d in days), model
+        assert split["reason"] in storage.location(summary["models"][model]["report"]).read_text().replace(
+            "&#x27;", "'"), model
+        for kind, metrics in card["baselines"].items():
+            assert 0.6 < metrics["auc"] < 1, (model, kind)
+        assert min(card["splits"][s]["positive_rate"] for s in card["splits"]) > 0, model
+        champion = model_registry.champion(model)
+        assert card["serving_champion"] == champion["version"] and champion["kind"] in ("xgboost", "rfm", "bgnbd")
+        assert (champion["version"] == "v0001") is card["promoted"], model
+        for day in summary["partitions"]:
+            scores = sqljobs.read_partition(paths.scores(model, dt.date.fromisoformat(day), "scores"))
+            assert set(scores.column("model_version").to_pylist()) == {champion["version"]}, (model, day)
+
+
 def test_retraining_compares_the_challenger_with_the_champion_on_the_same_rows(demo_run):
     """After the demo, a second training run registers v0002 with the champion's metrics on its test rows
     and promotes it only as `model_registry.decide` says."""
     from tests.conftest import run_dag
 
+    before = {model: model_registry.champion(model)["version"] for model in get_config().models.specs}
     assert run_dag("propensity_training", "2026-11-02").state == "success"
 
     margin = get_config().models.promotion_margin
     for model in get_config().models.specs:
         card = storage.read_json(storage.resolve(paths.registry(model) / "v0002") / "card.json")
-        assert card["champion"]["version"] == "v0001" and card["training_partition"] == "2026-11-02"
+        assert card["champion"]["version"] == before[model] and card["training_partition"] == "2026-11-02"
         expected, _ = model_registry.decide(card["metrics"]["auc"], card["baseline"]["auc"],
-                                    ("v0001", card["champion"]["metrics"]["auc"]), margin)
+                                            (before[model], card["champion"]["metrics"]["auc"]), margin)
         assert card["promoted"] is expected
-        assert model_registry.champion(model)["version"] == ("v0002" if expected else "v0001")
+        after = model_registry.champion(model)["version"]
+        assert card["serving_champion"] == after
+        if expected:
+            assert after == "v0002"
+        else:  # the champion stays, or the strongest baseline replaces it as `fallback` says, named in the decision
+            replaced, _ = model_registry.fallback(
+                (card["baseline"]["name"], card["baseline"]["auc"]),
+                (before[model], card["champion"]["kind"], card["champion"]["metrics"]["auc"]), margin)
+            assert (after != before[model]) is replaced and (after.startswith("b") or not replaced)
 
 
 def test_a_past_partition_sends_nothing_unless_forced(demo_run, http_server, monkeypatch):

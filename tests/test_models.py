@@ -70,7 +70,7 @@ def test_train_script_runs_in_the_sagemaker_layout(channels):
     with tarfile.open(artifact.path) as tar:
         assert sorted(tar.getnames()) == ["features.json", "xgboost-model.json"]
         card = json.load(tar.extractfile("features.json"))
-    assert card["features"] == FEATURES and card["hyperparameters"]["max_depth"] == 3
+    assert card["features"] == FEATURES and card["hyperparameters"]["max_depth"] == 3 and card["kind"] == "xgboost"
     log = (artifact.parent / "training.log").read_text()
     # the best round, last, in the form the image's built-in metric reads: its AUC is the job's objective
     last = log.strip().splitlines()[-1]
@@ -129,10 +129,10 @@ def test_batch_transform_keeps_every_score_on_its_customer_line(channels):
     assert out[1].between(0, 1).all()
     assert set(out[2]) | set(out[3]) | set(out[4]) <= set(FEATURES)
     handlers = sagemaker_jobs.load_handlers(channels["source_dir"])
-    booster = sagemaker_jobs.load_model(handlers, job["ModelArtifacts"]["S3ModelArtifacts"])
+    loaded = sagemaker_jobs.load_model(handlers, job["ModelArtifacts"]["S3ModelArtifacts"])
     import xgboost as xgb
 
-    direct = booster.predict(xgb.DMatrix(frame[FEATURES].to_numpy(), feature_names=FEATURES))
+    direct = loaded.booster.predict(xgb.DMatrix(frame[FEATURES].to_numpy(), feature_names=FEATURES))
     assert np.allclose(out[1].to_numpy(), direct, atol=1e-6)
 
 
@@ -188,9 +188,71 @@ def test_split_days_are_temporal_and_complete(local_env):
     days = model_datasets.split_days(dt.date(2026, 11, 1), "churn")
 
     assert days["test"] == [dt.date(2026, 8, 3)]  # 90 days before: the latest complete churn window
-    assert days["validation"] == [dt.date(2026, 7, 20)]
-    assert days["train"] == [dt.date(2026, 5, 25), dt.date(2026, 6, 8), dt.date(2026, 6, 22), dt.date(2026, 7, 6)]
-    assert max(days["train"]) < min(days["validation"]) < min(days["test"])
+    assert days["validation"] == [dt.date(2026, 5, 5)]  # its label window ends on the test day
+    assert days["train"] == [dt.date(2025, 12, 24), dt.date(2026, 1, 7), dt.date(2026, 1, 21), dt.date(2026, 2, 4)]
+    horizon = dt.timedelta(days=90)
+    assert max(days["train"]) + horizon <= min(days["validation"])
+    assert days["validation"][0] + horizon <= days["test"][0]
+
+
+def test_a_split_never_reaches_before_the_order_history(local_env):
+    """(Issue 14) test_demo's retailer (orders from 2026-03-26, 220 days) put churn's separate training days
+    months before its first order: every training row had no past, and the churn model, both baselines and the
+    scores came out degenerate (AUC 0.5, a PSI of 0.31 the next day). Every as-of day now needs
+    models.min_history_days of history: the separate layout drops training days without it, a history shorter
+    than that falls back to the stepped layout and says so, and a history too short for either is refused."""
+    day, min_history = dt.date(2026, 11, 1), get_config().models.min_history_days
+
+    days, layout = model_datasets.split_layout(day, "churn", dt.date(2026, 3, 26))
+
+    assert layout["layout"] == "stepped" and "too short for the separate layout" in layout["reason"]
+    assert days == {"test": [dt.date(2026, 8, 3)], "validation": [dt.date(2026, 7, 20)],
+                    "train": [dt.date(2026, 5, 25), dt.date(2026, 6, 8), dt.date(2026, 6, 22), dt.date(2026, 7, 6)]}
+    assert min(days["train"]) >= dt.date(2026, 3, 26) + dt.timedelta(days=min_history)
+    days, layout = model_datasets.split_layout(day, "repurchase", dt.date(2026, 3, 26))  # 30 days: three fit
+    assert layout["layout"] == "separate" and days["train"][0] == dt.date(2026, 6, 22)
+    days, layout = model_datasets.split_layout(day, "churn", dt.date(2025, 11, 10))  # some separate days fit
+    assert layout["layout"] == "separate" and days["train"] == [dt.date(2026, 1, 7), dt.date(2026, 1, 21),
+                                                                 dt.date(2026, 2, 4)]
+    assert "1 of 4 training as-of days dropped" in layout["reason"]
+    with pytest.raises(model_datasets.ModelError, match="the order history from 2026-06-01 is too short"):
+        model_datasets.split_layout(day, "churn", dt.date(2026, 6, 1))
+
+
+@pytest.mark.parametrize(("current", "strongest", "replaced", "says"), [
+    (None, ("bgnbd", 0.80), True, "becomes the first champion"),
+    (("v0001", "xgboost", 0.801), ("bgnbd", 0.80), False, "trained champion v0001 stays"),
+    (("v0001", "xgboost", 0.799), ("bgnbd", 0.80), True, "no longer beats the BG/NBD baseline"),
+    (("b0001", "bgnbd", 0.80), ("bgnbd", 0.804), False, "baseline champion b0001 (BG/NBD baseline) stays"),
+    (("b0001", "bgnbd", 0.80), ("rfm", 0.804), False, "does not beat it by 0.005"),
+    (("b0001", "rfm", 0.80), ("bgnbd", 0.806), True, "beats baseline champion b0001 (0.8000) by 0.005"),
+])
+def test_a_baseline_champion_is_replaced_only_as_the_promotion_rule_says(current, strongest, replaced, says):
+    """Never stall, without churning the champion: a weekly refit of the baseline champion (same or other kind)
+    replaces it only when it beats it by the margin on the same rows, so the daily scores stay one version's and
+    the PSI gate keeps comparing like with like; a trained champion gives way once the baseline beats it."""
+    decided, why = model_registry.fallback(strongest, current, 0.005)
+
+    assert decided is replaced and says in why
+
+
+def test_the_score_gate_says_why_a_new_champion_is_not_drift_checked(local_env):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    ids = pd.Series(range(1, 1001))
+    previous = paths.scores("churn", dt.date(2026, 11, 8), "scores")
+    with storage.committing(previous) as staging, (staging / "part-00000.parquet").open("wb") as handle:
+        pq.write_table(pa.table({"probability": np.random.default_rng(1).beta(2, 8, 1000),
+                                 "model_version": ["b0001"] * 1000}), handle)
+    moved = _scores(ids, np.random.default_rng(2).beta(8, 2, 1000))
+
+    same = scoring.gate("churn", dt.date(2026, 11, 9), moved, ids, "b0001")
+    promoted = scoring.gate("churn", dt.date(2026, 11, 9), moved, ids, "v0002")
+
+    assert not same["success"] and same["psi"] > 1 and "scores of b0001" in same["failed_critical"][0]
+    assert promoted["success"] and promoted["psi"] is None and promoted["model_version"] == "v0002"
+    assert "previous day's scores are of b0001 and the champion is now v0002" in promoted["psi_note"]
 
 
 def _scores(ids, p):
@@ -253,3 +315,98 @@ def test_a_training_channel_that_the_image_would_misread_is_refused(column, valu
     data.loc[2, column] = value
     with pytest.raises(datasets.ModelError, match=problem):
         datasets.check_channel("churn", "train", data)
+
+
+def _customers(rng, n: int, horizon: int = 30) -> pd.DataFrame:
+    """Customers of a buy-till-you-die retailer: a purchase rate, a dropout, their summary and next-window label."""
+    rate = rng.gamma(1.5, 1 / 40, n)
+    observed = rng.integers(30, 400, n).astype(float)
+    lifetime = rng.exponential(300, n)
+    active = np.minimum(observed, lifetime)
+    purchases = rng.poisson(rate * active)
+    last = np.where(purchases > 0, active * rng.random(n) ** (1 / np.maximum(purchases, 1)), np.nan)
+    alive = lifetime > observed
+    bought = alive & (rng.random(n) < 1 - np.exp(-rate * horizon))
+    return pd.DataFrame({"customer_id": np.arange(1, n + 1), "order_days_lifetime": purchases.astype(float),
+                         "recency_days": np.floor(observed - last), "observed_days": observed,
+                         "frequency_365d": purchases.astype(float), "monetary_365d": purchases * 40.0,
+                         "repurchase_30d": bought.astype(float), "churn_90d": (~bought).astype(float)})
+
+
+def test_bgnbd_recovers_its_parameters_and_ranks_who_comes_back(channels):
+    """The BG/NBD likelihood (inference.py) fitted on customers drawn from BG/NBD itself finds their parameters,
+    and its P(no purchase) / P(a purchase) are the baseline scores a trained model must beat."""
+    rng = np.random.default_rng(11)
+    r, alpha, a, b, n = 0.8, 20.0, 0.8, 4.0, 20000
+    rate, dropout = rng.gamma(r, 1 / alpha, n), rng.beta(a, b, n)
+    T = rng.integers(60, 400, n).astype(float)
+    x, t_x, alive = np.zeros(n), np.zeros(n), np.ones(n, dtype=bool)
+    for i in range(n):
+        t = 0.0
+        while True:
+            t += rng.exponential(1 / rate[i])
+            if t > T[i]:
+                break
+            x[i], t_x[i] = x[i] + 1, t
+            if rng.random() < dropout[i]:
+                alive[i] = False
+                break
+    handlers = sagemaker_jobs.load_handlers(channels["source_dir"])
+
+    fitted = handlers.bgnbd_fit(x, t_x, T)
+
+    assert fitted["r"] == pytest.approx(r, rel=0.15) and fitted["alpha"] == pytest.approx(alpha, rel=0.2)
+    assert fitted["a"] == pytest.approx(a, rel=0.3) and fitted["b"] == pytest.approx(b, rel=0.4)
+    p_alive, expected, p_none = handlers.bgnbd_predict(fitted, x, t_x, T, 30)
+    assert ((p_alive >= 0) & (p_alive <= 1) & (p_none >= 0) & (p_none <= 1) & (expected >= 0)).all()
+    assert p_alive[x == 0].min() == 1.0  # BG/NBD: nobody drops out before a purchase
+    assert model_metrics.auc(alive.astype(float), p_alive) > 0.7
+    assert model_metrics.auc((alive & (rate > np.median(rate))).astype(float), expected) > 0.8
+
+
+@pytest.mark.parametrize("model", ["churn", "repurchase"])
+def test_baselines_fit_serve_and_orient_themselves_for_either_label(channels, model):
+    """fit_baseline's features.json is a model version inference.py serves (the baseline champion): the same
+    handlers and CSV lines as a trained model, probabilities in [0, 1], three reasons, and the right direction."""
+    rng = np.random.default_rng(5)
+    train, test = _customers(rng, 6000), _customers(rng, 3000)
+    label = {"churn": "churn_90d", "repurchase": "repurchase_30d"}[model]
+    handlers = sagemaker_jobs.load_handlers(channels["source_dir"])
+    names = ["frequency_365d", "monetary_365d", "observed_days", "order_days_lifetime", "recency_days"]
+    inputs = {"frequency": "order_days_lifetime", "recency": "recency_days", "age": "observed_days"}
+    for kind in ("bgnbd", "rfm"):
+        card = handlers.fit_baseline(kind, train[names].to_numpy(), names, train[label].to_numpy(), 30, inputs)
+        json.dumps(card, allow_nan=False)
+        loaded = handlers.Propensity(card)
+        body = "".join(",".join("" if v != v else str(v) for v in row) + "\n"
+                       for row in test[loaded.feature_names].to_numpy())
+
+        rows = handlers.predict_fn(handlers.input_fn(body, "text/csv"), loaded)
+
+        p = np.array([row[0] for row in rows])
+        assert len(rows) == len(test) and ((p >= 0) & (p <= 1)).all(), kind
+        assert all(len(row) == 4 and set(row[1:]) <= set(loaded.feature_names) for row in rows), kind
+        assert model_metrics.auc(test[label].to_numpy(), p) > 0.65, kind
+
+
+def test_ties_are_cut_by_a_stable_hash_of_customer_and_model_never_by_id():
+    ids = pd.Series(range(1, 2001))
+    flat = pd.DataFrame({"customer_id": ids, "probability": 0.3})
+
+    churn, again, repurchase = (scoring.deciles(flat, m) for m in ("churn", "churn", "repurchase"))
+
+    top = ids[churn == 10]
+    assert len(top) == 200 and churn.equals(again)  # the same cut on every run
+    assert top.min() < 200 and top.max() > 1800  # spread over the ids, not the highest or lowest 200
+    assert not (churn == 10).equals(repurchase == 10)  # each model cuts its own way
+    y = np.zeros(2000)
+    y[top.index[:100]] = 1  # the evaluation's top decile is the same customers as scoring's decile 10
+    assert model_metrics.evaluate(y, np.full(2000, 0.3), model_metrics.stable_hash(ids, "churn"))[
+        "top_decile_capture"] == 1.0
+
+
+def test_cards_are_valid_json():
+    card = {"auc": float("nan"), "nested": [{"lift": float("inf")}, 1.5], "ok": "x"}
+
+    assert json.loads(json.dumps(model_metrics.finite(card), allow_nan=False)) == {
+        "auc": None, "nested": [{"lift": None}, 1.5], "ok": "x"}

@@ -11,7 +11,9 @@ It prints one line per boosting round and, last, the best round's metrics in xgb
 metric `validation:auc` reads (the first-party image refuses custom MetricDefinitions for tuning); the tuner
 takes the last value it sees. Python 3.8 syntax and library calls only: the image's Python (a test checks it).
 The model is trained with early stopping on validation AUC and saved as xgboost-model.json (feature names
-inside) with features.json.
+inside) with features.json. When the channel's manifest names BG/NBD inputs (`bgnbd`: the frequency, recency and
+age columns and the label's horizon), BG/NBD is fitted on the training rows and its P(alive), expected purchases
+and P(no purchase) in the horizon join the features (inference.py derives them the same way when scoring).
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ def hyperparameters(argv: list[str], environ) -> dict:
 
 
 def read_channel(folder: str):
-    """(labels, features, feature names) of a channel's CSV files."""
+    """(labels, features, manifest) of a channel's CSV files (the manifest names the features)."""
     import pandas as pd
 
     files = sorted(glob.glob(os.path.join(folder, "*.csv")))
@@ -50,21 +52,40 @@ def read_channel(folder: str):
         raise SystemExit(f"train.py: no CSV files in channel {folder}")
     frame = pd.concat([pd.read_csv(f, header=None) for f in files], ignore_index=True)
     manifest = os.path.join(folder, "manifest.json")
-    names = None
+    names, described = None, {}
     if os.path.exists(manifest):
         with open(manifest) as handle:
-            names = json.load(handle)["features"]
+            described = json.load(handle)
+        names = described["features"]
     if names is not None and len(names) != frame.shape[1] - 1:
         raise SystemExit(f"train.py: {manifest} names {len(names)} features, the CSV files have {frame.shape[1] - 1}")
-    return frame.iloc[:, 0].to_numpy(), frame.iloc[:, 1:].to_numpy(dtype="float64"), names
+    return frame.iloc[:, 0].to_numpy(), frame.iloc[:, 1:].to_numpy(dtype="float64"), {**described, "features": names}
+
+
+def with_bgnbd(manifest: dict, x_train, x_valid):
+    """The BG/NBD columns appended (fitted on the training rows) and their spec for features.json, or the
+    matrices as they are when the manifest names no BG/NBD inputs."""
+    import numpy as np
+
+    from inference import BGNBD_COLUMNS, bgnbd_columns, bgnbd_fit, bgnbd_inputs
+
+    spec = manifest.get("bgnbd")
+    names = manifest["features"]
+    if not spec or names is None:
+        return x_train, x_valid, names, None
+    fitted = {"inputs": spec["inputs"], "horizon_days": spec["horizon_days"],
+              "params": bgnbd_fit(*bgnbd_inputs(x_train, names, spec["inputs"]))}
+    derived = [np.column_stack([x, bgnbd_columns(x, names, fitted)]) for x in (x_train, x_valid)]
+    return derived[0], derived[1], [*names, *BGNBD_COLUMNS], fitted
 
 
 def main(argv: list[str], environ=os.environ) -> dict:
     import xgboost as xgb
 
     hps = hyperparameters(argv, environ)
-    y_train, x_train, names = read_channel(environ["SM_CHANNEL_TRAIN"])
+    y_train, x_train, manifest = read_channel(environ["SM_CHANNEL_TRAIN"])
     y_valid, x_valid, _ = read_channel(environ["SM_CHANNEL_VALIDATION"])
+    x_train, x_valid, names, bgnbd = with_bgnbd(manifest, x_train, x_valid)
     train = xgb.DMatrix(x_train, label=y_train, feature_names=names)
     valid = xgb.DMatrix(x_valid, label=y_valid, feature_names=names)
     params = {"objective": "binary:logistic", "eval_metric": ["logloss", "auc"], "tree_method": "hist",
@@ -80,7 +101,8 @@ def main(argv: list[str], environ=os.environ) -> dict:
     os.makedirs(model_dir, exist_ok=True)
     booster.save_model(os.path.join(model_dir, "xgboost-model.json"))
     with open(os.path.join(model_dir, "features.json"), "w") as handle:
-        json.dump({"features": names, "hyperparameters": hps, "best_iteration": best}, handle, indent=2)
+        card = {"kind": "xgboost", "features": manifest["features"], "hyperparameters": hps, "best_iteration": best}
+        json.dump({**card, "bgnbd": bgnbd} if bgnbd else card, handle, indent=2)
     output_dir = environ.get("SM_OUTPUT_DATA_DIR")
     if output_dir:
         os.makedirs(output_dir, exist_ok=True)

@@ -8,6 +8,9 @@
 -- be computed from today's state (training sets); the labels look at the orders after it:
 --   repurchase_30d = 1 when the customer orders in the 30 days after the as-of day (NULL until complete)
 --   churn_90d      = 1 when the customer does not order in the 90 days after it (NULL until complete)
+-- Purchase timing: the customer is observed from their signup or the first day of the order data, whichever is
+-- later (observed_days); the gaps between their purchase days give their own rhythm, against which the recency is
+-- read (recency_ratio, expected_orders_since_last); the last 90 days' share of the year shows the trend.
 -- Times are bound by the caller ({{ "{{ as_of_end }}" }} and friends are 'YYYY-MM-DD HH:MM:SS' strings), so the
 -- SQL needs no date arithmetic beyond a day count, written in the common subset of Spark SQL 3.5 and DuckDB.
 WITH past AS (
@@ -19,6 +22,7 @@ per_customer AS (
     SELECT
         customer_id,
         MAX(order_ts) AS last_order_ts,
+        MIN(order_ts) AS first_order_ts,
         COUNT(*) AS orders_lifetime,
 {%- for days in windows %}
         SUM(CASE WHEN order_ts >= CAST('{{ since[days] }}' AS TIMESTAMP) THEN 1 ELSE 0 END) AS frequency_{{ days }}d,
@@ -31,6 +35,36 @@ per_customer AS (
         SUM(CASE WHEN order_ts >= CAST('{{ since[365] }}' AS TIMESTAMP) THEN discount ELSE 0 END) AS discount_365d
     FROM past
     GROUP BY customer_id
+),
+-- Purchase days and the gaps between them (days), for the customer's own rhythm.
+purchase_days AS (
+    SELECT DISTINCT customer_id, CAST(order_ts AS DATE) AS day
+    FROM past
+),
+gaps AS (
+    SELECT customer_id, day, LAG(day) OVER (PARTITION BY customer_id ORDER BY day) AS previous_day,
+        ROW_NUMBER() OVER (PARTITION BY customer_id ORDER BY day DESC) AS latest
+    FROM purchase_days
+),
+intervals AS (
+    SELECT customer_id, latest,
+        EXTRACT(DAY FROM (CAST(day AS TIMESTAMP) - CAST(previous_day AS TIMESTAMP))) AS gap
+    FROM gaps
+),
+rhythm AS (
+    SELECT
+        customer_id,
+        COUNT(*) AS order_days_lifetime,
+        AVG(gap) AS interval_mean_days,
+        STDDEV_SAMP(gap) AS interval_std_days,
+        MAX(gap) AS interval_max_days,
+        MAX(CASE WHEN latest = 1 THEN gap END) AS interval_last_days
+    FROM intervals
+    GROUP BY customer_id
+),
+data_start AS (
+    SELECT CAST(MIN(order_ts) AS DATE) AS first_day
+    FROM past
 ),
 returned AS (
     SELECT o.customer_id, COUNT(*) AS returns_90d, SUM(r.refund_amount) AS refunds_90d
@@ -112,6 +146,27 @@ SELECT
     EXTRACT(DAY FROM (CAST('{{ as_of_end }}' AS TIMESTAMP) - CAST(CAST(p.last_order_ts AS DATE) AS TIMESTAMP))) - 1
         AS recency_days,
     COALESCE(p.orders_lifetime, 0) AS orders_lifetime,
+    COALESCE(h.order_days_lifetime, 0) AS order_days_lifetime,
+    EXTRACT(DAY FROM (CAST('{{ as_of_end }}' AS TIMESTAMP) - CAST(GREATEST(c.signup_date, COALESCE(d.first_day, c.signup_date))
+        AS TIMESTAMP))) AS observed_days,
+    EXTRACT(DAY FROM (CAST('{{ as_of_end }}' AS TIMESTAMP) - CAST(CAST(p.first_order_ts AS DATE) AS TIMESTAMP))) - 1
+        AS days_since_first_order,
+    CAST(h.interval_mean_days AS DOUBLE) AS interval_mean_days,
+    CAST(h.interval_std_days AS DOUBLE) AS interval_std_days,
+    h.interval_max_days,
+    h.interval_last_days,
+    CASE WHEN h.interval_mean_days > 0 THEN (EXTRACT(DAY FROM (CAST('{{ as_of_end }}' AS TIMESTAMP)
+        - CAST(CAST(p.last_order_ts AS DATE) AS TIMESTAMP))) - 1) / CAST(h.interval_mean_days AS DOUBLE) END AS recency_ratio,
+    CAST(COALESCE(h.order_days_lifetime, 0) AS DOUBLE) / CAST(EXTRACT(DAY FROM (CAST('{{ as_of_end }}' AS TIMESTAMP)
+        - CAST(GREATEST(c.signup_date, COALESCE(d.first_day, c.signup_date)) AS TIMESTAMP))) AS DOUBLE) AS order_rate,
+    CAST(h.order_days_lifetime AS DOUBLE) * (EXTRACT(DAY FROM (CAST('{{ as_of_end }}' AS TIMESTAMP)
+        - CAST(CAST(p.last_order_ts AS DATE) AS TIMESTAMP))) - 1) / CAST(EXTRACT(DAY FROM (CAST('{{ as_of_end }}' AS TIMESTAMP)
+        - CAST(GREATEST(c.signup_date, COALESCE(d.first_day, c.signup_date)) AS TIMESTAMP))) AS DOUBLE)
+        AS expected_orders_since_last,
+    CASE WHEN p.frequency_365d > 0
+        THEN CAST(p.frequency_90d AS DOUBLE) / CAST(p.frequency_365d AS DOUBLE) END AS frequency_trend_90d,
+    CASE WHEN p.monetary_365d > 0
+        THEN CAST(p.monetary_90d AS DOUBLE) / CAST(p.monetary_365d AS DOUBLE) END AS spend_trend_90d,
 {%- for days in windows %}
     COALESCE(p.frequency_{{ days }}d, 0) AS frequency_{{ days }}d,
     CAST(COALESCE(p.monetary_{{ days }}d, 0) AS DECIMAL(14, 2)) AS monetary_{{ days }}d,
@@ -137,6 +192,8 @@ SELECT
     {% if complete[90] %}CASE WHEN f.bought_90d = 1 THEN 0 ELSE 1 END{% else %}CAST(NULL AS INT){% endif %} AS churn_90d
 FROM customers AS c
 LEFT JOIN per_customer AS p ON p.customer_id = c.customer_id
+LEFT JOIN rhythm AS h ON h.customer_id = c.customer_id
+CROSS JOIN data_start AS d
 LEFT JOIN returned AS r ON r.customer_id = c.customer_id
 LEFT JOIN activity AS a ON a.customer_id = c.customer_id
 LEFT JOIN abandoned AS b ON b.customer_id = c.customer_id

@@ -161,31 +161,32 @@ class ModelSpec(_Section):
     description: str = ""
 
 
-DEFAULT_FEATURES = ("recency_days", "orders_lifetime", "frequency_30d", "monetary_30d", "frequency_90d", "monetary_90d",
-    "frequency_365d", "monetary_365d", "store_share_365d", "web_share_365d", "app_share_365d", "discount_share_365d",
-    "returns_90d", "refunds_90d", "tenure_days", "top_category_share_365d")
+DEFAULT_FEATURES = ("recency_days", "orders_lifetime", "order_days_lifetime", "frequency_7d", "frequency_14d",
+    "frequency_30d", "monetary_30d", "frequency_60d", "frequency_90d", "monetary_90d", "frequency_180d",
+    "monetary_180d", "frequency_365d", "monetary_365d", "observed_days", "days_since_first_order", "interval_mean_days",
+    "interval_std_days", "interval_max_days", "interval_last_days", "recency_ratio", "order_rate",
+    "expected_orders_since_last", "frequency_trend_90d", "spend_trend_90d", "store_share_365d", "web_share_365d",
+    "app_share_365d", "discount_share_365d", "returns_90d", "refunds_90d", "tenure_days", "top_category_share_365d")
 
 
 class Models(_Section):
     specs: dict[str, ModelSpec] = {
         "churn": ModelSpec(label="churn_90d", horizon_days=90, description="no purchase in the next 90 days"),
-        "repurchase": ModelSpec(label="repurchase_30d", horizon_days=30, description="a purchase in the next 30 days"),
-    }
+        "repurchase": ModelSpec(label="repurchase_30d", horizon_days=30, description="a purchase in the next 30 days")}
     features: tuple[str, ...] = DEFAULT_FEATURES
     as_of_step_days: int = Field(14, ge=1)
     train_as_of_days: int = Field(4, ge=1)
+    min_history_days: int = Field(56, ge=0)  # of order history before every as-of day of a split (datasets.py)
     max_trials: int = Field(6, ge=1, le=500)
     max_parallel_trials: int = Field(2, ge=1)
     max_rounds: int = Field(300, ge=10)
     early_stopping_rounds: int = Field(20, ge=1)
     ranges: dict[str, Range] = {
-        "max_depth": Range(kind="integer", min=4, max=12),
-        "eta": Range(kind="continuous", min=0.05, max=0.5, scaling="Logarithmic"),
-        "min_child_weight": Range(kind="continuous", min=1, max=20),
-        "subsample": Range(kind="continuous", min=0.6, max=1.0),
-        "colsample_bytree": Range(kind="continuous", min=0.5, max=1.0),
+        "max_depth": Range(kind="integer", min=3, max=8), "min_child_weight": Range(kind="continuous", min=1, max=50),
+        "eta": Range(kind="continuous", min=0.05, max=0.3, scaling="Logarithmic"),
         "lambda": Range(kind="continuous", min=0.1, max=10, scaling="Logarithmic"),
-    }
+        "subsample": Range(kind="continuous", min=0.6, max=1.0),
+        "colsample_bytree": Range(kind="continuous", min=0.5, max=1.0)}
     promotion_margin: float = Field(0.005, ge=0)
     psi_limit: float = Field(0.25, gt=0)
     seed: int = 7

@@ -83,6 +83,8 @@ def model_figures(day: dt.date) -> dict:
         figures[model] = {"version": card["version"], "promoted": card["promoted"], "decision": card["decision"],
                           "test_auc": round(card["metrics"]["auc"], 4),
                           "baseline_auc": round(card["baseline"]["auc"], 4), "oracle_auc": round(oracle, 4),
+                          "baselines": {name: round(m["auc"], 4) for name, m in (card.get("baselines") or {}).items()},
+                          "champion": card.get("serving_champion", card["version"]),
                           "test_rows": card["metrics"]["rows"], "oracle_rows": len(joined),
                           "report": storage.url_of(paths.reports(day, "models", f"{model}.html"))}
     return figures
@@ -233,11 +235,11 @@ def render(summary: dict, path) -> str:
     lines.append(f"Gate results: {trusted_stage['gate_reports']}")
     for url in trusted_stage["data_docs"].values():
         lines.append(f"Data Docs:    {url}")
-    lines += ["", f"Models (trained on {summary['partitions'][0]}): test AUC vs the RFM baseline and the oracle"]
+    lines += ["", f"Models (trained on {summary['partitions'][0]}): test AUC vs the baselines and the oracle"]
     for model, figures in summary["models"].items():
-        lines.append(f"{'':<12}{model:<14}{figures['version']:>6}  AUC {figures['test_auc']:.3f}  baseline "
-                     f"{figures['baseline_auc']:.3f}  oracle {figures['oracle_auc']:.3f}  "
-                     f"({figures['decision']})")
+        baselines = "  ".join(f"{name} {value:.3f}" for name, value in figures["baselines"].items())
+        lines.append(f"{'':<12}{model:<14}{figures['version']:>6}  AUC {figures['test_auc']:.3f}  {baselines}  "
+                     f"oracle {figures['oracle_auc']:.3f}  champion {figures['champion']}  ({figures['decision']})")
         lines.append(f"{'':<12}{'':<14}report {figures['report']}")
     lines.append("Scores per day (rows, gate, PSI vs the day before):")
     for day, per_model in summary["scores"].items():

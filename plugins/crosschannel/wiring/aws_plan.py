@@ -97,6 +97,8 @@ def dms_requests(day: dt.date) -> list[dict]:
 def sql_steps(day: dt.date) -> list[tuple[str, list[str]]]:
     """(dag.task, the SQL files it runs) of every mapped SQL step."""
     cfg = get_config()
+    # the split as if the order history were long enough: the plan reads nothing (the run reads the day's
+    # customer 360 for its first order and may fall back to the stepped layout, named in the model card)
     as_of = sorted({d for model in cfg.models.specs for days in datasets.split_days(day, model).values()
                     for d in days})
     found = [("retail_trusted.merge_table", [f"{t}_cdc_merge.sql" for t in dms.mapped_tables()]),

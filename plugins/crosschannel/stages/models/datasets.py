@@ -3,8 +3,16 @@
     <root>/ml/snapshots/dt=D/as_of=A/                features and labels as of past day A, from D's state
     <root>/ml/<model>/datasets/dt=D/<split>/         SageMaker CSV (label first, no header) + manifest.json
 
-Temporal split: test on the latest as-of day whose label window is complete at D, validate on the one
-`as_of_step_days` before, train on the `train_as_of_days` before that; a customer-day is in one split only.
+Temporal split without overlap (the `separate` layout): test on the latest as-of day whose label window is
+complete at D, validate on the day one horizon before it, train on the `train_as_of_days` (`as_of_step_days` apart)
+ending one horizon before validation: every row's label window ends by the next split's as-of day, so no label
+looks into the days a later split is judged on. That needs three horizons of history, plus
+`models.min_history_days` before the earliest as-of day so its rows have a past to describe. Every as-of day
+needs that much order history (from the first order in D's customer 360): training days without it are dropped,
+and when no training day of the separate layout has it, the `stepped` layout stands in (validation
+`as_of_step_days` before test, training days that far apart before it: label windows overlap the later splits'
+periods, so the test AUC is somewhat optimistic), and the manifests, card and report say which and why. When
+not even that fits, training fails with a message naming the history it needs.
 Features of past as-of days come from D's current state (customer_features.sql only counts what happened
 before the as-of day), so a profile attribute changed since (such as the loyalty tier) is not a model
 feature by default.
@@ -24,24 +32,64 @@ if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
+# BG/NBD's summary of a customer in features/customer: purchase days, days since the last, days observed
+BGNBD_INPUTS = {"frequency": "order_days_lifetime", "recency": "recency_days", "age": "observed_days"}
+
+
 class ModelError(DataError, RuntimeError):
     """Training data or a model is unusable; the message names the model, partition and what is wrong."""
 
 
 # ---------------------------------------------------------------- datasets
-def split_days(day: dt.date, model: str) -> dict[str, list[dt.date]]:
+def history_start(day: dt.date) -> dt.date | None:
+    """The first day of order history in D's state (the earliest first order of its customer 360); None when D's
+    customer 360 is not published (a dry run) or holds no order."""
+    folder = paths.trusted("customer_360", day)
+    if not storage.is_committed(folder):
+        return None
+    import pandas as pd
+
+    first = sqljobs.read_partition(folder).column("first_order_ts").to_pandas().min()
+    return None if pd.isna(first) else first.date()
+
+
+def split_layout(day: dt.date, model: str, start: dt.date | None) -> tuple[dict[str, list[dt.date]], dict]:
+    """The as-of days of each split and how they were laid out: {"layout": "separate" | "stepped", "reason",
+    "history_start"}. `start`: the first day of order history (None: enough history assumed)."""
     cfg = get_config().models
-    spec = cfg.specs[model]
-    step = dt.timedelta(days=cfg.as_of_step_days)
-    test = day - dt.timedelta(days=spec.horizon_days)
-    validation = test - step
-    train = [validation - step * k for k in range(cfg.train_as_of_days, 0, -1)]
-    return {"train": train, "validation": [validation], "test": [test]}
+    step, horizon = dt.timedelta(days=cfg.as_of_step_days), dt.timedelta(days=cfg.specs[model].horizon_days)
+    test = day - horizon
+    layouts = {"separate": (test - horizon, test - 2 * horizon), "stepped": (test - step, test - 2 * step)}
+    earliest = None if start is None else start + dt.timedelta(days=cfg.min_history_days)
+    for layout, (validation, last_train) in layouts.items():
+        wanted = [last_train - step * k for k in range(cfg.train_as_of_days - 1, -1, -1)]
+        train = [d for d in wanted if earliest is None or d >= earliest]
+        if train:
+            days = {"train": train, "validation": [validation], "test": [test]}
+            reason = ("every label window ends by the next split's as-of day" if layout == "separate" else
+                      f"the order history from {start} is too short for the separate layout (its latest training "
+                      f"as-of day, {layouts['separate'][1]}, has less than models.min_history_days="
+                      f"{cfg.min_history_days} days of history): training and validation label windows overlap the "
+                      "test period, so the test AUC is somewhat optimistic")
+            if len(train) < len(wanted):
+                reason += (f"; {len(wanted) - len(train)} of {len(wanted)} training as-of days dropped: less than "
+                           f"{cfg.min_history_days} days of history since {start}")
+            return days, {"layout": layout, "reason": reason, "history_start": start and start.isoformat()}
+    raise ModelError(f"model {model}, partition {day}: the order history from {start} is too short: the test as-of "
+                     f"day {test} needs training days from {earliest} on, each at least {cfg.min_history_days} "
+                     "days (models.min_history_days) after the first order and before the validation day; load "
+                     "more history (sim: generator.history_days) or lower models.min_history_days")
+
+
+def split_days(day: dt.date, model: str, start: dt.date | None = None) -> dict[str, list[dt.date]]:
+    return split_layout(day, model, start)[0]
 
 
 def plan_snapshots(day: dt.date) -> list[dict]:
     """One SQL job per as-of day any model needs: customer_features.sql as of that day over D's trusted state."""
-    days = sorted({d for model in get_config().models.specs for days in split_days(day, model).values() for d in days})
+    start = history_start(day)
+    days = sorted({d for model in get_config().models.specs for days in split_days(day, model, start).values()
+                   for d in days})
     return [sqljobs.job(day, f"customer_features_as_of_{as_of}.sql", features.features_sql(as_of, day),
                         features.inputs(day, features.FEATURE_INPUTS, as_of), paths.snapshot(day, as_of))
             for as_of in days]
@@ -89,11 +137,13 @@ def build_datasets(day: dt.date) -> dict:
     """Per model: the three splits as SageMaker CSV with a manifest; the test rows also as Parquet (ids,
     as-of day, label and every feature) for evaluation."""
     cfg = get_config().models
+    start = history_start(day)
     summary = {}
     for model, spec in cfg.specs.items():
         counts = {}
+        split_days_of, layout = split_layout(day, model, start)
         with storage.committing(paths.dataset(model, day)) as staging:
-            for split, days in split_days(day, model).items():
+            for split, days in split_days_of.items():
                 frame = read_snapshots(day, days)
                 if spec.label not in frame.columns:
                     raise ModelError(f"model {model}: label {spec.label!r} is not a column of customer_features.sql")
@@ -111,11 +161,13 @@ def build_datasets(day: dt.date) -> dict:
                     sagemaker.write_csv(data, handle)
                 manifest = {"model": model, "label": spec.label, "features": list(cfg.features), "split": split,
                             "as_of": [d.isoformat() for d in days], "rows": len(frame), "positives": positives,
-                            "partition": day.isoformat()}
+                            "partition": day.isoformat(), "layout": layout}
+                if set(BGNBD_INPUTS.values()) <= set(cfg.features):  # train.py derives the BG/NBD features
+                    manifest["bgnbd"] = {"inputs": BGNBD_INPUTS, "horizon_days": spec.horizon_days}
                 storage.write_json(folder / "manifest.json", manifest)
                 if split == "test":
                     with (staging / "test.parquet").open("wb") as handle:
                         frame.to_parquet(handle, index=False)
                 counts[split] = {"rows": len(frame), "positives": positives, "as_of": manifest["as_of"]}
-        summary[model] = counts
+        summary[model] = {**counts, "layout": layout["layout"]}
     return summary

@@ -1,5 +1,6 @@
-"""Model metrics on held-out rows (AUC, PR-AUC, log loss, top-decile lift and capture, calibration) and the RFM
-baseline every challenger must beat."""
+"""Model metrics on held-out rows (AUC, PR-AUC, log loss, top-decile lift and capture, calibration), the stable
+tie-break wherever customers are ranked (top deciles here, score deciles and audiences in scoring), and the
+cleaning that keeps a model card valid JSON."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import numpy as np
-    import pandas as pd
 
 
 def auc(y: np.ndarray, p: np.ndarray) -> float:
@@ -31,11 +31,31 @@ def average_precision(y: np.ndarray, p: np.ndarray) -> float:
     return float(precision[hits].sum() / max(hits.sum(), 1))
 
 
-def evaluate(y: np.ndarray, p: np.ndarray) -> dict:
+def stable_hash(ids, model: str) -> np.ndarray:
+    """A number per customer id, fixed for a model and the same on every run and machine: equal scores are ranked
+    by it, never by id or row order (which would give, say, a win-back audience of the highest ids only)."""
+    import hashlib
+
+    import numpy as np
+
+    return np.array([int.from_bytes(hashlib.blake2b(f"{model}:{i}".encode(), digest_size=8).digest(), "big") >> 11
+                     for i in ids], dtype="float64")
+
+
+def ranking(p: np.ndarray, tiebreak: np.ndarray | None = None) -> np.ndarray:
+    """Row indices from the highest score down; equal scores in `tiebreak` order (the stable hash)."""
+    import numpy as np
+
+    if tiebreak is None:
+        return np.argsort(-p, kind="stable")
+    return np.lexsort((-tiebreak, -p))
+
+
+def evaluate(y: np.ndarray, p: np.ndarray, tiebreak: np.ndarray | None = None) -> dict:
     import numpy as np
 
     clipped = np.clip(p, 1e-7, 1 - 1e-7)
-    top = np.argsort(-p, kind="stable")[: max(1, int(np.ceil(len(p) / 10)))]
+    top = ranking(p, tiebreak)[: max(1, int(np.ceil(len(p) / 10)))]
     base_rate = float(y.mean())
     edges = np.linspace(0, 1, 11)
     bins = []
@@ -55,16 +75,14 @@ def evaluate(y: np.ndarray, p: np.ndarray) -> dict:
     }
 
 
-def rfm_score(frame: pd.DataFrame) -> np.ndarray:
-    """Recency/frequency/monetary quintiles summed (higher = more recent, frequent, valuable): the baseline."""
-    import numpy as np
+def finite(value):
+    """`value` with every NaN or infinity as None, so a card is valid JSON (json.dumps writes NaN otherwise)."""
+    import math
 
-    recency = frame["recency_days"].astype("float64").fillna(1e6)
-    parts = [-recency, frame["frequency_365d"].astype("float64"), frame["monetary_365d"].astype("float64")]
-    return np.sum([part.rank(pct=True).to_numpy() for part in parts], axis=0)
-
-
-def baseline_scores(train: pd.DataFrame, test: pd.DataFrame, label: str) -> np.ndarray:
-    """The RFM score, oriented on the training rows (for churn, a low RFM score means likely to lapse)."""
-    sign = 1.0 if auc(train[label].to_numpy(), rfm_score(train)) >= 0.5 else -1.0
-    return sign * rfm_score(test)
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value

@@ -5,6 +5,10 @@
     <root>/ml/<model>/scores/dt=D/scores/    the published scores (Parquet) once the gate passes
 The gate: every customer of the day's features is scored exactly once, every probability is in [0, 1], and
 the population stability index against the previous day's published scores stays under `models.psi_limit`.
+PSI compares scores of the same model version only: on the first day of a new champion (a version that training
+promoted, trained or baseline) it is not computed, and the gate result's `psi_note` says so (the scores moved by
+design, not by drift); a baseline champion is kept across weekly refits (registry.fallback), so this happens only
+when training really changes the champion.
 Its result is kept in <root>/reports/dt=D/gates/scores_<model>.json.
 """
 
@@ -18,6 +22,7 @@ from crosschannel.core import paths, sagemaker, sqljobs, storage
 from crosschannel.core.config import get_config
 from crosschannel.core.errors import DataError, MissingPartition
 from crosschannel.stages.models.datasets import ModelError
+from crosschannel.stages.models.metrics import stable_hash
 from crosschannel.stages.models.registry import champion
 
 if TYPE_CHECKING:
@@ -76,11 +81,16 @@ def read_output(model: str, day: dt.date) -> pd.DataFrame:
 
 
 def psi(previous: np.ndarray, current: np.ndarray, bins: int = 10) -> float:
-    """Population stability index of current vs previous scores, on the previous scores' deciles."""
+    """Population stability index of current vs previous scores, on the previous scores' deciles; when a point
+    mass fills more than a decile (a baseline champion gives every never-buyer observed as long the same
+    probability, which moves a little each day), on ten equal probability bands instead, so the whole mass does
+    not hop across a decile edge that sits on it."""
     import numpy as np
 
     edges = np.unique(np.quantile(previous, np.linspace(0, 1, bins + 1)))
-    edges = np.concatenate([[-np.inf], edges[1:-1], [np.inf]])  # a constant previous day leaves one bin
+    if len(edges) < bins + 1:
+        edges = np.linspace(0.0, 1.0, bins + 1)
+    edges = np.concatenate([[-np.inf], edges[1:-1], [np.inf]])
     expected = np.histogram(previous, edges)[0] / len(previous)
     actual = np.histogram(current, edges)[0] / len(current)
     expected, actual = np.clip(expected, 1e-6, None), np.clip(actual, 1e-6, None)
@@ -106,23 +116,42 @@ def gate(model: str, day: dt.date, scores: pd.DataFrame, customers: pd.Series, v
         failures.append(f"{len(bad)} probability(ies) outside [0, 1] or missing, e.g. "
                         f"{bad[['customer_id', 'probability']].head(5).to_dict('records')}")
     previous_dir = paths.scores(model, day - dt.timedelta(days=1), "scores")
-    stability = None
+    stability, note = None, "no previous day's scores"
     limit = get_config().models.psi_limit
     previous = None
     if storage.is_committed(previous_dir) and len(p):
         previous = sqljobs.read_partition(previous_dir)
-        if version and "model_version" in previous.column_names \
-                and set(previous.column("model_version").to_pylist()) != {version}:
-            previous = None  # a new champion scores differently by design: no drift check across versions
+        names = previous.column_names
+        before = set(previous.column("model_version").to_pylist()) if "model_version" in names else set()
+        if version and before and before != {version}:
+            note = (f"not compared: the previous day's scores are of {', '.join(sorted(before))} and the champion is "
+                    f"now {version} (promoted by training); the drift check resumes against {version}'s own scores")
+            previous = None
     if previous is not None:
-        stability = psi(previous.column("probability").to_numpy(), np.nan_to_num(p))
+        stability, note = psi(previous.column("probability").to_numpy(), np.nan_to_num(p)), None
         if stability > limit:
-            failures.append(f"score distribution shifted: PSI {stability:.3f} vs the previous day's scores "
-                            f"is above models.psi_limit {limit}")
-    result = {"suite": f"scores_{model}", "partition": day.isoformat(), "rows": len(scores),
-              "success": not failures, "failed_critical": failures, "psi": stability, "psi_limit": limit}
+            failures.append(f"score distribution shifted: PSI {stability:.3f} vs the previous day's scores of "
+                            f"{version or 'the champion'} is above models.psi_limit {limit}")
+    if note:
+        log.info("scores of %s for %s: PSI %s", model, day, note)
+    result = {"suite": f"scores_{model}", "partition": day.isoformat(), "rows": len(scores), "model_version": version,
+              "success": not failures, "failed_critical": failures, "psi": stability, "psi_limit": limit,
+              "psi_note": note}
     storage.write_json(paths.gate_report(day, f"scores_{model}"), result)
     return result
+
+
+def deciles(scores: pd.DataFrame, model: str) -> pd.Series:
+    """1..10 by probability (10 = the highest), equal probabilities ranked by the stable hash of customer and
+    model, so a tie (every one-time buyer alike, or a baseline champion's coarse scores) is cut at random but the
+    same way every day, never by customer id."""
+    import numpy as np
+    import pandas as pd
+
+    order = np.lexsort((stable_hash(scores["customer_id"], model), scores["probability"].to_numpy()))
+    ranks = np.empty(len(scores), dtype="int64")
+    ranks[order] = np.arange(len(scores))
+    return pd.Series(ranks * 10 // max(len(scores), 1) + 1, index=scores.index)
 
 
 def finalize(day: dt.date, plans: list[dict]) -> dict:
@@ -139,8 +168,7 @@ def finalize(day: dt.date, plans: list[dict]) -> dict:
         if not result["success"]:
             failed.append(f"scores of {model} (partition {day}):\n    " + "\n    ".join(result["failed_critical"]))
             continue
-        ranks = scores["probability"].rank(method="first").astype("int64")
-        scores["decile"] = (ranks - 1) * 10 // len(scores) + 1  # 10 = the highest probabilities
+        scores["decile"] = deciles(scores, model)
         scores["model"] = model
         scores["model_version"] = version
         scores["partition"] = day.isoformat()

@@ -13,7 +13,7 @@ import datetime as dt
 from crosschannel.core import engines, paths, sqljobs, storage
 from crosschannel.stages.trusted.events import EVENTS_SCHEMA
 
-WINDOWS = (30, 90, 365)
+WINDOWS = (7, 14, 30, 60, 90, 180, 365)
 LABEL_HORIZONS = (30, 90)
 CHANNELS = ("store", "web", "app")
 EVENT_DAYS = 30
