@@ -114,6 +114,18 @@ def test_the_demo_reads_out_every_audience_against_the_generators_truth(demo_run
     assert "Campaign readouts" in demo.render(summary, storage.zone("reports", "demo_summary.json"))
 
 
+def test_the_demo_measures_the_local_recommender_against_popularity_and_the_oracle(demo_run):
+    """Issue 18, item 5: a 30-day holdout to the last partition, in the summary and the day's reports."""
+    summary = json.loads((storage.zone("reports", "demo_summary.json")).read_text())
+    user = summary["recommendations"]["aws-user-personalization-v2"]
+    assert user["users"] > 50 and user["test_until"] == "2026-11-02"
+    assert 0 < user["popularity_recall_at_10"] < user["recall_at_10"] <= user["oracle_recall_at_10"] * 1.5
+    assert 0 < user["coverage"] <= 1
+    evaluation = storage.read_json(paths.reports(dt.date(2026, 11, 2), "recommendations", "evaluation.json"))
+    assert evaluation["aws-user-personalization-v2"]["recall_at_10"] == user["recall_at_10"]
+    assert "Recommendations (local recommender" in demo.render(summary, storage.zone("reports", "demo_summary.json"))
+
+
 def test_the_models_train_within_the_order_history_and_a_baseline_champion_scores(demo_run):
     """(Issue 14) 220 days of orders are too short for churn's separate split (three 90-day horizons): it falls
     back to the stepped layout within the history and says so, so every model and baseline learns from rows with

@@ -23,6 +23,7 @@ from crosschannel.sim import generator
 from crosschannel.stages.ingest.landing import dms_summary
 from crosschannel.stages.models.metrics import auc
 from crosschannel.stages.readouts import report as readout_report
+from crosschannel.stages.recommendations import evaluate as recommendation_eval
 from crosschannel.stages.trusted.publish import summarize as trusted_summary
 from crosschannel.wiring.defaults import test_run
 
@@ -165,6 +166,8 @@ def run(days: int = 3) -> dict:
                                      paths.reports(day, "activation", "summary.json")),
                                  "readouts": readout_report.read(day)}
     last = max(runs)
+    recommendations = recommendation_eval.evaluate(dt.date.fromisoformat(last))
+    recommendation_eval.write(dt.date.fromisoformat(last), recommendations)
     summary = {
         "partition": last,
         "partitions": sorted(runs),
@@ -199,11 +202,17 @@ def run(days: int = 3) -> dict:
         "activation": {day: r["activation"] for day, r in runs.items()},
         "generator": {day: r["generator"] for day, r in runs.items()},
         "readouts": readout_figures({day: r["readouts"] for day, r in runs.items()}),
+        "recommendations": {recipe: {key: figures[key] for key in RECOMMENDATION_FIGURES}
+                            for recipe, figures in recommendations.items()},
     }
     path = paths.demo_summary()
     storage.write_json(path, summary)
     print(render(summary, path))
     return summary
+
+
+RECOMMENDATION_FIGURES = ("recall_at_10", "popularity_recall_at_10", "oracle_recall_at_10", "precision_at_10",
+                          "ndcg_at_10", "coverage", "users", "train_until", "test_until")
 
 
 def render(summary: dict, path) -> str:
@@ -270,5 +279,12 @@ def render(summary: dict, path) -> str:
             truth = "-" if f["true_uplift"] is None else f"{f['true_uplift']:+.4f}"
             lines.append(f"{'':<12}{audience:<22}{horizon:>5}{f['send_day']:>12}{f['treatment']:>7,}{f['control']:>6,}"
                          f"{estimate:>10}{interval:>20}{truth:>9}  {flags}")
+    lines += ["", "Recommendations (local recommender, 30-day holdout to the last partition): recall@10 against "
+              "popularity and the oracle of the generator's true affinities"]
+    for recipe, f in summary["recommendations"].items():
+        oracle = "-" if f["oracle_recall_at_10"] is None else f"{f['oracle_recall_at_10']:.4f}"
+        lines.append(f"{'':<12}{recipe:<30}recall {f['recall_at_10']:.4f}  popularity "
+                     f"{f['popularity_recall_at_10']:.4f}  oracle {oracle}  coverage {f['coverage']:.2f}  "
+                     f"({f['users']:,} customers)")
     lines += ["", f"Summary JSON: {Path(str(path.path))}"]
     return "\n".join(lines)
