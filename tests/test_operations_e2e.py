@@ -189,8 +189,8 @@ def operated(tmp_path_factory, airflow_db):
         subprocess.run([airflow_local, "start"], env=env, check=True, timeout=300)
         try:
             deadline = time.monotonic() + 180
-            while len(_api(port, "/dags")["dags"]) < 5:
-                assert time.monotonic() < deadline, f"the dag-processor did not parse the 5 DAGs; {logs}"
+            while len(_api(port, "/dags")["dags"]) < 6:
+                assert time.monotonic() < deadline, f"the dag-processor did not parse the 6 DAGs; {logs}"
                 time.sleep(2)
             for dag_id in STAGES:
                 _api(port, f"/dags/{dag_id}", {"is_paused": False}, method="PATCH")
