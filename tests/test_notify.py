@@ -131,6 +131,15 @@ def test_every_dag_has_a_deadline_alert_whose_callback_the_triggerer_can_import(
     assert import_string("crosschannel.notify.deadline_missed") is notify.deadline_missed
 
 
+def test_airflow_dags_test_parses_the_dags_without_their_deadline_alerts(local_env, monkeypatch):
+    """`airflow dags test <dag> -c '{"partition": ...}'` ended with "'dict' object has no attribute 'hex'" after every
+    task ran (Airflow 3.3.2's dag.test() and deadline alerts); parsed for it, a DAG has none, otherwise it has."""
+    monkeypatch.setattr("sys.argv", ["/work/.venv/bin/airflow", "dags", "test", "retail_trusted"])
+    assert notify.deadline_alert("retail_trusted") is None
+    monkeypatch.setattr("sys.argv", ["/work/.venv/bin/airflow", "dag-processor"])
+    assert notify.deadline_alert("retail_trusted") is not None
+
+
 def test_sns_delivers_the_deadline_and_the_failure_to_the_topics_subscribers(tmp_path, monkeypatch, moto_server):
     """The aws channel: SnsNotifier publishes to the topic (moto); an SQS queue subscribed to it receives both."""
     import boto3

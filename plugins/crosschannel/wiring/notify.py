@@ -202,12 +202,24 @@ async def deadline_missed(dag_id: str, context: dict | None = None, **_: Any) ->
     return "sent to " + ", ".join(alerts.stakeholders)
 
 
+def _parsed_by_airflow_dags_test() -> bool:
+    """The DAG file is being parsed for `airflow dags test`: Airflow 3.3.2's dag.test() schedules an in-memory DAG
+    whose deadline alerts are not the metadata-DB rows DagRun.update_state looks up, and ends, after every task
+    ran, with "AttributeError: 'dict' object has no attribute 'hex'". Such a test run gets no alert (as
+    crosschannel.wiring.defaults.test_run does); the dag-processor and the scheduler parse with their own argv."""
+    import os
+    import sys
+
+    return os.path.basename(sys.argv[0]) == "airflow" and sys.argv[1:3] == ["dags", "test"]
+
+
 def deadline_alert(dag_id: str):
     """The DAG's DeadlineAlert: its promise in `alerts.deadlines` for the run's partition day
-    (crosschannel.wiring.deadlines); None when the configuration promises nothing for the DAG."""
+    (crosschannel.wiring.deadlines); None when the configuration promises nothing for the DAG, or under
+    `airflow dags test` (see _parsed_by_airflow_dags_test)."""
     from airflow.sdk import AsyncCallback, DeadlineAlert
 
-    if get_config().alerts.promise(dag_id) is None:
+    if get_config().alerts.promise(dag_id) is None or _parsed_by_airflow_dags_test():
         return None
     return DeadlineAlert(reference=PartitionPromise(), interval=dt.timedelta(0),
                          callback=AsyncCallback(deadline_missed, kwargs={"dag_id": dag_id}))
