@@ -228,3 +228,23 @@ def test_the_reports_view_serves_a_generated_site_whole(airflow_api, local_env):
         kind = served.headers["content-type"]
         assert not name.endswith(".js") or "javascript" in kind, (name, kind)
         assert not name.endswith(".css") or kind.startswith("text/css"), (name, kind)
+
+
+@pytest.mark.parametrize(("order_day", "says"), [
+    (dt.date(1996, 5, 1), "the newest order is more than 30 days before it (is the partition right"),
+    (dt.date(2026, 12, 24), "the partition is before the data's time range"),
+])
+def test_a_partition_outside_the_datas_time_range_fails_saying_so(local_env, order_day, says):
+    """Issue 14, item 7: a partition decades after the data, or before it, is refused with the reason, not
+    published or failed with a bare expectation name."""
+    from crosschannel.core import gates
+
+    at = pd.Timestamp(f"{order_day} 10:00")
+    orders = _orders().assign(order_ts=at, updated_at=at)
+    run = gates.GateRun(DAY)
+    result = run.validate("trusted_orders", orders, keys_of=_keys_of(orders), table="trusted/orders")
+    with pytest.raises(gates.GateFailed, match="column order_ts: expect_column_max_to_be_between") as caught:
+        gates.enforce([result])
+    assert says in str(caught.value)
+    assert gates.GateRun(DAY).validate("trusted_orders", _orders(), keys_of=_keys_of(_orders()),
+                                       table="trusted/orders").success  # an order on the day itself passes

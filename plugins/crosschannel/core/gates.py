@@ -22,6 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -77,11 +78,15 @@ def key_columns(suite: dict) -> list[str]:
     return list(suite.get("meta", {}).get("key", []))
 
 
+_BOUND = re.compile(r"^\$partition_(start|end)(?: - (\d+) days)?$")
+
+
 def _bind(value, day: dt.date):
-    bounds = {"$partition_start": dt.datetime.combine(day, dt.time(0)),
-              "$partition_end": dt.datetime.combine(day + dt.timedelta(days=1), dt.time(0))}
-    if isinstance(value, str) and value in bounds:
-        return bounds[value]
+    """`$partition_start` / `$partition_end` (the day's bounds), optionally `- N days`, bound to the day."""
+    match = _BOUND.match(value) if isinstance(value, str) else None
+    if match:
+        start = dt.datetime.combine(day if match[1] == "start" else day + dt.timedelta(days=1), dt.time(0))
+        return start - dt.timedelta(days=int(match[2] or 0))
     if isinstance(value, dict):
         return {k: _bind(v, day) for k, v in value.items()}
     if isinstance(value, list):
@@ -235,6 +240,7 @@ class GateRun:
                 "sample": [None if v != v else v for v in item.result.get("partial_unexpected_list", [])][:SAMPLE_SIZE],
                 "keys": [{c: row[c] for c in key} for row in sampled],
                 "observed": item.result.get("observed_value"),
+                **({"why": config.meta["why"]} if (config.meta or {}).get("why") else {}),
             }
             severity = (config.meta or {}).get("severity", "critical")
             (result.failed_critical if severity == "critical" else result.failed_warning).append(failure)
@@ -283,7 +289,8 @@ def enforce(results: list[GateResult]) -> None:
             named = failure.get("keys") and not set(failure["keys"][0]) <= set(checked)  # else the sample names them
             rows = f" at {_rows(failure['keys'])}" if named else ""
             observed = f"; observed {failure['observed']}" if failure["observed"] is not None else ""
-            lines.append(f"{where}: {what} {found}{rows}{observed}")
+            why = f" ({failure['why']})" if failure.get("why") else ""
+            lines.append(f"{where}: {what} {found}{rows}{observed}{why}")
     if lines:
         days = sorted({dt.date.fromisoformat(r.partition) for r in results if r.failed_critical})
         pages = "".join(f"\n  {paths.reports_view(day)}" for day in days)
