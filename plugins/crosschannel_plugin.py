@@ -9,14 +9,14 @@ request)."""
 
 from airflow.plugins_manager import AirflowPlugin
 
-from crosschannel.wiring.deadlines import PartitionPromise
+from crosschannel.wiring.deadlines import PartitionDayEnd, PartitionPromise
 from crosschannel.wiring.timetables import DayBeforePartitionTimetable
 from crosschannel.wiring.ui import EXTERNAL_VIEWS, FASTAPI_APPS
 
 
 class CrosschannelPlugin(AirflowPlugin):
     name = "crosschannel"
-    deadline_references = [PartitionPromise]
+    deadline_references = [PartitionPromise, PartitionDayEnd]
     timetables = [DayBeforePartitionTimetable]
     fastapi_apps = FASTAPI_APPS
     external_views = EXTERNAL_VIEWS

@@ -188,6 +188,10 @@ def test_the_weekly_training_run_is_keyed_by_the_sunday_it_trains_on(monkeypatch
     backfill = timetable.iter_partition_dagrun_infos(earliest=pendulum.datetime(2026, 11, 1, tz="UTC"),
                                                      latest=pendulum.datetime(2026, 11, 20, tz="UTC"))
     assert [i.partition_key for i in backfill] == ["2026-11-01", "2026-11-08", "2026-11-15"]
+    sunday = timetable.iter_partition_dagrun_infos(earliest=pendulum.datetime(2026, 11, 29, tz="UTC"),
+                                                   latest=pendulum.datetime(2026, 11, 29, tz="UTC"))
+    assert [i.partition_key for i in sunday] == ["2026-11-29"]  # `backfill create --from-date = --to-date` a Sunday
+    assert timetable.resolve_partition_date("2026-11-29") == info.partition_date  # a manual run's, as scheduled
 
 
 def test_a_run_flag_is_a_real_boolean_from_the_conf_or_the_params():

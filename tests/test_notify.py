@@ -213,6 +213,8 @@ def test_the_deadline_is_the_promise_in_the_business_time_zone_or_its_allowance_
     ("DEADLINES__RETAIL_INGEST", "D+1 25:00", r"is not a promise of the form"),
     ("DEADLINES__NOT_A_DAG", "D+1 07:00", r"deadlines: unknown DAG\(s\) \['not_a_dag'\]"),
     ("TIMEZONE", "Mars/Olympus", r"'Mars/Olympus' is not an IANA time zone"),
+    ("TIMEZONE", "Asia/Tokyo", r"deadlines\.retail_ingest: D\+1 02:00 in Asia/Tokyo is due before day D's run can "
+                               r"start \(09:00 on D\+1 there, 00:00 UTC"),
 ])
 def test_a_bad_promise_names_the_key(tmp_path, monkeypatch, key, value, error):
     from crosschannel.core.config import ConfigError
@@ -234,15 +236,18 @@ def test_the_reference_reads_the_runs_partition_key_as_the_scheduler_does(airflo
     future = (dt.datetime.now(dt.UTC) + dt.timedelta(days=3)).date()
     reference = PartitionPromise()
     with create_session() as session:
-        for run_id, key in (("future", future.isoformat()), ("none", None), ("bad", "2026-11-2")):
-            session.add(DagRun(dag_id="retail_ingest", run_id=run_id, run_type="manual", partition_key=key,
+        for run_id, key, run_type in (("future", future.isoformat(), "manual"), ("none", None, "manual"),
+                                      ("bad", "2026-11-2", "manual"), ("backfill", "2026-11-02", "backfill")):
+            session.add(DagRun(dag_id="retail_ingest", run_id=run_id, run_type=run_type, partition_key=key,
                                conf={}, run_after=dt.datetime.now(dt.UTC)))
         session.flush()
-        ahead, without, bad, missing = (reference._evaluate_with(session=session, dag_id="retail_ingest", run_id=r)
-                                        for r in ("future", "none", "bad", "nowhere"))
+        ahead, without, bad, backfill, missing = (
+            reference._evaluate_with(session=session, dag_id="retail_ingest", run_id=r)
+            for r in ("future", "none", "bad", "backfill", "nowhere"))
         session.rollback()
     assert ahead == dt.datetime.combine(future + dt.timedelta(days=1), dt.time(2), tzinfo=dt.UTC)  # D+1 02:00 UTC
     assert without is None and bad is None and missing is None  # no deadline: such a run fails at once
+    assert backfill is None  # a backfill queues all its runs at once; rebuilding history promises nobody
 
 
 def test_a_manual_run_by_the_command_line_is_keyed_by_its_day_and_held_to_its_promise(airflow_db, capsys):
@@ -261,17 +266,26 @@ def test_a_manual_run_by_the_command_line_is_keyed_by_its_day_and_held_to_its_pr
 
     subprocess.run([str(Path(sys.executable).parent / "airflow"), "dags", "reserialize"], check=True,
                    capture_output=True)
+    from airflow.models import DagModel
+    from sqlalchemy import update
+
+    with create_session() as session:  # as new DAGs start
+        session.execute(update(DagModel).where(DagModel.dag_id == "audience_activation").values(is_paused=True))
     yesterday = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
     assert main(["trigger", "audience_activation", "--partition", yesterday.isoformat()]) == 0
-    run_id = capsys.readouterr().out.split(" run ")[1].split(" for partition ")[0]
+    printed = capsys.readouterr()
+    run_id = printed.out.split(" run ")[1].split(" for partition ")[0]
     with create_session() as session:
         run = session.scalar(select(DagRun).where(DagRun.run_id == run_id))
         deadline = session.scalar(select(Deadline.deadline_time).where(Deadline.dagrun_id == run.id))
         session.delete(run)  # the session's other tests run this DAG with dag.test()
     assert run.partition_key == yesterday.isoformat() and run.conf == {}
     assert deadline == dt.datetime.combine(yesterday + dt.timedelta(days=1), dt.time(7), tzinfo=dt.UTC)
+    assert "audience_activation is paused: the run waits until it is unpaused" in printed.err
     with pytest.raises(ValueError, match="Dag id nosuch not found in DagModel of AIRFLOW_HOME"):
         main(["trigger", "nosuch", "--partition", yesterday.isoformat()])
+    with pytest.raises(ValueError, match="the day has not ended yet"):
+        main(["trigger", "audience_activation", "--partition", (yesterday + dt.timedelta(days=1)).isoformat()])
 
 
 def test_the_plugin_registers_the_reference_airflow_resolves_from_a_serialized_dag():

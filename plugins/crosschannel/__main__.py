@@ -81,8 +81,12 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "trigger":
         from airflow.api.common.trigger_dag import trigger_dag
         from airflow.exceptions import DagNotFound
+        from airflow.models import DagModel
         from airflow.utils.types import DagRunTriggeredByType
 
+        if args.partition >= dt.datetime.now(dt.UTC).date():
+            raise ValueError(f"partition {args.partition}: the day has not ended yet (partitions are UTC days): "
+                             "a run would process part of it")
         try:
             run = trigger_dag(args.dag_id, triggered_by=DagRunTriggeredByType.CLI, conf=args.conf,
                               partition_key=args.partition.isoformat())
@@ -90,6 +94,9 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError(f"{exc} of AIRFLOW_HOME {os.environ.get('AIRFLOW_HOME', '~/airflow')}: is it the "
                              "bundle's home, and has the dag-processor parsed the DAGs?") from None
         print(f"{args.dag_id}: run {run.run_id} for partition {run.partition_key} ({run.state})")
+        if DagModel.get_current(args.dag_id).is_paused:
+            print(f"{args.dag_id} is paused: the run waits until it is unpaused (bin/airflow dags unpause "
+                  f"{args.dag_id}, or the toggle in the UI)", file=sys.stderr)
     return 0
 
 

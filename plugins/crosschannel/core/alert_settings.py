@@ -44,6 +44,24 @@ class Promise(NamedTuple):
         return f"D+{self.days} {self.time.isoformat(timespec='seconds' if self.time.second else 'minutes')}"
 
 
+# When day D's run can start at the earliest, after D's end at midnight UTC (partitions are UTC days): the weekly
+# training ticks at 04:00 UTC; every other DAG's run is created from midnight UTC on (the head's tick, then assets).
+EARLIEST_START = {"propensity_training": dt.timedelta(hours=4)}
+
+
+def _after_the_run_starts(dag_id: str, promise: Promise, timezone: str) -> None:
+    """A promise due before day D's run can even start would alert every day at once (a business time zone ahead of
+    UTC): refused, naming the earliest start in the business time zone. Checked in winter and in summer."""
+    zone = zoneinfo.ZoneInfo(timezone)
+    for day in (dt.date(2026, 1, 15), dt.date(2026, 7, 15)):
+        start = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(0), tzinfo=dt.UTC) + \
+            EARLIEST_START.get(dag_id, dt.timedelta(0))
+        if promise.due(day, zone) <= start:
+            raise ValueError(f"deadlines.{dag_id}: {promise} in {timezone} is due before day D's run can start "
+                             f"({start.astimezone(zone):%H:%M} on D+1 there, {start:%H:%M} UTC: partitions are UTC "
+                             "days): promise a later time")
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -89,7 +107,7 @@ class Alerts(_Section):
         if unknown:
             raise ValueError(f"deadlines: unknown DAG(s) {sorted(unknown)}, expected {list(DAG_IDS)}")
         for dag_id, text in self.deadlines.items():
-            Promise.parse(text, f"deadlines.{dag_id}")
+            _after_the_run_starts(dag_id, Promise.parse(text, f"deadlines.{dag_id}"), self.timezone)
         for audience, emails in (("stakeholders", self.stakeholder_emails), ("oncall", self.oncall_emails)):
             if "smtp" in getattr(self, audience) and not emails:
                 raise ValueError(f"{audience}: smtp is chosen but {audience.rstrip('s')}_emails is empty")

@@ -78,7 +78,7 @@ def key_columns(suite: dict) -> list[str]:
     return list(suite.get("meta", {}).get("key", []))
 
 
-_BOUND = re.compile(r"^\$partition_(start|end)(?: - (\d+) days)?$")
+_BOUND = re.compile(r"^\$partition_(start|end)(?:\s*-\s*(\d+)\s*days?)?$")
 
 
 def _bind(value, day: dt.date):

@@ -1,8 +1,10 @@
 """The deadline every DAG's Deadline Alert holds a run to: the stakeholders' promise for the run's partition day
 (`alerts.deadlines`, e.g. `audience_activation: D+1 07:00` in `alerts.timezone`). A run created up to a day after
 its promise (the day's own run, started late because something upstream was late) keeps it: the alert goes out at
-once. A run created later than that (a backfill, a manual run of an older day) gets the same allowance, counted
-from its creation. Runs without a partition key get no deadline (they fail at once, and on-call hears).
+once. A run created later than that (a manual run of an older day, a stage of a backfill) gets the same allowance,
+counted from its creation. Backfill runs at the head get none: a backfill creates all its runs at once, queued
+one after the other, and rebuilding history is no promise to stakeholders. Runs without a partition key get none
+either (they fail at once, and on-call hears).
 
 A reference relative to the queued time (`DAGRUN_QUEUED_AT`) is what Airflow 3.3 recomputes when a run or task
 is cleared, and that recomputation fails with HTTP 500 (apache/airflow#70368): with this reference, clearing a
@@ -50,8 +52,16 @@ class PartitionPromise(BaseDeadlineReference):
         from airflow.models import DagRun
         from sqlalchemy import select
 
-        key = session.scalar(select(DagRun.partition_key).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id))
+        run = session.execute(select(DagRun.partition_key, DagRun.run_type)
+                              .where(DagRun.dag_id == dag_id, DagRun.run_id == run_id)).one_or_none()
+        if run is None or getattr(run.run_type, "value", run.run_type) == "backfill":
+            return None
         try:
-            return promised_by(dag_id, key, dt.datetime.now(dt.UTC))
+            return promised_by(dag_id, run.partition_key, dt.datetime.now(dt.UTC))
         except ValueError:
             return None  # a bad key fails the run's first task, and on-call hears
+
+
+class PartitionDayEnd(PartitionPromise):
+    """The reference's name in DAG versions serialized before 2026-12: resolved the same way until the
+    dag-processor has parsed the DAGs again."""

@@ -130,8 +130,8 @@ DAILY_CHAIN = ("retail_ingest", "retail_trusted", "propensity_scoring", "audienc
 _STATUS = {  # the run's state when its deadline passed: what the stakeholders are told
     "failed": ("FAILED", "The run failed (on-call was told which task and why). Nothing of this day after it is "
                "delivered until the cause is fixed and the run is cleared."),
-    "queued": ("NEVER STARTED", "The run is queued and has not started: is the scheduler running, or another run "
-               "of this DAG still going?"),
+    "queued": ("NEVER STARTED", "The run is queued and has not started: another run of this DAG may still be "
+               "going (one at a time), the DAG may be paused, or the scheduler may be down."),
     "running": ("LATE", "The run is still running."),
     "success": ("FINISHED LATE", "The run finished after its deadline."),
 }
@@ -160,8 +160,8 @@ def deadline_message(dag_id: str, context: dict | None) -> tuple[str, str]:
         f"Partition: {partition}",
         f"Status: {status}. {meaning}",
         f"Promised: {promise or '(none)'} {alerts.timezone}" + (f", {_local(promise, partition)}" if promise else ""),
-        f"Deadline: {deadline.get('deadline_time', '?')} (a run created after its promise counts the same "
-        "allowance from its creation)",
+        f"Deadline: {deadline.get('deadline_time', '?')} (the day's promise; for a run created more than a day "
+        "after it, the same allowance counted from its creation)",
         f"Run: {run_id or '(unknown)'} ({dag_run.get('run_type', '?')}), queued {dag_run.get('queued_at') or '-'}, "
         f"started {dag_run.get('start_date') or '-'}, ended {dag_run.get('end_date') or '-'}",
         f"Open it: {run_url(dag_id, run_id) if run_id else '(no run id)'}",
@@ -210,7 +210,9 @@ def _parsed_by_airflow_dags_test() -> bool:
     import os
     import sys
 
-    return os.path.basename(sys.argv[0]) == "airflow" and sys.argv[1:3] == ["dags", "test"]
+    program = sys.argv[0].replace(os.sep, "/")
+    return (program.endswith("/airflow") or program == "airflow" or program.endswith("airflow/__main__.py")) \
+        and sys.argv[1:3] == ["dags", "test"]
 
 
 def deadline_alert(dag_id: str):
