@@ -166,8 +166,9 @@ def run(days: int = 3) -> dict:
                                      paths.reports(day, "activation", "summary.json")),
                                  "readouts": readout_report.read(day)}
     last = max(runs)
-    recommendations = recommendation_eval.evaluate(dt.date.fromisoformat(last))
-    recommendation_eval.write(dt.date.fromisoformat(last), recommendations)
+    last_day = dt.date.fromisoformat(last)
+    recommendations = recommendation_eval.evaluate(last_day)
+    recommendation_eval.write(last_day, recommendations)
     summary = {
         "partition": last,
         "partitions": sorted(runs),

@@ -4,6 +4,7 @@ Purchases are the order lines of the trusted orders (the current state at the en
 of purchases); events are the identified Product Viewed and Product Added of the trusted event partitions of the
 `event_days` days up to the day (one partition per received day; the first partitions of a deployment have
 none before them). The same interactions Personalize's interactions dataset holds (personalize_interactions.sql).
+The queries are include/sql/recommendations/*.sql, rendered like every other SQL file of the bundle.
 """
 
 from __future__ import annotations
@@ -20,27 +21,9 @@ if TYPE_CHECKING:
 
 TABLES = ("orders", "order_lines", "products", "customers", "inventory")
 
-PURCHASES_SQL = """
-SELECT o.customer_id, l.product_id, o.order_ts AS ts, CAST(l.quantity AS BIGINT) AS quantity
-FROM orders AS o
-INNER JOIN order_lines AS l ON l.order_id = o.order_id
-WHERE o.customer_id IS NOT NULL AND l.product_id IS NOT NULL
-"""
-PRODUCTS_SQL = """
-SELECT product_id, category, active, created_at FROM products
-"""
-CUSTOMERS_SQL = """
-SELECT customer_id, COALESCE(CAST(home_store_id AS BIGINT), -1) AS home_store_id, signup_date FROM customers
-"""
-INVENTORY_SQL = """
-SELECT CAST(store_id AS BIGINT) AS store_id, product_id, CAST(on_hand AS BIGINT) AS on_hand FROM inventory
-"""
-EVENTS_SQL = """
-SELECT customer_id, product_id, event_ts AS ts,
-    CASE WHEN event_name = 'Product Viewed' THEN 1.0 ELSE 2.0 END AS weight
-FROM events
-WHERE customer_id IS NOT NULL AND product_id IS NOT NULL AND event_name IN ('Product Viewed', 'Product Added')
-"""
+
+def _sql(name: str) -> str:
+    return engines.render(f"recommendations/{name}.sql")  # include/sql/recommendations/
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,7 +70,8 @@ def read(day: dt.date, *, event_days: int = 90) -> Trusted:
     run = engines.run_duckdb
     folders = event_folders(day, event_days) if event_days > 0 else []
     if folders:
-        events = run(EVENTS_SQL, {"events": sqljobs.read_parquet([storage.url_of(f) for f in folders])}).to_pandas()
+        landed = sqljobs.read_parquet([storage.url_of(f) for f in folders])
+        events = run(_sql("events"), {"events": landed}).to_pandas()
     else:
         import pandas as pd
 
@@ -95,10 +79,10 @@ def read(day: dt.date, *, event_days: int = 90) -> Trusted:
                                "ts": pd.Series(dtype="datetime64[us]"), "weight": pd.Series(dtype="float64")})
     return Trusted(
         day=day,
-        purchases=_typed(run(PURCHASES_SQL, {k: tables[k] for k in ("orders", "order_lines")}).to_pandas()),
-        products=run(PRODUCTS_SQL, {"products": tables["products"]}).to_pandas(),
-        customers=run(CUSTOMERS_SQL, {"customers": tables["customers"]}).to_pandas(),
-        inventory=run(INVENTORY_SQL, {"inventory": tables["inventory"]}).to_pandas(),
+        purchases=_typed(run(_sql("purchases"), {k: tables[k] for k in ("orders", "order_lines")}).to_pandas()),
+        products=run(_sql("products"), {"products": tables["products"]}).to_pandas(),
+        customers=run(_sql("customers"), {"customers": tables["customers"]}).to_pandas(),
+        inventory=run(_sql("inventory"), {"inventory": tables["inventory"]}).to_pandas(),
         events=_typed(events),
     )
 
