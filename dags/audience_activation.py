@@ -1,27 +1,14 @@
 """
-### audience_activation: audiences with stable control groups, sent to Pinpoint, Profiles, Personalize, Segment
+### audience_activation: audiences with stable control groups, recommendations, sent to Profiles, Segment, Personalize
 
-Runs when `propensity_scoring` publishes a partition's scores (the asset carries the partition), or by hand.
-
-1. `plan_audiences` / `build_audience`: one SQL job per file of `include/sql/audiences/`, each member with a
-   stable hold-out assignment (md5 of audience and customer id against `activation.holdout_percent`).
-2. `prepare_activation`: counts treatment and control, commits the day's profile table, and decides whether this
-   run sends: only for the newest scored partition, never from a backfill, unless `force_publish` is set.
-3. Plan, then send. Every destination's files and requests (validated against the botocore model) and its
-   preconditions are written to `<root>/activation/<destination>/dt=.../attempt=.../` (each run's own folder)
-   before any load starts; a destination not ready fails the run before any send, or is skipped with
-   `activation.skip_unready_destinations`. What an earlier attempt delivered is not sent again unless forced.
-   - `plan_pinpoint` / `load_pinpoint`: per audience, endpoint CSVs of opted-in contacts, `CreateImportJob`.
-   - `plan_customer_profiles` / `load_customer_profiles`: one upload job, a segment definition per audience.
-   - `plan_personalize` / `build_personalize` / `export_personalize` / `load_personalize`: interactions, items
-     and users CSVs, minimum-data checks, dataset import jobs (FULL first and after a gap, else INCREMENTAL).
-   - `plan_segment` / `publish_segment`: identify calls for the customers whose traits changed.
-   Locally nothing leaves the machine (Segment goes to the `segment_default` host when it exists).
-4. `publish_activation` emits `crosschannel.activation` with the partition and what was sent.
-
-Connections: `aws_default` (pinpoint:CreateImportJob/GetImportJob, profile:*UploadJob*/*SegmentDefinition,
-personalize:CreateDatasetImportJob/DescribeDatasetImportJob, iam:PassRole) and `segment_default` (host: the
-Segment API, password: the write key). A backfill rebuilds every file and request and sends nothing.
+Runs when `propensity_scoring` publishes a partition's scores, or by hand. 1. `build_audience`: one SQL job per
+`include/sql/audiences/` file, members with a stable hold-out; `prepare_activation` commits the profiles and decides
+whether the run sends (the newest scored partition, never a backfill, unless `force_publish`). 2. `recommend`: batch
+inference of the champion solution versions for the audiences' reachable members and the catalogue (Personalize on
+aws, the local recommender locally); treatment members with consent get theirs in every payload. 3. Plan, then send:
+each destination's files and validated requests go to `<root>/activation/<destination>/dt=.../attempt=.../` before
+any load (what an earlier attempt delivered is not sent again unless forced): Pinpoint (off by default), Customer
+Profiles, Personalize datasets, Segment. 4. `publish_activation` emits `crosschannel.activation`.
 """
 
 from __future__ import annotations
@@ -53,10 +40,8 @@ ACTIVATION = assets.activation()
     deadline=deadline_alert("audience_activation"),
     tags=tags("activation"),
     doc_md=__doc__,
-    params={
-        "force_publish": Param(False, type="boolean", title="Force publish",
-                               description="Send to the destinations even for a past partition or from a backfill."),
-    },
+    params={"force_publish": Param(False, type="boolean", title="Force publish",
+                                   description="Send to the destinations even for a past partition or a backfill.")},
 )
 def audience_activation():
     @task
@@ -73,6 +58,20 @@ def audience_activation():
 
         return tasks.prepare_activation(partition_day(context), force=run_flag(context, "force_publish"),
                                         backfill=is_backfill(context), run=context["run_id"])
+
+    @task
+    def plan_recommendations(prepared: dict, **context) -> list[dict]:
+        """Write the batch inference inputs (reachable members, the catalogue) and their validated requests."""
+        from crosschannel.stages.activation import tasks
+
+        return tasks.plan_recommendations(partition_day(context), prepared, context["run_id"])
+
+    @task(trigger_rule="none_failed")  # runs when no job ran (disabled, nothing sent, no solution yet)
+    def commit_recommendations(plans: list[dict], **context) -> dict:
+        """Read the jobs' output strictly, drop recent purchases, join the catalogue and commit the day's lists."""
+        from crosschannel.stages.activation import tasks
+
+        return tasks.commit_recommendations(partition_day(context), plans)
 
     @task
     def plan_pinpoint(prepared: dict, **context) -> list[dict]:
@@ -117,27 +116,32 @@ def audience_activation():
         return tasks.publish_segment(plan)
 
     @task(outlets=[ACTIVATION], trigger_rule="none_failed")
-    def publish_activation(prepared: dict, segment: dict, *, outlet_events, **context) -> dict:
+    def publish_activation(prepared: dict, segment: dict, recommendations: dict, *, outlet_events, **context) -> dict:
         """Emit the activation asset with the partition, the audience counts and what was sent."""
         from crosschannel.stages.activation import tasks
 
-        outcome = tasks.publish_activation(partition_day(context), prepared, segment)
+        outcome = tasks.publish_activation(partition_day(context), prepared, segment, recommendations)
         return emit(outlet_events, ACTIVATION, context, outcome)
 
     audience_jobs = plan_audiences()
     prepared = prepare_activation()
     chain(audience_jobs, steps.sql_jobs("build_audience", audience_jobs), prepared)
 
+    recommendation_plans = plan_recommendations(prepared)
+    recommendations = commit_recommendations(recommendation_plans)
+    chain(recommendation_plans, steps.recommend(recommendation_plans), recommendations)
+
     # plan, then send: no load starts before every destination's plan (and its preconditions) succeeded
     pinpoint_plans, profiles_plans = plan_pinpoint(prepared), plan_customer_profiles(prepared)
     personalize_jobs, personalize_plans = plan_personalize(), export_personalize(prepared)
     chain(personalize_jobs, steps.sql_jobs("build_personalize", personalize_jobs), personalize_plans)
     segment_plan = plan_segment(prepared)
+    chain(recommendations, [pinpoint_plans, profiles_plans, segment_plan])
     segment = publish_segment(segment_plan)
     loads = [steps.load_pinpoint(pinpoint_plans), steps.load_customer_profiles(profiles_plans),
              steps.load_personalize(personalize_plans), segment]
     chain_linear([pinpoint_plans, profiles_plans, personalize_plans, segment_plan], loads)
-    chain(loads, publish_activation(prepared, segment))
+    chain(loads, publish_activation(prepared, segment, recommendations))
 
 
 dag = audience_activation()

@@ -25,6 +25,10 @@ partition must be published). For every model of `models.specs` in the configura
    also in `<root>/reports/dt=.../models/<model>.html`; its path
    is in the task log. Job names carry a hash of the Airflow run, so a re-run starts fresh SageMaker jobs.
 6. `publish_models` emits the `crosschannel.models` asset with the outcome.
+7. Recommenders (`recommendations.enabled`): `plan_solutions` / `train_solution` / `register_solutions`: a
+   solution version per recipe (aws-user-personalization-v2, aws-similar-items: Personalize's CreateSolutionVersion
+   on aws, waited for in the triggerer; the local recipe locally), its metrics (GetSolutionMetrics) in a card under
+   `<root>/ml/<recipe>/registry/sNNNN/`, promoted unless worse than the champion (crosschannel.stages.recommendations).
 
 Needs on aws: `aws.sagemaker.role_arn` (reading the ml zone, writing model artifacts) and the region's
 XGBoost framework image (`aws.sagemaker.image_uri`).
@@ -96,6 +100,20 @@ def propensity_training():
 
         return tasks.evaluate_models(partition_day(context), trained)
 
+    @task
+    def plan_solutions(**context) -> list[dict]:
+        """One recommender training plan per recipe: CreateSolution, CreateFilter, CreateSolutionVersion."""
+        from crosschannel.stages.recommendations import tasks
+
+        return tasks.plan_solutions(partition_day(context), context["run_id"])
+
+    @task
+    def register_solutions(trained, **context) -> dict:
+        """Register each solution version with its metrics; promote it unless it is worse than the champion."""
+        from crosschannel.stages.recommendations import tasks
+
+        return tasks.register_solutions(partition_day(context), trained)
+
     @task(outlets=[MODELS])
     def publish_models(outcome: dict, *, outlet_events, **context) -> dict:
         """Emit the models asset with the partition and each model's version, AUCs and decision."""
@@ -107,6 +125,7 @@ def propensity_training():
     outcome = evaluate_models(trained)
     chain(snapshots, steps.sql_jobs("snapshot_features", snapshots), build_datasets(), tuning, tuned, training,
           trained, outcome, publish_models(outcome))
+    register_solutions(steps.train_solution(plan_solutions()))
 
 
 dag = propensity_training()

@@ -78,6 +78,8 @@ AWS_ENV = {
     **{f"CROSSCHANNEL__ACTIVATION__PERSONALIZE__{name.upper()}_DATASET_ARN":
        f"arn:aws:personalize:us-east-1:{ACCOUNT}:dataset/retail/{name.upper()}"
        for name in ("interactions", "items", "users")},
+    "CROSSCHANNEL__ACTIVATION__PERSONALIZE__DATASET_GROUP_ARN":
+        f"arn:aws:personalize:us-east-1:{ACCOUNT}:dataset-group/retail",
 }
 
 

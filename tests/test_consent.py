@@ -5,6 +5,7 @@ opted-out or deleted customer; the policy itself is checked over every combinati
 from __future__ import annotations
 
 import datetime as dt
+import io
 import itertools
 import json
 
@@ -39,6 +40,8 @@ def _profile() -> pd.DataFrame:
         for n in (1, 2, 3):
             frame[f"{model}_reason_{n}"] = f"reason {n}"
     frame["audiences"] = [["win_back"]] * len(frame)
+    frame["recommended"] = [[{"id": str(90 + c), "name": f"Rec-for-{c}", "category": "toys", "price": 9.5}]
+                            for c in frame["customer_id"]]
     return frame
 
 
@@ -109,3 +112,31 @@ def test_personalize_schemas_declare_no_contact_field():
     for dataset in personalize.PERSONALIZE_DATASETS:
         fields = [f["name"] for f in personalize.schema(dataset)["fields"]]
         consent.refuse_contacts("personalize", fields, f"the {dataset} dataset")
+
+
+def test_no_recommendation_leaves_without_consent_or_for_a_control_member(local_env):
+    """Recommendations are for messages: only treatment members opted in to a channel (2: email, 4: SMS) get theirs,
+    in every destination; 1 is a control member today (opted in to both), 3 opted out, 5 deleted at the source."""
+    profile = _profile()
+    profile.loc[profile["customer_id"] == 1, "audiences"] = pd.Series([[]], index=profile.index[:1])
+    members = pd.DataFrame({"audience": "win_back", "customer_id": [1, 2, 3, 4, 5], "detail": "d",
+                            "assignment": ["control", "treatment", "treatment", "treatment", "treatment"]})
+
+    customer_profiles.plan_customer_profiles(DAY, SEND, profile, "run")
+    pinpoint.plan_pinpoint(DAY, SEND, members, profile)
+    plan = segment.plan(DAY, SEND, profile)
+
+    written = {"customer_profiles": _written(paths.delivery("customer_profiles", DAY, SEND["attempt"], "upload")),
+               "pinpoint": _written(paths.delivery("pinpoint", DAY, SEND["attempt"])),
+               "segment": storage.location(plan["files"][0]).read_text()}
+    for destination, text in written.items():
+        found = {c for c in range(1, 6) if f"Rec-for-{c}" in text}
+        assert found == {2, 4}, f"{destination} carries the recommendations of {sorted(found)}"
+    traits = {json.loads(line)["user_id"]: json.loads(line)["traits"] for line in written["segment"].splitlines()}
+    assert traits["2"]["recommended_products"] == [{"id": "92", "name": "Rec-for-2", "category": "toys",
+                                                    "price": 9.5}]
+    assert traits["1"]["recommended_products"] == [] and traits["3"]["recommended_products"] == []
+    upload = pd.read_csv(io.StringIO(written["customer_profiles"]), dtype=str, keep_default_na=False)
+    assert upload.set_index("customer_id").loc["4", ["recommended_1_id", "recommended_1_price"]].tolist() == \
+        ["94", "9.5"]
+    assert upload.set_index("customer_id").loc["3", "recommended_1_id"] == ""

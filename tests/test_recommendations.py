@@ -148,9 +148,10 @@ GOOD = '{"input":{"userId":"1"},"output":{"recommendedItems":["7","3"],"scores":
 @pytest.mark.parametrize(("bad", "says"), [
     ("not json", "not JSON"),
     ("[1, 2]", "expected a JSON object"),
-    ('{"input":{"userId":"2"},"output":{"recommendedItems":["7"],"scores":[0.2]}}', "expected the keys"),
-    ('{"input":{"userId":"2"},"output":{"recommendedItems":["7"]},"error":null}', "exactly recommendedItems"),
-    ('{"input":{"userId":"2"},"output":{"recommendedItems":["7","3"],"scores":[0.2]},"error":null}', "2 finite"),
+    ('{"input":{"userId":"2"}}', "expected the keys"),
+    ('{"input":{"userId":"2"},"output":{"recommendedItems":["7"],"other":1},"error":null}', "recommendedItems \\(and"),
+    ('{"input":{"userId":"2"},"output":{"recommendedItems":["7","3"],"scores":[0.2,0.1,0.05]},"error":null}',
+     "at most 2 finite"),
     ('{"input":{"userId":"2"},"output":{"recommendedItems":[7],"scores":[0.2]},"error":null}', "non-empty strings"),
     ('{"input":{"userId":"2"},"output":{"recommendedItems":["7","7"],"scores":[0.2,0.1]},"error":null}', "repeats"),
     ('{"input":{"itemId":"2"},"output":{"recommendedItems":["7"],"scores":[0.2]},"error":null}', "itemId in a file"),
@@ -173,6 +174,27 @@ def test_an_unanswered_line_carries_its_error(local_env):
     records = batch_format.read_output(path)
     assert records[0] == ("userId", "1", ("7", "3"), (0.2, 0.1), None)
     assert records[1].error == "user not found" and records[1].items == ()
+
+
+def test_personalize_lines_without_scores_or_error_parse(local_env):
+    """Similar items give no scores and may leave `error` out; v2's filter placeholders may have no score."""
+    path = storage.zone("tmp") / "items.json.out"
+    batch_format.write_lines(path, ['{"input":{"itemId":"105"},"output":{"recommendedItems":["106","107"]}}',
+                                    '{"input":{"itemId":"9"},"output":{"recommendedItems":["1","2"],"scores":[0.3]},'
+                                    '"error":null}'])
+
+    records = batch_format.read_output(path)
+    assert records[0] == ("itemId", "105", ("106", "107"), (), None)
+    assert records[1].scores == (0.3,)
+
+
+def test_input_lines_carry_their_filter_values(local_env):
+    path = storage.zone("tmp") / "users.json"
+    values = [{"LOCATIONS": batch_format.filter_value(["S7", "ONLINE"])}, None]
+    batch_format.write_input(path, "userId", [1, 2], values)
+
+    assert path.read_text().splitlines()[0] == '{"userId":"1","filterValues":{"LOCATIONS":"\\"S7\\",\\"ONLINE\\""}}'
+    assert batch_format.read_input(path) == ("userId", ["1", "2"], values)
 
 
 def test_a_bad_input_line_and_a_missing_file_are_named(local_env):

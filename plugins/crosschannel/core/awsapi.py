@@ -60,6 +60,17 @@ def check(service: str, operation: str, params: dict, *, strict: bool = True) ->
     return {"api_version": model.api_version, "refused": refused}
 
 
+def request(service: str, operation: str, params: dict) -> dict:
+    """The request as the bundle records and sends it ({"service", "operation", "params", "api_version"}), checked
+    (`check`): strictly on the aws target; on the local target what AWS would refuse (empty ARNs, file://
+    locations) is kept with it as `aws_would_refuse`."""
+    from crosschannel.core.config import get_config
+
+    checked = check(service, operation, params, strict=get_config().target == "aws")
+    made = {"service": service, "operation": operation, "params": params, "api_version": checked["api_version"]}
+    return {**made, "aws_would_refuse": checked["refused"]} if checked["refused"] else made
+
+
 def _walk(shape, value: Any, where: str, problems: list[str]) -> None:
     meta, kind = shape.metadata, shape.type_name
     if kind == "structure" and isinstance(value, dict):

@@ -211,6 +211,7 @@ class Personalize(_Section):
     interactions_dataset_arn: str = ""
     items_dataset_arn: str = ""
     users_dataset_arn: str = ""
+    dataset_group_arn: str = ""  # the datasets' group: solutions, filters and batch jobs (recommendations) use it
     min_interactions: int = Field(1000, ge=1)       # Personalize's minimum for a load, and for an incremental one
     min_users: int = Field(25, ge=1)                # users with at least min_user_interactions each
     min_user_interactions: int = Field(2, ge=1)
@@ -239,6 +240,18 @@ class Activation(_Section):
     segment: SegmentTraits = SegmentTraits()
 
 
+class Recommendations(_Section):
+    # Amazon Personalize solutions (aws) or the local recommender (crosschannel.stages.recommendations): trained
+    # weekly by propensity_training, run daily for the audiences' members by audience_activation.
+    enabled: bool = True
+    per_member: int = Field(3, ge=1, le=10)  # items delivered per member (the batch jobs' numResults)
+    exclude_bought_days: int = Field(30, ge=1, le=365)  # the filter: nothing bought in these days
+    online_stores: list[int] = []  # stores whose stock ships online; empty: every store's
+    promotion_metric: Literal["normalized_discounted_cumulative_gain_at_10",
+                              "precision_at_10"] = "normalized_discounted_cumulative_gain_at_10"
+    promotion_tolerance: float = Field(0.0, ge=0, le=1)  # a new version may be this much worse and still replace
+
+
 class Schedule(_Section):
     # The first day the time-scheduled DAGs (retail_ingest daily, propensity_training weekly) run on their own.
     # Before it, days only run through backfills or by hand: install, backfill the history, then let it run.
@@ -255,6 +268,7 @@ class Config(_Section):
     generator: Generator = Generator()
     models: Models = Models()
     activation: Activation = Activation()
+    recommendations: Recommendations = Recommendations()
     schedule: Schedule = Schedule()
     alerts: Alerts = Alerts()
     readouts: Readouts = Readouts()
@@ -286,6 +300,10 @@ class Config(_Section):
             for key in (key for key in keys if section.enabled and not getattr(section, key)):
                 raise ValueError(f"activation.{destination}.{key}: required when target is 'aws' and "
                                  f"activation.{destination}.enabled is true")
+        for key in ("dataset_group_arn", "role_arn"):
+            if self.recommendations.enabled and not getattr(self.activation.personalize, key):
+                raise ValueError(f"activation.personalize.{key}: required when target is 'aws' and "
+                                 "recommendations.enabled is true (solutions, filters and batch jobs use it)")
         return self
 
 

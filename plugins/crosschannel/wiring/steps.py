@@ -245,3 +245,41 @@ def load_customer_profiles(plans):
 def load_personalize(plans):
     """Import each Personalize dataset."""
     return _load("load_personalize", "PersonalizeImportOperator", plans)
+
+
+# ---- recommendations: Personalize solution versions (weekly) and batch inference (daily)
+
+def train_solution(plans):
+    """One solution version per recipe's training plan (crosschannel.stages.recommendations.solutions)."""
+    if _on_aws():
+        from crosschannel.wiring.aws import operators
+
+        return operators.PersonalizeSolutionOperator.partial(task_id="train_solution", deferrable=True,
+                                                             **_aws()).expand(plan=plans).output
+
+    @task
+    def train_solution(plan: dict) -> dict:
+        """Fit the local recipe for the partition and measure it on the temporal holdout (the local version)."""
+        from crosschannel.stages.recommendations import solutions
+
+        return solutions.run_local(plan)
+
+    return train_solution.expand(plan=plans)
+
+
+def recommend(plans):
+    """One batch inference job per plan of crosschannel.stages.activation.recommended."""
+    if _on_aws():
+        from crosschannel.wiring.aws import operators
+
+        return operators.PersonalizeBatchInferenceOperator.partial(task_id="recommend", deferrable=True,
+                                                                   **_aws()).expand(plan=plans).output
+
+    @task
+    def recommend(plan: dict) -> dict:
+        """Run the batch inference job locally: the same input file, Personalize's output format."""
+        from crosschannel.stages.recommendations import batch
+
+        return batch.run_plan(plan)
+
+    return recommend.expand(plan=plans)

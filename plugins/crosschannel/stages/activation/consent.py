@@ -8,6 +8,10 @@ in for that field's channel, and only if the destination may receive that channe
 Pinpoint and Customer Profiles may receive both channels; Personalize and Segment none (their datasets and
 traits never carry a contact field: `refuse_contacts` stops a file or message that would). A customer who is
 not in the day's trusted state (deleted at the source) has no contact and no opt-in, so nothing leaves.
+
+Recommendations are for messages: a customer's recommended products leave for any destination only when the
+customer is a treatment member of an audience and opted in (with a valid contact) to at least one channel
+(`reachable`, `deliverable_recommendations`); Pinpoint carries them only on the endpoints of consented channels.
 """
 
 from __future__ import annotations
@@ -67,3 +71,28 @@ def refuse_contacts(destination: str, fields, what: str) -> None:
     if carried and not DESTINATION_CHANNELS[destination]:
         raise ActivationError(f"{destination}: {what} would carry the contact field(s) {carried}; "
                               "this destination receives no contact data (crosschannel.stages.activation.consent)")
+
+
+def reachable(profile: pd.DataFrame) -> pd.Series:
+    """Per customer: opted in, with a valid contact, to at least one channel (may receive a message at all)."""
+    import pandas as pd
+
+    any_channel = pd.Series(False, index=profile.index)
+    for channel, (field, opt_in) in CHANNELS.items():
+        opted_in = profile[opt_in].astype("boolean").fillna(False).astype(bool)
+        any_channel |= opted_in & profile[field].map(CLEAN[channel]).notna()
+    return any_channel
+
+
+def deliverable_recommendations(profile: pd.DataFrame) -> pd.Series:
+    """Per customer, the recommended products that may leave: the `recommended` list for a treatment member of
+    some audience who is reachable on a channel, else []. Control members never receive theirs."""
+    treated = profile["audiences"].map(len).gt(0)
+    allowed = treated & reachable(profile)
+    return profile["recommended"].where(allowed, _empty_lists(profile))
+
+
+def _empty_lists(profile: pd.DataFrame) -> pd.Series:
+    import pandas as pd
+
+    return pd.Series([[] for _ in range(len(profile))], index=profile.index, dtype=object)

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 from crosschannel.core import paths
 from crosschannel.core.config import get_config
 from crosschannel.core.partition import run_hash
-from crosschannel.stages.activation import audiences, consent, outbox
+from crosschannel.stages.activation import audiences, consent, outbox, recommended
 from crosschannel.stages.activation.outbox import (
     PROFILES,
     not_matching,
@@ -56,7 +56,8 @@ PROFILE_FIELDS = {  # column: (profile target, content type)
 
 
 def profile_upload(profile: pd.DataFrame) -> pd.DataFrame:
-    """Every scored customer: identity, the contacts consent lets leave, scores, and per audience
+    """Every scored customer: identity, the contacts consent lets leave, scores, the recommended products consent
+    lets leave (recommended_<n>_<field>, empty otherwise), and per audience
     `audience_<name>` true only for a treatment member (control members and non-members read false, so
     yesterday's membership does not linger)."""
     import pandas as pd
@@ -68,6 +69,7 @@ def profile_upload(profile: pd.DataFrame) -> pd.DataFrame:
         "email": contacts["email"], "phone": contacts["phone"],
         "loyalty_tier": text(profile["loyalty_tier"]),
         **{column: profile[column] for column in score_columns()},
+        **{column: text(values) for column, values in recommended.slots(profile).items()},
     })
     for audience in audiences.names():
         frame[f"audience_{audience}"] = profile["audiences"].map(lambda names, a=audience: a in names).map(
@@ -78,14 +80,14 @@ def profile_upload(profile: pd.DataFrame) -> pd.DataFrame:
 def upload_columns() -> list[str]:
     """The upload CSV's header: identity, contacts, tier, scores, one `audience_<name>` per audience."""
     return [UNIQUE_KEY, "first_name", "last_name", "email", "phone", "loyalty_tier", *score_columns(),
-            *(f"audience_{audience}" for audience in audiences.names())]
+            *recommended.slot_columns(), *(f"audience_{audience}" for audience in audiences.names())]
 
 
 def profile_fields(columns: list[str]) -> dict:
     fields = {}
     for column in columns:
         target, kind = PROFILE_FIELDS.get(column, (f"_profile.Attributes.{column}", "STRING"))
-        if column.endswith(("_probability", "_decile")):
+        if column.endswith(("_probability", "_decile", "_price")):
             kind = "NUMBER"
         fields[column] = {"Source": f"_source.{column}", "Target": target, "ContentType": kind}
     return fields

@@ -53,13 +53,10 @@ def validate(service: str, operation: str, params: dict) -> dict:
     required members as boto3 checks them, and on the aws target enums, patterns, length and range limits as AWS
     does; an invalid one raises naming the service, operation and every problem. On the local target what AWS would
     refuse (empty ARNs, file:// locations) is kept with the request as `aws_would_refuse`."""
-    aws = get_config().target == "aws"
     try:
-        checked = awsapi.check(service, operation, params, strict=aws)
+        return awsapi.request(service, operation, params)
     except awsapi.AwsRequestError as exc:
         raise ActivationError(str(exc)) from None
-    request = {"service": service, "operation": operation, "params": params, "api_version": checked["api_version"]}
-    return {**request, "aws_would_refuse": checked["refused"]} if checked["refused"] else request
 
 
 class DestinationNotReady(ActivationError):

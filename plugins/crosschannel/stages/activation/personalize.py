@@ -49,18 +49,19 @@ def plan_personalize(day: dt.date, force: bool) -> list[dict]:
     full = modes.get("interactions") == "FULL"
     events = _all_event_days(day) if full else [paths.trusted("events", day)]
     table = {name: sqljobs.parquet([paths.trusted(name, day)])
-             for name in ("customers", "orders", "order_lines", "products")}
+             for name in ("customers", "orders", "order_lines", "products", "inventory")}
     sql = {
         "interactions": engines.render("activation/personalize_interactions.sql",
                                        since="1970-01-01 00:00:00" if full else engines.stamp(day),
                                        until=engines.stamp(day + dt.timedelta(days=1))),
-        "items": engines.render("activation/personalize_items.sql"),
+        "items": engines.render("activation/personalize_items.sql",
+                                online_stores=[int(s) for s in get_config().recommendations.online_stores]),
         "users": engines.render("activation/personalize_users.sql", models=list(get_config().models.specs)),
     }
     inputs = {
         "interactions": {"orders": table["orders"], "order_lines": table["order_lines"],
                          "events": sqljobs.parquet([f for f in events if storage.is_committed(f)], EVENTS_SCHEMA)},
-        "items": {"products": table["products"]},
+        "items": {"products": table["products"], "inventory": table["inventory"]},
         "users": {"customers": table["customers"], "scores": sqljobs.parquet(audiences.score_dirs(day))},
     }
     return [sqljobs.job(day, f"personalize_{name}.sql", sql[name], inputs[name],

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 from crosschannel.core import paths, storage
 from crosschannel.core.config import get_config
-from crosschannel.stages.activation import audiences, consent, outbox
+from crosschannel.stages.activation import audiences, consent, outbox, recommended
 from crosschannel.stages.activation.outbox import (
     MAX_VALUE,
     PINPOINT,
@@ -49,7 +49,8 @@ CHANNELS = {"EMAIL": consent.EMAIL, "SMS": consent.E164}  # ChannelType: the Add
 
 def pinpoint_endpoints(audience: str, members: pd.DataFrame, profile: pd.DataFrame) -> pd.DataFrame:
     """The audience's treatment members as Pinpoint endpoints: EMAIL and SMS for the contacts consent lets
-    leave (crosschannel.stages.activation.consent); the header in Pinpoint's dot notation."""
+    leave (crosschannel.stages.activation.consent), each with the member's recommended products; the header in
+    Pinpoint's dot notation."""
     import pandas as pd
 
     treated = members[(members["audience"] == audience) & (members["assignment"] == "treatment")]
@@ -68,6 +69,7 @@ def pinpoint_endpoints(audience: str, members: pd.DataFrame, profile: pd.DataFra
             "Attributes.audience": audience,
             "Attributes.audience_detail": text(chosen["detail"]),
             **{f"Attributes.{column}": text(chosen[column]) for column in score_columns()},
+            **{f"Attributes.{column}": text(values) for column, values in recommended.slots(chosen).items()},
             "OptOut": "NONE",
         })
         frames.append(endpoints)

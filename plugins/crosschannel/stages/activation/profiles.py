@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from crosschannel.core import paths, sqljobs, storage
 from crosschannel.core.config import get_config
-from crosschannel.stages.activation import audiences, outbox
+from crosschannel.stages.activation import audiences, outbox, recommended
 from crosschannel.stages.activation.outbox import DESTINATIONS, new_attempt
 
 if TYPE_CHECKING:
@@ -75,12 +75,16 @@ def prepare(day: dt.date, decision: dict) -> dict:
 
 
 def read_profiles(day: dt.date) -> pd.DataFrame:
+    """The day's profiles, each with its `recommended` products (crosschannel.stages.activation.recommended; [] for
+    a customer without a list). What may leave of them is consent.deliverable_recommendations'."""
     frame = sqljobs.read_partition(profiles_dir(day)).to_pandas()
     frame["audiences"] = frame["audiences"].map(list)
+    found = recommended.lists(day)
+    frame["recommended"] = frame["customer_id"].map(lambda customer: found.get(int(customer), []))
     return frame
 
 
-def summarize(day: dt.date, prepared: dict, segment: dict) -> dict:
+def summarize(day: dt.date, prepared: dict, segment: dict, recommendations: dict | None = None) -> dict:
     """What this attempt wrote and sent per destination, from its outbox, and what earlier attempts of the day
     delivered (not sent again); kept in <root>/reports/dt=D/activation/summary.json."""
     attempt = prepared["decision"]["attempt"]
@@ -104,6 +108,7 @@ def summarize(day: dt.date, prepared: dict, segment: dict) -> dict:
         }
     destinations["segment"]["messages"] = segment.get("messages", 0)
     summary = {"partition": day.isoformat(), "decision": prepared["decision"], "profiles": prepared["profiles"],
-               "audiences": prepared["audiences"], "destinations": destinations}
+               "audiences": prepared["audiences"], "recommendations": recommendations or {},
+               "destinations": destinations}
     storage.write_json(paths.reports(day, "activation", "summary.json"), summary)
     return summary

@@ -40,12 +40,14 @@ class SegmentDeliveryError(RuntimeError):
 
 
 def traits(profile: pd.DataFrame) -> list[dict]:
-    """Per customer: each model's probability (rounded, so noise alone is not a change), decile and reasons, and
-    the audiences the customer is a treatment member of."""
+    """Per customer: each model's probability (rounded, so noise alone is not a change), decile and reasons, the
+    audiences the customer is a treatment member of, and `recommended_products` ({"id", "name", "category",
+    "price"}, best first) where consent lets them leave (consent.deliverable_recommendations), else []."""
     digits = get_config().activation.segment.probability_digits
     models = list(get_config().models.specs)
+    delivered = consent.deliverable_recommendations(profile).to_list()
     records = []
-    for row in profile.to_dict("records"):
+    for row, products in zip(profile.to_dict("records"), delivered, strict=True):
         values = {}
         for model in models:
             probability = row[f"{model}_probability"]
@@ -55,6 +57,7 @@ def traits(profile: pd.DataFrame) -> list[dict]:
             values[f"{model}_reasons"] = [row[f"{model}_reason_{n}"] for n in (1, 2, 3)
                                           if isinstance(row[f"{model}_reason_{n}"], str)]
         values["audiences"] = list(row["audiences"])
+        values["recommended_products"] = list(products)
         records.append({"user_id": str(row["customer_id"]), "traits": values})
     return records
 

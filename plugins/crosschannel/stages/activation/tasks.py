@@ -20,6 +20,7 @@ from crosschannel.stages.activation import (
     personalize,
     pinpoint,
     profiles,
+    recommended,
     segment,
 )
 
@@ -49,6 +50,20 @@ def _planned(destination: str, day: dt.date, prepared: dict, make: Callable[[], 
         outbox.write_outbox(destination, day, prepared["decision"]["attempt"], "skipped", [],
                             {"status": "skipped", "sent": False, "delivered": False, "reason": str(exc)})
         return []
+
+
+def plan_recommendations(day: dt.date, prepared: dict, run: str) -> list[dict]:
+    """The batch inference jobs of the day: the audiences' reachable members and the catalogue."""
+    plans, reason = recommended.plan(day, prepared["decision"], profiles.read_profiles(day),
+                                     recommended.catalogue(day), run)
+    if reason:
+        log.warning("recommendations for %s: %s", day, reason)
+    return plans
+
+
+def commit_recommendations(day: dt.date, plans: list[dict]) -> dict:
+    """Read the jobs' output, drop what members bought recently, join the catalogue, commit the day's lists."""
+    return recommended.commit(day, list(plans))
 
 
 def plan_pinpoint(day: dt.date, prepared: dict) -> list[dict]:
@@ -88,6 +103,6 @@ def publish_segment(plan: dict) -> dict:
     return segment.publish(plan)
 
 
-def publish_activation(day: dt.date, prepared: dict, segment_outcome: dict) -> dict:
-    """The partition, the audience counts and what was sent, for the activation asset event."""
-    return profiles.summarize(day, prepared, segment_outcome)
+def publish_activation(day: dt.date, prepared: dict, segment_outcome: dict, recommendations: dict) -> dict:
+    """The partition, the audience counts, the recommendations and what was sent, for the activation asset event."""
+    return profiles.summarize(day, prepared, segment_outcome, recommendations)

@@ -96,3 +96,10 @@ def _typed(frame: pd.DataFrame) -> pd.DataFrame:
     if getattr(ts.dt, "tz", None) is not None:
         ts = ts.dt.tz_convert("UTC").dt.tz_localize(None)
     return frame.assign(ts=ts.astype("datetime64[us]"))
+
+
+def recent_purchases(day: dt.date, since: dt.datetime, until: dt.datetime) -> pd.DataFrame:
+    """customer_id, product_id, ts of the trusted purchases of `day` in [since, until)."""
+    tables = {name: _published(name, day) for name in ("orders", "order_lines")}
+    purchases = _typed(engines.run_duckdb(_sql("purchases"), tables).to_pandas())
+    return purchases[(purchases["ts"] >= since) & (purchases["ts"] < until)]

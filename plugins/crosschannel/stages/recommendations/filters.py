@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
@@ -28,6 +29,19 @@ if TYPE_CHECKING:
     from crosschannel.stages.recommendations.data import Trusted
 
 EXCLUDE_BOUGHT_DAYS = 30
+LOCATIONS, ONLINE, STORE_PREFIX = "LOCATIONS", "ONLINE", "S"  # the stock filter's placeholder and its values
+
+
+def locations(home_store_id) -> list[str]:
+    """A customer's LOCATIONS: their home store (when they have one) and online."""
+    home = [] if home_store_id is None or home_store_id != home_store_id or int(home_store_id) < 0 else \
+        [f"{STORE_PREFIX}{int(home_store_id)}"]
+    return [*home, ONLINE]
+
+
+def _store_id(location: str) -> int:
+    digits = location.removeprefix(STORE_PREFIX)
+    return int(digits) if location.startswith(STORE_PREFIX) and digits.isdigit() else -1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,16 +56,31 @@ class Filters:
     home: np.ndarray  # their home store's row of `stores`
     in_stock: np.ndarray  # (stores + 1) x items: available to a customer of that home store; the last row online
 
-    def blocked(self, customer_ids: np.ndarray) -> np.ndarray:
-        """customers x items: True where a filter removes the item for the customer."""
+    def blocked(self, customer_ids: np.ndarray, stock_rows: np.ndarray | None = None) -> np.ndarray:
+        """customers x items: True where a filter removes the item for the customer; `stock_rows`: each customer's
+        row of `in_stock` (see stock_rows), by default the home store's (online for a customer without one)."""
         rows = index_of(self.customers, customer_ids)
         recent = np.zeros((customer_ids.size, self.items.size), dtype=bool)
         hit = rows >= 0
         if hit.any():
             recent[hit] = self.recent[rows[hit]].toarray() > 0
-        at = index_of(self.homed, customer_ids)
-        home = np.where(at >= 0, self.home[np.maximum(at, 0)] if self.home.size else 0, self.in_stock.shape[0] - 1)
-        return recent | ~self.in_stock[home]
+        if stock_rows is None:
+            at = index_of(self.homed, customer_ids)
+            stock_rows = np.where(at >= 0, self.home[np.maximum(at, 0)] if self.home.size else 0,
+                                  self.in_stock.shape[0] - 1)
+        return recent | ~self.in_stock[stock_rows]
+
+    def stock_rows(self, filter_values: list[dict | None]) -> np.ndarray:
+        """Per input line, the `in_stock` row its filterValues' LOCATIONS choose: the listed store's (which includes
+        online stock) or, with ONLINE alone, a store not in the inventory or no LOCATIONS, the online row."""
+        online = self.in_stock.shape[0] - 1
+        rows = np.full(len(filter_values), online, dtype="int64")
+        for line, values in enumerate(filter_values):
+            for location in json.loads(f"[{(values or {}).get(LOCATIONS, '')}]"):
+                at = index_of(self.stores, np.array([_store_id(location)]))[0]
+                if at >= 0:
+                    rows[line] = at
+        return rows
 
     def unavailable(self) -> np.ndarray:
         """Per item: out of stock online (what filters similar items, which have no customer)."""

@@ -1,0 +1,237 @@
+"""The day's recommendations for the audiences' members: a batch inference job per recipe over the champion
+solution version (crosschannel.stages.recommendations.solutions), and its output joined to the catalogue.
+
+    <root>/activation/recommendations/dt=D/attempt=A/users/users.json        job input: one {"userId"} line per member
+    <root>/activation/recommendations/dt=D/attempt=A/users/output/           job output: users.json.out
+    <root>/activation/recommendations/dt=D/attempt=A/items/items.json        job input: the catalogue's products
+    <root>/activation/recommendations/dt=D/attempt=A/items/output/           job output: items.json.out
+    <root>/activation/recommendations/dt=D/members/        customer_id, rank, product_id, name, category, price, score
+    <root>/activation/recommendations/dt=D/similar_items/  product_id, rank, similar_product_id, name, category,
+                                                           price, score  (the website-facing export: README)
+
+Who gets a list: every member of the day's audiences, treatment and control, who opted in to at least one channel
+(consent.reachable). Control members' lists are never sent (consent.deliverable_recommendations): the campaign
+readout compares what each group bought of its own list. The jobs run only when the run sends (a backfill or an
+older partition runs none; its files carry what an earlier attempt of the day committed, if any), and each attempt
+has its own input and output.
+
+Filters: Personalize's stock filter (solutions.STOCK_EXPRESSION) takes each input line's LOCATIONS (the member's
+home store and ONLINE; ONLINE for the catalogue's lines). Nothing bought in the last
+`recommendations.exclude_bought_days` days is not a Personalize filter (interaction filters have no time window):
+the jobs ask for `OVERFETCH` more items and `commit` drops those, keeping `recommendations.per_member`.
+
+The jobs' requests are CreateBatchInferenceJob as Personalize takes them (validated against the botocore model);
+on the local target the same plan runs crosschannel.stages.recommendations.batch over the same files, so every
+reader parses Personalize's output format with batch_format.read_output.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import TYPE_CHECKING
+
+from crosschannel.core import paths, sqljobs, storage
+from crosschannel.core.config import get_config
+from crosschannel.core.partition import run_hash
+from crosschannel.stages.activation import audiences, consent, outbox
+from crosschannel.stages.recommendations import batch_format, filters, solutions
+from crosschannel.stages.recommendations.batch import INPUT_KEY
+from crosschannel.stages.recommendations.model import SIMILAR_ITEMS, USER_PERSONALIZATION
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+log = logging.getLogger(__name__)
+
+RECOMMENDATIONS = "recommendations"  # the activation zone's folder (not a destination: nothing leaves from it)
+SIMILAR_RESULTS = 10  # similar items per product in the website-facing export
+OVERFETCH = 20  # extra items per member, for those bought recently (dropped by `commit`)
+JOBS = {"users": USER_PERSONALIZATION, "items": SIMILAR_ITEMS}  # job name: recipe
+
+
+def members_dir(day: dt.date):
+    return paths.activation(RECOMMENDATIONS, day, "members")
+
+
+def similar_dir(day: dt.date):
+    return paths.activation(RECOMMENDATIONS, day, "similar_items")
+
+
+def recipients(day: dt.date, profile: pd.DataFrame) -> list[int]:
+    """The customer ids that get a list: members of any audience (treatment or control) reachable on a channel."""
+    members = audiences.read(day)
+    reachable = profile.loc[consent.reachable(profile), "customer_id"]
+    return sorted(set(members["customer_id"].astype("int64")) & set(reachable.astype("int64")))
+
+
+def _job_name(recipe: str, day: dt.date, run: str) -> str:
+    short = "user" if recipe == USER_PERSONALIZATION else "similar"
+    return f"crosschannel-{short}-{day:%Y%m%d}-{run_hash(run)}"
+
+
+def batch_request(recipe: str, champion: dict, day: dt.date, run: str, job_input, job_output,
+                  num_results: int) -> dict:
+    """CreateBatchInferenceJob of `recipe`'s champion solution version, validated."""
+    params = {"jobName": _job_name(recipe, day, run), "solutionVersionArn": champion["solution_version_arn"],
+              "numResults": num_results,
+              "jobInput": {"s3DataSource": {"path": storage.url_of(job_input)}},
+              "jobOutput": {"s3DataDestination": {"path": storage.url_of(job_output) + "/"}},
+              "roleArn": get_config().activation.personalize.role_arn}
+    if champion.get("filter_arn"):
+        params["filterArn"] = champion["filter_arn"]
+    return outbox.validate("personalize", "CreateBatchInferenceJob", params)
+
+
+def plan(day: dt.date, decision: dict, profile: pd.DataFrame, catalogue: list[int], run: str) -> tuple[list, str]:
+    """The day's batch jobs (users: the recipients; items: the catalogue) and why there are none when so."""
+    settings = get_config().recommendations
+    if not settings.enabled:
+        return [], "recommendations.enabled is false"
+    if not decision["send"]:
+        return [], f"this run sends nothing ({decision['reason']})"
+    plans, missing = [], []
+    for name, recipe in JOBS.items():
+        champion = solutions.champion(recipe)
+        if champion is None:
+            missing.append(recipe)
+            continue
+        ids = recipients(day, profile) if name == "users" else catalogue
+        if not ids:
+            continue
+        folder = paths.delivery(RECOMMENDATIONS, day, decision["attempt"], name)
+        job_input = folder / f"{name}.json"
+        with storage.committing(folder, marker=False) as staging:
+            batch_format.write_input(staging / job_input.name, INPUT_KEY[recipe], ids, _filter_values(day, name, ids))
+        num_results = min(500, settings.per_member + OVERFETCH) if name == "users" else SIMILAR_RESULTS
+        request = batch_request(recipe, champion, day, run, job_input, folder / "output", num_results)
+        plans.append({"partition": day.isoformat(), "name": name, "recipe": recipe, "lines": len(ids),
+                      "input": storage.url_of(job_input), "output": storage.url_of(folder / "output"),
+                      "solution_version": champion["version"], "trained_through": champion["trained_through"],
+                      "requests": [request]})
+    reason = (f"no promoted solution version of {', '.join(missing)} yet (propensity_training trains them weekly)"
+              if missing else "")
+    return plans, reason
+
+
+def _filter_values(day: dt.date, name: str, ids: list[int]) -> list[dict]:
+    """Each line's stock filter values: the member's home store and online; online for a product."""
+    if name != "users":
+        return [{filters.LOCATIONS: batch_format.filter_value([filters.ONLINE])}] * len(ids)
+    customers = sqljobs.read_partition(paths.trusted("customers", day)).to_pandas()
+    home = dict(zip(customers["customer_id"].astype("int64"), customers["home_store_id"], strict=True))
+    return [{filters.LOCATIONS: batch_format.filter_value(filters.locations(home.get(i)))} for i in ids]
+
+
+def output_file(plan: dict):
+    """Where Personalize writes a job's output: <jobOutput>/<input file name>.out."""
+    job_input = storage.location(plan["input"])
+    return storage.location(plan["output"]) / batch_format.output_name(job_input)
+
+
+def _rows(records, products: pd.DataFrame, id_column: str, item_column: str) -> pd.DataFrame:
+    import pandas as pd
+
+    rows = [{id_column: int(r.id), "rank": rank, item_column: int(item), "score": score}
+            for r in records if r.error is None
+            for rank, (item, score) in enumerate(zip(r.items, r.scores, strict=True), start=1)]
+    frame = pd.DataFrame(rows, columns=[id_column, "rank", item_column, "score"]).astype(
+        {id_column: "int64", "rank": "int64", item_column: "int64", "score": "float64"})
+    details = products.rename(columns={"product_id": item_column})
+    return frame.merge(details, on=item_column, how="left")[
+        [id_column, "rank", item_column, "name", "category", "price", "score"]]
+
+
+def commit(day: dt.date, plans: list[dict]) -> dict:
+    """Read every job's output (strictly), join name, category and price from the trusted products, and commit the
+    members' and the similar items' tables; what was committed."""
+    import pyarrow as pa
+
+    products = _products(day)
+    committed = {}
+    for plan in plans:
+        records = batch_format.read_output(output_file(plan))
+        if len(records) != plan["lines"]:
+            raise outbox.ActivationError(f"recommendations for {day}: {storage.url_of(output_file(plan))} has "
+                                         f"{len(records)} line(s) for {plan['lines']} input line(s)")
+        errors = [r for r in records if r.error is not None]
+        if plan["name"] == "users":
+            frame, folder = _not_bought_recently(day, _rows(records, products, "customer_id", "product_id")), \
+                members_dir(day)
+        else:
+            frame, folder = _rows(records, products, "product_id", "similar_product_id"), similar_dir(day)
+        sqljobs.write_partition(folder, pa.Table.from_pandas(frame, preserve_index=False))
+        committed[plan["name"]] = {"recipe": plan["recipe"], "solution_version": plan["solution_version"],
+                                   "lines": len(records), "answered": len(records) - len(errors),
+                                   "errors": [f"{r.key} {r.id}: {r.error}" for r in errors[:5]],
+                                   "location": storage.url_of(folder)}
+        if errors:
+            log.warning("recommendations for %s: %d of %d %s line(s) unanswered, e.g. %s", day, len(errors),
+                        len(records), plan["name"], committed[plan["name"]]["errors"][0])
+    return committed
+
+
+def _not_bought_recently(day: dt.date, frame: pd.DataFrame) -> pd.DataFrame:
+    """The lists without what each member bought in the last `exclude_bought_days` days (by the end of `day`),
+    re-ranked, at most `per_member` each."""
+    from crosschannel.stages.recommendations import data
+
+    settings = get_config().recommendations
+    end = data.end_of(day)
+    purchases = data.recent_purchases(day, end - dt.timedelta(days=settings.exclude_bought_days), end)
+    bought = set(zip(purchases["customer_id"].astype("int64"), purchases["product_id"].astype("int64"), strict=True))
+    keep = [(c, p) not in bought for c, p in zip(frame["customer_id"], frame["product_id"], strict=True)]
+    frame = frame[keep].sort_values(["customer_id", "rank"], kind="stable")
+    frame["rank"] = frame.groupby("customer_id").cumcount() + 1
+    return frame[frame["rank"] <= settings.per_member].reset_index(drop=True)
+
+
+def _products(day: dt.date) -> pd.DataFrame:
+    frame = sqljobs.read_partition(paths.trusted("products", day)).to_pandas()
+    frame["price"] = frame["price"].astype("float64")
+    return frame[["product_id", "name", "category", "price"]]
+
+
+def catalogue(day: dt.date) -> list[int]:
+    """The active products of the day's trusted state: the similar-items job's input."""
+    frame = sqljobs.read_partition(paths.trusted("products", day)).to_pandas()
+    return sorted(frame.loc[frame["active"].astype(bool), "product_id"].astype("int64"))
+
+
+def lists(day: dt.date) -> dict[int, list[dict]]:
+    """customer id -> the day's recommended products, best first ({"id", "name", "category", "price"}); {} when the
+    day has none committed."""
+    if not storage.is_committed(members_dir(day)):
+        return {}
+    frame = sqljobs.read_partition(members_dir(day)).to_pandas().sort_values(["customer_id", "rank"])
+    found: dict[int, list[dict]] = {}
+    for row in frame.itertuples(index=False):
+        found.setdefault(int(row.customer_id), []).append(
+            {"id": str(row.product_id), "name": row.name if isinstance(row.name, str) else "",
+             "category": row.category if isinstance(row.category, str) else "",
+             "price": None if row.price != row.price else round(float(row.price), 2)})
+    return found
+
+
+SLOT_FIELDS = ("id", "name", "category", "price")
+
+
+def slot_columns() -> list[str]:
+    """The flat attributes of the delivered lists: recommended_<n>_<id|name|category|price>, n = 1..per_member."""
+    return [f"recommended_{n}_{field}" for n in range(1, get_config().recommendations.per_member + 1)
+            for field in SLOT_FIELDS]
+
+
+def slots(profile: pd.DataFrame) -> pd.DataFrame:
+    """Per profile row, the deliverable recommendations (consent.deliverable_recommendations) as flat attributes for
+    destinations whose attributes are single values (Customer Profiles, Pinpoint): '' where there is none."""
+    import pandas as pd
+
+    delivered = consent.deliverable_recommendations(profile)
+    columns = {}
+    for column in slot_columns():
+        n, field = column.removeprefix("recommended_").split("_", 1)
+        columns[column] = delivered.map(
+            lambda items, n=int(n), field=field: "" if len(items) < n or items[n - 1][field] is None
+            else str(items[n - 1][field]))
+    return pd.DataFrame(columns, index=profile.index, dtype="string")
