@@ -259,13 +259,16 @@ def render(summary: dict, path) -> str:
     lines += ["", f"Audiences at {summary['partition']} (members; control = the hold-out, never sent):"]
     for name, counts in summary["audiences"].items():
         lines.append(f"{'':<12}{name:<22}{counts['treatment']:>8,} treatment {counts['control']:>7,} control")
-    lines.append("Activation per day (files, validated requests, sent; the local target sends nothing to AWS):")
+    lines.append("Activation per day (files, validated requests, sent; the local target sends nothing to AWS; "
+                 "recommendation lists answered / asked for members and catalogue items):")
     for day, figures in summary["activation"].items():
         cells = "  ".join(f"{d} {f['files']}/{f['requests']}/{f['sent']}" for d, f in figures["destinations"].items()
                           if d != "segment")
         segment = figures["destinations"]["segment"]
+        recommended = "  ".join(f"{name} {r['answered']:,}/{r['lines']:,}"
+                                for name, r in (figures.get("recommendations") or {}).items()) or "none"
         lines.append(f"{'':<12}{day}  {cells}  segment {segment['messages']:,} changed "
-                     f"({next(iter(segment['receipts'].values()), '-')})")
+                     f"({next(iter(segment['receipts'].values()), '-')})  recommended {recommended}")
     lines += ["", "Campaign readouts: conversion uplift (treatment - control) with its interval, against the "
               "generator's true uplift",
               f"{'':<12}{'audience':<22}{'days':>5}{'sent':>12}{'treat':>7}{'ctrl':>6}{'estimate':>10}"

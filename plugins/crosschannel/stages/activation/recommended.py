@@ -132,9 +132,9 @@ def output_file(plan: dict):
 def _rows(records, products: pd.DataFrame, id_column: str, item_column: str) -> pd.DataFrame:
     import pandas as pd
 
-    rows = [{id_column: int(r.id), "rank": rank, item_column: int(item), "score": score}
-            for r in records if r.error is None
-            for rank, (item, score) in enumerate(zip(r.items, r.scores, strict=True), start=1)]
+    rows = [{id_column: int(r.id), "rank": rank, item_column: int(item),
+             "score": r.scores[rank - 1] if rank <= len(r.scores) else None}  # similar items give no scores
+            for r in records if r.error is None for rank, item in enumerate(r.items, start=1)]
     frame = pd.DataFrame(rows, columns=[id_column, "rank", item_column, "score"]).astype(
         {id_column: "int64", "rank": "int64", item_column: "int64", "score": "float64"})
     details = products.rename(columns={"product_id": item_column})
