@@ -13,15 +13,24 @@ bundle sends and, as the service would, runs the real work on what they point to
   the SageMaker layout (crosschannel.local.sagemaker) on the channels the request names; the artifacts go where
   SageMaker puts them, and the tuning job's best training job is what the trials found;
 - Amazon Personalize and Customer Profiles, which moto lacks: botocore's Stubber answers each call (its
-  answers checked against the service model), and Personalize reads the import file like the service does.
+  answers checked against the service model; a name taken is refused with ResourceAlreadyExistsException, as
+  Personalize does), and Personalize reads the import file like the service does. Its training and batch
+  inference run the bundle's local recommender (crosschannel.stages.recommendations): CreateSolutionVersion notes
+  the recipe and the partition trained through, GetSolutionMetrics answers `solutions.local_metrics` of them, and
+  CreateBatchInferenceJob reads the job's input from S3, runs `batch.run_request` on a local copy and writes the
+  `<input>.out` output back to S3, as the service's role.
 
 Every API call is recorded with the role that makes it (`calls`): the Airflow worker's, or the service's own
-when it reads or writes the lake for a job, for the IAM check (tests/iam.py).
+when it reads or writes the lake for a job, for the IAM check (tests/iam.py). The local recommender's reads of
+the trusted zone stand for the datasets Personalize holds (imported by load_personalize): they are no call of any
+role and are not recorded (`unrecorded`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
+import hashlib
 import json
 import re
 import shutil
@@ -30,6 +39,12 @@ from typing import Any
 
 S3_URL = re.compile(r"s3://[A-Za-z0-9.\-_]+(?:/[^\s\"',\\]*)?")
 ACCOUNT = "123456789012"
+PERSONALIZE = f"arn:aws:personalize:us-east-1:{ACCOUNT}"
+NAMED_DAY = re.compile(r"-(\d{8})-")  # crosschannel-user-20261101-<run hash>: the partition in a version or job name
+
+
+class _Refused(Exception):
+    """The service refuses the call with this error code (a Stubber client error)."""
 
 
 class Cloud:
@@ -42,6 +57,12 @@ class Cloud:
         self.calls: list[dict] = []
         self.refused: list[str] = []
         self.jobs: list[tuple[str, str]] = []  # (service, what ran)
+        # Personalize's resources by name or ARN: solution name -> recipe ARN, filter name -> CreateFilter request,
+        # solution version ARN -> (recipe, partition trained through, name), batch inference job name -> its request
+        self.solutions: dict[str, str] = {}
+        self.filters: dict[str, dict] = {}
+        self.versions: dict[str, tuple[str, dt.date, str]] = {}
+        self.batch_jobs: dict[str, dict] = {}
         self.s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
 
     # ---- the interception
@@ -81,6 +102,8 @@ class Cloud:
     def record(self, service: str, operation: str, params: dict) -> None:
         """One record per resource the call acts on: S3 objects by ARN (every key of a DeleteObjects, the source
         of a copy too), other services' calls without one."""
+        if self.role is None:  # unrecorded: the stand-in's own reads (`unrecorded`)
+            return
         call = {"role": self.role, "service": service, "operation": operation, "resource": None}
         if service != "s3" or "Bucket" not in params:
             self.calls.append(call)
@@ -113,6 +136,11 @@ class Cloud:
             yield
         finally:
             self.role = previous
+
+    def unrecorded(self):
+        """The calls made inside are no role's: the local recommender reading the trusted zone in place of the
+        datasets Personalize holds."""
+        return self.acting_as(None)
 
     # ---- S3 <-> local disk, as a job's container sees its inputs and outputs
 
@@ -262,9 +290,17 @@ class Cloud:
             stubber.add_client_error("get_segment_definition", "ResourceNotFoundException", http_status_code=404,
                                      expected_params=params)
             return
-        stubber.add_response(xform_name(operation), self._answers(operation, params), expected_params=params)
+        try:
+            answer = self._answers(operation, params)
+        except _Refused as refused:
+            stubber.add_client_error(xform_name(operation), str(refused), "refused by the end-to-end test's cloud",
+                                     http_status_code=400, expected_params=params)
+            return
+        stubber.add_response(xform_name(operation), answer, expected_params=params)
 
     def _answers(self, operation: str, params: dict) -> dict:
+        if operation in PERSONALIZE_ANSWERS:
+            return PERSONALIZE_ANSWERS[operation](self, params)
         job_arn = f"arn:aws:personalize:us-east-1:{ACCOUNT}:dataset-import-job/{params.get('jobName', '')}"
         if operation == "CreateDatasetImportJob":
             with self.acting_as("personalize"):  # the service reads the file the job names
@@ -292,3 +328,133 @@ class Cloud:
                     "SegmentDefinitionArn": f"arn:aws:profile:us-east-1:{ACCOUNT}:domains/{params['DomainName']}/"
                                             f"segment-definitions/{params['SegmentDefinitionName']}"}
         raise AssertionError(f"the end-to-end test has no answer for {operation}: add it to tests/aws_cloud.py")
+
+
+# ---- Amazon Personalize's solutions, filters, training and batch inference
+
+def _named_day(name: str) -> dt.date:
+    found = NAMED_DAY.search(name)
+    assert found, f"{name}: the end-to-end test reads the partition from names like crosschannel-user-20261101-<hash>"
+    return dt.datetime.strptime(found[1], "%Y%m%d").date()
+
+
+def _create_solution(cloud: Cloud, params: dict) -> dict:
+    if params["name"] in cloud.solutions:
+        raise _Refused("ResourceAlreadyExistsException")
+    cloud.solutions[params["name"]] = params["recipeArn"]
+    return {"solutionArn": f"{PERSONALIZE}:solution/{params['name']}"}
+
+
+def _describe_solution(cloud: Cloud, params: dict) -> dict:
+    name = params["solutionArn"].rsplit("/", 1)[1]
+    return {"solution": {"name": name, "solutionArn": params["solutionArn"], "recipeArn": cloud.solutions[name],
+                         "performAutoTraining": False, "status": "ACTIVE"}}
+
+
+def _filter(params: dict) -> dict:
+    return {"name": params["name"], "filterArn": f"{PERSONALIZE}:filter/{params['name']}",
+            "datasetGroupArn": params["datasetGroupArn"], "status": "ACTIVE"}
+
+
+def _create_filter(cloud: Cloud, params: dict) -> dict:
+    if params["name"] in cloud.filters:  # both recipes' plans name the dataset group's one stock filter
+        raise _Refused("ResourceAlreadyExistsException")
+    cloud.filters[params["name"]] = params
+    return {"filterArn": _filter(params)["filterArn"]}
+
+
+def _list_filters(cloud: Cloud, params: dict) -> dict:
+    return {"Filters": [_filter(f) for f in cloud.filters.values()
+                        if f["datasetGroupArn"] == params.get("datasetGroupArn", f["datasetGroupArn"])]}
+
+
+def _describe_filter(cloud: Cloud, params: dict) -> dict:
+    (created,) = [f for f in cloud.filters.values() if _filter(f)["filterArn"] == params["filterArn"]]
+    return {"filter": {**_filter(created), "filterExpression": created["filterExpression"]}}
+
+
+def _create_solution_version(cloud: Cloud, params: dict) -> dict:
+    """Training: the version is the local recipe as of the partition its name carries."""
+    arn = f"{params['solutionArn']}/{hashlib.md5(params['name'].encode()).hexdigest()[:8]}"
+    if arn in cloud.versions:
+        raise _Refused("ResourceAlreadyExistsException")
+    recipe = cloud.solutions[params["solutionArn"].rsplit("/", 1)[1]].rsplit("/", 1)[1]
+    cloud.versions[arn] = (recipe, _named_day(params["name"]), params["name"])
+    cloud.jobs.append(("personalize", params["name"]))
+    return {"solutionVersionArn": arn}
+
+
+def _describe_solution_version(cloud: Cloud, params: dict) -> dict:
+    arn = params["solutionVersionArn"]
+    return {"solutionVersion": {"name": cloud.versions[arn][2], "solutionVersionArn": arn,
+                                "solutionArn": arn.rsplit("/", 1)[0], "trainingMode": "FULL", "status": "ACTIVE"}}
+
+
+def _list_solution_versions(cloud: Cloud, params: dict) -> dict:
+    return {"solutionVersions": [{"solutionVersionArn": arn, "status": "ACTIVE"} for arn in cloud.versions
+                                 if arn.rsplit("/", 1)[0] == params.get("solutionArn", arn.rsplit("/", 1)[0])]}
+
+
+def _get_solution_metrics(cloud: Cloud, params: dict) -> dict:
+    from crosschannel.stages.recommendations import solutions
+
+    recipe, day, _ = cloud.versions[params["solutionVersionArn"]]
+    with cloud.unrecorded():
+        metrics = solutions.local_metrics(recipe, day)
+    return {"solutionVersionArn": params["solutionVersionArn"], "metrics": metrics}
+
+
+def _create_batch_inference_job(cloud: Cloud, params: dict) -> dict:
+    """The job runs at once, as the service's role: the input read from S3, `batch.run_request` on a local copy,
+    the output (`<input>.out`) written back to S3."""
+    from crosschannel.stages.recommendations import batch
+
+    if params["jobName"] in cloud.batch_jobs:
+        raise _Refused("ResourceAlreadyExistsException")
+    assert params["solutionVersionArn"] in cloud.versions, \
+        f"{params['jobName']}: solution version {params['solutionVersionArn']} was not trained in this run"
+    recipe, trained_through, _ = cloud.versions[params["solutionVersionArn"]]
+    source, target = params["jobInput"]["s3DataSource"]["path"], params["jobOutput"]["s3DataDestination"]["path"]
+    with cloud.acting_as("personalize"):
+        local_input = cloud.download(source)
+    local_output = cloud.local(target)
+    if local_output.exists():
+        shutil.rmtree(local_output)
+    local = {**params, "jobInput": {"s3DataSource": {"path": f"file://{local_input}"}},
+             "jobOutput": {"s3DataDestination": {"path": f"file://{local_output}/"}}}
+    with cloud.unrecorded():
+        batch.run_request(local, recipe=recipe, trained_through=trained_through, day=_named_day(params["jobName"]))
+    with cloud.acting_as("personalize"):
+        cloud.upload(target)
+    cloud.batch_jobs[params["jobName"]] = params
+    cloud.jobs.append(("personalize", params["jobName"]))
+    return {"batchInferenceJobArn": f"{PERSONALIZE}:batch-inference-job/{params['jobName']}"}
+
+
+def _batch_job(name: str, params: dict) -> dict:
+    return {"jobName": name, "batchInferenceJobArn": f"{PERSONALIZE}:batch-inference-job/{name}",
+            "solutionVersionArn": params["solutionVersionArn"], "status": "ACTIVE"}
+
+
+def _describe_batch_inference_job(cloud: Cloud, params: dict) -> dict:
+    name = params["batchInferenceJobArn"].rsplit("/", 1)[1]
+    job = cloud.batch_jobs[name]
+    return {"batchInferenceJob": {**_batch_job(name, job), "jobInput": job["jobInput"], "jobOutput": job["jobOutput"],
+                                  "roleArn": job["roleArn"], "numResults": job.get("numResults", 25)}}
+
+
+def _list_batch_inference_jobs(cloud: Cloud, params: dict) -> dict:
+    return {"batchInferenceJobs": [_batch_job(name, job) for name, job in cloud.batch_jobs.items()
+                                   if job["solutionVersionArn"] == params.get("solutionVersionArn",
+                                                                              job["solutionVersionArn"])]}
+
+
+PERSONALIZE_ANSWERS = {
+    "CreateSolution": _create_solution, "DescribeSolution": _describe_solution,
+    "CreateFilter": _create_filter, "ListFilters": _list_filters, "DescribeFilter": _describe_filter,
+    "CreateSolutionVersion": _create_solution_version, "DescribeSolutionVersion": _describe_solution_version,
+    "ListSolutionVersions": _list_solution_versions, "GetSolutionMetrics": _get_solution_metrics,
+    "CreateBatchInferenceJob": _create_batch_inference_job,
+    "DescribeBatchInferenceJob": _describe_batch_inference_job,
+    "ListBatchInferenceJobs": _list_batch_inference_jobs,
+}

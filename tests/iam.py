@@ -56,6 +56,7 @@ PASSES = {
     ("sagemaker", "CreateTrainingJob"): ("SageMakerRoleArn", "sagemaker.amazonaws.com"),
     ("sagemaker", "CreateModel"): ("SageMakerRoleArn", "sagemaker.amazonaws.com"),
     ("personalize", "CreateDatasetImportJob"): ("PersonalizeRoleArn", "personalize.amazonaws.com"),
+    ("personalize", "CreateBatchInferenceJob"): ("PersonalizeRoleArn", "personalize.amazonaws.com"),
     ("pinpoint", "CreateImportJob"): ("PinpointRoleArn", "pinpoint.amazonaws.com"),
 }
 

@@ -72,7 +72,8 @@ def test_the_plan_renders_every_request_of_the_aws_target_each_strictly_valid(aw
     assert kinds >= {("dms", "StartReplicationTask"), ("glue", "CreateJob"), ("glue", "StartJobRun"),
                      ("sagemaker", "CreateHyperParameterTuningJob"), ("sagemaker", "CreateTrainingJob"),
                      ("sagemaker", "CreateModel"), ("sagemaker", "CreateTransformJob"),
-                     ("personalize", "CreateDatasetImportJob"), ("customer-profiles", "CreateUploadJob"),
+                     ("personalize", "CreateDatasetImportJob"), ("personalize", "CreateSolutionVersion"),
+                     ("personalize", "CreateBatchInferenceJob"), ("customer-profiles", "CreateUploadJob"),
                      ("customer-profiles", "CreateSegmentDefinition"), ("pinpoint", "CreateImportJob"),
                      ("sns", "Publish")}
     # the table: a header, one row per file in order, naming service, operation, name / target and file
@@ -166,3 +167,48 @@ def test_no_secret_of_a_connection_is_printed_or_written(aws_env, tmp_path, capf
     assert "CreateUploadJob" in printed.out and "CreateUploadJob" in written
     for secret in [*SECRETS.values(), "planted/aws+secret=key", "AKIAPLANTEDKEY000001"]:
         assert secret not in printed.out and secret not in printed.err and secret not in written, secret
+
+
+def test_the_recommenders_training_and_batch_jobs_are_planned(aws_env, tmp_path, capsys):
+    """propensity_training.train_solution: each recipe's solution (once), the dataset group's stock filter (once,
+    though both recipes ensure it) and a FULL solution version named after the partition and the run;
+    audience_activation.recommend: a batch inference job per recipe over the champion's version and filter
+    (placeholders: the registry knows them), reading and writing the run's attempt folder."""
+    requests, _ = plan(tmp_path, capsys)
+
+    training = [r for r in requests if r["target"] == "propensity_training.train_solution"]
+    group = AWS_ENV["CROSSCHANNEL__ACTIVATION__PERSONALIZE__DATASET_GROUP_ARN"]
+    assert [(r["operation"], r["name"]) for r in training] == [
+        ("CreateSolution", "crosschannel-user-personalization"), ("CreateFilter", "crosschannel-in-stock"),
+        ("CreateSolutionVersion", training[2]["name"]), ("CreateSolution", "crosschannel-similar-items"),
+        ("CreateSolutionVersion", training[4]["name"])]
+    solution, stock_filter, version = (training[i]["params"] for i in range(3))
+    assert solution == {"name": "crosschannel-user-personalization", "datasetGroupArn": group,
+                        "recipeArn": "arn:aws:personalize:::recipe/aws-user-personalization-v2",
+                        "performAutoTraining": False}
+    assert stock_filter["filterExpression"] == "INCLUDE ItemID WHERE Items.STOCK_LOCATIONS IN ($LOCATIONS)"
+    assert version["solutionArn"] == "arn:aws:personalize:us-east-1:123456789012:solution/" \
+                                     "crosschannel-user-personalization"
+    assert version["trainingMode"] == "FULL" and version["name"].startswith("crosschannel-user-20261102-")
+    assert training[4]["params"]["name"].startswith("crosschannel-similar-20261102-")
+
+    batch = {r["name"]: r["params"] for r in requests if r["target"] == "audience_activation.recommend"}
+    assert sorted(batch) == ["items", "users"]
+    users = batch["users"]
+    assert users["solutionVersionArn"] == "${Registry.user_champion_solution_version_arn}"
+    assert users["filterArn"] == "${Registry.user_champion_filter_arn}"
+    assert batch["items"]["solutionVersionArn"] == "${Registry.similar_champion_solution_version_arn}"
+    folder = f"s3://lake/data/activation/recommendations/dt={PARTITION}/attempt=${{attempt}}/users"
+    assert users["jobInput"] == {"s3DataSource": {"path": f"{folder}/users.json"}}
+    assert users["jobOutput"] == {"s3DataDestination": {"path": f"{folder}/output/"}}
+    assert users["roleArn"] == AWS_ENV["CROSSCHANNEL__ACTIVATION__PERSONALIZE__ROLE_ARN"]
+    assert users["numResults"] == get_config().recommendations.per_member
+    assert users["jobName"].startswith("crosschannel-user-20261102-")
+
+
+def test_no_recommender_requests_when_recommendations_are_off(aws_env, tmp_path, capsys):
+    aws_env.setenv("CROSSCHANNEL__RECOMMENDATIONS__ENABLED", "false")
+
+    requests, _ = plan(tmp_path, capsys)
+
+    assert requests and not [r for r in requests if r["target"].endswith((".train_solution", ".recommend"))]

@@ -119,7 +119,8 @@ def _personalize_tables(interactions: int) -> None:
                                   "TIMESTAMP": stamp, "EVENT_TYPE": ["view"] * interactions,
                                   "EVENT_VALUE": [1.0] * interactions}),
         "items": pa.table({"ITEM_ID": ["1"], "CATEGORY": ["shoes"], "BRAND": ["b"], "PRICE": [9.5],
-                           "CREATION_TIMESTAMP": pa.array([dt.datetime(2025, 1, 1)], pa.timestamp("us"))}),
+                           "CREATION_TIMESTAMP": pa.array([dt.datetime(2025, 1, 1)], pa.timestamp("us")),
+                           "STOCK_LOCATIONS": ["S1|S4|ONLINE"]}),
         "users": pa.table({"USER_ID": ["1"], "LOYALTY_TIER": ["gold"], "CHURN_DECILE": ["3"],
                            "REPURCHASE_DECILE": ["9"]}),
     }

@@ -49,6 +49,10 @@ APP = "arn:aws:mobiletargeting:${Region}:${Account}:apps/${PinpointAppId}"
 JOB = "arn:aws:glue:${Region}:${Account}:job/${GlueJobName}"
 IMPORT = "arn:aws:personalize:${Region}:${Account}:dataset-import-job/crosschannel-interactions-20261101-full-0a1b2c3d"
 GROUP = SM + ":model-package-group/${ModelPackageGroup}-churn"
+SOLUTION = "arn:aws:personalize:${Region}:${Account}:solution/crosschannel-user-personalization"
+FILTER = "arn:aws:personalize:${Region}:${Account}:filter/crosschannel-in-stock"
+BATCH_JOB = "arn:aws:personalize:${Region}:${Account}:batch-inference-job/crosschannel-user-20261101-0a1b2c"
+RECOMMENDATIONS = f"{LAKE}/activation/recommendations/dt=2026-11-01/attempt=20261102T070000000000Z-0a1b"
 TRAINING_LOGS = "arn:aws:logs:${Region}:${Account}:log-group:/aws/sagemaker/TrainingJobs"
 
 # Every AWS call the aws target makes, by the role whose credentials make it: (role, botocore service, operation,
@@ -114,6 +118,20 @@ CALLS = [
      "arn:aws:personalize:${Region}:${Account}:dataset/${PersonalizeDatasetGroup}/INTERACTIONS", None),
     ("worker", "personalize", "ListDatasetImportJobs", None, None),
     ("worker", "personalize", "DescribeDatasetImportJob", IMPORT, None),
+    # wiring/aws/hooks.py: the weekly training (PersonalizeSolutionOperator) and the daily batch inference
+    # (PersonalizeBatchInferenceOperator), their waits in the worker and in ActivationJobTrigger
+    ("worker", "personalize", "CreateSolution", SOLUTION, None),
+    ("worker", "personalize", "DescribeSolution", SOLUTION, None),
+    ("worker", "personalize", "CreateFilter", FILTER, None),
+    ("worker", "personalize", "ListFilters", None, None),
+    ("worker", "personalize", "DescribeFilter", FILTER, None),
+    ("worker", "personalize", "CreateSolutionVersion", SOLUTION, None),
+    ("worker", "personalize", "ListSolutionVersions", None, None),
+    ("worker", "personalize", "DescribeSolutionVersion", f"{SOLUTION}/0a1b2c3d", None),
+    ("worker", "personalize", "GetSolutionMetrics", f"{SOLUTION}/0a1b2c3d", None),
+    ("worker", "personalize", "CreateBatchInferenceJob", BATCH_JOB, None),
+    ("worker", "personalize", "ListBatchInferenceJobs", None, None),
+    ("worker", "personalize", "DescribeBatchInferenceJob", BATCH_JOB, None),
     ("worker", "pinpoint", "CreateImportJob", APP, None),
     ("worker", "pinpoint", "GetImportJob", APP, None),
     # wiring/notify.py: SnsNotifier
@@ -152,6 +170,10 @@ CALLS = [
     # Personalize and Pinpoint import jobs read their files with the role passed to them
     ("personalize", "s3", "ListObjectsV2", f"{LAKE}/activation/personalize/dt=2026-11-01/", None),
     ("personalize", "s3", "GetObject", f"{LAKE}/activation/personalize/dt=2026-11-01/a/interactions.csv", None),
+    # ... and batch inference jobs read their input and write their output (<input>.out) with it
+    ("personalize", "s3", "ListObjectsV2", f"{RECOMMENDATIONS}/users/users.json", None),
+    ("personalize", "s3", "GetObject", f"{RECOMMENDATIONS}/users/users.json", None),
+    ("personalize", "s3", "PutObject", f"{RECOMMENDATIONS}/users/output/users.json.out", None),
     ("pinpoint_import", "s3", "ListObjectsV2", f"{LAKE}/activation/pinpoint/dt=2026-11-01/", None),
     ("pinpoint_import", "s3", "GetObject", f"{LAKE}/activation/pinpoint/dt=2026-11-01/a/win_back-1.csv", None),
 ]
@@ -258,3 +280,19 @@ def test_every_granted_action_is_used_by_a_listed_call(role):
               if not any(a == action and statement_applies(statement, a, resource, context)
                          for a, resource, context in wanted)]
     assert unused == [], f"{policy_path(role).name} grants what no call of the bundle needs"
+
+
+def test_personalize_recommendations_stay_in_their_folder_and_names():
+    """The service role writes only the batch jobs' folder (its import folder stays read-only); the worker passes
+    batch jobs the Personalize role only, and touches solutions, filters and jobs named crosschannel-* only."""
+    bad = [("personalize", "s3", "PutObject", f"{LAKE}/activation/personalize/dt=2026-11-01/a/interactions.csv"),
+           ("personalize", "s3", "PutObject", f"{LAKE}/trusted/orders/dt=2026-11-01/_SUCCESS"),
+           ("personalize", "s3", "GetObject", f"{LAKE}/trusted/orders/dt=2026-11-01/_SUCCESS"),
+           ("worker", "personalize", "CreateSolution", "arn:aws:personalize:${Region}:${Account}:solution/other"),
+           ("worker", "personalize", "DescribeFilter", "arn:aws:personalize:${Region}:${Account}:filter/other")]
+    calls = [_record(role, service, operation, resource, None) for role, service, operation, resource in bad]
+    calls.append({**_record("worker", "personalize", "CreateBatchInferenceJob", BATCH_JOB, None),
+                  "passed_role": SUBS["SageMakerRoleArn"]})
+    problems = check_calls(calls, SUBS)
+    assert len(problems) == len(calls), problems
+    assert "iam:PassRole" in problems[-1]

@@ -268,3 +268,53 @@ def test_the_readouts_configuration_is_checked(tmp_path):
     assert "readouts.effect.hazard_change: win_back: -1.0 would make the purchase rate zero" in str(error.value)
     assert "readouts.horizons_days: [0, 7]: expected one or more horizons of 1 to 365 days" in str(error.value)
     assert load_config(environ={}).readouts.horizons_days == (7, 14, 30)
+
+
+def _commit_recommendations(day: dt.date, lists: dict[int, list[int]]) -> None:
+    from crosschannel.stages.activation import recommended
+
+    rows = [(customer, rank, product) for customer, products in lists.items()
+            for rank, product in enumerate(products, start=1)]
+    sqljobs.write_partition(recommended.members_dir(day), pa.table({
+        "customer_id": pa.array([r[0] for r in rows], pa.int64()), "rank": pa.array([r[1] for r in rows], pa.int64()),
+        "product_id": pa.array([r[2] for r in rows], pa.int64()), "name": [f"item {r[2]}" for r in rows],
+        "category": ["toys"] * len(rows), "price": [9.5] * len(rows), "score": [None] * len(rows)}))
+
+
+def test_bought_a_recommended_item_is_read_out_for_treatment_and_control(committed, spark):
+    """The send day's lists (control members' too): a member with a list who bought one of its items in the window
+    counts, a purchase outside the window or of another item does not; the same SQL on DuckDB and Spark."""
+    _commit_recommendations(SEND, {1: [50, 51], 2: [52], 3: [53], 11: [80], 12: [81]})  # member 4 has no list
+    lines = [(1, 50), (2, 50), (3, 60), (4, 70), (6, 80)]  # order 1 (member 1, on the send day) is outside
+    sqljobs.write_partition(paths.trusted("order_lines", DAY), pa.table({
+        "order_line_id": pa.array(range(1, len(lines) + 1), pa.int64()),
+        "order_id": pa.array([r[0] for r in lines], pa.int64()), "product_id": pa.array([r[1] for r in lines],
+                                                                                        pa.int64())}))
+    (plan,) = tasks.plan_readouts(DAY)
+    assert set(json.loads(plan["--inputs"])) == {"orders", "order_lines", "members_7d", "recommended_7d"}
+    sql = storage.location(plan["--sql_path"]).read_text()
+    inputs = {view: sqljobs.read_input(view, spec) for view, spec in json.loads(plan["--inputs"]).items()}
+
+    def rows(table):
+        return sorted(table.to_pylist(), key=lambda r: (r["audience"], r["assignment"]))
+
+    on_duckdb = rows(engines.run_duckdb(sql, inputs))
+    assert rows(engines.run_spark(spark, sql, inputs)) == on_duckdb
+    sqljobs.run_local(plan)
+    tasks.read_out(DAY, [plan])
+
+    by_audience = {r["audience"]: r["recommended"] for r in report.read(DAY)["readouts"]}
+    first = by_audience[committed[0]]
+    assert first["treatment"] == {"listed": 3, "bought": 1, "rate": pytest.approx(1 / 3)}
+    assert first["control"] == {"listed": 2, "bought": 1, "rate": 0.5}
+    assert first["uplift"] == pytest.approx(1 / 3 - 0.5, abs=1e-6) and not first["significant"]
+    assert by_audience[committed[1]]["treatment"] == {"listed": 1, "bought": 1, "rate": 1.0}
+    assert "33.33% of 3 / 50.00% of 2" in paths.readouts(DAY, "readouts.html").read_text()
+
+
+def test_a_send_without_lists_has_no_recommendation_readout(committed):
+    (plan,) = tasks.plan_readouts(DAY)
+    sqljobs.run_local(plan)
+    tasks.read_out(DAY, [plan])
+
+    assert [r["recommended"] for r in report.read(DAY)["readouts"]] == [None, None]

@@ -164,7 +164,8 @@ def test_batches_respect_segment_limits_and_carry_the_files_message_ids(env, seg
         assert m["traits"] == by_user[m["userId"]]["traits"]
         assert m["timestamp"] == "2026-11-02T23:59:59.000+00:00"
     assert set(by_user["1000"]["traits"]) == {f"{model}_{k}" for model in _models()
-                                             for k in ("probability", "decile", "reasons")} | {"audiences"}
+                                             for k in ("probability", "decile", "reasons")} | {
+                                                 "audiences", "recommended_products"}
     assert by_user["1005"]["traits"][f"{_models()[0]}_probability"] is None  # NaN scores are sent as null
 
 

@@ -461,7 +461,8 @@ def items_plan(day: dt.date, run: str = RUN) -> dict:
     sqljobs.write_partition(paths.activation(PERSONALIZE, day, "tables", "items"), pa.table({
         "ITEM_ID": ["sku-1", "sku-2"], "CATEGORY": ["shoes", None], "BRAND": ["acme", "zenith"],
         "PRICE": [59.0, 12.5], "CREATION_TIMESTAMP": pa.array([dt.datetime(2026, 1, 5), dt.datetime(2026, 2, 1)],
-                                                              pa.timestamp("us"))}))
+                                                              pa.timestamp("us")),
+        "STOCK_LOCATIONS": ["S1|ONLINE", ""]}))
     (plan,) = personalize.export_personalize(day, decision(), run)
     assert plan["name"] == "items"
     return plan

@@ -8,10 +8,12 @@ forced to aws for the run, so a missing key fails naming it), storage URLs are o
 What the run learns from AWS or from the lake is not guessed:
   - alternatives: DMS's three start types (plan_extract picks one from DescribeReplicationTasks and the
     force_full_load Param), Glue CreateJob or UpdateJob (the job exists or not), Personalize FULL or INCREMENTAL
-    (the last import), Pinpoint's segment by name (first day) or by id (later days);
+    (the last import), Pinpoint's segment by name (first day) or by id (later days), Personalize's solutions and
+    filter (created only while they do not exist);
   - `${Operation.Field}` placeholders (awsapi.check takes them): job ids, the tuning job's best hyperparameters,
     the champion model, the SQL jobs' input lists and output folders (they depend on the landed files and the run,
-    so they are not read from the lake), the source dir uploaded with its content hash, the datasets' versions.
+    so they are not read from the lake), the source dir uploaded with its content hash, the datasets' versions,
+    the champion solution versions and their filter (the recommenders' registry).
 Job names carry the hash of a run id: `--run-id` (default `manual__<partition>T00:00:00+00:00`).
 Nothing secret is read: connections are never resolved for their values, so no write key or AWS key can appear.
 """
@@ -32,8 +34,9 @@ from unittest import mock
 from crosschannel.core import awsapi, dms, paths, sagemaker, storage
 from crosschannel.core.config import get_config
 from crosschannel.core.partition import run_hash
-from crosschannel.stages.activation import audiences, customer_profiles, outbox, personalize, pinpoint
+from crosschannel.stages.activation import audiences, customer_profiles, outbox, personalize, pinpoint, recommended
 from crosschannel.stages.models import datasets, jobs
+from crosschannel.stages.recommendations import solutions
 from crosschannel.stages.scoring.scores import OUTPUTS
 from crosschannel.wiring import notify, steps
 
@@ -207,6 +210,37 @@ def activation_requests(day: dt.date, run: str) -> list[dict]:
     return found
 
 
+# ---- recommendations: Personalize training (propensity_training, weekly) and batch inference (audience_activation)
+
+def recommendation_requests(day: dt.date, run: str) -> list[dict]:
+    if not get_config().recommendations.enabled:
+        return []
+    notes = {"CreateSolution": "only while the solution does not exist (then it is used as it is)",
+             "CreateFilter": "only while the filter does not exist; the dataset group's one filter, both recipes",
+             "CreateSolutionVersion": "FULL training every week, waited for in the triggerer; then GetSolutionMetrics"}
+    found, seen = [], set()
+    for plan in solutions.plan(day, run):
+        for request in plan["requests"]:
+            params = request["params"]
+            key = (request["operation"], json.dumps(params, sort_keys=True))
+            if key not in seen:  # both recipes' plans ensure the same filter: planned once
+                seen.add(key)
+                found.append(req("personalize", request["operation"], params["name"],
+                                 "propensity_training.train_solution", params, notes[request["operation"]]))
+    for name, recipe in recommended.JOBS.items():
+        short = solutions.SHORT[recipe]
+        champion = {"solution_version_arn": ref("Registry", f"{short}_champion_solution_version_arn"),
+                    "filter_arn": ref("Registry", f"{short}_champion_filter_arn")}
+        folder = paths.delivery(recommended.RECOMMENDATIONS, day, ATTEMPT, name)
+        results = get_config().recommendations.per_member if name == "users" else recommended.SIMILAR_RESULTS
+        request = recommended.batch_request(recipe, champion, day, run, folder / f"{name}.json", folder / "output",
+                                            results)
+        found.append(req("personalize", "CreateBatchInferenceJob", name, "audience_activation.recommend",
+                         request["params"], "the champion solution version of the registry, and its filter when "
+                                            "it has one; only when the run sends and a champion exists"))
+    return found
+
+
 # ---- alerts: SNS
 
 def sns_requests(day: dt.date, run: str) -> list[dict]:
@@ -249,7 +283,7 @@ def write_plan(day: dt.date, out: Path, run_id: str | None = None) -> list[dict]
     run = run_id or f"manual__{day.isoformat()}T00:00:00+00:00"
     with aws_target():
         requests = [*dms_requests(day), *glue_requests(day), *sagemaker_requests(day, run),
-                    *activation_requests(day, run), *sns_requests(day, run)]
+                    *recommendation_requests(day, run), *activation_requests(day, run), *sns_requests(day, run)]
         for request in requests:
             request["api_version"] = check(request)["api_version"]
     out.mkdir(parents=True, exist_ok=True)

@@ -87,6 +87,8 @@ def reachable(profile: pd.DataFrame) -> pd.Series:
 def deliverable_recommendations(profile: pd.DataFrame) -> pd.Series:
     """Per customer, the recommended products that may leave: the `recommended` list for a treatment member of
     some audience who is reachable on a channel, else []. Control members never receive theirs."""
+    if "recommended" not in profile:  # no list was made for the day
+        return _empty_lists(profile)
     treated = profile["audiences"].map(len).gt(0)
     allowed = treated & reachable(profile)
     return profile["recommended"].where(allowed, _empty_lists(profile))

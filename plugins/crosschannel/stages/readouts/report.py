@@ -31,7 +31,9 @@ def build(day: dt.date, due: list[dict], rows: list[dict]) -> dict:
         readouts.append({**send, "window": [first.isoformat(), day.isoformat()],
                          **stats.readout(treatment, control, confidence=settings.confidence,
                                          target_power=settings.power,
-                                         min_relative_uplift=settings.min_relative_uplift)})
+                                         min_relative_uplift=settings.min_relative_uplift),
+                         "recommended": stats.bought_listed(found.get("treatment"), found.get("control"),
+                                                            settings.confidence)})
     skipped = [{k: s[k] for k in ("audience", "send_day", "horizon_days", "status")}
                for s in due if s["status"] != sends.DUE]
     return {"partition": day.isoformat(), "horizons_days": list(settings.horizons_days),
@@ -82,6 +84,15 @@ def _svg(readout: dict, extent: float) -> str:
             f'<circle cx="{x(conversion["uplift"]):.1f}" cy="9" r="4" fill="{colour}"/></svg>')
 
 
+def _recommended(figures: dict | None) -> str:
+    """"Bought a recommended item": the two groups' rates, the uplift and its interval ('-' without lists)."""
+    if not figures:
+        return "-"
+    t, c = figures["treatment"], figures["control"]
+    return (f"{t['rate']:.2%} of {t['listed']:,} / {c['rate']:.2%} of {c['listed']:,}, {_pp(figures['uplift'])} "
+            f"{_interval(figures['interval'])}")
+
+
 def render_html(result: dict) -> str:
     readouts = result["readouts"]
     bounds = [abs(b) * 100 for r in readouts if r.get("conversion") and r["conversion"]["interval"]
@@ -102,11 +113,12 @@ def render_html(result: dict) -> str:
                  _interval(conversion.get("relative_interval"), unit=" %"),
                  "-" if not orders else f"{orders['estimate']:+,.1f} {_interval(orders['interval'], 1, '')}",
                  "-" if not revenue else f"{revenue['estimate']:+,.0f} {_interval(revenue['interval'], 1, '')}",
+                 _recommended(r.get("recommended")),
                  html.escape(r["status"] if r["status"] != "ok" else flags)]
         rows.append("<tr>" + "".join(f"<td>{cell}</td>" for cell in cells) + "</tr>")
     header = ("audience", "send day", "horizon", "treatment (conv.)", "control (conv.)", "uplift",
               f"{result['confidence']:.0%} interval", f"interval, +-{extent:.1f} pp around 0", "relative interval",
-              "incremental orders", "incremental revenue", "flags")
+              "incremental orders", "incremental revenue", "bought a recommended item (treatment / control)", "flags")
     skipped = "".join(f"<li>{html.escape(s['audience'])}, sent {s['send_day']}, {s['horizon_days']} d: "
                       f"{html.escape(s['status'])}</li>" for s in result["skipped"])
     return (f'<!doctype html><html><head><meta charset="utf-8"><title>Campaign readouts {result["partition"]}</title>'
@@ -139,6 +151,7 @@ def digest(result: dict) -> tuple[str, str]:
         lines.append(f"{head} conversion {t['conversion_rate']:.2%} ({t['members']:,} treated) vs "
                      f"{c['conversion_rate']:.2%} ({c['members']:,} control), uplift {_pp(conversion['uplift'])} "
                      f"{_interval(conversion['interval'])}, incremental orders {orders['estimate']:+,.1f}"
+                     + (f", bought a recommended item {_recommended(r['recommended'])}" if r.get("recommended") else "")
                      + (" [significant]" if r["significant"] else "")
                      + (" [underpowered: groups too small for the minimum effect]" if r["underpowered"] else ""))
     return subject, "\n".join(lines)

@@ -6,6 +6,10 @@ only rebuilt by a backfill sent nothing and has no readout. The readout of a sen
 D + h: the run of partition P reads out the sends of P - h for every horizon in `readouts.horizons_days`, over the
 trusted orders of P (the current state at the end of P, so the window, the days D + 1 to P, is complete).
 
+Where the send day's members had recommendation lists (crosschannel.stages.activation.recommended: control members
+get theirs too, never sent), the job also counts per group the members with a list and those who bought an item
+of it in the window: "bought a recommended item" for treatment against control.
+
 Members are compared by assignment (intention to treat): a treatment member no channel could reach still counts
 as treatment, as its control counterpart counts as control; the hold-out is a stable hash, so the two groups are
 alike but for the send.
@@ -21,7 +25,7 @@ import datetime as dt
 from crosschannel.core import engines, paths, sqljobs, storage
 from crosschannel.core.config import get_config
 from crosschannel.core.errors import MissingPartition
-from crosschannel.stages.activation import audiences, outbox
+from crosschannel.stages.activation import audiences, outbox, recommended
 
 DUE, NOT_SENT, NOT_BUILT = "due", "not sent", "no audience partition"
 
@@ -61,7 +65,11 @@ def plan(day: dt.date) -> list[dict]:
         send_day = day - dt.timedelta(days=horizon)
         inputs[f"members_{horizon}d"] = sqljobs.parquet(
             [paths.audience_members(send["audience"], send_day) for send in sends if send["horizon_days"] == horizon])
-        blocks.append({"day": send_day.isoformat(), "horizon": horizon,
+        listed = storage.is_committed(recommended.members_dir(send_day))
+        if listed:
+            inputs[f"recommended_{horizon}d"] = sqljobs.parquet([recommended.members_dir(send_day)])
+            inputs["order_lines"] = sqljobs.parquet([paths.trusted("order_lines", day)])
+        blocks.append({"day": send_day.isoformat(), "horizon": horizon, "recommended": listed,
                        "window_start": engines.stamp(send_day + dt.timedelta(days=1))})
     sql = engines.render("readouts/campaign_groups.sql", sends=blocks,
                          window_end=engines.stamp(day + dt.timedelta(days=1)))

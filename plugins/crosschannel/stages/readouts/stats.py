@@ -86,6 +86,22 @@ def newcombe(x1: int, n1: int, x0: int, n0: int, z: float) -> tuple[float, float
             difference + math.sqrt((u1 - p1) ** 2 + (p0 - l0) ** 2))
 
 
+def bought_listed(treatment: Mapping | None, control: Mapping | None, confidence: float) -> dict | None:
+    """"Bought a recommended item" for treatment against control: per group the members with a list and those who
+    bought from it in the window, the rates, and the uplift with Newcombe's interval; None unless both groups had
+    lists (the send day had no recommendations, or a group had no member with one)."""
+    if not treatment or not control or not treatment.get("listed") or not control.get("listed"):
+        return None
+    groups = {arm: {"listed": int(row["listed"]), "bought": int(row["bought_listed"]),
+                    "rate": _round(row["bought_listed"] / row["listed"])}
+              for arm, row in (("treatment", treatment), ("control", control))}
+    t, c = groups["treatment"], groups["control"]
+    low, high = newcombe(t["bought"], t["listed"], c["bought"], c["listed"], z_value(confidence))
+    uplift = t["bought"] / t["listed"] - c["bought"] / c["listed"]
+    return {**groups, "uplift": _round(uplift), "interval": [_round(low), _round(high)],
+            "significant": low > 0 or high < 0}
+
+
 def risk_ratio(x1: int, n1: int, x0: int, n0: int, z: float) -> tuple[float, list[float]] | None:
     """p1 / p0 - 1 with the log risk-ratio interval; None when either group has no success."""
     if x1 == 0 or x0 == 0:

@@ -1,7 +1,7 @@
-"""Hooks for the AWS destinations the Amazon provider does not cover: Amazon Pinpoint import jobs, Amazon Connect
-Customer Profiles upload jobs and segment definitions, Amazon Personalize dataset import jobs; and one table
-of job states (`JobKind`) that serves both the worker's wait (`wait`) and the triggerer's
-(crosschannel.wiring.aws.triggers).
+"""Hooks for the AWS APIs the Amazon provider does not cover: Amazon Pinpoint import jobs, Amazon Connect
+Customer Profiles upload jobs and segment definitions, Amazon Personalize dataset import jobs, solutions, filters,
+solution versions (training) and batch inference jobs; and one table of job states (`JobKind`) that serves both
+the worker's wait (`wait`) and the triggerer's (crosschannel.wiring.aws.triggers).
 """
 
 from __future__ import annotations
@@ -30,17 +30,23 @@ class JobKind:
     done: frozenset[str]
     failed: frozenset[str]
     reason: Callable[[dict], str]
+    failed_when_contains: str | None = None  # also failed: any status containing this (filters' statuses are free)
 
     def check(self, answer: dict, ids: dict) -> bool:
         """True when the job is done; raises when it failed."""
         state = self.status(answer)
-        if state in self.failed:
+        if state in self.failed or (self.failed_when_contains and self.failed_when_contains in state):
             raise ActivationJobFailed(f"{self.what} {ident(ids)} ended {state}: {self.reason(answer)}")
         return state in self.done
 
 
+IDENT_KEYS = ("JobId", "datasetImportJobArn", "solutionVersionArn", "batchInferenceJobArn", "filterArn",
+              "solutionArn")
+
+
 def ident(ids: dict) -> str:
-    return str(ids.get("JobId") or ids.get("datasetImportJobArn") or ids)
+    """The job's id or ARN in messages (ids may carry more: the solution version's carry its solution and filter)."""
+    return str(next((ids[key] for key in IDENT_KEYS if ids.get(key)), ids))
 
 
 class PinpointHook(AwsBaseHook):
@@ -109,36 +115,132 @@ class CustomerProfilesHook(AwsBaseHook):
 
 
 class PersonalizeHook(AwsBaseHook):
-    """Amazon Personalize dataset import jobs."""
+    """Amazon Personalize: dataset import jobs, solutions and their versions (training), filters, batch inference
+    jobs. Job names are unique in Personalize and jobs cannot be deleted: `_create_or_resume` resumes a retry's job
+    (the task's retry after the job was created) and follows a failed one with `<name>-r<n>`."""
 
     def __init__(self, *args, **kwargs) -> None:
         kwargs["client_type"] = "personalize"
         super().__init__(*args, **kwargs)
 
-    def start_import(self, request: dict) -> str:
-        """Create the import job and return its ARN. Job names are unique in Personalize: when the planned name is
-        taken (a retry of the task after the job was created), the job of that name is resumed while it runs or
-        once it is ACTIVE, and a job that failed is followed by one named `<name>-r<n>`."""
-        name = request["jobName"]
+    def _create_or_resume(self, create: Callable[..., str], request: dict, name_key: str,
+                          find: Callable[[str], tuple[str, str] | None], failed: frozenset[str], what: str) -> str:
+        """`create(**request)`'s ARN; when the planned name is taken, the job of that name (`find(name)`: its ARN and
+        status) is resumed while it runs or once it is done, and one that failed is followed by `<name>-r<n>`."""
+        name = request[name_key]
         for attempt in range(1, 100):
             try:
-                return self.conn.create_dataset_import_job(**request)["datasetImportJobArn"]
+                return create(**request)
             except self.conn.exceptions.ResourceAlreadyExistsException:
-                existing = self._job_named(request["datasetArn"], request["jobName"])
-                if existing is not None and existing["status"] != "CREATE FAILED":
-                    return existing["datasetImportJobArn"]
-                request = {**request, "jobName": f"{name[:58]}-r{attempt}"}
-        raise ActivationJobFailed(f"Personalize import job {name}: 99 earlier jobs of that name failed")
+                existing = find(request[name_key])
+                if existing is not None and existing[1] not in failed:
+                    self.log.info("%s %s exists (%s): resumed, not created again", what, request[name_key],
+                                  existing[1])
+                    return existing[0]
+                request = {**request, name_key: f"{name[:58]}-r{attempt}"}
+        raise ActivationJobFailed(f"{what} {name}: 99 earlier jobs of that name failed")
 
-    def _job_named(self, dataset_arn: str, name: str) -> dict | None:
-        for page in self.conn.get_paginator("list_dataset_import_jobs").paginate(datasetArn=dataset_arn):
-            for job in page["datasetImportJobs"]:
-                if job["jobName"] == name:
-                    return job
+    def _pages(self, operation: str, key: str, **params):
+        for page in self.conn.get_paginator(operation).paginate(**params):
+            yield from page[key]
+
+    # ---- dataset import jobs
+
+    def start_import(self, request: dict) -> str:
+        """Create the import job and return its ARN (resumed or renamed on a retry: `_create_or_resume`)."""
+        return self._create_or_resume(
+            lambda **r: self.conn.create_dataset_import_job(**r)["datasetImportJobArn"], request, "jobName",
+            lambda name: self._job_named(request["datasetArn"], name), frozenset({"CREATE FAILED"}),
+            "Personalize import job")
+
+    def _job_named(self, dataset_arn: str, name: str) -> tuple[str, str] | None:
+        for job in self._pages("list_dataset_import_jobs", "datasetImportJobs", datasetArn=dataset_arn):
+            if job["jobName"] == name:
+                return job["datasetImportJobArn"], job["status"]
         return None
 
     def wait_for_import(self, arn: str, *, interval: float, timeout: float) -> dict:
         return wait(self, "personalize_import", {"datasetImportJobArn": arn}, interval=interval, timeout=timeout)
+
+    # ---- solutions and filters: created once, then used by every week's training
+
+    def ensure_solution(self, request: dict, solution_arn: str, *, interval: float, timeout: float) -> dict:
+        """Create the solution unless it exists (then `solution_arn`, the planned ARN, is it), and wait until it is
+        ACTIVE: the DescribeSolution answer. An existing solution of another recipe raises (training it would train
+        the wrong recipe under the planned name)."""
+        try:
+            solution_arn = self.conn.create_solution(**request)["solutionArn"]
+            self.log.info("Personalize solution %s created", solution_arn)
+        except self.conn.exceptions.ResourceAlreadyExistsException:
+            self.log.info("Personalize solution %s exists: used, not created again", solution_arn)
+        solution = wait(self, "personalize_solution", {"solutionArn": solution_arn}, interval=interval,
+                        timeout=timeout)
+        if request.get("recipeArn") and solution.get("recipeArn", request["recipeArn"]) != request["recipeArn"]:
+            raise ActivationJobFailed(f"Personalize solution {solution_arn} exists with recipe {solution['recipeArn']},"
+                                      f" not {request['recipeArn']}: delete it or rename the planned solution")
+        return solution
+
+    def ensure_filter(self, request: dict, *, interval: float, timeout: float) -> dict:
+        """Create the filter unless one of that name exists in the dataset group (looked up with ListFilters), and
+        wait until it is ACTIVE: the DescribeFilter answer. A status containing FAILED raises with its reason."""
+        try:
+            arn = self.conn.create_filter(**request)["filterArn"]
+            self.log.info("Personalize filter %s created", arn)
+        except self.conn.exceptions.ResourceAlreadyExistsException:
+            arn = next((f["filterArn"] for f in self._pages("list_filters", "Filters",
+                                                               datasetGroupArn=request["datasetGroupArn"])
+                        if f["name"] == request["name"]), None)
+            if arn is None:
+                raise ActivationJobFailed(f"Personalize filter {request['name']} exists but is not in dataset group "
+                                          f"{request['datasetGroupArn']}: filter names are unique per account and "
+                                          "region; rename it") from None
+        found = wait(self, "personalize_filter", {"filterArn": arn}, interval=interval, timeout=timeout)
+        if found.get("filterExpression", request["filterExpression"]) != request["filterExpression"]:
+            self.log.warning("Personalize filter %s keeps its expression %r, not the planned %r (filters cannot be "
+                             "updated: delete it or rename the planned filter)", arn, found["filterExpression"],
+                             request["filterExpression"])
+        return found
+
+    # ---- solution versions (training) and their metrics
+
+    def start_solution_version(self, request: dict) -> str:
+        """Start training a solution version and return its ARN (resumed or renamed on a retry). Version summaries
+        carry no name: the solution's versions are described, newest first, to find the one of that name."""
+        return self._create_or_resume(
+            lambda **r: self.conn.create_solution_version(**r)["solutionVersionArn"], request, "name",
+            lambda name: self._version_named(request["solutionArn"], name),
+            frozenset({"CREATE FAILED", "CREATE STOPPING", "CREATE STOPPED"}), "Personalize solution version")
+
+    def _version_named(self, solution_arn: str, name: str) -> tuple[str, str] | None:
+        versions = sorted(self._pages("list_solution_versions", "solutionVersions", solutionArn=solution_arn),
+                          key=lambda v: str(v.get("creationDateTime", "")), reverse=True)
+        for summary in versions:
+            version = self.conn.describe_solution_version(
+                solutionVersionArn=summary["solutionVersionArn"])["solutionVersion"]
+            if version.get("name") == name:
+                return version["solutionVersionArn"], version["status"]
+        return None
+
+    def solution_metrics(self, solution_version_arn: str) -> dict[str, float]:
+        """GetSolutionMetrics of an ACTIVE version, as floats (the keys vary by recipe)."""
+        metrics = self.conn.get_solution_metrics(solutionVersionArn=solution_version_arn).get("metrics") or {}
+        return {name: float(value) for name, value in metrics.items()}
+
+    # ---- batch inference jobs
+
+    def start_batch_inference(self, request: dict) -> str:
+        """Create the batch inference job and return its ARN (resumed or renamed on a retry)."""
+        return self._create_or_resume(
+            lambda **r: self.conn.create_batch_inference_job(**r)["batchInferenceJobArn"], request, "jobName",
+            lambda name: self._batch_job_named(request["solutionVersionArn"], name), frozenset({"CREATE FAILED"}),
+            "Personalize batch inference job")
+
+    def _batch_job_named(self, solution_version_arn: str, name: str) -> tuple[str, str] | None:
+        for job in self._pages("list_batch_inference_jobs", "batchInferenceJobs",
+                               solutionVersionArn=solution_version_arn):
+            if job["jobName"] == name:
+                return job["batchInferenceJobArn"], job["status"]
+        return None
 
 
 def _upload_reason(job: dict) -> str:
@@ -159,6 +261,29 @@ JOBS = {
     "personalize_import": JobKind(
         "Personalize dataset import job", PersonalizeHook,
         lambda hook, ids: hook.conn.describe_dataset_import_job(**ids)["datasetImportJob"],
+        lambda job: job["status"], frozenset({"ACTIVE"}), frozenset({"CREATE FAILED"}),
+        lambda job: job.get("failureReason", "no reason given")),
+    "personalize_solution": JobKind(
+        "Personalize solution", PersonalizeHook,
+        lambda hook, ids: hook.conn.describe_solution(solutionArn=ids["solutionArn"])["solution"],
+        lambda solution: solution["status"], frozenset({"ACTIVE"}),
+        frozenset({"CREATE FAILED", "DELETE PENDING", "DELETE IN_PROGRESS"}),
+        lambda solution: "Personalize gives no reason for a solution (DescribeSolution)"),
+    "personalize_filter": JobKind(
+        "Personalize filter", PersonalizeHook,
+        lambda hook, ids: hook.conn.describe_filter(filterArn=ids["filterArn"])["filter"],
+        lambda found: found["status"], frozenset({"ACTIVE"}), frozenset(),
+        lambda found: found.get("failureReason", "no reason given"), failed_when_contains="FAILED"),
+    "personalize_solution_version": JobKind(
+        "Personalize solution version", PersonalizeHook,
+        lambda hook, ids: hook.conn.describe_solution_version(
+            solutionVersionArn=ids["solutionVersionArn"])["solutionVersion"],
+        lambda version: version["status"], frozenset({"ACTIVE"}), frozenset({"CREATE FAILED", "CREATE STOPPED"}),
+        lambda version: version.get("failureReason", "no reason given")),
+    "personalize_batch_inference": JobKind(
+        "Personalize batch inference job", PersonalizeHook,
+        lambda hook, ids: hook.conn.describe_batch_inference_job(
+            batchInferenceJobArn=ids["batchInferenceJobArn"])["batchInferenceJob"],
         lambda job: job["status"], frozenset({"ACTIVE"}), frozenset({"CREATE FAILED"}),
         lambda job: job.get("failureReason", "no reason given")),
 }

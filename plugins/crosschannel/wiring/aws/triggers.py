@@ -1,4 +1,5 @@
-"""The deferrable wait of the activation operators, run in the triggerer.
+"""The deferrable wait of the operators of crosschannel.wiring.aws (activation imports and uploads, Personalize
+training and batch inference: every kind of `hooks.JOBS`), run in the triggerer.
 
 `ActivationJobTrigger.serialize` names this module; triggers recorded before 2026-12 name
 `crosschannel.aws_activation.ActivationJobTrigger`, which re-exports it.
