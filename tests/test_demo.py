@@ -126,6 +126,34 @@ def test_the_demo_measures_the_local_recommender_against_popularity_and_the_orac
     assert "Recommendations (local recommender" in demo.render(summary, storage.zone("reports", "demo_summary.json"))
 
 
+def test_every_sent_treatment_member_gets_recommendations_and_the_catalogue_similar_items(demo_run):
+    """Issue 18, done when: each partition's reachable treatment members have a list of `per_member` items (none
+    bought in the exclusion window), it reaches their payloads, and every active product has similar items, from a
+    promoted solution version registered with its metrics."""
+    from crosschannel.stages.activation import consent, profiles, recommended
+    from crosschannel.stages.recommendations import solutions
+
+    summary = json.loads((storage.zone("reports", "demo_summary.json")).read_text())
+    per_member = get_config().recommendations.per_member
+    for recipe in solutions.SOLUTIONS:
+        card = solutions.champion(recipe)
+        assert card["promoted"] and card["metrics"]["normalized_discounted_cumulative_gain_at_10"] > 0, recipe
+    for day in map(dt.date.fromisoformat, summary["partitions"]):
+        profile = profiles.read_profiles(day)
+        sent = profile[profile["audiences"].map(len).gt(0) & consent.reachable(profile)]
+        lists = recommended.lists(day)
+        assert len(sent) > 100 and all(len(lists.get(int(c), [])) == per_member for c in sent["customer_id"]), day
+        jobs = summary["activation"][day.isoformat()]["recommendations"]
+        assert jobs["users"]["answered"] == jobs["users"]["lines"] >= len(sent), day
+        similar = sqljobs.read_partition(recommended.similar_dir(day)).to_pandas()
+        assert set(similar["product_id"]) == set(recommended.catalogue(day)), day
+    messages = segment_traits.read_messages(
+        {"files": [storage.url_of(next(paths.deliveries("segment", day)[-1].rglob("messages.jsonl")))]})
+    carried = [m for m in messages if m["traits"]["recommended_products"]]
+    assert carried and all(set(m["traits"]["recommended_products"][0]) == {"id", "name", "category", "price"}
+                           for m in carried)
+
+
 def test_the_models_train_within_the_order_history_and_a_baseline_champion_scores(demo_run):
     """(Issue 14) 220 days of orders are too short for churn's separate split (three 90-day horizons): it falls
     back to the stepped layout within the history and says so, so every model and baseline learns from rows with
