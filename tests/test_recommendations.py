@@ -284,3 +284,19 @@ def test_on_a_generated_retailer_every_customer_gets_a_full_filtered_list(genera
                                columns=["customer_id", "product_id"])
     assert recommended.merge(recent, on=["customer_id", "product_id"]).empty
     assert all(len(r.items) == 10 for r in records)
+
+
+def test_a_jobs_output_is_found_under_its_documented_name_or_as_the_one_out_file(local_env):
+    from crosschannel.stages.activation import recommended
+    from crosschannel.stages.activation.outbox import ActivationError
+
+    folder = storage.zone("tmp", "job")
+    plan = {"name": "users", "input": storage.url_of(folder / "users.json"), "output": storage.url_of(folder / "out")}
+    batch_format.write_lines(folder / "out" / "users.json.out", [GOOD])
+    assert recommended.output_file(plan).name == "users.json.out"
+
+    (folder / "out" / "users.json.out").rename(folder / "out" / "part-0.json.out")
+    assert recommended.output_file(plan).name == "part-0.json.out"
+    batch_format.write_lines(folder / "out" / "other.out", [GOOD])
+    with pytest.raises(ActivationError, match=r"holds 2 \.out file\(s\), expected users\.json\.out"):
+        recommended.output_file(plan)

@@ -124,9 +124,17 @@ def _filter_values(day: dt.date, name: str, ids: list[int]) -> list[dict]:
 
 
 def output_file(plan: dict):
-    """Where Personalize writes a job's output: <jobOutput>/<input file name>.out."""
-    job_input = storage.location(plan["input"])
-    return storage.location(plan["output"]) / batch_format.output_name(job_input)
+    """A job's output: <jobOutput>/<input file name>.out, as Personalize names it; where that name is absent, the one
+    `.out` file in the output folder (the naming is documented only in older guides)."""
+    folder = storage.location(plan["output"])
+    expected = folder / batch_format.output_name(storage.location(plan["input"]))
+    if expected.exists():
+        return expected
+    found = sorted(p for p in folder.rglob("*.out") if p.is_file()) if folder.exists() else []
+    if len(found) != 1:
+        raise outbox.ActivationError(f"recommendations: {storage.url_of(folder)} holds {len(found)} .out file(s), "
+                                     f"expected {expected.name} (the {plan['name']} job's output)")
+    return found[0]
 
 
 def _rows(records, products: pd.DataFrame, id_column: str, item_column: str) -> pd.DataFrame:
