@@ -290,3 +290,21 @@ def test_a_second_import_reuses_the_unknown_product(tmp_path, engine):
     assert (result["placeholder_products"], result["placeholder_customers"]) == (0, 0)
     assert [line["product_id"] for line in rows(engine, source.order_lines)] == [1, 1]
     assert [o["order_id"] for o in rows(engine, source.orders)] == [1, 2]
+
+
+def test_a_date_format_reads_day_first_dates_and_names_a_line_that_breaks_it(tmp_path, engine):
+    orders_csv = write(tmp_path, "orders.csv", "customer_id,order_date,amount\n1,03/02/2024,12.00\n2,28/02/2024,5\n")
+    customers_csv = write(tmp_path, "customers.csv", "customer_id,signup_date\n1,01/12/2023\n2,\n")
+
+    byod.import_csv(orders_csv, customers_csv, engine=engine, date_format="%d/%m/%Y")
+
+    assert pick(rows(engine, source.orders), "customer_id", "order_ts") == [
+        (1, dt.datetime(2024, 2, 3)), (2, dt.datetime(2024, 2, 28))]
+    assert pick(rows(engine, source.customers), "customer_id", "signup_date") == [
+        (1, dt.date(2023, 12, 1)), (2, dt.date(2024, 2, 28))]
+
+    other = write(tmp_path, "other.csv", "customer_id,order_date,amount\n5,2024-02-03,1\n")
+    with pytest.raises(byod.CsvImportError, match=r"other\.csv line 2, column order_date: '2024-02-03' does not "
+                                                  r"match --date-format %d/%m/%Y \(expected a date or time written "
+                                                  r"as '%d/%m/%Y'"):
+        byod.import_csv(other, engine=engine, date_format="%d/%m/%Y")

@@ -36,6 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     imp = commands.add_parser("import-csv", help="load an orders CSV (and a customers CSV) into the source DB")
     imp.add_argument("--orders", required=True)
     imp.add_argument("--customers")
+    imp.add_argument("--date-format", help="strftime codes of the files' dates, e.g. %%d/%%m/%%Y (default: ISO 8601)")
     demo = commands.add_parser("demo", help="run the chain on the local target and print a summary")
     demo.add_argument("--days", type=int, default=3, help="partitions to run after the history (default 3)")
     plan = commands.add_parser("aws-plan", help="render and check every request the aws target would send for a "
@@ -68,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "import-csv":
         from crosschannel.sim import byod
 
-        print(json.dumps(byod.import_csv(args.orders, args.customers), indent=2))
+        print(json.dumps(byod.import_csv(args.orders, args.customers, date_format=args.date_format), indent=2))
     elif args.command == "demo":
         from crosschannel.sim import demo
 

@@ -19,7 +19,9 @@ Orders CSV, one line per order line:
 
     customer_id            required  a whole number >= 1 (at most 18 digits)
     order_ts or order_date required  an ISO date or timestamp: 2024-03-01, 2024-03-01 14:05:00 or
-                                     2024-03-01T14:05:00+02:00 (times with an offset become UTC);
+                                     2024-03-01T14:05:00+02:00 (times with an offset become UTC); with
+                                     --date-format F (strftime codes: %d/%m/%Y, %m/%d/%Y %H:%M, ...)
+                                     every date and time column is read as F instead;
                                      order_ts is used when the file has both; from 1970-01-01 to a day
                                      from now (UTC)
     amount                 required  what the line cost, a number >= 0 such as 19.99: at most 2 decimals
@@ -98,8 +100,9 @@ class CsvImportError(ValueError):
 class _Csv:
     """One CSV file as trimmed text cells indexed by line number, and the problems found in it."""
 
-    def __init__(self, path: str, required: list[tuple[str, ...]], problems: list[tuple[str, int, str]]):
-        self.name, self.problems = Path(path).name, problems
+    def __init__(self, path: str, required: list[tuple[str, ...]], problems: list[tuple[str, int, str]],
+                 date_format: str | None = None):
+        self.name, self.problems, self.date_format = Path(path).name, problems, date_format
         try:
             data = Path(path).read_bytes()
             self.digest = hashlib.sha256(data).digest()
@@ -169,8 +172,13 @@ def _ids(f: _Csv, column: str, digits: int, required: bool = False) -> pd.Series
 
 def _timestamps(f: _Csv, column: str, required: bool = False) -> pd.Series:
     text = f.text(column)
-    value = pd.to_datetime(text.where(text != ""), format="ISO8601", errors="coerce", utc=True).dt.tz_localize(None)
-    f.flag(value.isna() & (required | (text != "")), column, "is not an ISO date or timestamp", DATE_EXPECTED)
+    value = pd.to_datetime(text.where(text != ""), format=f.date_format or "ISO8601", errors="coerce",
+                           utc=True).dt.tz_localize(None)
+    if f.date_format:
+        f.flag(value.isna() & (required | (text != "")), column, f"does not match --date-format {f.date_format}",
+               f"a date or time written as {f.date_format!r} (strftime codes; times with %z become UTC)")
+    else:
+        f.flag(value.isna() & (required | (text != "")), column, "is not an ISO date or timestamp", DATE_EXPECTED)
     latest = pd.Timestamp.now("UTC").tz_localize(None).floor("s") + pd.Timedelta(days=1)
     expected = f"a time from 1970-01-01 to {latest:%Y-%m-%d %H:%M:%S} UTC, a day from now"
     f.flag(value < EPOCH, column, "is before 1970", expected)
@@ -379,11 +387,13 @@ def _placeholders(ids: list[int]) -> pd.DataFrame:
     })
 
 
-def import_csv(orders_csv: str, customers_csv: str | None = None, engine: sa.Engine | None = None) -> dict:
-    """Validate the CSV file(s), then load them into the source DB in one transaction; returns row counts."""
+def import_csv(orders_csv: str, customers_csv: str | None = None, engine: sa.Engine | None = None,
+               date_format: str | None = None) -> dict:
+    """Validate the CSV file(s), then load them into the source DB in one transaction; returns row counts.
+    `date_format` (strftime codes, e.g. %d/%m/%Y) reads every date and time column instead of ISO 8601."""
     problems: list[tuple[str, int, str]] = []
-    order_file = _Csv(orders_csv, [("customer_id",), ("order_ts", "order_date"), ("amount",)], problems)
-    customer_file = _Csv(customers_csv, [("customer_id",)], problems) if customers_csv else None
+    order_file = _Csv(orders_csv, [("customer_id",), ("order_ts", "order_date"), ("amount",)], problems, date_format)
+    customer_file = _Csv(customers_csv, [("customer_id",)], problems, date_format) if customers_csv else None
     orders = _orders(order_file)
     people = _customers(customer_file) if customer_file else None
     _raise_if_any(problems)
