@@ -64,9 +64,9 @@ def audience_activation():
         """Write the batch inference inputs (reachable members, the catalogue) and their validated requests."""
         from crosschannel.stages.activation import tasks
 
-        return tasks.plan_recommendations(partition_day(context), prepared, context["run_id"])
+        return tasks.plan_recommendations(partition_day(context), prepared)
 
-    @task(trigger_rule="none_failed")  # runs when no job ran (disabled, nothing sent, no solution yet)
+    @task(trigger_rule="all_done")  # also when no job ran, or one failed: the sends go on without its lists
     def commit_recommendations(plans: list[dict], **context) -> dict:
         """Read the jobs' output strictly, drop recent purchases, join the catalogue and commit the day's lists."""
         from crosschannel.stages.activation import tasks

@@ -28,7 +28,8 @@ partition must be published). For every model of `models.specs` in the configura
 7. Recommenders (`recommendations.enabled`): `plan_solutions` / `train_solution` / `register_solutions`: a
    solution version per recipe (aws-user-personalization-v2, aws-similar-items: Personalize's CreateSolutionVersion
    on aws, waited for in the triggerer; the local recipe locally), its metrics (GetSolutionMetrics) in a card under
-   `<root>/ml/<recipe>/registry/sNNNN/`, promoted unless worse than the champion (crosschannel.stages.recommendations).
+   `<root>/ml/<recipe>/registry/s<day>-<hash>/`, promoted unless worse than the champion or older than it; a
+   backfill trains none (crosschannel.stages.recommendations).
 
 Needs on aws: `aws.sagemaker.role_arn` (reading the ml zone, writing model artifacts) and the region's
 XGBoost framework image (`aws.sagemaker.image_uri`).
@@ -38,7 +39,7 @@ from __future__ import annotations
 
 from airflow.sdk import chain, dag, task
 
-from crosschannel.core.partition import partition_day
+from crosschannel.core.partition import is_backfill, partition_day
 from crosschannel.wiring import assets, steps
 from crosschannel.wiring.defaults import (
     DEFAULT_ARGS,
@@ -105,7 +106,7 @@ def propensity_training():
         """One recommender training plan per recipe: CreateSolution, CreateFilter, CreateSolutionVersion."""
         from crosschannel.stages.recommendations import tasks
 
-        return tasks.plan_solutions(partition_day(context), context["run_id"])
+        return tasks.plan_solutions(partition_day(context), context["run_id"], is_backfill(context))
 
     @task
     def register_solutions(trained, **context) -> dict:

@@ -16,6 +16,7 @@ from airflow.sdk import BaseHook
 from crosschannel import __main__ as cli
 from crosschannel.core import awsapi
 from crosschannel.core.config import get_config
+from crosschannel.stages.activation import recommended
 from crosschannel.wiring import notify
 from tests.conftest import AWS_ENV
 
@@ -202,7 +203,7 @@ def test_the_recommenders_training_and_batch_jobs_are_planned(aws_env, tmp_path,
     assert users["jobInput"] == {"s3DataSource": {"path": f"{folder}/users.json"}}
     assert users["jobOutput"] == {"s3DataDestination": {"path": f"{folder}/output/"}}
     assert users["roleArn"] == AWS_ENV["CROSSCHANNEL__ACTIVATION__PERSONALIZE__ROLE_ARN"]
-    assert users["numResults"] == get_config().recommendations.per_member
+    assert users["numResults"] == get_config().recommendations.per_member + recommended.OVERFETCH
     assert users["jobName"].startswith("crosschannel-user-20261102-")
 
 

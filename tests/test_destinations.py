@@ -166,6 +166,17 @@ def test_a_personalize_csv_that_breaks_its_schema_is_refused_before_anything_is_
         personalize.check_contract(dataset, frame)
 
 
+def test_a_stock_list_over_personalizes_categorical_limit_is_refused(local_env):
+    import pandas as pd
+
+    stores = "|".join(f"S{n}" for n in range(1001, 1201))  # 200 stores: 1,199 characters
+    frame = pd.DataFrame({"ITEM_ID": ["1", "2"], "CATEGORY": ["toys", "toys"], "BRAND": ["b", "b"],
+                          "PRICE": [9.5, 9.5], "CREATION_TIMESTAMP": [1_700_000_000] * 2,
+                          "STOCK_LOCATIONS": ["S1|ONLINE", stores]})
+    with pytest.raises(ActivationError, match=r"STOCK_LOCATIONS \(null/string\): 1 row\(s\)"):
+        personalize.check_contract("items", frame)
+
+
 # ---- Issue 13: the Pinpoint and Customer Profiles CSVs against their documented contracts
 
 def _csv(tmp_path, text: str) -> str:

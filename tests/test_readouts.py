@@ -283,7 +283,9 @@ def _commit_recommendations(day: dt.date, lists: dict[int, list[int]]) -> None:
 
 def test_bought_a_recommended_item_is_read_out_for_treatment_and_control(committed, spark):
     """The send day's lists (control members' too): a member with a list who bought one of its items in the window
-    counts, a purchase outside the window or of another item does not; the same SQL on DuckDB and Spark."""
+    counts, a purchase outside the window or of another item does not, and a control member treated in another
+    audience that day (3 in the second audience: it received its list) counts in neither; DuckDB and Spark agree."""
+    _commit_members(committed[1], SEND, [(1, "treatment"), (11, "control"), (3, "control")])
     _commit_recommendations(SEND, {1: [50, 51], 2: [52], 3: [53], 11: [80], 12: [81]})  # member 4 has no list
     lines = [(1, 50), (2, 50), (3, 60), (4, 70), (6, 80)]  # order 1 (member 1, on the send day) is outside
     sqljobs.write_partition(paths.trusted("order_lines", DAY), pa.table({
@@ -309,6 +311,7 @@ def test_bought_a_recommended_item_is_read_out_for_treatment_and_control(committ
     assert first["control"] == {"listed": 2, "bought": 1, "rate": 0.5}
     assert first["uplift"] == pytest.approx(1 / 3 - 0.5, abs=1e-6) and not first["significant"]
     assert by_audience[committed[1]]["treatment"] == {"listed": 1, "bought": 1, "rate": 1.0}
+    assert by_audience[committed[1]]["control"] == {"listed": 1, "bought": 1, "rate": 1.0}  # 11 only, not 3
     assert "33.33% of 3 / 50.00% of 2" in paths.readouts(DAY, "readouts.html").read_text()
 
 

@@ -10,6 +10,8 @@
 -- Recommendations: where the send day committed its members' lists (`recommended_<days>d`: customer_id, product_id;
 -- crosschannel.stages.activation.recommended, treatment and control alike), `listed` counts the members with a list
 -- and `bought_listed` those who bought one of its items in the window (`order_lines` of the partition); else NULL.
+-- A control member who was a treatment member of another audience sent that day received its list, so it counts
+-- in neither for this measure.
 {% for send in sends %}
 {% if not loop.first %}UNION ALL
 {% endif %}SELECT
@@ -23,8 +25,8 @@
     CAST(SUM(COALESCE(o.orders * o.orders, 0)) AS DOUBLE) AS orders_sq,
     CAST(SUM(COALESCE(o.revenue, 0)) AS DOUBLE) AS revenue,
     CAST(SUM(COALESCE(o.revenue * o.revenue, 0)) AS DOUBLE) AS revenue_sq,
-{% if send.recommended %}    CAST(SUM(CASE WHEN r.customer_id IS NOT NULL THEN 1 ELSE 0 END) AS BIGINT) AS listed,
-    CAST(SUM(CASE WHEN r.bought = 1 THEN 1 ELSE 0 END) AS BIGINT) AS bought_listed
+{% if send.recommended %}    CAST(SUM(CASE WHEN r.customer_id IS NOT NULL AND t.customer_id IS NULL THEN 1 ELSE 0 END) AS BIGINT) AS listed,
+    CAST(SUM(CASE WHEN r.bought = 1 AND t.customer_id IS NULL THEN 1 ELSE 0 END) AS BIGINT) AS bought_listed
 {% else %}    CAST(NULL AS BIGINT) AS listed,
     CAST(NULL AS BIGINT) AS bought_listed
 {% endif %}FROM members_{{ send.horizon }}d AS m
@@ -46,5 +48,8 @@ LEFT JOIN (
     ) AS b ON b.customer_id = rl.customer_id AND b.product_id = rl.product_id
     GROUP BY rl.customer_id
 ) AS r ON r.customer_id = m.customer_id
+LEFT JOIN (  -- a control member treated in another audience that day got its list: not a control for this measure
+    SELECT DISTINCT customer_id FROM members_{{ send.horizon }}d WHERE assignment = 'treatment'
+) AS t ON t.customer_id = m.customer_id AND m.assignment = 'control'
 {% endif %}GROUP BY m.audience, m.assignment
 {% endfor %}

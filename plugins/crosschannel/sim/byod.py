@@ -19,9 +19,8 @@ Orders CSV, one line per order line:
 
     customer_id            required  a whole number >= 1 (at most 18 digits)
     order_ts or order_date required  an ISO date or timestamp: 2024-03-01, 2024-03-01 14:05:00 or
-                                     2024-03-01T14:05:00+02:00 (times with an offset become UTC); with
-                                     --date-format F (strftime codes: %d/%m/%Y, %m/%d/%Y %H:%M, ...)
-                                     every date and time column is read as F instead;
+                                     2024-03-01T14:05:00+02:00 (times with an offset become UTC), or
+                                     as --date-format F says (%d/%m/%Y, ...: every date column);
                                      order_ts is used when the file has both; from 1970-01-01 to a day
                                      from now (UTC)
     amount                 required  what the line cost, a number >= 0 such as 19.99: at most 2 decimals
@@ -56,9 +55,8 @@ store and channel come from its first line and its time is its earliest line's. 
 clock is moved on to the midnight after the last order (unless it is already later): the transfer time
 of the next full load.
 
-Problems are reported as a CsvImportError naming file, line (the header is line 1), column and what was
-expected, e.g. `orders.csv line 7, column amount: '-3.50' is negative (expected an amount >= 0)`; the
-first 10 are listed, then how many more there are.
+Problems are reported as a CsvImportError naming file, line (the header is line 1), column and what was expected,
+e.g. `orders.csv line 7, column amount: '-3.50' is negative (expected an amount >= 0)`; the first 10 are listed.
 """
 
 from __future__ import annotations
@@ -174,11 +172,10 @@ def _timestamps(f: _Csv, column: str, required: bool = False) -> pd.Series:
     text = f.text(column)
     value = pd.to_datetime(text.where(text != ""), format=f.date_format or "ISO8601", errors="coerce",
                            utc=True).dt.tz_localize(None)
-    if f.date_format:
-        f.flag(value.isna() & (required | (text != "")), column, f"does not match --date-format {f.date_format}",
-               f"a date or time written as {f.date_format!r} (strftime codes; times with %z become UTC)")
-    else:
-        f.flag(value.isna() & (required | (text != "")), column, "is not an ISO date or timestamp", DATE_EXPECTED)
+    what, expected = ((f"does not match --date-format {f.date_format}", f"a date or time written as "
+                       f"{f.date_format!r} (strftime codes; times with %z become UTC)") if f.date_format
+                      else ("is not an ISO date or timestamp", DATE_EXPECTED))
+    f.flag(value.isna() & (required | (text != "")), column, what, expected)
     latest = pd.Timestamp.now("UTC").tz_localize(None).floor("s") + pd.Timedelta(days=1)
     expected = f"a time from 1970-01-01 to {latest:%Y-%m-%d %H:%M:%S} UTC, a day from now"
     f.flag(value < EPOCH, column, "is before 1970", expected)
@@ -380,25 +377,23 @@ def _load(conn: sa.Connection, order_file: _Csv, orders: pd.DataFrame, customer_
 def _placeholders(ids: list[int]) -> pd.DataFrame:
     """Customers known only by id: no contact details, opted out, signup date still to fill in."""
     none = [None] * len(ids)
-    return pd.DataFrame({
-        "customer_id": pd.array(ids, dtype="Int64"), "first_name": "Unknown", "last_name": "Customer",
-        "email": none, "phone": none, "email_opt_in": False, "sms_opt_in": False, "loyalty_tier": "none",
-        "home_store_id": pd.array(none, dtype="Int64"), "signup_date": pd.to_datetime(pd.Series(none)),
-    })
+    return pd.DataFrame({"customer_id": pd.array(ids, dtype="Int64"), "first_name": "Unknown", "last_name": "Customer",
+                         "email": none, "phone": none, "email_opt_in": False, "sms_opt_in": False,
+                         "loyalty_tier": "none", "home_store_id": pd.array(none, dtype="Int64"),
+                         "signup_date": pd.to_datetime(pd.Series(none))})
 
 
 def import_csv(orders_csv: str, customers_csv: str | None = None, engine: sa.Engine | None = None,
                date_format: str | None = None) -> dict:
     """Validate the CSV file(s), then load them into the source DB in one transaction; returns row counts.
-    `date_format` (strftime codes, e.g. %d/%m/%Y) reads every date and time column instead of ISO 8601."""
+    `date_format` (strftime codes, e.g. %d/%m/%Y) reads the date and time columns instead of ISO 8601."""
     problems: list[tuple[str, int, str]] = []
     order_file = _Csv(orders_csv, [("customer_id",), ("order_ts", "order_date"), ("amount",)], problems, date_format)
     customer_file = _Csv(customers_csv, [("customer_id",)], problems, date_format) if customers_csv else None
     orders = _orders(order_file)
     people = _customers(customer_file) if customer_file else None
     _raise_if_any(problems)
-    if engine is None:
-        engine = source.connect(get_config().source.sqlalchemy_url, create=True)
+    engine = engine or source.connect(get_config().source.sqlalchemy_url, create=True)
     source.create_schema(engine)
     imports.create(engine, checkfirst=True)
     with engine.begin() as conn:

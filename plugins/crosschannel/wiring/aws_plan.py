@@ -232,9 +232,10 @@ def recommendation_requests(day: dt.date, run: str) -> list[dict]:
         champion = {"solution_version_arn": ref("Registry", f"{short}_champion_solution_version_arn"),
                     "filter_arn": ref("Registry", f"{short}_champion_filter_arn")}
         folder = paths.delivery(recommended.RECOMMENDATIONS, day, ATTEMPT, name)
-        results = get_config().recommendations.per_member if name == "users" else recommended.SIMILAR_RESULTS
-        request = recommended.batch_request(recipe, champion, day, run, folder / f"{name}.json", folder / "output",
-                                            results)
+        results = (min(500, get_config().recommendations.per_member + recommended.OVERFETCH) if name == "users"
+                   else recommended.SIMILAR_RESULTS)
+        request = recommended.batch_request(recipe, champion, day, ATTEMPT, folder / f"{name}.json",
+                                            folder / "output", results)
         found.append(req("personalize", "CreateBatchInferenceJob", name, "audience_activation.recommend",
                          request["params"], "the champion solution version of the registry, and its filter when "
                                             "it has one; only when the run sends and a champion exists"))

@@ -92,13 +92,15 @@ def check_minimum(dataset: str, frame: pd.DataFrame, mode: str, day: dt.date) ->
 
 
 ID_FIELDS, MAX_ID = ("USER_ID", "ITEM_ID"), 256  # Personalize: ids of at most 256 characters
+MAX_CATEGORICAL = 1000  # Personalize: a categorical value of at most 1,000 characters
 EPOCH_RANGE = (946_684_800, 4_102_444_800)  # 2000-01-01 .. 2100-01-01 in seconds: milliseconds fall far outside
 
 
 def check_contract(dataset: str, frame: pd.DataFrame) -> None:
     """The CSV against its Avro schema as Personalize reads it: a non-nullable field has no empty value, a long or
-    float is a finite number, timestamps are epoch seconds, ids fit 256 characters. Names the column, the number
-    of bad rows and the first ones."""
+    float is a finite number, timestamps are epoch seconds, ids fit 256 characters, a categorical value (a
+    multi-value one whole, such as STOCK_LOCATIONS) 1,000. Names the column, the number of bad rows and the first
+    ones."""
     import pandas as pd
 
     problems = []
@@ -113,6 +115,8 @@ def check_contract(dataset: str, frame: pd.DataFrame) -> None:
                 bad |= values.notna() & ~numbers.between(*EPOCH_RANGE)
         if name in ID_FIELDS:
             bad |= values.astype("string").str.len().gt(MAX_ID).fillna(False)
+        if field.get("categorical"):  # Personalize's limit per categorical value (all of a multi-value field)
+            bad |= values.astype("string").str.len().gt(MAX_CATEGORICAL).fillna(False)
         if bad.any():
             problems.append(f"{name} ({'/'.join(kinds)}): {int(bad.sum())} row(s), e.g. {values[bad].head(3).tolist()}")
     if problems:

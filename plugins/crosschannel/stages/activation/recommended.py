@@ -65,15 +65,17 @@ def recipients(day: dt.date, profile: pd.DataFrame) -> list[int]:
     return sorted(set(members["customer_id"].astype("int64")) & set(reachable.astype("int64")))
 
 
-def _job_name(recipe: str, day: dt.date, run: str) -> str:
+def _job_name(recipe: str, day: dt.date, attempt: str) -> str:
+    """Unique per delivery attempt (a cleared run is a new attempt with new folders: a new job, never the first
+    attempt's job resumed by name); a task retry within the attempt resumes its job."""
     short = "user" if recipe == USER_PERSONALIZATION else "similar"
-    return f"crosschannel-{short}-{day:%Y%m%d}-{run_hash(run)}"
+    return f"crosschannel-{short}-{day:%Y%m%d}-{run_hash(attempt)}"
 
 
-def batch_request(recipe: str, champion: dict, day: dt.date, run: str, job_input, job_output,
+def batch_request(recipe: str, champion: dict, day: dt.date, attempt: str, job_input, job_output,
                   num_results: int) -> dict:
     """CreateBatchInferenceJob of `recipe`'s champion solution version, validated."""
-    params = {"jobName": _job_name(recipe, day, run), "solutionVersionArn": champion["solution_version_arn"],
+    params = {"jobName": _job_name(recipe, day, attempt), "solutionVersionArn": champion["solution_version_arn"],
               "numResults": num_results,
               "jobInput": {"s3DataSource": {"path": storage.url_of(job_input)}},
               "jobOutput": {"s3DataDestination": {"path": storage.url_of(job_output) + "/"}},
@@ -83,7 +85,7 @@ def batch_request(recipe: str, champion: dict, day: dt.date, run: str, job_input
     return outbox.validate("personalize", "CreateBatchInferenceJob", params)
 
 
-def plan(day: dt.date, decision: dict, profile: pd.DataFrame, catalogue: list[int], run: str) -> tuple[list, str]:
+def plan(day: dt.date, decision: dict, profile: pd.DataFrame, catalogue: list[int]) -> tuple[list, str]:
     """The day's batch jobs (users: the recipients; items: the catalogue) and why there are none when so."""
     settings = get_config().recommendations
     if not settings.enabled:
@@ -104,7 +106,7 @@ def plan(day: dt.date, decision: dict, profile: pd.DataFrame, catalogue: list[in
         with storage.committing(folder, marker=False) as staging:
             batch_format.write_input(staging / job_input.name, INPUT_KEY[recipe], ids, _filter_values(day, name, ids))
         num_results = min(500, settings.per_member + OVERFETCH) if name == "users" else SIMILAR_RESULTS
-        request = batch_request(recipe, champion, day, run, job_input, folder / "output", num_results)
+        request = batch_request(recipe, champion, day, decision["attempt"], job_input, folder / "output", num_results)
         plans.append({"partition": day.isoformat(), "name": name, "recipe": recipe, "lines": len(ids),
                       "input": storage.url_of(job_input), "output": storage.url_of(folder / "output"),
                       "solution_version": champion["version"], "trained_through": champion["trained_through"],
@@ -158,16 +160,23 @@ def commit(day: dt.date, plans: list[dict]) -> dict:
     products = _products(day)
     committed = {}
     for plan in plans:
-        records = batch_format.read_output(output_file(plan))
+        try:
+            found = output_file(plan)
+        except outbox.ActivationError as exc:  # its job failed (the recommend task says why): the others go on
+            log.warning("recommendations for %s: no %s list today: %s", day, plan["name"], exc)
+            committed[plan["name"]] = {"recipe": plan["recipe"], "error": f"no output: {exc}"}
+            continue
+        records = batch_format.read_output(found)
         if len(records) != plan["lines"]:
-            raise outbox.ActivationError(f"recommendations for {day}: {storage.url_of(output_file(plan))} has "
+            raise outbox.ActivationError(f"recommendations for {day}: {storage.url_of(found)} has "
                                          f"{len(records)} line(s) for {plan['lines']} input line(s)")
         errors = [r for r in records if r.error is not None]
         if plan["name"] == "users":
-            frame, folder = _not_bought_recently(day, _rows(records, products, "customer_id", "product_id")), \
-                members_dir(day)
+            frame, folder = _kept(day, _rows(records, products, "customer_id", "product_id"), "customer_id",
+                                  "product_id", get_config().recommendations.per_member), members_dir(day)
         else:
-            frame, folder = _rows(records, products, "product_id", "similar_product_id"), similar_dir(day)
+            frame, folder = _kept(day, _rows(records, products, "product_id", "similar_product_id"), "product_id",
+                                  "similar_product_id", SIMILAR_RESULTS), similar_dir(day)
         sqljobs.write_partition(folder, pa.Table.from_pandas(frame, preserve_index=False))
         committed[plan["name"]] = {"recipe": plan["recipe"], "solution_version": plan["solution_version"],
                                    "lines": len(records), "answered": len(records) - len(errors),
@@ -179,19 +188,30 @@ def commit(day: dt.date, plans: list[dict]) -> dict:
     return committed
 
 
-def _not_bought_recently(day: dt.date, frame: pd.DataFrame) -> pd.DataFrame:
-    """The lists without what each member bought in the last `exclude_bought_days` days (by the end of `day`),
-    re-ranked, at most `per_member` each."""
-    from crosschannel.stages.recommendations import data
+def _kept(day: dt.date, frame: pd.DataFrame, key: str, item: str, keep: int) -> pd.DataFrame:
+    """The lists as of the end of `day`, re-ranked, at most `keep` each: without what the member bought in the last
+    `exclude_bought_days` days (members' lists), and without what is out of stock today at the member's home store
+    and online (online for similar items). On aws the job's filter saw the stock of the last items import, which
+    may be a day old; locally the job's filter already removed the same items."""
+    import numpy as np
+
+    from crosschannel.stages.recommendations import data, filters
 
     settings = get_config().recommendations
     end = data.end_of(day)
-    purchases = data.recent_purchases(day, end - dt.timedelta(days=settings.exclude_bought_days), end)
-    bought = set(zip(purchases["customer_id"].astype("int64"), purchases["product_id"].astype("int64"), strict=True))
-    keep = [(c, p) not in bought for c, p in zip(frame["customer_id"], frame["product_id"], strict=True)]
-    frame = frame[keep].sort_values(["customer_id", "rank"], kind="stable")
-    frame["rank"] = frame.groupby("customer_id").cumcount() + 1
-    return frame[frame["rank"] <= settings.per_member].reset_index(drop=True)
+    stock = data.stock(day)
+    items = np.unique(frame[item].to_numpy(dtype="int64"))
+    masks = filters.build(stock, items, end, exclude_days=1, online_stores=settings.online_stores or None)
+    customers = frame[key].to_numpy(dtype="int64") if key == "customer_id" else None
+    ok = masks.in_stock_for(customers, frame[item].to_numpy(dtype="int64"))
+    if key == "customer_id":
+        purchases = data.recent_purchases(day, end - dt.timedelta(days=settings.exclude_bought_days), end)
+        bought = set(zip(purchases["customer_id"].astype("int64"), purchases["product_id"].astype("int64"),
+                         strict=True))
+        ok &= np.array([(c, p) not in bought for c, p in zip(frame[key], frame[item], strict=True)], dtype=bool)
+    frame = frame[ok].sort_values([key, "rank"], kind="stable")
+    frame["rank"] = frame.groupby(key).cumcount() + 1
+    return frame[frame["rank"] <= keep].reset_index(drop=True)
 
 
 def _products(day: dt.date) -> pd.DataFrame:
@@ -208,8 +228,8 @@ def catalogue(day: dt.date) -> list[int]:
 
 def lists(day: dt.date) -> dict[int, list[dict]]:
     """customer id -> the day's recommended products, best first ({"id", "name", "category", "price"}); {} when the
-    day has none committed."""
-    if not storage.is_committed(members_dir(day)):
+    day has none committed or recommendations are disabled."""
+    if not get_config().recommendations.enabled or not storage.is_committed(members_dir(day)):
         return {}
     frame = sqljobs.read_partition(members_dir(day)).to_pandas().sort_values(["customer_id", "rank"])
     found: dict[int, list[dict]] = {}

@@ -52,10 +52,10 @@ def _planned(destination: str, day: dt.date, prepared: dict, make: Callable[[], 
         return []
 
 
-def plan_recommendations(day: dt.date, prepared: dict, run: str) -> list[dict]:
+def plan_recommendations(day: dt.date, prepared: dict) -> list[dict]:
     """The batch inference jobs of the day: the audiences' reachable members and the catalogue."""
     plans, reason = recommended.plan(day, prepared["decision"], profiles.read_profiles(day),
-                                     recommended.catalogue(day), run)
+                                     recommended.catalogue(day))
     if reason:
         log.warning("recommendations for %s: %s", day, reason)
     return plans

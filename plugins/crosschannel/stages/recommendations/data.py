@@ -103,3 +103,18 @@ def recent_purchases(day: dt.date, since: dt.datetime, until: dt.datetime) -> pd
     tables = {name: _published(name, day) for name in ("orders", "order_lines")}
     purchases = _typed(engines.run_duckdb(_sql("purchases"), tables).to_pandas())
     return purchases[(purchases["ts"] >= since) & (purchases["ts"] < until)]
+
+
+def stock(day: dt.date) -> Trusted:
+    """The trusted state of `day` a stock check needs (customers' home stores, inventory, products), with no
+    interactions."""
+    import pandas as pd
+
+    tables = {name: _published(name, day) for name in ("products", "customers", "inventory")}
+    run = engines.run_duckdb
+    none = pd.DataFrame({"customer_id": pd.Series(dtype="int64"), "product_id": pd.Series(dtype="int64"),
+                         "ts": pd.Series(dtype="datetime64[us]")})
+    return Trusted(day=day, purchases=none, events=none.assign(weight=pd.Series(dtype="float64")),
+                   products=run(_sql("products"), {"products": tables["products"]}).to_pandas(),
+                   customers=run(_sql("customers"), {"customers": tables["customers"]}).to_pandas(),
+                   inventory=run(_sql("inventory"), {"inventory": tables["inventory"]}).to_pandas())

@@ -64,11 +64,7 @@ class Filters:
         hit = rows >= 0
         if hit.any():
             recent[hit] = self.recent[rows[hit]].toarray() > 0
-        if stock_rows is None:
-            at = index_of(self.homed, customer_ids)
-            stock_rows = np.where(at >= 0, self.home[np.maximum(at, 0)] if self.home.size else 0,
-                                  self.in_stock.shape[0] - 1)
-        return recent | ~self.in_stock[stock_rows]
+        return recent | ~self.in_stock[self.home_rows(customer_ids) if stock_rows is None else stock_rows]
 
     def stock_rows(self, filter_values: list[dict | None]) -> np.ndarray:
         """Per input line, the `in_stock` row its filterValues' LOCATIONS choose: the listed store's (which includes
@@ -81,6 +77,19 @@ class Filters:
                 if at >= 0:
                     rows[line] = at
         return rows
+
+    def home_rows(self, customer_ids: np.ndarray) -> np.ndarray:
+        """Each customer's row of `in_stock`: their home store's, online for one without a home store."""
+        at = index_of(self.homed, customer_ids)
+        return np.where(at >= 0, self.home[np.maximum(at, 0)] if self.home.size else 0, self.in_stock.shape[0] - 1)
+
+    def in_stock_for(self, customer_ids: np.ndarray | None, product_ids: np.ndarray) -> np.ndarray:
+        """Per (customer, product) pair: in stock at the customer's home store or online (customer_ids None: online
+        only); a product outside the catalogue is not."""
+        columns = index_of(self.items, product_ids)
+        rows = (np.full(product_ids.size, self.in_stock.shape[0] - 1) if customer_ids is None
+                else self.home_rows(customer_ids))
+        return (columns >= 0) & self.in_stock[rows, np.maximum(columns, 0)]
 
     def unavailable(self) -> np.ndarray:
         """Per item: out of stock online (what filters similar items, which have no customer)."""

@@ -1,8 +1,9 @@
 """Solution versions of the recommender recipes: trained weekly by propensity_training, each registered with a card,
 and the champion the daily batch jobs use (crosschannel.stages.activation.recommended).
 
-    <root>/ml/<recipe>/registry/sNNNN/card.json    every version: recipe, partition trained through, solution version
-                                                   ARN, filter ARN, GetSolutionMetrics' metrics, the decision
+    <root>/ml/<recipe>/registry/s<YYYYMMDD>-<hash>/card.json   every version (its partition and a hash of its ARN):
+                                                   recipe, solution version ARN, filter ARN, GetSolutionMetrics'
+                                                   metrics, the decision
     <root>/ml/<recipe>/registry/champion.json      the version the batch jobs use
 
 On aws: the solution `crosschannel-<recipe name>` of `activation.personalize.dataset_group_arn` (created once, with
@@ -15,8 +16,10 @@ of `evaluate` under GetSolutionMetrics' names (precision_at_10, normalized_disco
 coverage; Personalize holds out each test user's latest interactions, the local holdout the last 30 days).
 
 Promotion: a new version replaces the champion unless its `recommendations.promotion_metric` is lower than the
-champion's by more than `recommendations.promotion_tolerance`; the first version is promoted. Both versions'
-metrics come from the same kind of holdout, so they are compared as Personalize reports them.
+champion's by more than `recommendations.promotion_tolerance`, and never over a champion trained on a later
+partition; the first version is promoted. Both versions' metrics come from the same kind of holdout, so they are
+compared as Personalize reports them. A backfill trains nothing (`plan`): on aws a solution version trains on the
+datasets as they are now, not as they were on the backfilled partition.
 """
 
 from __future__ import annotations
@@ -46,10 +49,14 @@ def solution_arn(name: str) -> str:
     return f"{prefix}:solution/{name}"
 
 
-def plan(day: dt.date, run: str) -> list[dict]:
-    """One training plan per recipe: CreateSolution (used when it exists), CreateFilter (user personalization:
-    the stock filter) and CreateSolutionVersion, validated against the botocore model."""
+def plan(day: dt.date, run: str, *, backfill: bool = False) -> list[dict]:
+    """One training plan per recipe: CreateSolution (used when it exists), CreateFilter (the stock filter) and
+    CreateSolutionVersion, validated against the botocore model; none when disabled or from a backfill."""
     if not get_config().recommendations.enabled:
+        return []
+    if backfill:
+        log.warning("recommendations for %s: a backfill trains no solution version (Personalize trains on the "
+                    "datasets as they are now, not as they were on %s)", day, day)
         return []
     group = get_config().activation.personalize.dataset_group_arn
     plans = []
@@ -94,20 +101,26 @@ def champion(recipe: str) -> dict | None:
     return storage.read_json(paths.registry(recipe) / storage.read_json(pointer)["version"] / "card.json")
 
 
-def _next_version(recipe: str) -> str:
-    folder = paths.registry(recipe)
-    taken = [int(p.name[1:]) for p in folder.glob("s*") if p.name[1:].isdigit()] if folder.exists() else []
-    return f"s{max(taken, default=0) + 1:04d}"
+def version_id(day: dt.date, solution_version_arn: str) -> str:
+    """A version's registry id: its partition and a hash of its ARN (s20261101-1a2b3c). The same version registered
+    again (a retry, a cleared run) lands on the same id; two runs registering at once cannot take the same one."""
+    import hashlib
+
+    return f"s{day:%Y%m%d}-{hashlib.sha256(solution_version_arn.encode()).hexdigest()[:6]}"
 
 
-def decide(metrics: dict, current: dict | None) -> tuple[bool, str]:
-    """Promote unless the promotion metric is worse than the champion's by more than the tolerance."""
+def decide(metrics: dict, current: dict | None, day: dt.date) -> tuple[bool, str]:
+    """Promote unless the promotion metric is worse than the champion's by more than the tolerance, or the version
+    was trained on an earlier partition than the champion's (a backfilled week never replaces a newer model)."""
     settings = get_config().recommendations
     name, tolerance = settings.promotion_metric, settings.promotion_tolerance
     if name not in metrics:
         return False, f"not promoted: GetSolutionMetrics gave no {name} ({sorted(metrics)})"
     if current is None:
         return True, f"promoted: the first version ({name} {metrics[name]:.4f})"
+    if day.isoformat() < current["trained_through"]:
+        return False, (f"not promoted: trained through {day}, before the champion {current['version']} "
+                       f"(trained through {current['trained_through']})")
     before = current["metrics"].get(name)
     if before is not None and metrics[name] < before - tolerance:
         return False, (f"not promoted: {name} {metrics[name]:.4f} is worse than the champion {current['version']}'s "
@@ -117,22 +130,29 @@ def decide(metrics: dict, current: dict | None) -> tuple[bool, str]:
 
 def register(day: dt.date, trained: list[dict]) -> dict:
     """Register every trained version with its card, promote by the rule, and keep the outcome in the day's reports
-    (<root>/reports/dt=D/recommendations/solutions.json); the outcome per recipe."""
+    (<root>/reports/dt=D/recommendations/solutions.json); the outcome per recipe. A version registered before (a
+    retry) keeps its card; its promotion is completed if a crash came between the card and the champion pointer."""
     outcome = {}
     for result in trained:
-        recipe, current = result["recipe"], champion(result["recipe"])
-        promoted, reason = decide(result["metrics"], current)
-        version = _next_version(recipe)
-        card = {"version": version, "recipe": recipe, "trained_through": day.isoformat(),
-                "solution_arn": result["solution_arn"], "solution_version_arn": result["solution_version_arn"],
-                "filter_arn": result.get("filter_arn"), "metrics": result["metrics"],
-                "promotion_metric": get_config().recommendations.promotion_metric, "promoted": promoted,
-                "decision": reason, "previous_champion": current["version"] if current else None,
-                "registered_at": dt.datetime.now(dt.UTC).isoformat()}
-        storage.write_json(paths.registry(recipe) / version / "card.json", card)
-        if promoted:
+        recipe = result["recipe"]
+        version = version_id(day, result["solution_version_arn"])
+        path = paths.registry(recipe) / version / "card.json"
+        current = champion(recipe)
+        if path.exists():
+            card = storage.read_json(path)
+            log.info("%s %s: registered before (%s)", recipe, version, card["decision"])
+        else:
+            promoted, reason = decide(result["metrics"], current, day)
+            card = {"version": version, "recipe": recipe, "trained_through": day.isoformat(),
+                    "solution_arn": result["solution_arn"], "solution_version_arn": result["solution_version_arn"],
+                    "filter_arn": result.get("filter_arn"), "metrics": result["metrics"],
+                    "promotion_metric": get_config().recommendations.promotion_metric, "promoted": promoted,
+                    "decision": reason, "previous_champion": current["version"] if current else None,
+                    "registered_at": dt.datetime.now(dt.UTC).isoformat()}
+            storage.write_json(path, card)
+            log.info("%s %s: %s", recipe, version, reason)
+        if card["promoted"] and (current or {}).get("version") == card["previous_champion"]:
             storage.write_json(paths.registry(recipe) / "champion.json", {"version": version})
-        log.info("%s %s: %s", recipe, version, reason)
         outcome[recipe] = {k: card[k] for k in ("version", "promoted", "decision", "metrics")}
     storage.write_json(paths.reports(day, "recommendations", "solutions.json"), outcome)
     return outcome

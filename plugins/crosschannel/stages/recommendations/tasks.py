@@ -8,9 +8,10 @@ import datetime as dt
 from crosschannel.stages.recommendations import solutions
 
 
-def plan_solutions(day: dt.date, run: str) -> list[dict]:
-    """One training plan per recipe: CreateSolution, CreateFilter and CreateSolutionVersion, validated."""
-    return solutions.plan(day, run)
+def plan_solutions(day: dt.date, run: str, backfill: bool) -> list[dict]:
+    """One training plan per recipe: CreateSolution, CreateFilter and CreateSolutionVersion, validated (none from a
+    backfill)."""
+    return solutions.plan(day, run, backfill=backfill)
 
 
 def register_solutions(day: dt.date, trained: list[dict]) -> dict:

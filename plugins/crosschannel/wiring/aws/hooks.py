@@ -124,11 +124,20 @@ class PersonalizeHook(AwsBaseHook):
         super().__init__(*args, **kwargs)
 
     def _create_or_resume(self, create: Callable[..., str], request: dict, name_key: str,
-                          find: Callable[[str], tuple[str, str] | None], failed: frozenset[str], what: str) -> str:
+                          find: Callable[[str], tuple[str, str] | None], failed: frozenset[str], what: str,
+                          look_first: bool = False) -> str:
         """`create(**request)`'s ARN; when the planned name is taken, the job of that name (`find(name)`: its ARN and
-        status) is resumed while it runs or once it is done, and one that failed is followed by `<name>-r<n>`."""
+        status) is resumed while it runs or once it is done, and one that failed is followed by `<name>-r<n>`.
+        `look_first`: look for the name before creating (where AWS does not document that it refuses a name twice)."""
         name = request[name_key]
         for attempt in range(1, 100):
+            existing = find(request[name_key]) if look_first else None
+            if existing is not None and existing[1] not in failed:
+                self.log.info("%s %s exists (%s): resumed, not created again", what, request[name_key], existing[1])
+                return existing[0]
+            if existing is not None:
+                request = {**request, name_key: f"{name[:58]}-r{attempt}"}
+                continue
             try:
                 return create(**request)
             except self.conn.exceptions.ResourceAlreadyExistsException:
@@ -209,9 +218,11 @@ class PersonalizeHook(AwsBaseHook):
         return self._create_or_resume(
             lambda **r: self.conn.create_solution_version(**r)["solutionVersionArn"], request, "name",
             lambda name: self._version_named(request["solutionArn"], name),
-            frozenset({"CREATE FAILED", "CREATE STOPPING", "CREATE STOPPED"}), "Personalize solution version")
+            frozenset({"CREATE FAILED", "CREATE STOPPING", "CREATE STOPPED"}), "Personalize solution version",
+            look_first=True)  # CreateSolutionVersion is not documented to refuse a name twice: a retry looks first
 
     def _version_named(self, solution_arn: str, name: str) -> tuple[str, str] | None:
+        """The version of that name, the solution's versions described newest first (a weekly version a week)."""
         versions = sorted(self._pages("list_solution_versions", "solutionVersions", solutionArn=solution_arn),
                           key=lambda v: str(v.get("creationDateTime", "")), reverse=True)
         for summary in versions:
