@@ -63,6 +63,13 @@ advance: venv
 bench: venv
 	$(PY) bench/bench_generator.py $(ARGS)
 
+# The whole chain for a first day and a regular day at a scale, each stage against its floor (bench/scale.py):
+#   make bench-scale CUSTOMERS=100000 [ARGS="--reuse --root DIR"]  -> .data/reports/bench_scale_<N>.json
+.PHONY: bench-scale
+bench-scale: venv airflow-db
+	$(if $(CUSTOMERS),,$(error CUSTOMERS is required: make bench-scale CUSTOMERS=N))
+	AIRFLOW__LOGGING__LOGGING_LEVEL=$${AIRFLOW__LOGGING__LOGGING_LEVEL:-WARNING} $(PY) bench/scale.py --customers $(CUSTOMERS) $(ARGS)
+
 clean:
 	rm -rf .data
 

@@ -16,4 +16,4 @@ def plan_solutions(day: dt.date, run: str, backfill: bool) -> list[dict]:
 
 def register_solutions(day: dt.date, trained: list[dict]) -> dict:
     """Register each trained version with its card; promote it unless it is worse than the champion."""
-    return solutions.register(day, list(trained))
+    return solutions.register(day, [trained[i] for i in range(len(trained))])  # iterating asks one past the end
