@@ -410,3 +410,16 @@ def test_cards_are_valid_json():
 
     assert json.loads(json.dumps(model_metrics.finite(card), allow_nan=False)) == {
         "auc": None, "nested": [{"lift": None}, 1.5], "ok": "x"}
+
+
+def test_a_point_mass_that_moves_a_little_is_no_shift():
+    """Found at 100,000 customers (bench/scale.py): a baseline champion's 18% of customers at one probability sat on
+    a decile edge; the next day it moved by 0.00005 and the whole mass hopped into the next bin (PSI 1.37)."""
+    rng = np.random.default_rng(3)
+    mass = 0.02948  # 21% of the scores below it, 18% on it, 61% above: the 30% quantile edge sits on it
+    spread = np.concatenate([rng.uniform(0.0, 0.028, 2100), rng.uniform(0.031, 0.98, 6100)])
+    previous = np.concatenate([spread, np.full(1800, mass)])
+    current = np.concatenate([spread, np.full(1800, mass - 5e-5)])
+
+    assert scoring.psi(previous, current) < 0.01
+    assert scoring.psi(previous, rng.beta(6, 1.2, 10000)) > 1  # a real shift still shows
