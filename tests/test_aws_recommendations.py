@@ -341,12 +341,18 @@ def test_a_retry_after_a_failed_version_trains_a_renamed_one(env, personalize):
 
 # ---- batch inference
 
-def test_batch_inference_starts_the_planned_job_and_waits_for_it(env, personalize):
+def _started_batch_job(personalize) -> tuple[dict, PersonalizeBatchInferenceOperator, Stubber]:
+    """A batch plan's operator whose CreateBatchInferenceJob is answered with JOB."""
     plan = batch_plan()
     op = PersonalizeBatchInferenceOperator(task_id="recommend", plan=plan, aws_conn_id=None)
     stubber = personalize(op)
     stubber.add_response("create_batch_inference_job", {"batchInferenceJobArn": JOB},
                          _params(plan, "CreateBatchInferenceJob"))
+    return plan, op, stubber
+
+
+def test_batch_inference_starts_the_planned_job_and_waits_for_it(env, personalize):
+    plan, op, stubber = _started_batch_job(personalize)
     for status in ("PENDING", "IN PROGRESS", "ACTIVE"):
         _describe_job(stubber, status)
 
@@ -359,11 +365,7 @@ def test_batch_inference_starts_the_planned_job_and_waits_for_it(env, personaliz
 
 
 def test_a_failed_batch_job_raises_naming_it_with_personalizes_reason(env, personalize):
-    plan = batch_plan()
-    op = PersonalizeBatchInferenceOperator(task_id="recommend", plan=plan, aws_conn_id=None)
-    stubber = personalize(op)
-    stubber.add_response("create_batch_inference_job", {"batchInferenceJobArn": JOB},
-                         _params(plan, "CreateBatchInferenceJob"))
+    _, op, stubber = _started_batch_job(personalize)
     _describe_job(stubber, "IN PROGRESS")
     _describe_job(stubber, "CREATE FAILED", failureReason="Access denied to s3://lake/data/activation/recommendations")
 
@@ -376,11 +378,7 @@ def test_a_failed_batch_job_raises_naming_it_with_personalizes_reason(env, perso
 
 
 def test_a_batch_job_still_running_at_the_timeout_raises(env, personalize, monkeypatch):
-    plan = batch_plan()
-    op = PersonalizeBatchInferenceOperator(task_id="recommend", plan=plan, aws_conn_id=None)
-    stubber = personalize(op)
-    stubber.add_response("create_batch_inference_job", {"batchInferenceJobArn": JOB},
-                         _params(plan, "CreateBatchInferenceJob"))
+    _, op, stubber = _started_batch_job(personalize)
     _describe_job(stubber, "IN PROGRESS")
     monkeypatch.setattr(operators, "_polling", lambda minimum_minutes=0: {"interval": 0, "timeout": 0})
 

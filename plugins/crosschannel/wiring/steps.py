@@ -215,12 +215,16 @@ def score_model(plans):
 
 # ---- activation: one mapped load per destination plan
 
+def _aws_plans(task_id: str, operator: str, plans):
+    """The aws target's step over plans: the bundle's deferrable operator (crosschannel.wiring.aws), one per plan."""
+    from crosschannel.wiring.aws import operators
+
+    return getattr(operators, operator).partial(task_id=task_id, deferrable=True, **_aws()).expand(plan=plans).output
+
+
 def _load(task_id: str, operator: str, plans):
     if _on_aws():
-        from crosschannel.wiring.aws import operators
-
-        return getattr(operators, operator).partial(task_id=task_id, deferrable=True, **_aws()).expand(
-            plan=plans).output
+        return _aws_plans(task_id, operator, plans)
 
     @task(task_id=task_id)
     def load_local(plan: dict) -> str:
@@ -252,10 +256,7 @@ def load_personalize(plans):
 def train_solution(plans):
     """One solution version per recipe's training plan (crosschannel.stages.recommendations.solutions)."""
     if _on_aws():
-        from crosschannel.wiring.aws import operators
-
-        return operators.PersonalizeSolutionOperator.partial(task_id="train_solution", deferrable=True,
-                                                             **_aws()).expand(plan=plans).output
+        return _aws_plans("train_solution", "PersonalizeSolutionOperator", plans)
 
     @task
     def train_solution(plan: dict) -> dict:
@@ -270,10 +271,7 @@ def train_solution(plans):
 def recommend(plans):
     """One batch inference job per plan of crosschannel.stages.activation.recommended."""
     if _on_aws():
-        from crosschannel.wiring.aws import operators
-
-        return operators.PersonalizeBatchInferenceOperator.partial(task_id="recommend", deferrable=True,
-                                                                   **_aws()).expand(plan=plans).output
+        return _aws_plans("recommend", "PersonalizeBatchInferenceOperator", plans)
 
     @task
     def recommend(plan: dict) -> dict:

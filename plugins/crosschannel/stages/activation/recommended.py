@@ -157,7 +157,9 @@ def commit(day: dt.date, plans: list[dict]) -> dict:
     members' and the similar items' tables; what was committed."""
     import pyarrow as pa
 
-    products = _products(day)
+    from crosschannel.stages.recommendations import data
+
+    products, stock = _products(day), data.stock(day)
     committed = {}
     for plan in plans:
         try:
@@ -172,10 +174,10 @@ def commit(day: dt.date, plans: list[dict]) -> dict:
                                          f"{len(records)} line(s) for {plan['lines']} input line(s)")
         errors = [r for r in records if r.error is not None]
         if plan["name"] == "users":
-            frame, folder = _kept(day, _rows(records, products, "customer_id", "product_id"), "customer_id",
+            frame, folder = _kept(stock, _rows(records, products, "customer_id", "product_id"), "customer_id",
                                   "product_id", get_config().recommendations.per_member), members_dir(day)
         else:
-            frame, folder = _kept(day, _rows(records, products, "product_id", "similar_product_id"), "product_id",
+            frame, folder = _kept(stock, _rows(records, products, "product_id", "similar_product_id"), "product_id",
                                   "similar_product_id", SIMILAR_RESULTS), similar_dir(day)
         sqljobs.write_partition(folder, pa.Table.from_pandas(frame, preserve_index=False))
         committed[plan["name"]] = {"recipe": plan["recipe"], "solution_version": plan["solution_version"],
@@ -188,20 +190,20 @@ def commit(day: dt.date, plans: list[dict]) -> dict:
     return committed
 
 
-def _kept(day: dt.date, frame: pd.DataFrame, key: str, item: str, keep: int) -> pd.DataFrame:
-    """The lists as of the end of `day`, re-ranked, at most `keep` each: without what the member bought in the last
+def _kept(stock, frame: pd.DataFrame, key: str, item: str, keep: int) -> pd.DataFrame:
+    """The lists as of the end of the day of `stock` (data.stock), re-ranked, at most `keep` each: without what the
+    member bought in the last
     `exclude_bought_days` days (members' lists), and without what is out of stock today at the member's home store
     and online (online for similar items). On aws the job's filter saw the stock of the last items import, which
     may be a day old; locally the job's filter already removed the same items."""
     import numpy as np
 
-    from crosschannel.stages.recommendations import data, filters
+    from crosschannel.stages.recommendations import data
 
     settings = get_config().recommendations
-    end = data.end_of(day)
-    stock = data.stock(day)
+    day, end = stock.day, data.end_of(stock.day)
     items = np.unique(frame[item].to_numpy(dtype="int64"))
-    masks = filters.build(stock, items, end, exclude_days=1, online_stores=settings.online_stores or None)
+    masks = filters.build(stock, items, end, online_stores=settings.online_stores or None)  # stock has no purchases
     customers = frame[key].to_numpy(dtype="int64") if key == "customer_id" else None
     ok = masks.in_stock_for(customers, frame[item].to_numpy(dtype="int64"))
     if key == "customer_id":

@@ -80,11 +80,15 @@ def read(day: dt.date, *, event_days: int = 90) -> Trusted:
     return Trusted(
         day=day,
         purchases=_typed(run(_sql("purchases"), {k: tables[k] for k in ("orders", "order_lines")}).to_pandas()),
-        products=run(_sql("products"), {"products": tables["products"]}).to_pandas(),
-        customers=run(_sql("customers"), {"customers": tables["customers"]}).to_pandas(),
-        inventory=run(_sql("inventory"), {"inventory": tables["inventory"]}).to_pandas(),
         events=_typed(events),
+        **_shop(tables),
     )
+
+
+def _shop(tables: dict) -> dict:
+    """The products, customers and inventory frames of the trusted tables (include/sql/recommendations/)."""
+    return {name: engines.run_duckdb(_sql(name), {name: tables[name]}).to_pandas()
+            for name in ("products", "customers", "inventory")}
 
 
 def _typed(frame: pd.DataFrame) -> pd.DataFrame:
@@ -110,11 +114,7 @@ def stock(day: dt.date) -> Trusted:
     interactions."""
     import pandas as pd
 
-    tables = {name: _published(name, day) for name in ("products", "customers", "inventory")}
-    run = engines.run_duckdb
     none = pd.DataFrame({"customer_id": pd.Series(dtype="int64"), "product_id": pd.Series(dtype="int64"),
                          "ts": pd.Series(dtype="datetime64[us]")})
     return Trusted(day=day, purchases=none, events=none.assign(weight=pd.Series(dtype="float64")),
-                   products=run(_sql("products"), {"products": tables["products"]}).to_pandas(),
-                   customers=run(_sql("customers"), {"customers": tables["customers"]}).to_pandas(),
-                   inventory=run(_sql("inventory"), {"inventory": tables["inventory"]}).to_pandas())
+                   **_shop({name: _published(name, day) for name in ("products", "customers", "inventory")}))

@@ -42,11 +42,15 @@ LOCAL_METRICS = {"precision_at_10": "precision_at_10", "ndcg_at_10": "normalized
                  "coverage": "coverage", "recall_at_10": "recall_at_10"}  # evaluate's name: GetSolutionMetrics'
 
 
-def solution_arn(name: str) -> str:
-    """A solution's ARN in the dataset group's region and account (Personalize's ARN format)."""
+def arn(kind: str, name: str) -> str:
+    """A Personalize resource's ARN (`kind`: solution, filter) in the dataset group's region and account."""
     group = get_config().activation.personalize.dataset_group_arn or "arn:aws:personalize:local:000000000000:x/x"
     prefix = group.split(":dataset-group/")[0] if ":dataset-group/" in group else group.rsplit(":", 1)[0]
-    return f"{prefix}:solution/{name}"
+    return f"{prefix}:{kind}/{name}"
+
+
+def solution_arn(name: str) -> str:
+    return arn("solution", name)
 
 
 def plan(day: dt.date, run: str, *, backfill: bool = False) -> list[dict]:
@@ -89,7 +93,7 @@ def run_local(plan: dict) -> dict:
     return {"recipe": plan["recipe"], "partition": plan["partition"], "status": "ACTIVE",
             "solution_arn": version["solutionArn"],
             "solution_version_arn": f"{version['solutionArn']}/{version['name']}",
-            "filter_arn": solution_arn(filters[0]).replace(":solution/", ":filter/") if filters else None,
+            "filter_arn": arn("filter", filters[0]) if filters else None,
             "metrics": local_metrics(plan["recipe"], day)}
 
 

@@ -132,26 +132,27 @@ class PersonalizeHook(AwsBaseHook):
         name = request[name_key]
         for attempt in range(1, 100):
             existing = find(request[name_key]) if look_first else None
+            if existing is None:
+                try:
+                    return create(**request)
+                except self.conn.exceptions.ResourceAlreadyExistsException:
+                    existing = find(request[name_key])
             if existing is not None and existing[1] not in failed:
                 self.log.info("%s %s exists (%s): resumed, not created again", what, request[name_key], existing[1])
                 return existing[0]
-            if existing is not None:
-                request = {**request, name_key: f"{name[:58]}-r{attempt}"}
-                continue
-            try:
-                return create(**request)
-            except self.conn.exceptions.ResourceAlreadyExistsException:
-                existing = find(request[name_key])
-                if existing is not None and existing[1] not in failed:
-                    self.log.info("%s %s exists (%s): resumed, not created again", what, request[name_key],
-                                  existing[1])
-                    return existing[0]
-                request = {**request, name_key: f"{name[:58]}-r{attempt}"}
+            request = {**request, name_key: f"{name[:58]}-r{attempt}"}
         raise ActivationJobFailed(f"{what} {name}: 99 earlier jobs of that name failed")
 
     def _pages(self, operation: str, key: str, **params):
         for page in self.conn.get_paginator(operation).paginate(**params):
             yield from page[key]
+
+    def _job_named(self, operation: str, key: str, arn_key: str, name: str, **params) -> tuple[str, str] | None:
+        """The ARN and status of the job of that name in a List* answer (jobs are listed with their jobName)."""
+        for job in self._pages(operation, key, **params):
+            if job["jobName"] == name:
+                return job[arn_key], job["status"]
+        return None
 
     # ---- dataset import jobs
 
@@ -159,14 +160,9 @@ class PersonalizeHook(AwsBaseHook):
         """Create the import job and return its ARN (resumed or renamed on a retry: `_create_or_resume`)."""
         return self._create_or_resume(
             lambda **r: self.conn.create_dataset_import_job(**r)["datasetImportJobArn"], request, "jobName",
-            lambda name: self._job_named(request["datasetArn"], name), frozenset({"CREATE FAILED"}),
-            "Personalize import job")
-
-    def _job_named(self, dataset_arn: str, name: str) -> tuple[str, str] | None:
-        for job in self._pages("list_dataset_import_jobs", "datasetImportJobs", datasetArn=dataset_arn):
-            if job["jobName"] == name:
-                return job["datasetImportJobArn"], job["status"]
-        return None
+            lambda name: self._job_named("list_dataset_import_jobs", "datasetImportJobs", "datasetImportJobArn", name,
+                                         datasetArn=request["datasetArn"]),
+            frozenset({"CREATE FAILED"}), "Personalize import job")
 
     def wait_for_import(self, arn: str, *, interval: float, timeout: float) -> dict:
         return wait(self, "personalize_import", {"datasetImportJobArn": arn}, interval=interval, timeout=timeout)
@@ -243,15 +239,9 @@ class PersonalizeHook(AwsBaseHook):
         """Create the batch inference job and return its ARN (resumed or renamed on a retry)."""
         return self._create_or_resume(
             lambda **r: self.conn.create_batch_inference_job(**r)["batchInferenceJobArn"], request, "jobName",
-            lambda name: self._batch_job_named(request["solutionVersionArn"], name), frozenset({"CREATE FAILED"}),
-            "Personalize batch inference job")
-
-    def _batch_job_named(self, solution_version_arn: str, name: str) -> tuple[str, str] | None:
-        for job in self._pages("list_batch_inference_jobs", "batchInferenceJobs",
-                               solutionVersionArn=solution_version_arn):
-            if job["jobName"] == name:
-                return job["batchInferenceJobArn"], job["status"]
-        return None
+            lambda name: self._job_named("list_batch_inference_jobs", "batchInferenceJobs", "batchInferenceJobArn",
+                                         name, solutionVersionArn=request["solutionVersionArn"]),
+            frozenset({"CREATE FAILED"}), "Personalize batch inference job")
 
 
 def _upload_reason(job: dict) -> str:
