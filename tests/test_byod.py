@@ -75,7 +75,7 @@ def test_orders_and_customers_are_loaded(tmp_path, engine):
 
     # Assert
     assert result == {"orders": 2, "order_lines": 3, "customers": 3, "placeholder_customers": 0,
-                      "placeholder_products": 0, "placeholder_stores": 0}
+                      "placeholder_products": 0, "placeholder_stores": 0, "sources_absent": ["events"]}
     customers = rows(engine, source.customers)
     assert customers[0] | {"updated_at": None} == {
         "customer_id": 1, "first_name": "Ann", "last_name": "Lee", "email": "ann@example.com",
@@ -121,7 +121,7 @@ customer_id,order_date,amount,product_id,quantity,store_id
 
     # Assert
     assert result == {"orders": 3, "order_lines": 4, "customers": 0, "placeholder_customers": 1,
-                      "placeholder_products": 2, "placeholder_stores": 1}
+                      "placeholder_products": 2, "placeholder_stores": 1, "sources_absent": ["events", "contacts"]}
     orders = rows(engine, source.orders)
     assert pick(orders, "order_id", "customer_id", "store_id", "channel", "total") == [
         (500, 7, None, "web", 1.0), (501, 7, None, "web", 12.0), (502, 8, 42, "store", 40.0),

@@ -69,7 +69,13 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "import-csv":
         from crosschannel.sim import byod
 
-        print(json.dumps(byod.import_csv(args.orders, args.customers, date_format=args.date_format), indent=2))
+        result = byod.import_csv(args.orders, args.customers, date_format=args.date_format)
+        print(json.dumps(result, indent=2))
+        absent = [name for name in result["sources_absent"] if getattr(get_config().sources, name)]
+        if absent:
+            print("These files bring no " + ", ".join(absent) + ": declare them in include/crosschannel.yaml (unless "
+                  "another feed brings them, e.g. Segment for events), or the gates fail on what is missing:\n"
+                  "sources: {" + ", ".join(f"{name}: false" for name in absent) + "}", file=sys.stderr)
     elif args.command == "demo":
         from crosschannel.sim import demo
 

@@ -1,5 +1,6 @@
 -- Cart abandoners (retargeting): added to a cart in the last 7 days and placed no order, in any channel, since
 -- their last cart add.
+-- needs: events
 WITH last_cart AS (
     SELECT customer_id, MAX(event_ts) AS last_cart_ts
     FROM events

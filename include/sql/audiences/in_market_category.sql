@@ -1,5 +1,6 @@
 -- In-market by category: at least 3 product views in one category in the last 14 days and no purchase in that
 -- category in those days. `detail` is the category (the most viewed one; ties by name).
+-- needs: events, products
 WITH views AS (
     SELECT customer_id, category, COUNT(*) AS views
     FROM events

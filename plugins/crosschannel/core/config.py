@@ -18,6 +18,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 
 from crosschannel.core.alert_settings import Alerts
 from crosschannel.core.readout_settings import Readouts
+from crosschannel.core.source_settings import FEATURE_NEEDS, NEEDS, Sources
 
 BUNDLE_ROOT = Path(__file__).resolve().parents[3]
 IAM_ROLE = r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}"
@@ -262,6 +263,7 @@ class Config(_Section):
     target: Literal["local", "aws"] = "local"
     storage: Storage = Storage()
     source: Source = Source()
+    sources: Sources = Sources()
     segment: Segment = Segment()
     dms: Dms = Dms()
     aws: Aws = Aws()
@@ -272,6 +274,18 @@ class Config(_Section):
     schedule: Schedule = Schedule()
     alerts: Alerts = Alerts()
     readouts: Readouts = Readouts()
+
+    def features(self) -> tuple[list[str], dict[str, str]]:
+        """The features models train on (models.features with a declared source), and the others with why."""
+        reasons = {name: self.sources.missing(FEATURE_NEEDS.get(name, ()), f"feature {name}")
+                   for name in self.models.features}
+        return [name for name, why in reasons.items() if not why], {name: why for name, why in reasons.items() if why}
+
+    def runs(self, part: str) -> bool:
+        """Whether a destination (activation.<part>) or the recommendations run: enabled, and every source they
+        need declared (NEEDS)."""
+        section = self.recommendations if part == "recommendations" else getattr(self.activation, part)
+        return section.enabled and not self.sources.missing(NEEDS[part], part)
 
     @model_validator(mode="after")
     def _aws_target_is_complete(self) -> Config:
@@ -297,11 +311,11 @@ class Config(_Section):
                     "personalize": ("role_arn", "interactions_dataset_arn", "items_dataset_arn", "users_dataset_arn")}
         for destination, keys in required.items():
             section = getattr(self.activation, destination)
-            for key in (key for key in keys if section.enabled and not getattr(section, key)):
+            for key in (key for key in keys if self.runs(destination) and not getattr(section, key)):
                 raise ValueError(f"activation.{destination}.{key}: required when target is 'aws' and "
                                  f"activation.{destination}.enabled is true")
         for key in ("dataset_group_arn", "role_arn"):
-            if self.recommendations.enabled and not getattr(self.activation.personalize, key):
+            if self.runs("recommendations") and not getattr(self.activation.personalize, key):
                 raise ValueError(f"activation.personalize.{key}: required when target is 'aws' and "
                                  "recommendations.enabled is true (solutions, filters and batch jobs use it)")
         return self

@@ -9,7 +9,9 @@ fix. kwargs may say `$partition_start` / `$partition_end` (the day's bounds). A 
 partition's count. On an empty partition the column min/max expectations have nothing to bound and are left
 out; the row-count checks judge it. `meta.references` ([{column, table, key, severity}]) checks referential
 integrity: every non-null value of the column must be a key of the referenced table in the same partition
-(order lines to orders to customers, ...), with crosschannel.core.gate_references.
+(order lines to orders to customers, ...), with crosschannel.core.gate_references. `meta.needs` on a suite or an
+expectation lists the sources it checks (`sources` of the config: events, products, stores, contacts); when the
+retailer has not one of them, the expectation is skipped and the gate report says why (`skipped`).
 GX is imported inside the gate (it takes seconds), never at DAG parse time, with its loggers at WARNING (its
 INFO lines would bury the gate's own message). Results are kept per partition under
 <root>/reports/dt=YYYY-MM-DD/gates/<suite>.json and rendered as GX Data Docs HTML in
@@ -30,7 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from crosschannel.core import data_docs, paths, storage
-from crosschannel.core.config import BUNDLE_ROOT
+from crosschannel.core.config import BUNDLE_ROOT, get_config
 from crosschannel.core.errors import DataError
 
 if TYPE_CHECKING:
@@ -55,6 +57,7 @@ class GateResult:
     failed_warning: list[dict] = field(default_factory=list)
     checked: int = 0
     key: list[str] = field(default_factory=list)
+    skipped: list[dict] = field(default_factory=list)
 
     @property
     def success(self) -> bool:
@@ -63,7 +66,7 @@ class GateResult:
     def as_dict(self) -> dict:
         return {"suite": self.suite, "partition": self.partition, "rows": self.rows, "success": self.success,
                 "expectations": self.checked, "key": self.key, "failed_critical": self.failed_critical,
-                "failed_warning": self.failed_warning}
+                "failed_warning": self.failed_warning, "skipped": self.skipped}
 
 
 def load_suite(name: str) -> dict:
@@ -106,6 +109,21 @@ def expectations_for(suite: dict, day: dt.date, previous_rows: int | None) -> li
             "meta": {"severity": bounds.get("severity", "warning"), "previous_rows": previous_rows},
         })
     return expectations
+
+
+def declared(suite: dict, expectations: list[dict]) -> tuple[list[dict], list[dict]]:
+    """The expectations whose sources (`meta.needs` of the suite and of the expectation) the retailer has, and the
+    others as {expectation, column, reason}."""
+    sources, kept, skipped = get_config().sources, [], []
+    for expectation in expectations:
+        needs = [*suite.get("meta", {}).get("needs", []), *(expectation.get("meta") or {}).get("needs", [])]
+        column = expectation["kwargs"].get("column") or expectation["kwargs"].get("column_list")
+        reason = sources.missing(needs, f"{suite['name']}: {expectation['type']}" + (f" on {column}" if column else ""))
+        if reason:
+            skipped.append({"expectation": expectation["type"], "column": column, "reason": reason})
+        else:
+            kept.append(expectation)
+    return kept, skipped
 
 
 def references(suite: dict, keys_of) -> tuple[list[dict], dict[tuple[str, str], Any]]:
@@ -212,6 +230,7 @@ class GateRun:
             expectations += checks
         if frame.empty:  # no values to bound: an empty partition is judged by its row-count checks
             expectations = [e for e in expectations if e["type"] not in _AGGREGATES]
+        expectations, skipped = declared(suite, expectations)
         key = [c for c in key_columns(suite) if c in frame.columns]
         if frame.index.name is not None or not frame.index.is_unique:  # GX samples failing rows by index label
             frame = frame.reset_index(drop=True)
@@ -226,7 +245,7 @@ class GateRun:
             run = checkpoint.run(batch_parameters={"dataframe": frame}, run_id=self.run_id)
         ((identifier, outcome),) = run.run_results.items()
         result = GateResult(suite=suite_name, partition=day.isoformat(), rows=len(frame),
-                            checked=len(outcome.results), key=key)
+                            checked=len(outcome.results), key=key, skipped=skipped)
         for item in outcome.results:
             if item.success:
                 continue

@@ -141,10 +141,10 @@ def planted_path() -> ObjectStoragePath:
 
 def _effect(audience: str) -> float:
     effect = get_config().readouts.effect
-    unknown = set(effect.hazard_change) - set(audiences.names())
+    unknown = set(effect.hazard_change) - set(audiences.names(every=True))
     if unknown:
         raise ValueError(f"readouts.effect.hazard_change: {sorted(unknown)} not an audience of include/sql/audiences/ "
-                         f"({audiences.names()})")
+                         f"({audiences.names(every=True)})")
     return effect.hazard_change.get(audience, 0.0)
 
 
@@ -161,7 +161,7 @@ def _plant(retailer: Retailer, day: dt.date):
     import pandas as pd
 
     frames = []
-    for name in audiences.names():
+    for name in audiences.names(every=True):
         ids, control = retailer.planted_members(name, day, get_config().activation.holdout_percent)
         retailer.record_send(name, day, ids[~control], _effect(name), get_config().readouts.effect.days)
         frames.append(pd.DataFrame({"audience": name, "send_day": day.isoformat(), "customer_id": ids,
@@ -207,7 +207,7 @@ def record_sends(day: dt.date) -> dict[str, int]:
         raise RuntimeError(f"the generator's next day is {retailer.next_day}: record the sends of {day} right after "
                            "simulating it, before the days they change")
     counts = {}
-    for name in audiences.names():
+    for name in audiences.names(every=True):
         if storage.is_committed(paths.audience_members(name, day)):
             treated = _treated(name, day)
             retailer.record_send(name, day, treated, _effect(name), get_config().readouts.effect.days)

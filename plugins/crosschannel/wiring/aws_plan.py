@@ -109,7 +109,7 @@ def sql_steps(day: dt.date) -> list[tuple[str, list[str]]]:
              ("retail_trusted.build_derived", ["customer_360.sql", "customer_features.sql"]),
              ("propensity_training.snapshot_features", [f"customer_features_as_of_{d}.sql" for d in as_of]),
              ("audience_activation.build_audience", [f"audience_{a}.sql" for a in audiences.names()])]
-    if cfg.activation.personalize.enabled:
+    if cfg.runs("personalize"):
         found.append(("audience_activation.build_personalize",
                       [f"personalize_{d}.sql" for d in personalize.PERSONALIZE_DATASETS]))
     return found
@@ -166,7 +166,7 @@ def sagemaker_requests(day: dt.date, run: str) -> list[dict]:
                 sagemaker.transform_config(sagemaker.job_name(model, day, "score"), model_name,
                                            storage.url_of(paths.scores(model, day, "input")),
                                            storage.url_of(paths.scores(model, day, "output")),
-                                           len(cfg.models.features), OUTPUTS),
+                                           len(cfg.features()[0]), OUTPUTS),
                 "the champion's features: models.features"),
         ]
     return found
@@ -175,9 +175,8 @@ def sagemaker_requests(day: dt.date, run: str) -> list[dict]:
 # ---- audience_activation: Personalize, Customer Profiles, Pinpoint
 
 def activation_requests(day: dt.date, run: str) -> list[dict]:
-    settings = get_config().activation
-    found = []
-    if settings.personalize.enabled:
+    cfg, settings, found = get_config(), get_config().activation, []
+    if cfg.runs("personalize"):
         for dataset in personalize.PERSONALIZE_DATASETS:
             for mode in ("FULL", "INCREMENTAL"):
                 location = storage.url_of(paths.delivery(outbox.PERSONALIZE, day, ATTEMPT, dataset))
@@ -188,7 +187,7 @@ def activation_requests(day: dt.date, run: str) -> list[dict]:
                                      "dataSource": {"dataLocation": location + "/part-00000.csv"},
                                      "roleArn": settings.personalize.role_arn, "importMode": mode},
                                  "INCREMENTAL when the last import was the day before, else FULL"))
-    if settings.customer_profiles.enabled:
+    if cfg.runs("customer_profiles"):
         columns = customer_profiles.upload_columns()
         found += [req("customer-profiles", operation, "upload", "audience_activation.load_customer_profiles",
                       params, "the CSV goes to GetUploadJobPath's presigned URL in between" if
@@ -199,7 +198,7 @@ def activation_requests(day: dt.date, run: str) -> list[dict]:
                       customer_profiles.segment_definition_params(audience),
                       "only while the definition does not exist (GetSegmentDefinition first)")
                   for audience in audiences.names()]
-    if settings.pinpoint.enabled:
+    if cfg.runs("pinpoint"):
         for audience in audiences.names():
             folder = storage.url_of(paths.delivery(outbox.PINPOINT, day, ATTEMPT, audience)) + "/"
             for segment_id, note in ((None, "the first day: defines the segment"),
@@ -213,7 +212,7 @@ def activation_requests(day: dt.date, run: str) -> list[dict]:
 # ---- recommendations: Personalize training (propensity_training, weekly) and batch inference (audience_activation)
 
 def recommendation_requests(day: dt.date, run: str) -> list[dict]:
-    if not get_config().recommendations.enabled:
+    if not get_config().runs("recommendations"):
         return []
     notes = {"CreateSolution": "only while the solution does not exist (then it is used as it is)",
              "CreateFilter": "only while the filter does not exist; the dataset group's one filter, both recipes",

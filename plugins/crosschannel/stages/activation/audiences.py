@@ -4,6 +4,9 @@ member a stable hold-out assignment.
 
     <root>/activation/audiences/<audience>/dt=D/   audience, customer_id, detail, assignment (treatment|control)
 
+An audience whose SQL says `-- needs: events` (sources of the config, comma-separated) is skipped, with the reason in
+the day's audiences report, when the retailer has not that source (README: "Declared sources").
+
 The assignment is a hash of (audience, customer id) against `activation.holdout_percent`, so a customer who
 stays in an audience stays in the same group every day; control members are recorded but never sent.
 """
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import re
 from typing import TYPE_CHECKING
 
 from crosschannel.core import engines, paths, sqljobs, storage
@@ -31,9 +35,26 @@ class AudienceError(DataError, RuntimeError):
     """An audience could not be built; the message names the audience and partition."""
 
 
-def names() -> list[str]:
-    """The audiences: the SQL files of include/sql/audiences/, by name."""
-    return sorted(path.stem for path in AUDIENCE_DIR.glob("*.sql"))
+NEEDS = re.compile(r"^--\s*needs:\s*(.+)$", re.MULTILINE)
+
+
+def _skip_reasons() -> dict[str, str | None]:
+    """Every audience of include/sql/audiences/ by name, with why it is skipped (None: built)."""
+    reasons = {}
+    for path in sorted(AUDIENCE_DIR.glob("*.sql")):
+        needs = [name.strip() for line in NEEDS.findall(path.read_text()) for name in line.split(",")]
+        reasons[path.stem] = get_config().sources.missing(needs, f"audience {path.stem}")
+    return reasons
+
+
+def names(every: bool = False) -> list[str]:
+    """The audiences built (every one with `every`: the synthetic retailer has every source)."""
+    return [name for name, reason in _skip_reasons().items() if every or not reason]
+
+
+def skipped() -> dict[str, str]:
+    """The audiences not built, with the reason (a source they need that the retailer has not)."""
+    return {name: reason for name, reason in _skip_reasons().items() if reason}
 
 
 def control_below(percent: float) -> str:
@@ -104,5 +125,5 @@ def summarize(day: dt.date, members: pd.DataFrame) -> dict:
                for name in names()}
     storage.write_json(paths.reports(day, "activation", "audiences.json"),
                        {"partition": day.isoformat(), "holdout_percent": get_config().activation.holdout_percent,
-                        "audiences": summary})
+                        "audiences": summary, "skipped": skipped()})
     return summary

@@ -95,6 +95,7 @@ def summarize(day: dt.date, prepared: dict, segment: dict, recommendations: dict
         files = [p for p in folder.rglob("*") if p.is_file() and p.suffix in (".csv", ".jsonl")] \
             if folder.exists() else []
         planned = {d["name"] for d in documents}
+        skipped = [d["receipt"]["reason"] for d in documents if d["name"] == "skipped"]
         destinations[destination] = {
             "enabled": getattr(get_config().activation, destination).enabled,
             "files": len(files),
@@ -105,10 +106,12 @@ def summarize(day: dt.date, prepared: dict, segment: dict, recommendations: dict
             "already_delivered": {name: d["attempt"] for name, d in outbox.delivered_documents(destination, day).items()
                                   if name not in planned},
             "location": storage.url_of(folder),
+            **({"skipped": skipped[0]} if skipped else {}),
         }
     destinations["segment"]["messages"] = segment.get("messages", 0)
     summary = {"partition": day.isoformat(), "decision": prepared["decision"], "profiles": prepared["profiles"],
-               "audiences": prepared["audiences"], "recommendations": recommendations or {},
+               "audiences": prepared["audiences"], "audiences_skipped": audiences.skipped(),
+               "recommendations": recommendations or {},
                "destinations": destinations}
     storage.write_json(paths.reports(day, "activation", "summary.json"), summary)
     return summary

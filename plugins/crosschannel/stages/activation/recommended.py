@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING
 from crosschannel.core import paths, sqljobs, storage
 from crosschannel.core.config import get_config
 from crosschannel.core.partition import run_hash
+from crosschannel.core.source_settings import NEEDS
 from crosschannel.stages.activation import audiences, consent, outbox
 from crosschannel.stages.recommendations import batch_format, filters, solutions
 from crosschannel.stages.recommendations.batch import INPUT_KEY
@@ -90,6 +91,8 @@ def plan(day: dt.date, decision: dict, profile: pd.DataFrame, catalogue: list[in
     settings = get_config().recommendations
     if not settings.enabled:
         return [], "recommendations.enabled is false"
+    if reason := get_config().sources.missing(NEEDS["recommendations"], "recommendations"):
+        return [], reason
     if not decision["send"]:
         return [], f"this run sends nothing ({decision['reason']})"
     plans, missing = [], []

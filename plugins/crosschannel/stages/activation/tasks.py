@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable
 
 from crosschannel.core.config import get_config
+from crosschannel.core.source_settings import NEEDS
 from crosschannel.stages.activation import (
     audiences,
     customer_profiles,
@@ -38,18 +39,23 @@ def prepare_activation(day: dt.date, *, force: bool, backfill: bool, run: str) -
 
 
 def _planned(destination: str, day: dt.date, prepared: dict, make: Callable[[], list[dict]]) -> list[dict]:
-    """The destination's plans; [] when it is disabled, or not ready and configured to be skipped."""
-    if not getattr(get_config().activation, destination).enabled:
+    """The destination's plans; [] when it is disabled, needs a source the retailer has not, or is not ready and
+    configured to be skipped (the last two recorded as skipped, with the reason)."""
+    cfg = get_config()
+    if not getattr(cfg.activation, destination).enabled:
         return []
+    reason = cfg.sources.missing(NEEDS[destination], destination)
     try:
-        return make()
+        if not reason:
+            return make()
     except outbox.DestinationNotReady as exc:
-        if not get_config().activation.skip_unready_destinations:
+        if not cfg.activation.skip_unready_destinations:
             raise
-        log.warning("%s skipped for %s (activation.skip_unready_destinations): %s", destination, day, exc)
-        outbox.write_outbox(destination, day, prepared["decision"]["attempt"], "skipped", [],
-                            {"status": "skipped", "sent": False, "delivered": False, "reason": str(exc)})
-        return []
+        reason = f"{exc} (activation.skip_unready_destinations)"
+    log.warning("%s skipped for %s: %s", destination, day, reason)
+    outbox.write_outbox(destination, day, prepared["decision"]["attempt"], "skipped", [],
+                        {"status": "skipped", "sent": False, "delivered": False, "reason": reason})
+    return []
 
 
 def plan_recommendations(day: dt.date, prepared: dict) -> list[dict]:
@@ -80,8 +86,8 @@ def plan_customer_profiles(day: dt.date, prepared: dict, run: str) -> list[dict]
 
 def plan_personalize(day: dt.date, force: bool) -> list[dict]:
     """Choose FULL or INCREMENTAL per dataset and plan the interactions, items and users SQL jobs."""
-    if not get_config().activation.personalize.enabled:
-        return []
+    if not get_config().runs("personalize"):
+        return []  # export_personalize records why when a source is missing
     return personalize.plan_personalize(day, force)
 
 

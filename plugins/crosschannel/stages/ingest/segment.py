@@ -30,10 +30,17 @@ def land_day(day: dt.date) -> dict:
     cfg = get_config()
     source_dir = segment_files.day_source_path(storage.location(cfg.segment.logs_url), cfg.segment.source_id, day)
     files = sorted(p for p in source_dir.glob("*.gz")) if source_dir.exists() else []
-    if not files and not cfg.segment.allow_empty_day:
+    skipped = cfg.sources.missing(["events"], "landing Segment's files")
+    if skipped:
+        if files:
+            log.warning("%d Segment file(s) of %s left unread at %s: sources.events is false", len(files), day,
+                        source_dir)
+        files = []
+    elif not files and not cfg.segment.allow_empty_day:
         raise FileNotFoundError(
             f"no Segment files for source {cfg.segment.source_id!r} on {day} at {source_dir} "
-            "(set segment.allow_empty_day to accept a day without events)"
+            "(set segment.allow_empty_day to accept a day without events, or sources.events to false when the "
+            "retailer has no web or app events)"
         )
     target = paths.segment_landing(day)
     counts: dict = {}
@@ -50,6 +57,7 @@ def land_day(day: dt.date) -> dict:
             "files": [p.name for p in files],
             "messages": sum(counts.values()),
             "by_type": summarize(counts.items()),
+            **({"skipped": skipped} if skipped else {}),
         }
         storage.write_json(staging / "manifest.json", manifest)
     log.info("landed %d Segment messages for %s into %s", manifest["messages"], day, target)

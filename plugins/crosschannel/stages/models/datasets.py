@@ -137,6 +137,7 @@ def build_datasets(day: dt.date) -> dict:
     """Per model: the three splits as SageMaker CSV with a manifest; the test rows also as Parquet (ids,
     as-of day, label and every feature) for evaluation."""
     cfg = get_config().models
+    features, skipped = get_config().features()
     start = history_start(day)
     summary = {}
     for model, spec in cfg.specs.items():
@@ -153,21 +154,21 @@ def build_datasets(day: dt.date) -> dict:
                     raise ModelError(f"model {model}, partition {day}: the {split} split (as of "
                                      f"{', '.join(map(str, days))}) has {len(frame)} rows and {positives} positives; "
                                      "it needs both classes")
-                data = frame[[spec.label, *cfg.features]].astype("float64")
+                data = frame[[spec.label, *features]].astype("float64")
                 check_channel(model, split, data)
                 folder = staging / split
                 folder.mkdir(parents=True, exist_ok=True)
                 with (folder / "data.csv").open("wb") as handle:
                     sagemaker.write_csv(data, handle)
-                manifest = {"model": model, "label": spec.label, "features": list(cfg.features), "split": split,
+                manifest = {"model": model, "label": spec.label, "features": features, "split": split,
                             "as_of": [d.isoformat() for d in days], "rows": len(frame), "positives": positives,
-                            "partition": day.isoformat(), "layout": layout}
-                if set(BGNBD_INPUTS.values()) <= set(cfg.features):  # train.py derives the BG/NBD features
+                            "partition": day.isoformat(), "layout": layout, "features_skipped": skipped}
+                if set(BGNBD_INPUTS.values()) <= set(features):  # train.py derives the BG/NBD features
                     manifest["bgnbd"] = {"inputs": BGNBD_INPUTS, "horizon_days": spec.horizon_days}
                 storage.write_json(folder / "manifest.json", manifest)
                 if split == "test":
                     with (staging / "test.parquet").open("wb") as handle:
                         frame.to_parquet(handle, index=False)
                 counts[split] = {"rows": len(frame), "positives": positives, "as_of": manifest["as_of"]}
-        summary[model] = {**counts, "layout": layout["layout"]}
+        summary[model] = {**counts, "layout": layout["layout"], **({"features_skipped": skipped} if skipped else {})}
     return summary

@@ -56,7 +56,7 @@ def solution_arn(name: str) -> str:
 def plan(day: dt.date, run: str, *, backfill: bool = False) -> list[dict]:
     """One training plan per recipe: CreateSolution (used when it exists), CreateFilter (the stock filter) and
     CreateSolutionVersion, validated against the botocore model; none when disabled or from a backfill."""
-    if not get_config().recommendations.enabled:
+    if not get_config().runs("recommendations"):
         return []
     if backfill:
         log.warning("recommendations for %s: a backfill trains no solution version (Personalize trains on the "

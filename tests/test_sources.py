@@ -1,0 +1,148 @@
+"""Declared sources (config `sources`): a retailer with orders only runs the whole chain, and whatever needs an absent
+source is skipped with its reason, never failed or filled with placeholders."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from crosschannel.core import gates, paths, storage
+from crosschannel.core.config import ConfigError, get_config, load_config
+from crosschannel.core.source_settings import Sources
+from tests.conftest import AWS_ENV, configure, run_dag
+
+ORDERS_ONLY = {f"CROSSCHANNEL__SOURCES__{name}": "false" for name in ("EVENTS", "PRODUCTS", "STORES", "CONTACTS")}
+DAY = dt.date(2026, 11, 4)
+
+
+def test_a_missing_source_is_named_with_what_needs_it():
+    sources = Sources(events=False, stores=False)
+
+    assert sources.missing(["products"], "x") is None
+    assert sources.missing(["events", "stores"], "audience a") == (
+        "audience a needs web or app events from Segment and physical stores, and the retailer has none "
+        "(sources.events, sources.stores: false)")
+    with pytest.raises(ValueError, match=r"audience b: needs unknown source\(s\) web \(expected events, products"):
+        sources.missing(["web"], "audience b")
+
+
+def test_features_and_destinations_follow_the_declared_sources(tmp_path, monkeypatch):
+    cfg = configure(monkeypatch, tmp_path, CROSSCHANNEL__SOURCES__STORES="false",
+                    CROSSCHANNEL__SOURCES__PRODUCTS="false")
+
+    used, skipped = cfg.features()
+
+    assert set(skipped) == {"store_share_365d", "top_category_share_365d"} and not set(skipped) & set(used)
+    assert used == [f for f in cfg.models.features if f not in skipped]
+    assert "sources.stores: false" in skipped["store_share_365d"]
+    assert not cfg.runs("personalize") and not cfg.runs("recommendations")
+    assert cfg.runs("pinpoint") and cfg.runs("customer_profiles") and cfg.runs("segment")
+
+
+def test_the_aws_target_asks_no_personalize_arns_of_a_retailer_without_products(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("{}")
+    arns = [k for k in AWS_ENV if k.startswith("CROSSCHANNEL__ACTIVATION__PERSONALIZE__")]
+    env = {k: v for k, v in AWS_ENV.items() if k not in arns}
+
+    with pytest.raises(ConfigError, match=r"activation\.personalize\.role_arn: required"):
+        load_config(path, env)
+    assert not load_config(path, {**env, "CROSSCHANNEL__SOURCES__PRODUCTS": "false"}).runs("personalize")
+
+
+def test_an_expectation_on_an_absent_source_is_skipped_with_its_reason(tmp_path, monkeypatch):
+    configure(monkeypatch, tmp_path, CROSSCHANNEL__SOURCES__EVENTS="false")
+    suite = {"name": "s", "meta": {}, "expectations": [
+        {"type": "expect_column_max_to_be_between", "kwargs": {"column": "last_seen_ts"},
+         "meta": {"severity": "critical", "needs": ["events"]}},
+        {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "customer_id"}, "meta": {}}]}
+
+    kept, skipped = gates.declared(suite, suite["expectations"])
+    everything, none = gates.declared({**suite, "meta": {"needs": ["events"]}}, suite["expectations"])
+
+    assert kept == suite["expectations"][1:]
+    assert skipped == [{"expectation": "expect_column_max_to_be_between", "column": "last_seen_ts", "reason":
+                        "s: expect_column_max_to_be_between on last_seen_ts needs web or app events from Segment, "
+                        "and the retailer has none (sources.events: false)"}]
+    assert everything == [] and [s["column"] for s in none] == ["last_seen_ts", "customer_id"]
+
+
+def test_a_day_without_segment_files_names_both_ways_out(tmp_path, monkeypatch):
+    from crosschannel.stages.ingest import segment
+
+    configure(monkeypatch, tmp_path)
+    with pytest.raises(FileNotFoundError, match=r"segment\.allow_empty_day .* or sources\.events to false"):
+        segment.land_day(DAY)
+
+    configure(monkeypatch, tmp_path, CROSSCHANNEL__SOURCES__EVENTS="false")
+    manifest = segment.land_day(DAY)
+
+    assert manifest["messages"] == 0 and manifest["files"] == []
+    assert "sources.events: false" in manifest["skipped"]
+    assert storage.is_committed(paths.segment_landing(DAY))
+
+
+def orders_only_csv(path, customers: int = 300, seed: int = 3) -> str:
+    """A real-looking orders-only history: customer, time, amount, quantity; 18 months, purchase rates that vary
+    by customer and lapse."""
+    rng = np.random.default_rng(seed)
+    start, end = pd.Timestamp("2025-05-01"), pd.Timestamp(DAY)
+    rows = []
+    for customer in range(1, customers + 1):
+        first = start + pd.Timedelta(days=int(rng.integers(0, 400)))
+        lapse = first + pd.Timedelta(days=int(rng.exponential(300)))
+        t, rate = first, rng.gamma(2.0, 1 / 40)
+        while t < min(lapse, end):
+            rows.append((customer, t + pd.Timedelta(minutes=int(rng.integers(480, 1260))),
+                         round(float(rng.lognormal(3.3, 0.5)), 2), int(rng.integers(1, 4))))
+            t += pd.Timedelta(days=max(1, int(rng.exponential(1 / rate))))
+    frame = pd.DataFrame(rows, columns=["customer_id", "order_date", "amount", "quantity"])
+    frame.to_csv(path, index=False, date_format="%Y-%m-%d %H:%M:%S")
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def orders_only_chain(tmp_path_factory, airflow_db):
+    """An orders-only retailer imported as the README says, every source but orders declared absent, and the whole
+    chain run for the day after its last order."""
+    from crosschannel.sim import byod
+
+    tmp_path = tmp_path_factory.mktemp("orders_only")
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        configure(monkeypatch, tmp_path, **ORDERS_ONLY)
+        imported = byod.import_csv(orders_only_csv(tmp_path / "orders.csv"))
+        states = {dag_id: run_dag(dag_id, DAY.isoformat()).state for dag_id in (
+            "retail_ingest", "retail_trusted", "propensity_training", "propensity_scoring", "audience_activation")}
+        yield imported, states
+    get_config.cache_clear()
+
+
+def report(name: str, *parts: str) -> dict:
+    return json.loads(storage.resolve(paths.reports(DAY, *parts, name)).read_text())
+
+
+def test_an_orders_only_retailer_runs_the_whole_chain(orders_only_chain):
+    imported, states = orders_only_chain
+
+    assert imported["sources_absent"] == ["events", "products", "stores", "contacts"]
+    assert set(states.values()) == {"success"}, states
+
+
+def test_what_needs_an_absent_source_says_why_it_was_skipped(orders_only_chain):
+    gate = report("trusted_customer_360.json", "gates")
+    summary = report("summary.json", "activation")
+    manifest = storage.read_json(storage.resolve(paths.dataset("churn", DAY)) / "train" / "manifest.json")
+
+    assert gate["success"] and [s["column"] for s in gate["skipped"]] == ["last_seen_ts"]
+    assert set(summary["audiences_skipped"]) == {"cart_abandoners", "in_market_category"}
+    assert "sources.events" in summary["audiences_skipped"]["cart_abandoners"]
+    assert set(summary["audiences"]) == {"high_value", "repurchase_lookalike", "win_back"}
+    assert "sources.products: false" in summary["destinations"]["personalize"]["skipped"]
+    assert "sources.contacts: false" in summary["destinations"]["pinpoint"]["skipped"]
+    assert summary["destinations"]["segment"]["messages"] > 0 and summary["recommendations"] == {}
+    assert set(manifest["features_skipped"]) == {"store_share_365d", "top_category_share_365d"}
+    assert not set(manifest["features_skipped"]) & set(manifest["features"])
