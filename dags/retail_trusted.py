@@ -10,9 +10,10 @@ on the local target, the generic Glue 5.x script `include/glue/run_sql.py` throu
 1. `plan_merge` / `merge_table` (mapped over the tables of the DMS mappings): the full load in effect plus
    every CDC file up to the partition, latest change per key by commit time, file and row order, deletes
    removed (`cdc_merge.sql`).
-2. `plan_identities` flattens the landed Segment day; `map_identities` (`identity_map.sql`) carries the
+2. Then `plan_identities` flattens the landed Segment day; `map_identities` (`identity_map.sql`) carries the
    identity map forward from the previous day; `plan_events` / `type_events` (`events.sql`) types,
-   deduplicates and stitches the day's events to customers.
+   deduplicates and stitches the day's events to customers (a userId is a customer's external id or id,
+   read from the merged customers).
 3. `gate_trusted` runs the Great Expectations suites (`include/expectations/trusted_<name>.json`) on every
    candidate. A failed critical expectation stops the run with every failure and sample values, and the
    trusted zone keeps its previous good partitions; warnings are reported. When all pass, the candidates
@@ -114,8 +115,11 @@ def retail_trusted():
     merges = plan_merge()
     identities, events = plan_identities(), plan_events()
     gate = gate_trusted()
-    chain(merges, steps.sql_jobs("merge_table", merges), gate)
-    chain(identities, steps.sql_jobs("map_identities", identities), events, steps.sql_jobs("type_events", events), gate)
+    merged = steps.sql_jobs("merge_table", merges)
+    chain(merges, merged, gate)
+    # the identity map and the events read the merged customers (whose userIds are the retailer's external ids)
+    chain(merged, identities, steps.sql_jobs("map_identities", identities), events,
+          steps.sql_jobs("type_events", events), gate)
     derived = plan_derived()
     chain(gate, derived, steps.sql_jobs("build_derived", derived), gate_derived(), publish_trusted())
 

@@ -126,10 +126,10 @@ def _members_and_profile() -> tuple[pd.DataFrame, pd.DataFrame]:
               for part, value in (("probability", 0.5), ("decile", 5), ("reason_1", "recency"),
                                   ("reason_2", "frequency"), ("reason_3", "monetary"))}
     profile = pd.DataFrame([
-        {"customer_id": 1, "first_name": "Ada", "last_name": "Lovelace", "email": "ada@example.com",
+        {"customer_id": 1, "user_id": "1", "first_name": "Ada", "last_name": "Lovelace", "email": "ada@example.com",
          "phone": "+1 (555) 010-0001", "email_opt_in": True, "sms_opt_in": True, "loyalty_tier": "gold",
          "audiences": ["high_value"], **scores},
-        {"customer_id": 2, "first_name": "Bob", "last_name": "Byte", "email": "bob@example.com",
+        {"customer_id": 2, "user_id": "2", "first_name": "Bob", "last_name": "Byte", "email": "bob@example.com",
          "phone": "+15550100002", "email_opt_in": True, "sms_opt_in": True, "loyalty_tier": "silver",
          "audiences": [], **scores},
     ])

@@ -78,7 +78,7 @@ def test_orders_and_customers_are_loaded(tmp_path, engine):
                       "placeholder_products": 0, "placeholder_stores": 0, "sources_absent": ["events"]}
     customers = rows(engine, source.customers)
     assert customers[0] | {"updated_at": None} == {
-        "customer_id": 1, "first_name": "Ann", "last_name": "Lee", "email": "ann@example.com",
+        "customer_id": 1, "external_id": None, "first_name": "Ann", "last_name": "Lee", "email": "ann@example.com",
         "phone": "+15550001", "email_opt_in": True, "sms_opt_in": False, "loyalty_tier": "gold",
         "home_store_id": 1, "signup_date": dt.date(2023, 1, 5), "updated_at": None}
     assert pick(customers[1:], "email", "email_opt_in", "sms_opt_in", "loyalty_tier", "signup_date") == [
@@ -138,7 +138,8 @@ customer_id,order_date,amount,product_id,quantity,store_id
     assert pick([store], "name", "city", "region") == [("Imported store 42", "unknown", "unknown")]
     customer = next(c for c in rows(engine, source.customers) if c["customer_id"] == 8)
     assert customer | {"updated_at": None} == {
-        "customer_id": 8, "first_name": "Unknown", "last_name": "Customer", "email": None, "phone": None,
+        "customer_id": 8, "external_id": None, "first_name": "Unknown", "last_name": "Customer", "email": None,
+        "phone": None,
         "email_opt_in": False, "sms_opt_in": False, "loyalty_tier": "none", "home_store_id": None,
         "signup_date": dt.date(2024, 2, 3), "updated_at": None}
     with engine.connect() as conn:
@@ -150,7 +151,8 @@ HEADER = "order_id,customer_id,order_date,amount,quantity,channel\n"
 
 @pytest.mark.parametrize(("line", "expected"), [
     ("2,,2024-03-01,5,1,web", "orders.csv line 3, column customer_id: value is empty"),
-    ("2,x7,2024-03-01,5,1,web", "orders.csv line 3, column customer_id: 'x7' is not a whole number"),
+    ("2," + "C" * 65 + ",2024-03-01,5,1,web", "orders.csv line 3, column customer_id: 'CCCC" + "C" * 36 + "...' is "
+     "too long (expected an id of at most 64 characters)"),
     ("2,2,,5,1,web", "orders.csv line 3, column order_date: value is empty"),
     ("2,2,01/03/2024,5,1,web", "orders.csv line 3, column order_date: '01/03/2024' is not an ISO date"),
     ("2,2,2024-02-30,5,1,web", "orders.csv line 3, column order_date: '2024-02-30' is not an ISO date"),
@@ -308,3 +310,25 @@ def test_a_date_format_reads_day_first_dates_and_names_a_line_that_breaks_it(tmp
                                                   r"match --date-format %d/%m/%Y \(expected a date or time written "
                                                   r"as '%d/%m/%Y'"):
         byod.import_csv(other, engine=engine, date_format="%d/%m/%Y")
+
+
+def test_text_ids_are_kept_as_external_ids_and_mapped_to_the_same_customer_on_every_import(tmp_path, engine):
+    # Arrange: text ids, one with leading zeros; the customers file names one of them
+    first = write(tmp_path, "orders.csv", "customer_id,order_date,amount\nC001,2024-03-01,5\n00042,2024-03-02,7\n"
+                                          "C001,2024-03-03,9\n")
+    people = write(tmp_path, "customers.csv", "customer_id,email,email_opt_in\nC001,a@example.com,yes\n")
+    later = write(tmp_path, "later.csv", "customer_id,order_date,amount\nC001,2024-04-01,4\n7,2024-04-02,3\n")
+
+    # Act
+    byod.import_csv(first, people, engine=engine)
+    byod.import_csv(later, engine=engine)
+
+    # Assert: the DB's customer ids are its own; the retailer's ids are kept, and C001 is one customer throughout
+    customers = {c["external_id"]: c for c in rows(engine, source.customers)}
+    assert {k: v["customer_id"] for k, v in customers.items()} == {"C001": 1, "00042": 2, "7": 3}
+    assert customers["C001"]["email"] == "a@example.com" and customers["7"]["first_name"] == "Unknown"
+    assert pick(rows(engine, source.orders), "customer_id", "total") == [(1, 5), (2, 7), (1, 9), (1, 4), (3, 3)]
+
+    with pytest.raises(byod.CsvImportError, match=r"customers\.csv line 2, column customer_id: 'C001' is already in"):
+        byod.import_csv(write(tmp_path, "o2.csv", "customer_id,order_date,amount\nC001,2024-05-01,1\n"),
+                        write(tmp_path, "customers.csv", "customer_id\nC001\n"), engine=engine)

@@ -34,6 +34,7 @@ def _profile() -> pd.DataFrame:
         (5, None, None, None, None),  # deleted at the source
     ]
     frame = pd.DataFrame(rows, columns=["customer_id", "email", "email_opt_in", "phone", "sms_opt_in"])
+    frame["user_id"] = frame["customer_id"].astype(str)
     frame["first_name"], frame["last_name"], frame["loyalty_tier"] = "Name", "Last", "gold"
     for model in ("churn", "repurchase"):
         frame[f"{model}_probability"], frame[f"{model}_decile"] = 0.5, 5

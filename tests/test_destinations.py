@@ -26,6 +26,7 @@ def _profile() -> pd.DataFrame:
         (4, "dee@example.com", True, None, False),  # control member below: never exported
     ]
     frame = pd.DataFrame(rows, columns=["customer_id", "email", "email_opt_in", "phone", "sms_opt_in"])
+    frame["user_id"] = frame["customer_id"].astype(str)
     frame["first_name"], frame["loyalty_tier"] = "Name\twith tab", "gold"
     for model in ("churn", "repurchase"):
         frame[f"{model}_probability"], frame[f"{model}_decile"] = 0.5, 5

@@ -149,7 +149,7 @@ def stores(*rows) -> list[tuple]:
 
 
 def customers(*rows) -> list[tuple]:
-    return [(cid, first, last, email, phone, True, False, tier, home, d("2024-01-01"), ts(updated))
+    return [(cid, None, first, last, email, phone, True, False, tier, home, d("2024-01-01"), ts(updated))
             for cid, first, last, email, phone, tier, home, updated in rows]
 
 
@@ -243,7 +243,7 @@ def test_the_builder_writes_what_dms_documents(local_env):
         b'I,2026-11-02 00:05:00.000000,1,"Main St, ""Flagship""",Salem,north,2020-01-02,2026-10-01 09:00:00\n'
         b'I,2026-11-02 00:05:00.000000,2,"Harbour\nOutlet",Dover,south,2021-03-04,2026-10-01 09:00:00\n')
     assert (paths.dms_landing() / "customers" / "LOAD00000001.csv").read_text().splitlines()[2] == \
-        'I,2026-11-02 00:05:00.000000,101,Bob,"Smith ""Bobby""",,,true,false,none,,2024-01-01,2026-10-01 09:00:00'
+        'I,2026-11-02 00:05:00.000000,101,,Bob,"Smith ""Bobby""",,,true,false,none,,2024-01-01,2026-10-01 09:00:00'
     assert sorted(str(p.relative_to(folder.path)) for p in folder.glob("*/*/*/*.csv")) == [
         "2026/11/02/20261102-0900001234.csv", "2026/11/02/20261102-153000250.csv",
         "2026/11/02/20261102-1530002600.csv", "2026/11/03/20261103-004000500.csv"]

@@ -42,8 +42,8 @@ def shop(local_env):
     categories = {1: "apparel", 2: "apparel", 3: "apparel", 4: "home", 5: "home", 6: "toys", 7: "toys"}
     _publish("products", DAY, [{"product_id": p, "category": c, "active": p != 7, "created_at": CREATED}
                                for p, c in categories.items()])
-    _publish("customers", DAY, [{"customer_id": c, "home_store_id": store, "signup_date": dt.date(2025, 1, 1)}
-                                for c, store in ((1, 1), (2, 2), (3, None))])
+    _publish("customers", DAY, [{"customer_id": c, "external_id": None, "home_store_id": store,
+                                 "signup_date": dt.date(2025, 1, 1)} for c, store in ((1, 1), (2, 2), (3, None))])
     stock = {(1, 2): 0, (2, 2): 0, (1, 3): 0}
     _publish("inventory", DAY, [{"store_id": s, "product_id": p, "on_hand": stock.get((s, p), 10)}
                                 for s in (1, 2) for p in range(1, 7)])
@@ -69,6 +69,20 @@ def test_an_output_line_is_personalizes_compact_json():
                     '"scores":[0.1234568,0.1]},"error":null}')
     assert batch_format.output_line("itemId", "17", ["9"], [1.0]) == \
         '{"input":{"itemId":"17"},"output":{"recommendedItems":["9"],"scores":[1.0]},"error":null}'
+
+
+def test_a_userid_that_is_a_customers_external_id_gets_that_customers_list(shop):
+    """Personalize knows customers by USER_ID, the retailer's external id when it has one: the local job too."""
+    by_id = {r.id: r.items for r in _run(model.USER_PERSONALIZATION, [1, 2], num_results=3)[1]}
+    _publish("customers", DAY, [{"customer_id": c, "external_id": e, "home_store_id": store,
+                                 "signup_date": dt.date(2025, 1, 1)} for c, e, store in
+                                ((1, "C-1", 1), (2, None, 2), (3, "C-3", None))])
+
+    _, records, _ = _run(model.USER_PERSONALIZATION, ["C-1", "2", "1", "999"], num_results=3)
+
+    assert [r.id for r in records] == ["C-1", "2", "1", "999"]
+    assert records[0].items == by_id["1"] and records[1].items == by_id["2"]
+    assert records[2].items == records[3].items  # "1" is not customer 1's id any more: an unknown user
 
 
 def test_a_job_writes_one_output_line_per_input_line_in_order(shop):

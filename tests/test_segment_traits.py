@@ -98,7 +98,8 @@ def make_profile(n: int, *, long_reasons: int = 0, first_id: int = 1000) -> pd.D
     """n customers; the first `long_reasons` carry reasons long enough for 10-31 KB messages."""
     rows = []
     for i in range(n):
-        row = {"customer_id": first_id + i, "audiences": [a for a, k in (("lapsing", 2), ("vip", 3)) if i % k == 0]}
+        row = {"customer_id": first_id + i, "user_id": str(first_id + i),
+               "audiences": [a for a, k in (("lapsing", 2), ("vip", 3)) if i % k == 0]}
         for m, model in enumerate(_models()):
             row[f"{model}_probability"] = float("nan") if i % 97 == 5 else ((i * 37 + m * 11) % 1000) / 1000
             row[f"{model}_decile"] = float("nan") if i % 97 == 5 else float((i + m) % 10 + 1)

@@ -4,6 +4,7 @@ source is skipped with its reason, never failed or filled with placeholders."""
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 
 import numpy as np
@@ -87,8 +88,8 @@ def test_a_day_without_segment_files_names_both_ways_out(tmp_path, monkeypatch):
 
 
 def orders_only_csv(path, customers: int = 300, seed: int = 3) -> str:
-    """A real-looking orders-only history: customer, time, amount, quantity; 18 months, purchase rates that vary
-    by customer and lapse."""
+    """A real-looking orders-only history: customer (a text id, as store systems write them), time, amount,
+    quantity; 18 months, purchase rates that vary by customer and lapse."""
     rng = np.random.default_rng(seed)
     start, end = pd.Timestamp("2025-05-01"), pd.Timestamp(DAY)
     rows = []
@@ -97,7 +98,7 @@ def orders_only_csv(path, customers: int = 300, seed: int = 3) -> str:
         lapse = first + pd.Timedelta(days=int(rng.exponential(300)))
         t, rate = first, rng.gamma(2.0, 1 / 40)
         while t < min(lapse, end):
-            rows.append((customer, t + pd.Timedelta(minutes=int(rng.integers(480, 1260))),
+            rows.append((f"C{customer:05d}", t + pd.Timedelta(minutes=int(rng.integers(480, 1260))),
                          round(float(rng.lognormal(3.3, 0.5)), 2), int(rng.integers(1, 4))))
             t += pd.Timedelta(days=max(1, int(rng.exponential(1 / rate))))
     frame = pd.DataFrame(rows, columns=["customer_id", "order_date", "amount", "quantity"])
@@ -107,8 +108,8 @@ def orders_only_csv(path, customers: int = 300, seed: int = 3) -> str:
 
 @pytest.fixture(scope="module")
 def orders_only_chain(tmp_path_factory, airflow_db):
-    """An orders-only retailer imported as the README says, every source but orders declared absent, and the whole
-    chain run for the day after its last order."""
+    """An orders-only retailer with text ids imported as the README says, every source but orders declared absent,
+    and the whole chain run for the day after its last order."""
     from crosschannel.sim import byod
 
     tmp_path = tmp_path_factory.mktemp("orders_only")
@@ -130,6 +131,21 @@ def test_an_orders_only_retailer_runs_the_whole_chain(orders_only_chain):
 
     assert imported["sources_absent"] == ["events", "products", "stores", "contacts"]
     assert set(states.values()) == {"success"}, states
+
+
+def test_the_retailers_own_ids_are_what_leaves(orders_only_chain):
+    from crosschannel.stages.activation import profiles
+
+    summary = report("summary.json", "activation")
+    profile = profiles.read_profiles(DAY)
+    segment = [json.loads(line) for path in storage.location(summary["destinations"]["segment"]["location"]).rglob(
+        "*.jsonl") for line in path.read_text().splitlines()]
+    upload = next(storage.location(summary["destinations"]["customer_profiles"]["location"]).rglob("*.csv"))
+
+    assert profile["user_id"].str.fullmatch(r"C\d{5}").all() and profile["customer_id"].is_unique
+    assert len(segment) == summary["destinations"]["segment"]["messages"]
+    assert {m["user_id"] for m in segment} == set(profile["user_id"])
+    assert set(pd.read_csv(io.StringIO(upload.read_text()), dtype=str)["customer_id"]) == set(profile["user_id"])
 
 
 def test_what_needs_an_absent_source_says_why_it_was_skipped(orders_only_chain):

@@ -11,7 +11,14 @@ import pyarrow as pa
 from crosschannel.core import engines, sqljobs, storage
 from crosschannel.core.config import Generator
 from crosschannel.sim import generator
-from crosschannel.stages.trusted.events import IDENTITY_SCHEMA, empty_identities, flatten, messages_table, type_day
+from crosschannel.stages.trusted.events import (
+    IDENTITY_SCHEMA,
+    USER_SCHEMA,
+    empty_identities,
+    flatten,
+    messages_table,
+    type_day,
+)
 
 
 def _message(mid, kind, ts, user=None, anon=None, event=None, **props):
@@ -73,6 +80,27 @@ def test_spark_gives_the_same_identities_and_events(spark):
         assert spk.to_pylist() == duck.to_pylist()
 
 
+def test_user_ids_that_are_the_retailers_external_ids_name_their_customer_on_both_engines(spark):
+    """A userId is the customer whose external_id it is (byod's text ids), else the customer id it spells, unless
+    that customer is known by an external id."""
+    customers = pa.table({"customer_id": pa.array([7, 6, 42], pa.int64()),
+                          "external_id": pa.array(["C7", None, "guest-1"], pa.string())})
+    messages = messages_table([{**flatten(m), "_file_seq": 0, "_row_seq": i} for i, m in enumerate(
+        [*MESSAGES, _message("m7", "identify", "14:00:00.000", user="C7", anon="dev-e")])])
+
+    on_duckdb = type_day(messages, PREVIOUS, customers=customers)
+    on_spark = type_day(messages, PREVIOUS, run=functools.partial(engines.run_spark, spark), customers=customers)
+
+    identities, events = on_duckdb
+    assert _rows(identities, "anonymous_id", "customer_id") == [("dev-b", 9), ("dev-c", 42), ("dev-d", 6),
+                                                                 ("dev-e", 7)]
+    assert _rows(events, "message_id", "customer_id", "stitched") == [
+        ("m1", None, False), ("m2", None, False), ("m3", None, False),  # "7" is not customer 7's id: C7 is
+        ("m4", 9, True), ("m5", 42, False), ("m6", 6, False), ("m7", 7, False)]
+    for duck, spk in zip(on_duckdb, on_spark, strict=True):
+        assert spk.to_pylist() == duck.to_pylist()
+
+
 def test_first_day_starts_from_an_empty_map():
     identities, events = type_day(_messages(), empty_identities())
 
@@ -111,7 +139,8 @@ def test_the_glue_script_runs_the_planned_jobs_from_parquet_and_an_empty_first_d
     pq.write_table(_messages(), tmp_path / "messages" / "part-00000.parquet")
     (tmp_path / "identity_map.sql").write_text(engines.render("trusted/identity_map.sql"))
     inputs = {"previous": {"format": "parquet", "paths": [], "schema": IDENTITY_SCHEMA},
-              "messages": {"format": "parquet", "paths": [(tmp_path / "messages").as_uri()]}}
+              "messages": {"format": "parquet", "paths": [(tmp_path / "messages").as_uri()]},
+              "customers": {"format": "parquet", "paths": [], "schema": USER_SCHEMA}}
     args = job.parse_args(["--sql_path", (tmp_path / "identity_map.sql").as_uri(), "--inputs", json.dumps(inputs),
                            "--output_path", (tmp_path / "out").as_uri()])
 

@@ -51,6 +51,9 @@ customers = sa.Table(
     "customers",
     metadata,
     sa.Column("customer_id", _id, primary_key=True, autoincrement=False),
+    # the retailer's own id when it is not customer_id as a number (text ids, leading zeros: an import maps them
+    # to customer ids): what leaves for Segment, Personalize, Customer Profiles and Pinpoint (crosschannel.core.ids)
+    sa.Column("external_id", sa.String(64), unique=True),
     sa.Column("first_name", sa.String(60), nullable=False),
     sa.Column("last_name", sa.String(60), nullable=False),
     sa.Column("email", sa.String(120)),
@@ -261,6 +264,8 @@ def _column_values(frame, column: sa.Column) -> list:
     """A frame column as Python values the DB-API accepts: text times, ints for booleans, None for nulls."""
     import pandas as pd
 
+    if column.name not in frame and column.nullable:  # an optional column the writer leaves out
+        return [None] * len(frame)
     values = frame[column.name]
     if isinstance(column.type, sa.DateTime):
         text = pd.to_datetime(values).dt.strftime(TS_FORMAT)

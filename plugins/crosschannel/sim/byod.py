@@ -17,7 +17,14 @@ ignored; blank lines are skipped; values are trimmed. An empty optional value ta
 
 Orders CSV, one line per order line:
 
-    customer_id            required  a whole number >= 1 (at most 18 digits)
+    customer_id            required  the retailer's id, text of at most 64 characters (C00042, 00042, 42).
+                                     When every id of the import is a whole number >= 1 without leading
+                                     zeros (at most 18 digits) and the DB holds no text ids, it is the
+                                     customer id. Otherwise each id is kept as the customer's external_id,
+                                     the id that leaves for Segment (userId), Personalize (USER_ID),
+                                     Customer Profiles (AccountNumber) and Pinpoint (User.UserId), and
+                                     maps to a customer id: the one the DB holds for it, or the next free
+                                     one
     order_ts or order_date required  an ISO date or timestamp: 2024-03-01, 2024-03-01 14:05:00 or
                                      2024-03-01T14:05:00+02:00 (times with an offset become UTC), or
                                      as --date-format F says (%d/%m/%Y, ...: every date column);
@@ -119,6 +126,27 @@ def _flag_known_lines(conn: sa.Connection, f: CsvFile, lines: pd.DataFrame) -> N
                        "quantity and amount in the source DB (expected lines new to the DB: imported before?)")
 
 
+def _number_customers(conn: sa.Connection, orders: pd.DataFrame, people: pd.DataFrame) -> None:
+    """Turn the retailer's ids (text so far) into customer ids, in place. Plain whole numbers are customer ids when
+    every id of the import is one and the DB holds no external ids; otherwise every id is kept as `external_id`,
+    mapped to the customer the DB holds under it or numbered on from the highest customer id."""
+    c = source.customers.c
+    texts = pd.Series(pd.concat([people.customer_id, orders.customer_id]).dropna().unique(), dtype="str")
+    mapped = conn.execute(sa.select(sa.func.count()).where(c.external_id.is_not(None))).scalar()
+    if not mapped and texts.str.fullmatch(r"[1-9]\d{0,17}").all():
+        for frame in (orders, people):
+            frame["customer_id"], frame["external_id"] = frame.customer_id.astype("Int64"), None
+        return
+    held = {}
+    for start in range(0, len(texts), 500):
+        chunk = texts[start:start + 500].tolist()
+        held.update(conn.execute(sa.select(c.external_id, c.customer_id).where(c.external_id.in_(chunk))).all())
+    first = _next_id(conn, c.customer_id, pd.Series([0]))
+    ids = {**{text: first + i for i, text in enumerate(t for t in texts if t not in held)}, **held}
+    for frame in (orders, people):
+        frame["external_id"], frame["customer_id"] = frame.customer_id, frame.customer_id.map(ids).astype("Int64")
+
+
 def _check(conn: sa.Connection, order_file: CsvFile, orders: pd.DataFrame, customer_file: CsvFile | None,
            people: pd.DataFrame) -> tuple[set[int], int | None]:
     """Check the input against the DB and number the new orders; returns the known customers, unknown product."""
@@ -151,6 +179,7 @@ def _load(conn: sa.Connection, order_file: CsvFile, orders: pd.DataFrame, custom
     digest = hashlib.sha256(b"".join(f.digest for f in (order_file, customer_file) if f)).hexdigest()
     _refuse_repeat(conn, digest, " and ".join(f.name for f in (order_file, customer_file) if f))
     people = _placeholders([]) if people is None else people
+    _number_customers(conn, orders, people)
     known, unknown_id = _check(conn, order_file, orders, customer_file, people)
     start = orders.order_ts.min().normalize()
 
@@ -174,7 +203,9 @@ def _load(conn: sa.Connection, order_file: CsvFile, orders: pd.DataFrame, custom
     first_order = orders.groupby("customer_id").order_ts.min().dt.normalize()
     people["signup_date"] = people.signup_date.fillna(people.customer_id.map(first_order)).fillna(start)
     orphans = sorted(set(orders.customer_id) - set(people.customer_id) - known)
-    placeholders = _placeholders(orphans).assign(signup_date=first_order.reindex(orphans).to_numpy())
+    external = orders.drop_duplicates("customer_id").set_index("customer_id").external_id
+    placeholders = _placeholders(orphans).assign(signup_date=first_order.reindex(orphans).to_numpy(),
+                                                 external_id=external.reindex(orphans).to_numpy())
     customers = pd.concat([people, placeholders], ignore_index=True)
     customers["updated_at"] = customers.signup_date
 

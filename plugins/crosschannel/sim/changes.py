@@ -118,4 +118,4 @@ class HistoryBuffer:
             gone = pd.concat(self.deletes[name], ignore_index=True)
             marker = frame[keys].merge(gone.assign(_gone=True), on=keys, how="left")["_gone"].fillna(False)
             frame = frame[~marker.to_numpy(dtype=bool)]
-        return frame[[c.name for c in source.table(name).columns]]
+        return frame.reindex(columns=[c.name for c in source.table(name).columns])  # optional columns: null

@@ -64,7 +64,7 @@ def profile_upload(profile: pd.DataFrame) -> pd.DataFrame:
 
     contacts = consent.contacts(profile[["email", "phone", "email_opt_in", "sms_opt_in"]], PROFILES)
     frame = pd.DataFrame({
-        UNIQUE_KEY: profile["customer_id"].astype(str),
+        UNIQUE_KEY: profile["user_id"],
         "first_name": text(profile["first_name"]), "last_name": text(profile["last_name"]),
         "email": contacts["email"], "phone": contacts["phone"],
         "loyalty_tier": text(profile["loyalty_tier"]),

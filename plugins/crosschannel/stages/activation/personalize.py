@@ -59,7 +59,8 @@ def plan_personalize(day: dt.date, force: bool) -> list[dict]:
         "users": engines.render("activation/personalize_users.sql", models=list(get_config().models.specs)),
     }
     inputs = {
-        "interactions": {"orders": table["orders"], "order_lines": table["order_lines"],
+        "interactions": {"customers": table["customers"], "orders": table["orders"],
+                         "order_lines": table["order_lines"],
                          "events": sqljobs.parquet([f for f in events if storage.is_committed(f)], EVENTS_SCHEMA)},
         "items": {"products": table["products"], "inventory": table["inventory"]},
         "users": {"customers": table["customers"], "scores": sqljobs.parquet(audiences.score_dirs(day))},

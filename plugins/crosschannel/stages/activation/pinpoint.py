@@ -63,7 +63,7 @@ def pinpoint_endpoints(audience: str, members: pd.DataFrame, profile: pd.DataFra
             "ChannelType": channel,
             "Address": chosen[field],
             "Id": channel.lower() + "-" + chosen["customer_id"].astype(str),
-            "User.UserId": chosen["customer_id"].astype(str),
+            "User.UserId": chosen["user_id"],
             "User.UserAttributes.FirstName": text(chosen["first_name"]),
             "User.UserAttributes.LoyaltyTier": text(chosen["loyalty_tier"]),
             "Attributes.audience": audience,

@@ -43,10 +43,12 @@ def decide(day: dt.date, *, force: bool, backfill: bool, run: str) -> dict:
 
 
 def profiles(day: dt.date, members: pd.DataFrame) -> pd.DataFrame:
-    """One row per scored customer: contacts and tier from the trusted state, each model's probability, decile
-    and reasons, and the audiences the customer is a *treatment* member of (control members are never sent)."""
+    """One row per scored customer: `user_id` (the id that leaves: the retailer's external_id, else the customer id
+    as text), contacts and tier from the trusted state, each model's probability, decile and reasons, and the
+    audiences the customer is a *treatment* member of (control members are never sent)."""
     frame = sqljobs.read_partition(paths.trusted("customers", day)).to_pandas()[
-        ["customer_id", "first_name", "last_name", "email", "phone", "email_opt_in", "sms_opt_in", "loyalty_tier"]]
+        ["customer_id", "external_id", "first_name", "last_name", "email", "phone", "email_opt_in", "sms_opt_in",
+         "loyalty_tier"]]
     scored = None
     for model in get_config().models.specs:
         scores = sqljobs.read_partition(paths.scores(model, day, "scores")).to_pandas()
@@ -54,6 +56,7 @@ def profiles(day: dt.date, members: pd.DataFrame) -> pd.DataFrame:
         scores = scores.rename(columns={c: f"{model}_{c}" for c in scores.columns if c != "customer_id"})
         scored = scores if scored is None else scored.merge(scores, on="customer_id", how="outer")
     frame = scored.merge(frame, on="customer_id", how="left")
+    frame.insert(1, "user_id", frame.pop("external_id").fillna(frame["customer_id"].astype(str)))
     treated = members[members["assignment"] == "treatment"].groupby("customer_id")["audience"].agg(sorted)
     frame["audiences"] = frame["customer_id"].map(treated).apply(lambda v: v if isinstance(v, list) else [])
     return frame.sort_values("customer_id", kind="stable").reset_index(drop=True)

@@ -66,6 +66,13 @@ def recipients(day: dt.date, profile: pd.DataFrame) -> list[int]:
     return sorted(set(members["customer_id"].astype("int64")) & set(reachable.astype("int64")))
 
 
+def user_ids(day: dt.date) -> dict[int, str]:
+    """Each trusted customer's id as it leaves (Personalize's USER_ID): the retailer's external_id, else the id."""
+    customers = sqljobs.read_partition(paths.trusted("customers", day)).to_pandas()
+    ids = customers["customer_id"].astype("int64")
+    return dict(zip(ids, customers["external_id"].fillna(ids.astype(str)), strict=True))
+
+
 def _job_name(recipe: str, day: dt.date, attempt: str) -> str:
     """Unique per delivery attempt (a cleared run is a new attempt with new folders: a new job, never the first
     attempt's job resumed by name); a task retry within the attempt resumes its job."""
@@ -95,7 +102,7 @@ def plan(day: dt.date, decision: dict, profile: pd.DataFrame, catalogue: list[in
         return [], reason
     if not decision["send"]:
         return [], f"this run sends nothing ({decision['reason']})"
-    plans, missing = [], []
+    plans, missing, users = [], [], user_ids(day)
     for name, recipe in JOBS.items():
         champion = solutions.champion(recipe)
         if champion is None:
@@ -107,7 +114,9 @@ def plan(day: dt.date, decision: dict, profile: pd.DataFrame, catalogue: list[in
         folder = paths.delivery(RECOMMENDATIONS, day, decision["attempt"], name)
         job_input = folder / f"{name}.json"
         with storage.committing(folder, marker=False) as staging:
-            batch_format.write_input(staging / job_input.name, INPUT_KEY[recipe], ids, _filter_values(day, name, ids))
+            given = [users[i] for i in ids] if name == "users" else ids
+            batch_format.write_input(staging / job_input.name, INPUT_KEY[recipe], given,
+                                     _filter_values(day, name, ids))
         num_results = min(500, settings.per_member + OVERFETCH) if name == "users" else SIMILAR_RESULTS
         request = batch_request(recipe, champion, day, decision["attempt"], job_input, folder / "output", num_results)
         plans.append({"partition": day.isoformat(), "name": name, "recipe": recipe, "lines": len(ids),
@@ -142,10 +151,12 @@ def output_file(plan: dict):
     return found[0]
 
 
-def _rows(records, products: pd.DataFrame, id_column: str, item_column: str) -> pd.DataFrame:
+def _rows(records, products: pd.DataFrame, id_column: str, item_column: str,
+          ids: dict[str, int] | None = None) -> pd.DataFrame:
+    """The answered lines as rows; `ids` maps the lines' userIds to customer ids (else ids are numbers)."""
     import pandas as pd
 
-    rows = [{id_column: int(r.id), "rank": rank, item_column: int(item),
+    rows = [{id_column: ids[r.id] if ids else int(r.id), "rank": rank, item_column: int(item),
              "score": r.scores[rank - 1] if rank <= len(r.scores) else None}  # similar items give no scores
             for r in records if r.error is None for rank, item in enumerate(r.items, start=1)]
     frame = pd.DataFrame(rows, columns=[id_column, "rank", item_column, "score"]).astype(
@@ -177,8 +188,10 @@ def commit(day: dt.date, plans: list[dict]) -> dict:
                                          f"{len(records)} line(s) for {plan['lines']} input line(s)")
         errors = [r for r in records if r.error is not None]
         if plan["name"] == "users":
-            frame, folder = _kept(stock, _rows(records, products, "customer_id", "product_id"), "customer_id",
-                                  "product_id", get_config().recommendations.per_member), members_dir(day)
+            customers = {user: customer for customer, user in user_ids(day).items()}
+            frame = _kept(stock, _rows(records, products, "customer_id", "product_id", customers), "customer_id",
+                          "product_id", get_config().recommendations.per_member)
+            folder = members_dir(day)
         else:
             frame, folder = _kept(stock, _rows(records, products, "product_id", "similar_product_id"), "product_id",
                                   "similar_product_id", SIMILAR_RESULTS), similar_dir(day)

@@ -58,7 +58,7 @@ def traits(profile: pd.DataFrame) -> list[dict]:
                                           if isinstance(row[f"{model}_reason_{n}"], str)]
         values["audiences"] = list(row["audiences"])
         values["recommended_products"] = list(products)
-        records.append({"user_id": str(row["customer_id"]), "traits": values})
+        records.append({"user_id": row["user_id"], "traits": values})
     return records
 
 

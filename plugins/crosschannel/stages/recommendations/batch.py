@@ -98,8 +98,15 @@ def _lines(key: str, given: list[str], ids: np.ndarray, scores: np.ndarray, with
 
 
 def _as_ids(given: list[str]) -> np.ndarray:
-    """Input ids as integers (the bundle's ids are numbers); one that is not a number is unknown (-1)."""
+    """Input itemIds as product ids; one that is not a number is unknown (-1)."""
     return np.array([int(v) if v.strip().lstrip("-").isdigit() else -1 for v in given], dtype="int64")
+
+
+def _customer_ids(trusted: data.Trusted, given: list[str]) -> np.ndarray:
+    """Input userIds (Personalize's USER_ID: the retailer's external_id, else the customer id) as customer ids; a
+    user unknown to the trusted customers is -1."""
+    known = dict(zip(trusted.customers["user_id"], trusted.customers["customer_id"].astype("int64"), strict=True))
+    return np.array([known.get(v, -1) for v in given], dtype="int64")
 
 
 def run_job(day: dt.date, job_input: ObjectStoragePath, job_output: ObjectStoragePath, *,
@@ -127,7 +134,7 @@ def run_job(day: dt.date, job_input: ObjectStoragePath, job_output: ObjectStorag
                           online_stores=online_stores, check_stock=check_stock)
     stock_rows = masks.stock_rows(values) if any(values) else None
     ranked = (rank_items(model, masks, _as_ids(given), num_results) if key == ITEM
-              else rank_users(model, masks, _as_ids(given), num_results, recipe, stock_rows))
+              else rank_users(model, masks, _customer_ids(trusted, given), num_results, recipe, stock_rows))
     with storage.committing(job_output, marker=False) as staging:
         lines = batch_format.write_lines(staging / batch_format.output_name(job_input),
                                          _lines(key, given, *ranked, with_scores=recipe == USER_PERSONALIZATION))

@@ -81,6 +81,7 @@ def read_day(day: dt.date) -> pa.Table:
 
 
 IDENTITY_SCHEMA = "anonymous_id STRING, customer_id BIGINT, identified_at TIMESTAMP"
+USER_SCHEMA = "customer_id BIGINT, external_id STRING"  # what user_customers.sql reads of the trusted customers
 EVENTS_SCHEMA = ("message_id STRING, event_name STRING, event_ts TIMESTAMP, received_at TIMESTAMP, customer_id BIGINT, "
                  "stitched BOOLEAN, anonymous_id STRING, channel STRING, product_id BIGINT, category STRING, "
                  "price DECIMAL(12, 2), quantity BIGINT, order_id BIGINT, revenue DECIMAL(12, 2), search_query STRING")
@@ -109,20 +110,30 @@ def plan_identities(day: dt.date, run: str = "") -> list[dict]:
     sqljobs.write_partition(paths.segment_messages(day, run), read_day(day))
     return [sqljobs.job(day, "identity_map.sql", engines.render("trusted/identity_map.sql"), {
         "previous": sqljobs.parquet(previous_identities(day), IDENTITY_SCHEMA),
-        "messages": sqljobs.parquet([paths.segment_messages(day, run)])},
+        "messages": sqljobs.parquet([paths.segment_messages(day, run)]), "customers": _customers(day, run)},
         paths.candidate("identity_map", day, run=run))]
 
 
 def plan_events(day: dt.date, run: str = "") -> list[dict]:
     """Plan the typed events job over the flattened day and the day's identity map candidate."""
     return [sqljobs.job(day, "events.sql", engines.render("trusted/events.sql"), {
-        "messages": sqljobs.parquet([paths.segment_messages(day, run)]),
+        "messages": sqljobs.parquet([paths.segment_messages(day, run)]), "customers": _customers(day, run),
         "identities": sqljobs.parquet([paths.candidate("identity_map", day, run=run)])},
         paths.candidate("events", day, run=run))]
 
 
-def type_day(messages: pa.Table, previous: pa.Table, run=engines.run_duckdb) -> tuple[pa.Table, pa.Table]:
-    """(identity map after the day, the day's typed events) from the day's messages and the previous map."""
-    identities = run(engines.render("trusted/identity_map.sql"), {"previous": previous, "messages": messages})
-    events = run(engines.render("trusted/events.sql"), {"messages": messages, "identities": identities})
+def _customers(day: dt.date, run: str) -> dict:
+    """The run's merged customers (its merge_table job ran first): whose userIds are external ids."""
+    return sqljobs.parquet([paths.candidate("customers", day, run=run)])
+
+
+def type_day(messages: pa.Table, previous: pa.Table, run=engines.run_duckdb,
+             customers: pa.Table | None = None) -> tuple[pa.Table, pa.Table]:
+    """(identity map after the day, the day's typed events) from the day's messages, the previous map and the
+    customers (customer_id, external_id; none: every userId is a customer id)."""
+    customers = sqljobs.empty_table(USER_SCHEMA) if customers is None else customers
+    identities = run(engines.render("trusted/identity_map.sql"),
+                     {"previous": previous, "messages": messages, "customers": customers})
+    events = run(engines.render("trusted/events.sql"),
+                 {"messages": messages, "identities": identities, "customers": customers})
     return identities, events
