@@ -63,6 +63,14 @@ advance: venv
 bench: venv
 	$(PY) bench/bench_generator.py $(ARGS)
 
+# Your own order history, as the models would have scored it (README: "Backtest"):
+#   make backtest ORDERS=orders.csv CUTOFFS=2024-03-31,2024-06-30 [ARGS="--customers c.csv --root DIR"]
+.PHONY: backtest
+backtest: venv airflow-db
+	$(if $(and $(ORDERS),$(CUTOFFS)),,$(error ORDERS and CUTOFFS are required: make backtest ORDERS=F CUTOFFS=D,D))
+	AIRFLOW__LOGGING__LOGGING_LEVEL=$${AIRFLOW__LOGGING__LOGGING_LEVEL:-WARNING} $(PY) -m crosschannel backtest \
+		--orders $(ORDERS) --cutoffs $(CUTOFFS) $(ARGS)
+
 # The whole chain for a first day and a regular day at a scale, each stage against its floor (bench/scale.py):
 #   make bench-scale CUSTOMERS=100000 [ARGS="--reuse --root DIR"]  -> .data/reports/bench_scale_<N>.json
 .PHONY: bench-scale

@@ -6,12 +6,13 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+import os
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from crosschannel.core import gates, paths, storage
+from crosschannel.core import gates, paths, sqljobs, storage
 from crosschannel.core.config import ConfigError, get_config, load_config
 from crosschannel.core.source_settings import Sources
 from tests.conftest import AWS_ENV, configure, run_dag
@@ -162,3 +163,37 @@ def test_what_needs_an_absent_source_says_why_it_was_skipped(orders_only_chain):
     assert summary["destinations"]["segment"]["messages"] > 0 and summary["recommendations"] == {}
     assert set(manifest["features_skipped"]) == {"store_share_365d", "top_category_share_365d"}
     assert not set(manifest["features_skipped"]) & set(manifest["features"])
+
+
+def test_a_backtest_replays_the_history_up_to_each_cutoff_and_scores_what_came_after(tmp_path, monkeypatch,
+                                                                                      airflow_db):
+    """`backtest`: the source as it was at the cutoff (nothing later reaches the trusted zone or the models), the
+    DAGs run for the cutoff, and every model's champion, trained model and both baselines scored against the
+    outcomes after it in the full file."""
+    import pyarrow.compute as pc
+
+    from crosschannel.sim import backtest
+
+    configure(monkeypatch, tmp_path, CROSSCHANNEL__MODELS__MAX_TRIALS="2")
+    orders_csv = orders_only_csv(tmp_path / "orders.csv")
+    cutoff = dt.date(2026, 6, 30)
+    history = pd.read_csv(orders_csv, parse_dates=["order_date"])
+    before = history[history.order_date < pd.Timestamp(cutoff + dt.timedelta(days=1))]
+
+    summary = backtest.run(orders_csv, [cutoff], str(tmp_path / "bt"))
+
+    assert os.environ["CROSSCHANNEL__STORAGE__ROOT"] == str(tmp_path / "root")  # the caller's configuration is back
+    found = summary["cutoffs"][cutoff.isoformat()]
+    assert json.loads((tmp_path / "bt" / "reports" / "backtest" / "summary.json").read_text()) == summary
+    assert "<h2>churn</h2>" in (tmp_path / "bt" / "reports" / "backtest" / "summary.html").read_text()
+    assert found["customers"] == before.customer_id.nunique()
+    assert found["sources_absent"] == ["events", "products", "stores", "contacts"]
+    for model, scored in found["models"].items():
+        assert set(scored) == {"champion", "trained", "rfm", "bgnbd"}, model
+        assert all(s["rows"] == found["customers"] and 0.6 < s["auc"] <= 1 for s in scored.values()), (model, scored)
+    # the trusted zone of the cutoff holds the source as it was then: every order up to it, none after
+    monkeypatch.setenv("CROSSCHANNEL__STORAGE__ROOT", found["root"] + "/root")
+    get_config.cache_clear()
+    orders = sqljobs.read_partition(paths.trusted("orders", cutoff))
+    assert orders.num_rows == len(before.drop_duplicates(["customer_id", "order_date"]))
+    assert pc.max(orders["order_ts"]).as_py() < dt.datetime.combine(cutoff + dt.timedelta(days=1), dt.time())

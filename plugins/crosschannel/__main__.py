@@ -4,6 +4,8 @@
     advance [--days N]                      simulate the next day(s) live (inserts, updates, deletes)
     truth --day YYYY-MM-DD                  print the ground-truth probabilities summary for a day
     import-csv --orders F [--customers F]   load your own orders (and customers) into the source DB
+    backtest --orders F --cutoffs D,D       the models on your own history: scored at each cutoff against what
+                                            happened after it, beside the RFM and BG/NBD baselines
     demo [--days N]                         the whole chain on the local target, with a summary
     aws-plan --partition D [--out DIR]      every request the aws target would send for D, checked, as JSON
     trigger DAG_ID --partition D [--conf J] a manual run of a DAG for day D (its partition key) in the Airflow
@@ -37,6 +39,14 @@ def main(argv: list[str] | None = None) -> int:
     imp.add_argument("--orders", required=True)
     imp.add_argument("--customers")
     imp.add_argument("--date-format", help="strftime codes of the files' dates, e.g. %%d/%%m/%%Y (default: ISO 8601)")
+    back = commands.add_parser("backtest", help="run the chain at each cutoff of your own history and score it "
+                                                "against what happened after")
+    back.add_argument("--orders", required=True)
+    back.add_argument("--customers")
+    back.add_argument("--cutoffs", required=True, type=lambda text: [dt.date.fromisoformat(d.strip()) for d in
+                                                                     text.split(",")], help="days, comma-separated")
+    back.add_argument("--root", help="where each cutoff's run and the report go (default: .data/backtest)")
+    back.add_argument("--date-format", help="as import-csv's")
     demo = commands.add_parser("demo", help="run the chain on the local target and print a summary")
     demo.add_argument("--days", type=int, default=3, help="partitions to run after the history (default 3)")
     plan = commands.add_parser("aws-plan", help="render and check every request the aws target would send for a "
@@ -76,6 +86,10 @@ def main(argv: list[str] | None = None) -> int:
             print("These files bring no " + ", ".join(absent) + ": declare them in include/crosschannel.yaml (unless "
                   "another feed brings them, e.g. Segment for events), or the gates fail on what is missing:\n"
                   "sources: {" + ", ".join(f"{name}: false" for name in absent) + "}", file=sys.stderr)
+    elif args.command == "backtest":
+        from crosschannel.sim import backtest
+
+        backtest.run(args.orders, args.cutoffs, args.root, args.customers, args.date_format)
     elif args.command == "demo":
         from crosschannel.sim import demo
 

@@ -242,15 +242,22 @@ def _placeholders(ids: list[int]) -> pd.DataFrame:
 
 
 def import_csv(orders_csv: str, customers_csv: str | None = None, engine: sa.Engine | None = None,
-               date_format: str | None = None) -> dict:
+               date_format: str | None = None, before: dt.date | None = None) -> dict:
     """Validate the CSV file(s), then load them into the source DB in one transaction; returns row counts.
-    `date_format` (strftime codes, e.g. %d/%m/%Y) reads the date and time columns instead of ISO 8601."""
+    `date_format` (strftime codes, e.g. %d/%m/%Y) reads the date and time columns instead of ISO 8601. `before`
+    loads what the source held at the start of that day: order lines before it, customers who signed up before it
+    (every line is checked all the same)."""
     problems: list[tuple[str, int, str]] = []
     order_file = CsvFile(orders_csv, [("customer_id",), ("order_ts", "order_date"), ("amount",)], problems, date_format)
     customer_file = CsvFile(customers_csv, [("customer_id",)], problems, date_format) if customers_csv else None
     orders = files.orders(order_file)
     people = files.customers(customer_file) if customer_file else None
     files.raise_if_any(problems)
+    if before is not None:
+        orders = orders[orders.order_ts < pd.Timestamp(before)].copy()
+        people = None if people is None else people[~(people.signup_date >= pd.Timestamp(before))].copy()
+        if orders.empty:
+            raise CsvImportError(f"{order_file.name}: no order before {before} (expected a day after the first order)")
     engine = engine or source.connect(get_config().source.sqlalchemy_url, create=True)
     source.create_schema(engine)
     imports.create(engine, checkfirst=True)

@@ -1,0 +1,186 @@
+"""`python -m crosschannel backtest`: how the models would have done on a retailer's own order history.
+
+    python -m crosschannel backtest --orders orders.csv [--customers customers.csv] --cutoffs 2024-03-31,2024-06-30
+        [--root DIR] [--date-format F]
+
+For each cutoff day C, in its own root (<root>/cutoff=C/: a source DB, a storage root, Segment logs), the files
+are imported as the source held them at the start of C+1 (`import_csv(before=C+1)`: order lines up to C), the
+sources the files lack are declared absent, and the real DAGs run for partition C exactly as a deployment installed
+that day would: retail_ingest (the first full load), retail_trusted, propensity_training and propensity_scoring,
+with dag.test() on the local target. The trusted state at C is therefore the source as it was that day: nothing
+after C reaches the models.
+
+Then, on every customer with an order up to C, the scores at C are held against what happened after C in the full
+files: churn_90d (no order in the 90 days after C) and repurchase_30d (an order in the 30 days after C), as the
+labels of include/sql/trusted/customer_features.sql define them. Per model and cutoff, the AUC, top-decile lift and
+calibration error of: the champion that scored C, the model trained at C (promoted or not), and the RFM and BG/NBD
+baselines fitted at C on the same training rows the promotion rule uses. Written to
+<root>/reports/backtest/summary.json and summary.html; progress is printed as it goes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import json
+import os
+import time
+from pathlib import Path
+
+from crosschannel.core import paths, sagemaker, sqljobs, storage
+from crosschannel.core.config import BUNDLE_ROOT, get_config
+from crosschannel.sim import byod, demo
+from crosschannel.sim import byod_files as files
+from crosschannel.stages.models import registry
+from crosschannel.stages.models.datasets import read_snapshots
+from crosschannel.stages.models.metrics import evaluate, finite, stable_hash
+
+DAGS = ("retail_ingest", "retail_trusted", "propensity_training", "propensity_scoring")
+SHOWN = ("auc", "top_decile_lift", "calibration_error", "rows", "positive_rate")
+
+
+class BacktestError(ValueError):
+    """A cutoff outside the files' history, or a run that did not succeed; the message says which."""
+
+
+def _environment(root: Path, absent: list[str]) -> dict[str, str]:
+    """The configuration of one cutoff's run: its own root, source DB and Segment logs; the absent sources."""
+    return {"CROSSCHANNEL__TARGET": "local", "CROSSCHANNEL__STORAGE__ROOT": str(root / "root"),
+            "CROSSCHANNEL__SOURCE__URL": f"sqlite:///{root / 'source.db'}",
+            "CROSSCHANNEL__SEGMENT__LOGS_URI": str(root / "segment-logs"),
+            **{f"CROSSCHANNEL__SOURCES__{name.upper()}": "false" for name in absent}}
+
+
+def outcomes(orders_csv: str, date_format: str | None, cutoff: dt.date) -> tuple[set[str], dict[str, dict]]:
+    """(the retailer's ids with an order up to `cutoff`, per id its labels after it) from the full orders file."""
+    import pandas as pd
+
+    problems: list = []
+    orders = files.orders(files.CsvFile(orders_csv, [("customer_id",), ("order_ts", "order_date"), ("amount",)],
+                                        problems, date_format))
+    files.raise_if_any(problems)
+    end = pd.Timestamp(cutoff + dt.timedelta(days=1))
+    known = set(orders.loc[orders.order_ts < end, "customer_id"])
+    after = orders[orders.order_ts >= end]
+    labels = {}
+    for label, days, bought in (("repurchase_30d", 30, 1), ("churn_90d", 90, 0)):
+        buyers = set(after.loc[after.order_ts < end + pd.Timedelta(days=days), "customer_id"])
+        labels[label] = {customer: int((customer in buyers) == bool(bought)) for customer in known}
+    return known, labels
+
+
+def _retailer_ids(day: dt.date):
+    """The trusted customers of `day` by the retailer's id (external_id, else the customer id)."""
+    customers = sqljobs.read_partition(paths.trusted("customers", day)).to_pandas()
+    return customers.assign(user_id=customers["external_id"].fillna(customers["customer_id"].astype(str)))[
+        ["customer_id", "user_id"]]
+
+
+def evaluate_cutoff(day: dt.date, labels: dict[str, dict]) -> dict:
+    """Per model: the champion's scores at `day`, the model trained at `day` and both baselines, against `labels`."""
+    features = sqljobs.read_partition(paths.features(day)).to_pandas().merge(_retailer_ids(day), on="customer_id")
+    handlers = sagemaker.load_handlers(sagemaker.upload_source_dir())
+    result = {}
+    for model, spec in get_config().models.specs.items():
+        frame = features[features["user_id"].isin(labels[spec.label])].reset_index(drop=True)
+        y = frame["user_id"].map(labels[spec.label]).to_numpy(dtype="float64")
+        ties = stable_hash(frame["customer_id"], model)
+        scores = sqljobs.read_partition(paths.scores(model, day, "scores")).to_pandas()
+        champion = frame[["customer_id"]].merge(scores, on="customer_id", how="left")["probability"]
+        if champion.isna().any():
+            raise BacktestError(f"model {model}: {int(champion.isna().sum())} customer(s) with history at {day} have "
+                                "no score")
+        cards = registry_cards(model, day)
+        trained = sagemaker.load_model(handlers, cards["trained"]["trained_artifact"])
+        data = storage.resolve(paths.dataset(model, day))
+        last_train_day = storage.read_json(data / "train" / "manifest.json")["as_of"][-1]
+        train = read_snapshots(day, [dt.date.fromisoformat(last_train_day)])
+        fitted = registry.fit_baselines(handlers, model, train[train[spec.label].notna()])
+        predicted = {"champion": champion.to_numpy(dtype="float64"),
+                     "trained": registry.predict(handlers, trained, frame),
+                     **{kind: registry.predict(handlers, handlers.Propensity(fitted[kind]), frame) for kind in fitted}}
+        result[model] = {name: {k: finite(v) for k, v in evaluate(y, p, ties).items() if k in SHOWN}
+                         for name, p in predicted.items()}
+        result[model]["champion"]["version"] = cards["champion"]["version"]
+        result[model]["champion"]["kind"] = cards["champion"].get("kind", "xgboost")
+        result[model]["trained"]["version"] = cards["trained"]["version"]
+        result[model]["trained"]["promoted"] = cards["trained"]["promoted"]
+    return result
+
+
+def registry_cards(model: str, day: dt.date) -> dict:
+    """The champion that scored `day` and the xgboost version trained at `day`."""
+    folder = paths.registry(model)
+    cards = [storage.read_json(storage.resolve(p) / "card.json") for p in sorted(folder.iterdir())
+             if p.is_dir() and storage.is_committed(p)]
+    trained = [c for c in cards if c.get("kind") == "xgboost" and c["training_partition"] == day.isoformat()]
+    champion = registry.champion(model)
+    if not trained or champion is None:
+        raise BacktestError(f"model {model}: no version trained at {day} in {storage.url_of(folder)}")
+    return {"trained": trained[-1], "champion": champion}
+
+
+def run(orders_csv: str, cutoffs: list[dt.date], root: str | None = None, customers_csv: str | None = None,
+        date_format: str | None = None) -> dict:
+    """Run every cutoff, evaluate it, and write the summary and its HTML report; returns the summary."""
+    from crosschannel.core.config import get_config as config
+
+    base = Path(root or BUNDLE_ROOT / ".data" / "backtest").resolve()
+    started, summary = time.monotonic(), {"orders": str(orders_csv), "customers": customers_csv, "cutoffs": {}}
+    saved = dict(os.environ)
+    try:
+        for cutoff in sorted(cutoffs):
+            began = time.monotonic()
+            folder = base / f"cutoff={cutoff}"
+            if folder.exists():
+                raise BacktestError(f"{folder} exists: a backtest writes each cutoff into a new folder (remove it "
+                                    "or pass another --root)")
+            print(f"cutoff {cutoff}: importing the history up to it into {folder}", flush=True)
+            os.environ.update(_environment(folder, []))
+            config.cache_clear()
+            known, labels = outcomes(orders_csv, date_format, cutoff)
+            imported = byod.import_csv(orders_csv, customers_csv, date_format=date_format,
+                                       before=cutoff + dt.timedelta(days=1))
+            os.environ.update(_environment(folder, imported["sources_absent"]))
+            config.cache_clear()
+            for dag_id in DAGS:
+                demo._run_dag(dag_id, cutoff)
+            figures = evaluate_cutoff(cutoff, labels)
+            summary["cutoffs"][cutoff.isoformat()] = {
+                "customers": len(known), "orders_imported": imported["orders"],
+                "sources_absent": imported["sources_absent"], "models": figures,
+                "seconds": round(time.monotonic() - began, 1), "root": str(folder)}
+            for model, found in figures.items():
+                print(f"  {model:<11} AUC  trained {found['trained']['auc']:.4f}  champion "
+                      f"{found['champion']['auc']:.4f} ({found['champion']['version']})  RFM {found['rfm']['auc']:.4f}"
+                      f"  BG/NBD {found['bgnbd']['auc']:.4f}", flush=True)
+    finally:  # the caller's configuration again
+        os.environ.clear()
+        os.environ.update(saved)
+        config.cache_clear()
+    summary["seconds"] = round(time.monotonic() - started, 1)
+    out = base / "reports" / "backtest"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, allow_nan=False) + "\n")
+    (out / "summary.html").write_text(render(summary))
+    print(f"backtest: {len(cutoffs)} cutoff(s) in {summary['seconds']:.0f} s; {out / 'summary.json'}", flush=True)
+    return summary
+
+
+def render(summary: dict) -> str:
+    """The summary as one HTML table per model: per cutoff, each scorer's AUC, top-decile lift and calibration."""
+    names = {"trained": "model trained at the cutoff", "champion": "champion", "rfm": "RFM", "bgnbd": "BG/NBD"}
+    models = sorted({m for c in summary["cutoffs"].values() for m in c["models"]})
+    parts = [f"<h1>Backtest of {html.escape(summary['orders'])}</h1>"]
+    for model in models:
+        rows = []
+        for cutoff, found in summary["cutoffs"].items():
+            figures = found["models"][model]
+            cells = "".join(f"<td>{figures[n]['auc']:.4f}</td><td>{figures[n]['top_decile_lift']:.2f}</td>"
+                            f"<td>{figures[n]['calibration_error']:.3f}</td>" for n in names)
+            rows.append(f"<tr><td>{cutoff}</td><td>{figures['trained']['rows']}</td>{cells}</tr>")
+        head = "".join(f"<th colspan=3>{html.escape(label)}</th>" for label in names.values())
+        parts.append(f"<h2>{html.escape(model)}</h2><table border=1><tr><th>cutoff</th><th>customers</th>{head}</tr>"
+                     "<tr><th></th><th></th>" + "<th>AUC</th><th>lift@10%</th><th>calibration</th>" * len(names)
+                     + "</tr>" + "".join(rows) + "</table>")
+    return "<!doctype html><meta charset=utf-8><title>Backtest</title>" + "".join(parts) + "\n"
