@@ -71,6 +71,21 @@ backtest: venv airflow-db
 	AIRFLOW__LOGGING__LOGGING_LEVEL=$${AIRFLOW__LOGGING__LOGGING_LEVEL:-WARNING} $(PY) -m crosschannel backtest \
 		--orders $(ORDERS) --cutoffs $(CUTOFFS) $(ARGS)
 
+# A real public order log: CDNOW (69,659 orders of 23,570 customers, 1997-01 to 1998-06), shipped inside the
+# `lifetimes` wheel on PyPI; downloaded here only, never a dependency of the bundle.
+CDNOW := .data/cdnow/CDNOW_master.txt
+$(CDNOW): $(VENV)/.installed
+	mkdir -p $(@D)
+	$(PY) -m pip download --quiet --disable-pip-version-check --no-deps --dest $(@D) lifetimes==0.11.3
+	$(PY) -c 'import sys, zipfile; sys.stdout.buffer.write(zipfile.ZipFile(sys.argv[1]).read("lifetimes/datasets/CDNOW_master.txt"))' \
+		$(@D)/Lifetimes-0.11.3-py3-none-any.whl > $@.tmp && mv $@.tmp $@
+
+.PHONY: backtest-cdnow
+backtest-cdnow: $(CDNOW)
+	$(MAKE) backtest ORDERS=$(CDNOW) CUTOFFS=$${CUTOFFS:-1997-09-30,1997-12-31,1998-03-31} ARGS="--delimiter whitespace \
+		--columns order_date=date,quantity=number_of_cds,amount=dollar_value --date-format %Y%m%d \
+		--root $${ROOT:-.data/backtest-cdnow} $(ARGS)"
+
 # The whole chain for a first day and a regular day at a scale, each stage against its floor (bench/scale.py):
 #   make bench-scale CUSTOMERS=100000 [ARGS="--reuse --root DIR"]  -> .data/reports/bench_scale_<N>.json
 .PHONY: bench-scale

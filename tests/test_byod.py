@@ -332,3 +332,25 @@ def test_text_ids_are_kept_as_external_ids_and_mapped_to_the_same_customer_on_ev
     with pytest.raises(byod.CsvImportError, match=r"customers\.csv line 2, column customer_id: 'C001' is already in"):
         byod.import_csv(write(tmp_path, "o2.csv", "customer_id,order_date,amount\nC001,2024-05-01,1\n"),
                         write(tmp_path, "customers.csv", "customer_id\nC001\n"), engine=engine)
+
+
+def test_a_whitespace_file_with_its_own_column_names_is_read_and_named_in_its_own_terms(tmp_path, engine):
+    # Arrange: CDNOW's layout (public order log): fields aligned with spaces, its own names, dates as YYYYMMDD
+    cdnow = write(tmp_path, "cdnow.txt", " customer_id date number_of_cds dollar_value\n 00001 19970101  1   11.77\n"
+                                         " 00002 19970112  2   12.00\n\n 00002 1997011x  1   5.00\n")
+    layout = {"date_format": "%Y%m%d", "delimiter": "whitespace",
+              "columns": {"order_date": "date", "quantity": "number_of_cds", "amount": "dollar_value"}}
+
+    # Act
+    with pytest.raises(byod.CsvImportError) as refused:
+        byod.import_csv(cdnow, engine=engine, **layout)
+    cdnow = write(tmp_path, "cdnow.txt", (tmp_path / "cdnow.txt").read_text().replace("1997011x", "19970113"))
+    result = byod.import_csv(cdnow, engine=engine, **layout)
+
+    # Assert: the bad date is named by the file's own column and line (blank lines counted)
+    assert str(refused.value).startswith("cdnow.txt line 5, column date: '1997011x' does not match --date-format")
+    assert result["orders"] == 3 and result["sources_absent"] == ["events", "products", "stores", "contacts"]
+    assert {c["external_id"] for c in rows(engine, source.customers)} == {"00001", "00002"}
+    assert pick(rows(engine, source.order_lines), "quantity", "unit_price") == [(1, 11.77), (2, 6.0), (1, 5.0)]
+    with pytest.raises(byod.CsvImportError, match=r"--columns amount=value: the file has no column 'value' \(found"):
+        byod.import_csv(cdnow, engine=engine, **{**layout, "columns": {"amount": "value"}})

@@ -36,17 +36,17 @@ def main(argv: list[str] | None = None) -> int:
     truth = commands.add_parser("truth", help="summarize the true probabilities on a day")
     truth.add_argument("--day", required=True, type=dt.date.fromisoformat)
     imp = commands.add_parser("import-csv", help="load an orders CSV (and a customers CSV) into the source DB")
-    imp.add_argument("--orders", required=True)
-    imp.add_argument("--customers")
-    imp.add_argument("--date-format", help="strftime codes of the files' dates, e.g. %%d/%%m/%%Y (default: ISO 8601)")
-    back = commands.add_parser("backtest", help="run the chain at each cutoff of your own history and score it "
-                                                "against what happened after")
-    back.add_argument("--orders", required=True)
-    back.add_argument("--customers")
+    for command in (imp, back := commands.add_parser("backtest", help="run the chain at each cutoff of your own "
+                                                                         "history and score what happened after")):
+        command.add_argument("--orders", required=True)
+        command.add_argument("--customers")
+        command.add_argument("--date-format", help="strftime codes of the dates, e.g. %%d/%%m/%%Y (default: ISO 8601)")
+        command.add_argument("--delimiter", default=",", help="between fields: , ; tab | or whitespace (default ,)")
+        command.add_argument("--columns", type=_renames, default={}, help="the orders file's own column names, e.g. "
+                                                                         "order_date=date,amount=dollar_value")
     back.add_argument("--cutoffs", required=True, type=lambda text: [dt.date.fromisoformat(d.strip()) for d in
                                                                      text.split(",")], help="days, comma-separated")
     back.add_argument("--root", help="where each cutoff's run and the report go (default: .data/backtest)")
-    back.add_argument("--date-format", help="as import-csv's")
     demo = commands.add_parser("demo", help="run the chain on the local target and print a summary")
     demo.add_argument("--days", type=int, default=3, help="partitions to run after the history (default 3)")
     plan = commands.add_parser("aws-plan", help="render and check every request the aws target would send for a "
@@ -79,7 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "import-csv":
         from crosschannel.sim import byod
 
-        result = byod.import_csv(args.orders, args.customers, date_format=args.date_format)
+        result = byod.import_csv(args.orders, args.customers, date_format=args.date_format, columns=args.columns,
+                                 delimiter="\t" if args.delimiter == "tab" else args.delimiter)
         print(json.dumps(result, indent=2))
         absent = [name for name in result["sources_absent"] if getattr(get_config().sources, name)]
         if absent:
@@ -89,7 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "backtest":
         from crosschannel.sim import backtest
 
-        backtest.run(args.orders, args.cutoffs, args.root, args.customers, args.date_format)
+        backtest.run(args.orders, args.cutoffs, args.root, args.customers, date_format=args.date_format,
+                     delimiter="\t" if args.delimiter == "tab" else args.delimiter, columns=args.columns)
     elif args.command == "demo":
         from crosschannel.sim import demo
 
@@ -119,6 +121,14 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{args.dag_id} is paused: the run waits until it is unpaused (bin/airflow dags unpause "
                   f"{args.dag_id}, or the toggle in the UI)", file=sys.stderr)
     return 0
+
+
+def _renames(text: str) -> dict[str, str]:
+    """--columns ours=theirs,...: our column names for the file's own."""
+    pairs = [pair.split("=", 1) for pair in text.split(",") if pair.strip()]
+    if any(len(pair) != 2 or not all(p.strip() for p in pair) for pair in pairs):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected ours=theirs pairs, comma-separated")
+    return {ours.strip(): theirs.strip() for ours, theirs in pairs}
 
 
 def run(argv: list[str] | None = None) -> int:

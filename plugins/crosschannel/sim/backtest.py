@@ -51,13 +51,13 @@ def _environment(root: Path, absent: list[str]) -> dict[str, str]:
             **{f"CROSSCHANNEL__SOURCES__{name.upper()}": "false" for name in absent}}
 
 
-def outcomes(orders_csv: str, date_format: str | None, cutoff: dt.date) -> tuple[set[str], dict[str, dict]]:
-    """(the retailer's ids with an order up to `cutoff`, per id its labels after it) from the full orders file."""
+def outcomes(orders_csv: str, cutoff: dt.date, **layout) -> tuple[set[str], dict[str, dict]]:
+    """(the retailer's ids with an order up to `cutoff`, per id its labels after it) from the full orders file
+    (`layout`: import_csv's date_format, delimiter and columns)."""
     import pandas as pd
 
     problems: list = []
-    orders = files.orders(files.CsvFile(orders_csv, [("customer_id",), ("order_ts", "order_date"), ("amount",)],
-                                        problems, date_format))
+    orders = files.orders(files.order_file(orders_csv, problems, **layout))
     files.raise_if_any(problems)
     end = pd.Timestamp(cutoff + dt.timedelta(days=1))
     known = set(orders.loc[orders.order_ts < end, "customer_id"])
@@ -121,8 +121,9 @@ def registry_cards(model: str, day: dt.date) -> dict:
 
 
 def run(orders_csv: str, cutoffs: list[dt.date], root: str | None = None, customers_csv: str | None = None,
-        date_format: str | None = None) -> dict:
-    """Run every cutoff, evaluate it, and write the summary and its HTML report; returns the summary."""
+        **layout) -> dict:
+    """Run every cutoff, evaluate it, and write the summary and its HTML report; returns the summary. `layout`:
+    import_csv's date_format, delimiter and columns."""
     from crosschannel.core.config import get_config as config
 
     base = Path(root or BUNDLE_ROOT / ".data" / "backtest").resolve()
@@ -138,9 +139,8 @@ def run(orders_csv: str, cutoffs: list[dt.date], root: str | None = None, custom
             print(f"cutoff {cutoff}: importing the history up to it into {folder}", flush=True)
             os.environ.update(_environment(folder, []))
             config.cache_clear()
-            known, labels = outcomes(orders_csv, date_format, cutoff)
-            imported = byod.import_csv(orders_csv, customers_csv, date_format=date_format,
-                                       before=cutoff + dt.timedelta(days=1))
+            known, labels = outcomes(orders_csv, cutoff, **layout)
+            imported = byod.import_csv(orders_csv, customers_csv, before=cutoff + dt.timedelta(days=1), **layout)
             os.environ.update(_environment(folder, imported["sources_absent"]))
             config.cache_clear()
             for dag_id in DAGS:

@@ -242,14 +242,17 @@ def _placeholders(ids: list[int]) -> pd.DataFrame:
 
 
 def import_csv(orders_csv: str, customers_csv: str | None = None, engine: sa.Engine | None = None,
-               date_format: str | None = None, before: dt.date | None = None) -> dict:
+               date_format: str | None = None, before: dt.date | None = None, delimiter: str = ",",
+               columns: dict[str, str] | None = None) -> dict:
     """Validate the CSV file(s), then load them into the source DB in one transaction; returns row counts.
     `date_format` (strftime codes, e.g. %d/%m/%Y) reads the date and time columns instead of ISO 8601. `before`
     loads what the source held at the start of that day: order lines before it, customers who signed up before it
-    (every line is checked all the same)."""
+    (every line is checked all the same). `delimiter` (`,` `;` tab `|`, or `whitespace`) separates the fields of
+    both files; `columns` ({our name: the orders file's}) renames the orders file's columns."""
     problems: list[tuple[str, int, str]] = []
-    order_file = CsvFile(orders_csv, [("customer_id",), ("order_ts", "order_date"), ("amount",)], problems, date_format)
-    customer_file = CsvFile(customers_csv, [("customer_id",)], problems, date_format) if customers_csv else None
+    order_file = files.order_file(orders_csv, problems, date_format, delimiter, columns)
+    customer_file = CsvFile(customers_csv, [("customer_id",)], problems, date_format, delimiter) if customers_csv \
+        else None
     orders = files.orders(order_file)
     people = files.customers(customer_file) if customer_file else None
     files.raise_if_any(problems)

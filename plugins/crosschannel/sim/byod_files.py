@@ -25,6 +25,7 @@ MONEY = source.orders.c.total.type  # Numeric(precision, scale): line amounts an
 CENT = Decimal(1).scaleb(-MONEY.scale)
 MAX_AMOUNT = Decimal(10) ** (MONEY.precision - MONEY.scale) - CENT  # 9999999999.99
 QUANTITY = f"a whole number from 1 to {10 ** ID - 1}"
+DELIMITERS = (",", ";", "\t", "|", "whitespace")
 
 
 class CsvImportError(ValueError):
@@ -35,22 +36,25 @@ class CsvFile:
     """One CSV file as trimmed text cells indexed by line number, and the problems found in it."""
 
     def __init__(self, path: str, required: list[tuple[str, ...]], problems: list[tuple[str, int, str]],
-                 date_format: str | None = None):
+                 date_format: str | None = None, delimiter: str = ",", columns: dict[str, str] | None = None):
         self.name, self.problems, self.date_format = Path(path).name, problems, date_format
+        self.shown: dict[str, str] = {}  # our column name -> the file's, where --columns renames it
+        if delimiter not in DELIMITERS:
+            raise CsvImportError(f"--delimiter {delimiter!r}: expected one of {', '.join(map(repr, DELIMITERS))}")
         try:
             data = Path(path).read_bytes()
             self.digest = hashlib.sha256(data).digest()
-            reader = csv.reader(io.StringIO(data.decode("utf-8-sig"), newline=""))
-            header = [name.strip().lower() for name in next(reader, [])]
-            rows, lines, broken, line = [], [], 0, reader.line_num + 1
-            for row in reader:  # blank lines are skipped but counted
+            numbered = _rows(data.decode("utf-8-sig"), delimiter)
+            header = [name.strip().lower() for name in next(numbered, (1, []))[1]]
+            header = self._rename(header, columns or {})
+            rows, lines, broken = [], [], 0
+            for line, row in numbered:  # blank lines are skipped but counted
                 if any(cell.strip() for cell in row) and len(row) == len(header):
                     rows.append([cell.strip() for cell in row])
                     lines.append(line)
                 elif any(cell.strip() for cell in row):
                     broken += 1
                     self.report(line, f": {len(row)} fields (expected {len(header)}, as in the header)")
-                line = reader.line_num + 1
         except FileNotFoundError:
             raise CsvImportError(f"{path}: file not found") from None
         except UnicodeDecodeError:
@@ -58,7 +62,7 @@ class CsvFile:
         except OSError as exc:
             raise CsvImportError(f"{path}: cannot read it ({exc.strerror})") from None
         except csv.Error as exc:
-            raise CsvImportError(f"{self.name} line {reader.line_num}: not valid CSV ({exc})") from None
+            raise CsvImportError(f"{self.name} {exc}") from None
         twice = sorted({name for name in header if name and header.count(name) > 1})
         missing = [" or ".join(names) for names in required if not set(names) & set(header)]
         if not any(header):
@@ -71,6 +75,16 @@ class CsvFile:
         if not rows and not broken:
             raise CsvImportError(f"{self.name}: no data lines after the header")
         self.frame = pd.DataFrame(rows, columns=header, index=lines, dtype="str")
+
+    def _rename(self, header: list[str], columns: dict[str, str]) -> list[str]:
+        """The header in our names: each `ours=theirs` of --columns renames the file's column `theirs`."""
+        for ours, theirs in columns.items():
+            if theirs.strip().lower() not in header:
+                raise CsvImportError(f"{self.name}: --columns {ours}={theirs}: the file has no column {theirs!r} "
+                                     f"(found: {', '.join(header)})")
+            self.shown[ours] = theirs
+            header = [ours if name == theirs.strip().lower() else name for name in header]
+        return header
 
     def text(self, column: str) -> pd.Series:
         return self.frame[column] if column in self.frame else pd.Series("", index=self.frame.index)
@@ -85,7 +99,29 @@ class CsvFile:
             value, why = values[line], what if isinstance(what, str) else what[line]
             value = value if len(value) <= 40 else value[:40] + "..."
             said = "value is empty" if value == "" else f"{value!r} {why}"
-            self.report(line, f", column {column}: {said} (expected {expected})")
+            self.report(line, f", column {self.shown.get(column, column)}: {said} (expected {expected})")
+
+
+def order_file(path: str, problems: list, date_format: str | None = None, delimiter: str = ",",
+               columns: dict[str, str] | None = None) -> CsvFile:
+    """The orders file read with its required columns."""
+    return CsvFile(path, [("customer_id",), ("order_ts", "order_date"), ("amount",)], problems, date_format,
+                   delimiter, columns)
+
+
+def _rows(text: str, delimiter: str):
+    """(line number, fields) of each row: CSV with its quoting (a quoted value may span lines), or fields split on
+    runs of spaces and tabs (`whitespace`, as fixed-width exports are written)."""
+    if delimiter == "whitespace":
+        yield from ((n, line.split()) for n, line in enumerate(text.splitlines(), start=1))
+        return
+    reader, line = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter), 1
+    try:
+        for row in reader:
+            yield line, row
+            line = reader.line_num + 1
+    except csv.Error as exc:
+        raise csv.Error(f"line {reader.line_num}: not valid CSV ({exc})") from None
 
 
 def raise_if_any(problems: list[tuple[str, int, str]]) -> None:
