@@ -24,7 +24,9 @@ def _write_reports(day: dt.date) -> None:
 
     storage.write_json(paths.gate_report(day, "trusted_orders"), {
         "suite": "trusted_orders", "partition": day.isoformat(), "success": True, "rows": 120, "expectations": 19,
-        "failed_critical": [], "failed_warning": []})
+        "failed_critical": [], "failed_warning": [],
+        "skipped": [{"expectation": "expect_column_max_to_be_between", "column": "last_seen_ts",
+                     "reason": "x on last_seen_ts needs NO-EVENTS"}]})
     storage.write_json(paths.gate_report(day, "features_customer"), {
         "suite": "features_customer", "partition": day.isoformat(), "success": False, "rows": 40,
         "expectations": 7, "failed_critical": [{"expectation": "expect_column_values_to_not_be_null",
@@ -42,11 +44,13 @@ def _write_reports(day: dt.date) -> None:
         storage.write_json(version / "card.json", {"version": "v0001", "training_partition": day.isoformat()})
     storage.write_json(paths.reports(day, "activation", "audiences.json"), {
         "partition": day.isoformat(), "holdout_percent": 10.0,
-        "audiences": {"win_back": {"treatment": 4840, "control": 528}}})
+        "audiences": {"win_back": {"treatment": 4840, "control": 528}}, "skipped": {"cart_abandoners": "NEEDS-EVENTS"}})
     storage.write_json(paths.reports(day, "activation", "summary.json"), {
         "decision": {"send": True, "reason": "the newest partition", "attempt": "20261102T000000Z-abc"},
         "destinations": {"customer_profiles": {"enabled": True, "files": 1, "requests": 8, "sent": 0,
-                                               "delivered": 1, "receipts": {"upload": "outbox"}}}})
+                                               "delivered": 1, "receipts": {"upload": "outbox"}},
+                         "pinpoint": {"enabled": True, "files": 0, "requests": 0, "sent": 0, "delivered": 0,
+                                      "receipts": {"skipped": "skipped"}, "skipped": "NEEDS-CONTACTS"}}})
     storage.write_json(paths.readouts(day, "readouts.json"), {
         "partition": day.isoformat(), "readouts": [{"audience": "win_back", "significant": True}], "skipped": []})
     paths.readouts(day, "readouts.html").write_text("<html>campaign readouts</html>")
@@ -118,7 +122,8 @@ def test_a_logged_in_user_sees_the_partition_with_the_ui_cookie_or_a_bearer_toke
     for shown in ("trusted_orders", "features_customer", "expect_column_values_to_not_be_null customer_id",
                   "PSI 0.31 above 0.25",
                   "data_docs/index.html", "models/churn.html", "models/churn/v0001.json", "win_back", "4840", "528",
-                  "customer_profiles", "upload: outbox", "readouts/readouts.html", "1 readouts (1 significant)"):
+                  "customer_profiles", "upload: outbox", "readouts/readouts.html", "1 readouts (1 significant)",
+                  "1 skipped: needs NO-EVENTS", "cart_abandoners: NEEDS-EVENTS", "skipped: skipped (NEEDS-CONTACTS)"):
         assert shown in page, shown
     assert f"partitions/{DAY}/" in index.text
 

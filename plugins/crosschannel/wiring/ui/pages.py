@@ -4,6 +4,7 @@ mount prefix and any api-server base URL."""
 
 from __future__ import annotations
 
+from collections import Counter
 from html import escape
 
 _STYLE = """<style>
@@ -50,8 +51,15 @@ def _gates(gates: list[dict]) -> str:
              "<span class='ok'>passed</span>" if g["success"] else "<span class='fail'>failed</span>",
              escape(_or_dash(g["rows"])), escape(_or_dash(g["expectations"])),
              escape(f"{g['failed_critical']} critical, {g['failed_warning']} warning"),
-             escape(", ".join(g["failed"]))] for g in gates]
-    return _table(["suite", "result", "rows", "expectations", "failed", "failed expectations"], rows)
+             escape(", ".join(g["failed"])), escape(_skipped(g.get("skipped", [])))] for g in gates]
+    return _table(["suite", "result", "rows", "expectations", "failed", "failed expectations",
+                   "skipped (a source the retailer has not)"], rows)
+
+
+def _skipped(reasons: list[str]) -> str:
+    """Skipped expectations by why: `13 skipped: needs web or app events ... (sources.events: false)`."""
+    why = Counter(reason.split(" needs ", 1)[-1] for reason in reasons)
+    return "; ".join(f"{n} skipped: needs {text}" for text, n in why.items())
 
 
 def _models(models: dict) -> str:
@@ -68,8 +76,10 @@ def _audiences(audiences: dict | None) -> str:
         return "<p class='muted'>No audiences were built for this partition.</p>"
     rows = [[escape(name), escape(str(g.get("treatment"))), escape(str(g.get("control")))]
             for name, g in sorted(audiences["groups"].items())]
+    skipped = "".join(f"<li>{escape(name)}: {escape(why)}</li>" for name, why in sorted(audiences["skipped"].items()))
     return (f"<p>Hold-out: {escape(str(audiences['holdout_percent']))} % ({_link(audiences['file'], 'JSON')})</p>"
-            + _table(["audience", "treatment", "control"], rows))
+            + _table(["audience", "treatment", "control"], rows) + (f"<p>Not built:</p><ul>{skipped}</ul>"
+                                                                      if skipped else ""))
 
 
 def _activation(activation: dict | None) -> str:
@@ -79,7 +89,8 @@ def _activation(activation: dict | None) -> str:
     rows = [[escape(name), "on" if d.get("enabled") else "<span class='muted'>off</span>",
              escape(str(d.get("files"))), escape(str(d.get("requests"))), escape(str(d.get("sent"))),
              escape(str(d.get("delivered"))),
-             escape(", ".join(f"{k}: {v}" for k, v in sorted((d.get("receipts") or {}).items())) or "-")]
+             escape(", ".join(f"{k}: {v}" for k, v in sorted((d.get("receipts") or {}).items())) or "-")
+             + (f" ({escape(d['skipped'])})" if d.get("skipped") else "")]
             for name, d in sorted(activation["destinations"].items())]
     return (f"<p>Decision: {'send' if decision.get('send') else 'no send'} ({escape(str(decision.get('reason')))});"
             f" attempt {escape(str(decision.get('attempt')))} ({_link(activation['file'], 'JSON')})</p>"

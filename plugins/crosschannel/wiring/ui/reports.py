@@ -129,7 +129,7 @@ def overview(day: dt.date) -> dict:
                       "rows": result.get("rows"), "expectations": result.get("expectations"),
                       "failed_critical": len(result.get("failed_critical", [])),
                       "failed_warning": len(result.get("failed_warning", [])),
-                      "failed": named,
+                      "failed": named, "skipped": [s.get("reason", "") for s in result.get("skipped", [])],
                       "file": f"gates/{path.name}"})
     docs = {site: f"{site}/index.html" for site in DOCS_SITES if storage.is_committed(paths.reports(day, site))}
     models = {}
@@ -144,6 +144,7 @@ def overview(day: dt.date) -> dict:
         "partition": day.isoformat(), "gates": gates, "data_docs": docs, "models": models,
         "audiences": audiences and {"holdout_percent": audiences.get("holdout_percent"),
                                     "groups": audiences.get("audiences", {}),
+                                    "skipped": audiences.get("skipped", {}),
                                     "file": "activation/audiences.json"},
         "activation": summary and {"decision": summary.get("decision", {}),
                                    "destinations": summary.get("destinations", {}),
