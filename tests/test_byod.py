@@ -325,13 +325,41 @@ def test_text_ids_are_kept_as_external_ids_and_mapped_to_the_same_customer_on_ev
 
     # Assert: the DB's customer ids are its own; the retailer's ids are kept, and C001 is one customer throughout
     customers = {c["external_id"]: c for c in rows(engine, source.customers)}
-    assert {k: v["customer_id"] for k, v in customers.items()} == {"C001": 1, "00042": 2, "7": 3}
+    assert {k: v["customer_id"] for k, v in customers.items()} == {"C001": 1, "00042": 2, "7": 7}
     assert customers["C001"]["email"] == "a@example.com" and customers["7"]["first_name"] == "Unknown"
-    assert pick(rows(engine, source.orders), "customer_id", "total") == [(1, 5), (2, 7), (1, 9), (1, 4), (3, 3)]
+    assert pick(rows(engine, source.orders), "customer_id", "total") == [(1, 5), (2, 7), (1, 9), (1, 4), (7, 3)]
 
     with pytest.raises(byod.CsvImportError, match=r"customers\.csv line 2, column customer_id: 'C001' is already in"):
         byod.import_csv(write(tmp_path, "o2.csv", "customer_id,order_date,amount\nC001,2024-05-01,1\n"),
                         write(tmp_path, "customers.csv", "customer_id\nC001\n"), engine=engine)
+
+
+def test_a_number_names_the_customer_it_spells_and_a_contact_is_never_an_id(tmp_path, engine):
+    # Arrange: numeric ids first (customer ids), then a file mixing text and numbers
+    byod.import_csv(write(tmp_path, "numbers.csv", "customer_id,order_date,amount\n1,2024-03-01,5\n2,2024-03-02,7\n"),
+                    engine=engine)
+    mixed = write(tmp_path, "mixed.csv", "customer_id,order_date,amount\nC1,2024-04-01,4\n2,2024-04-02,3\n")
+
+    # Act
+    byod.import_csv(mixed, engine=engine)
+
+    # Assert: "2" is customer 2 still, not a new customer; "3" would now be ambiguous (customer 3 is C1)
+    customers = pick(rows(engine, source.customers), "customer_id", "external_id")
+    assert customers == [(1, None), (2, None), (3, "C1")]
+    assert pick(rows(engine, source.orders), "customer_id", "total") == [(1, 5), (2, 7), (3, 4), (2, 3)]
+    with pytest.raises(byod.CsvImportError, match=r"ambiguous\.csv line 3, column customer_id: '3' is the source DB's "
+                                                  r"id of the customer whose own id is 'C1' \(expected"):
+        byod.import_csv(write(tmp_path, "ambiguous.csv", "customer_id,order_date,amount\nC9,2024-05-01,1\n"
+                                                           "3,2024-05-02,1\n"), engine=engine)
+    contacts = write(tmp_path, "contacts.csv", "customer_id,order_date,amount\nann@example.com,2024-05-01,1\n"
+                                               "+44 20 7946 0958,2024-05-02,1\n2024-001,2024-05-03,1\n")
+    with pytest.raises(byod.CsvImportError) as refused:
+        byod.import_csv(contacts, engine=engine)
+    assert str(refused.value).splitlines() == [
+        f"contacts.csv line {n}, column customer_id: {v!r} looks like an email address or phone number (expected the "
+        "retailer's customer number: ids leave for Segment, Personalize and Customer Profiles whatever the "
+        "customer's consent)" for n, v in ((2, "ann@example.com"), (3, "+44 20 7946 0958"))]
+    assert len(rows(engine, source.orders)) == 4
 
 
 def test_a_whitespace_file_with_its_own_column_names_is_read_and_named_in_its_own_terms(tmp_path, engine):
@@ -354,3 +382,18 @@ def test_a_whitespace_file_with_its_own_column_names_is_read_and_named_in_its_ow
     assert pick(rows(engine, source.order_lines), "quantity", "unit_price") == [(1, 11.77), (2, 6.0), (1, 5.0)]
     with pytest.raises(byod.CsvImportError, match=r"--columns amount=value: the file has no column 'value' \(found"):
         byod.import_csv(cdnow, engine=engine, **{**layout, "columns": {"amount": "value"}})
+
+
+def test_before_loads_what_the_source_held_at_the_start_of_that_day(tmp_path, engine):
+    # Arrange: A signed up early, B has no signup date and ordered before the day, C only after it, D signed up later
+    orders = write(tmp_path, "orders.csv", "customer_id,order_date,amount\nA,2024-03-01,5\nB,2024-03-02,7\n"
+                                           "B,2024-04-02,7\nC,2024-04-03,9\n")
+    people = write(tmp_path, "customers.csv", "customer_id,signup_date\nA,2024-01-01\nB,\nC,\nD,2024-04-10\n")
+
+    # Act
+    result = byod.import_csv(orders, people, engine=engine, before=dt.date(2024, 4, 1))
+
+    # Assert: nothing of April; C (no signup date, first order in April) is not a customer yet
+    assert result["orders"] == 2 and result["customers"] == 2
+    assert pick(rows(engine, source.customers), "external_id", "signup_date") == [
+        ("A", dt.date(2024, 1, 1)), ("B", dt.date(2024, 3, 2))]

@@ -55,6 +55,37 @@ def test_triggers_capture_every_operation_with_row_images(engine):
     assert images[2]["name"] == "Uno" and images[3]["store_id"] == 2 and images[3]["name"] == "Two"
 
 
+def test_a_db_made_before_a_column_was_added_gets_it_and_captures_it(engine):
+    # Arrange: the customers table as an earlier version made it, without external_id, change capture on
+    source.enable_cdc(engine)
+    with engine.begin() as conn:
+        if conn.dialect.name == "sqlite":  # SQLite 3.35+ drops a column only without its unique constraint
+            conn.exec_driver_sql("DROP TRIGGER cdc_customers_i")
+            conn.exec_driver_sql("CREATE TABLE old AS SELECT * FROM customers")
+            conn.exec_driver_sql("DROP TABLE customers")
+            conn.exec_driver_sql("ALTER TABLE old RENAME TO customers")
+            conn.exec_driver_sql("ALTER TABLE customers DROP COLUMN external_id")
+        else:
+            conn.exec_driver_sql("ALTER TABLE customers DROP COLUMN external_id")
+
+    # Act
+    source.create_schema(engine)
+    source.create_schema(engine)  # idempotent
+    with engine.begin() as conn:
+        conn.execute(sa.insert(source.customers), [{
+            "customer_id": 1, "external_id": "C1", "first_name": "A", "last_name": "B", "email_opt_in": False,
+            "sms_opt_in": False, "loyalty_tier": "none", "signup_date": T0.date(), "updated_at": T0}])
+        with pytest.raises(sa.exc.IntegrityError), conn.begin_nested():  # its unique index came with it
+            conn.execute(sa.insert(source.customers), [{
+                "customer_id": 2, "external_id": "C1", "first_name": "A", "last_name": "B", "email_opt_in": False,
+                "sms_opt_in": False, "loyalty_tier": "none", "signup_date": T0.date(), "updated_at": T0}])
+
+    # Assert: the new column is captured
+    with engine.connect() as conn:
+        log = conn.execute(sa.select(source.cdc_log.c.row_data).where(source.cdc_log.c.table_name == "customers"))
+        assert [json.loads(data)["external_id"] for data in log.scalars()] == ["C1"]
+
+
 def test_local_extract_writes_dms_layout_full_load_then_cdc(engine, local_env):
     with engine.begin() as conn:
         conn.execute(sa.insert(source.stores), [store_row(5, "Five, the big one", T0)])

@@ -179,6 +179,11 @@ def test_a_backtest_replays_the_history_up_to_each_cutoff_and_scores_what_came_a
     cutoff = dt.date(2026, 6, 30)
     history = pd.read_csv(orders_csv, parse_dates=["order_date"])
     before = history[history.order_date < pd.Timestamp(cutoff + dt.timedelta(days=1))]
+    last = history.order_date.max().date()
+    with pytest.raises(backtest.BacktestError, match=rf"--cutoffs {last - dt.timedelta(days=30)}: .* holds orders "
+                                                     rf"from .* to {last}; a cutoff needs .* 90 days of outcomes"):
+        backtest.run(orders_csv, [cutoff, last - dt.timedelta(days=30)], str(tmp_path / "late"))
+    assert not (tmp_path / "late").exists()  # refused before anything ran
 
     summary = backtest.run(orders_csv, [cutoff], str(tmp_path / "bt"))
 
@@ -186,6 +191,8 @@ def test_a_backtest_replays_the_history_up_to_each_cutoff_and_scores_what_came_a
     found = summary["cutoffs"][cutoff.isoformat()]
     assert json.loads((tmp_path / "bt" / "reports" / "backtest" / "summary.json").read_text()) == summary
     assert "<h2>churn</h2>" in (tmp_path / "bt" / "reports" / "backtest" / "summary.html").read_text()
+    undefined = json.loads(json.dumps(summary).replace('"auc": 0.', '"auc": null, "was": 0.'))
+    assert "<td>n/a</td>" in backtest.render(undefined)  # an AUC with one class only
     assert found["customers"] == before.customer_id.nunique()
     assert found["sources_absent"] == ["events", "products", "stores", "contacts"]
     for model, scored in found["models"].items():

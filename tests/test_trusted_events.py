@@ -81,12 +81,14 @@ def test_spark_gives_the_same_identities_and_events(spark):
 
 
 def test_user_ids_that_are_the_retailers_external_ids_name_their_customer_on_both_engines(spark):
-    """A userId is the customer whose external_id it is (byod's text ids), else the customer id it spells, unless
-    that customer is known by an external id."""
+    """A userId is the customer whose external_id it is (byod's text ids), else the customer id it spells exactly,
+    unless that customer is known by an external id. Texts that engines cast differently spell no customer."""
     customers = pa.table({"customer_id": pa.array([7, 6, 42], pa.int64()),
                           "external_id": pa.array(["C7", None, "guest-1"], pa.string())})
     messages = messages_table([{**flatten(m), "_file_seq": 0, "_row_seq": i} for i, m in enumerate(
-        [*MESSAGES, _message("m7", "identify", "14:00:00.000", user="C7", anon="dev-e")])])
+        [*MESSAGES, _message("m7", "identify", "14:00:00.000", user="C7", anon="dev-e"),
+         *(_message(f"x{i}", "track", "15:00:00.000", user=user, event="Cart Viewed")
+           for i, user in enumerate(["06", "6.0", "6.4", "1e1", " 6", "0x6", "6_0"]))])])
 
     on_duckdb = type_day(messages, PREVIOUS, customers=customers)
     on_spark = type_day(messages, PREVIOUS, run=functools.partial(engines.run_spark, spark), customers=customers)
@@ -96,7 +98,8 @@ def test_user_ids_that_are_the_retailers_external_ids_name_their_customer_on_bot
                                                                  ("dev-e", 7)]
     assert _rows(events, "message_id", "customer_id", "stitched") == [
         ("m1", None, False), ("m2", None, False), ("m3", None, False),  # "7" is not customer 7's id: C7 is
-        ("m4", 9, True), ("m5", 42, False), ("m6", 6, False), ("m7", 7, False)]
+        ("m4", 9, True), ("m5", 42, False), ("m6", 6, False), ("m7", 7, False),
+        *((f"x{i}", None, False) for i in range(7))]
     for duck, spk in zip(on_duckdb, on_spark, strict=True):
         assert spk.to_pylist() == duck.to_pylist()
 

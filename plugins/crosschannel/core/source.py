@@ -189,8 +189,27 @@ def connect(url: str, *, create: bool = False) -> sa.Engine:
 
 
 def create_schema(engine: sa.Engine) -> None:
-    """Create every table (idempotent). Change capture is switched on separately (`enable_cdc`)."""
+    """Create every table (idempotent), and add the optional columns a DB made by an earlier version lacks (with
+    their unique index; SQLite's change-capture triggers are made again to capture them). Change capture is
+    switched on separately (`enable_cdc`)."""
     metadata.create_all(engine)
+    with engine.begin() as conn:
+        added = []
+        for tbl in metadata.sorted_tables:
+            held = {c["name"] for c in sa.inspect(conn).get_columns(tbl.name)}
+            for column in (c for c in tbl.columns if c.name not in held and c.nullable):
+                conn.exec_driver_sql(f"ALTER TABLE {tbl.name} ADD COLUMN {column.name} "
+                                     f"{column.type.compile(conn.dialect)}")
+                if column.unique:
+                    conn.exec_driver_sql(f"CREATE UNIQUE INDEX uq_{tbl.name}_{column.name} ON {tbl.name} "
+                                         f"({column.name})")
+                added.append(column)
+        if added and conn.dialect.name == "sqlite" and cdc_enabled(conn):
+            for name in conn.exec_driver_sql("SELECT name FROM sqlite_master WHERE type = 'trigger' AND name LIKE "
+                                             "'cdc\\_%' ESCAPE '\\'").scalars().all():
+                conn.exec_driver_sql(f"DROP TRIGGER {name}")
+            for statement in _sqlite_triggers():
+                conn.exec_driver_sql(statement)
 
 
 def cdc_enabled(conn: sa.Connection) -> bool:

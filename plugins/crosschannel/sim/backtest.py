@@ -39,6 +39,9 @@ DAGS = ("retail_ingest", "retail_trusted", "propensity_training", "propensity_sc
 SHOWN = ("auc", "top_decile_lift", "calibration_error", "rows", "positive_rate")
 
 
+OUTCOME_DAYS = 90  # the longest label window after a cutoff (churn_90d)
+
+
 class BacktestError(ValueError):
     """A cutoff outside the files' history, or a run that did not succeed; the message says which."""
 
@@ -51,19 +54,31 @@ def _environment(root: Path, absent: list[str]) -> dict[str, str]:
             **{f"CROSSCHANNEL__SOURCES__{name.upper()}": "false" for name in absent}}
 
 
-def outcomes(orders_csv: str, cutoff: dt.date, **layout) -> tuple[set[str], dict[str, dict]]:
-    """(the retailer's ids with an order up to `cutoff`, per id its labels after it) from the full orders file
-    (`layout`: import_csv's date_format, delimiter and columns)."""
-    import pandas as pd
-
+def read_orders(orders_csv: str, cutoffs: list[dt.date], **layout):
+    """The full orders file (`layout`: import_csv's date_format, delimiter and columns), once every cutoff is known
+    to have history before it and the 90 days of outcomes after it that churn_90d needs."""
     problems: list = []
     orders = files.orders(files.order_file(orders_csv, problems, **layout))
     files.raise_if_any(problems)
+    first, last = orders.order_ts.min().date(), orders.order_ts.max().date()
+    for cutoff in cutoffs:
+        if not first <= cutoff <= last - dt.timedelta(days=OUTCOME_DAYS):
+            raise BacktestError(
+                f"--cutoffs {cutoff}: {orders_csv} holds orders from {first} to {last}; a cutoff needs orders on or "
+                f"before it and {OUTCOME_DAYS} days of outcomes after it (expected a day from {first} to "
+                f"{last - dt.timedelta(days=OUTCOME_DAYS)})")
+    return orders
+
+
+def outcomes(orders, cutoff: dt.date) -> tuple[set[str], dict[str, dict]]:
+    """(the retailer's ids with an order up to `cutoff`, per id its labels after it) from the full orders."""
+    import pandas as pd
+
     end = pd.Timestamp(cutoff + dt.timedelta(days=1))
     known = set(orders.loc[orders.order_ts < end, "customer_id"])
     after = orders[orders.order_ts >= end]
     labels = {}
-    for label, days, bought in (("repurchase_30d", 30, 1), ("churn_90d", 90, 0)):
+    for label, days, bought in (("repurchase_30d", 30, 1), ("churn_90d", OUTCOME_DAYS, 0)):
         buyers = set(after.loc[after.order_ts < end + pd.Timedelta(days=days), "customer_id"])
         labels[label] = {customer: int((customer in buyers) == bool(bought)) for customer in known}
     return known, labels
@@ -128,6 +143,7 @@ def run(orders_csv: str, cutoffs: list[dt.date], root: str | None = None, custom
 
     base = Path(root or BUNDLE_ROOT / ".data" / "backtest").resolve()
     started, summary = time.monotonic(), {"orders": str(orders_csv), "customers": customers_csv, "cutoffs": {}}
+    orders = read_orders(orders_csv, cutoffs, **layout)
     saved = dict(os.environ)
     try:
         for cutoff in sorted(cutoffs):
@@ -139,7 +155,7 @@ def run(orders_csv: str, cutoffs: list[dt.date], root: str | None = None, custom
             print(f"cutoff {cutoff}: importing the history up to it into {folder}", flush=True)
             os.environ.update(_environment(folder, []))
             config.cache_clear()
-            known, labels = outcomes(orders_csv, cutoff, **layout)
+            known, labels = outcomes(orders, cutoff)
             imported = byod.import_csv(orders_csv, customers_csv, before=cutoff + dt.timedelta(days=1), **layout)
             os.environ.update(_environment(folder, imported["sources_absent"]))
             config.cache_clear()
@@ -151,9 +167,9 @@ def run(orders_csv: str, cutoffs: list[dt.date], root: str | None = None, custom
                 "sources_absent": imported["sources_absent"], "models": figures,
                 "seconds": round(time.monotonic() - began, 1), "root": str(folder)}
             for model, found in figures.items():
-                print(f"  {model:<11} AUC  trained {found['trained']['auc']:.4f}  champion "
-                      f"{found['champion']['auc']:.4f} ({found['champion']['version']})  RFM {found['rfm']['auc']:.4f}"
-                      f"  BG/NBD {found['bgnbd']['auc']:.4f}", flush=True)
+                auc = {name: _shown(scorer["auc"], ".4f") for name, scorer in found.items()}
+                print(f"  {model:<11} AUC  trained {auc['trained']}  champion {auc['champion']} "
+                      f"({found['champion']['version']})  RFM {auc['rfm']}  BG/NBD {auc['bgnbd']}", flush=True)
     finally:  # the caller's configuration again
         os.environ.clear()
         os.environ.update(saved)
@@ -176,11 +192,17 @@ def render(summary: dict) -> str:
         rows = []
         for cutoff, found in summary["cutoffs"].items():
             figures = found["models"][model]
-            cells = "".join(f"<td>{figures[n]['auc']:.4f}</td><td>{figures[n]['top_decile_lift']:.2f}</td>"
-                            f"<td>{figures[n]['calibration_error']:.3f}</td>" for n in names)
+            cells = "".join(f"<td>{_shown(figures[n]['auc'], '.4f')}</td>"
+                            f"<td>{_shown(figures[n]['top_decile_lift'], '.2f')}</td>"
+                            f"<td>{_shown(figures[n]['calibration_error'], '.3f')}</td>" for n in names)
             rows.append(f"<tr><td>{cutoff}</td><td>{figures['trained']['rows']}</td>{cells}</tr>")
         head = "".join(f"<th colspan=3>{html.escape(label)}</th>" for label in names.values())
         parts.append(f"<h2>{html.escape(model)}</h2><table border=1><tr><th>cutoff</th><th>customers</th>{head}</tr>"
                      "<tr><th></th><th></th>" + "<th>AUC</th><th>lift@10%</th><th>calibration</th>" * len(names)
                      + "</tr>" + "".join(rows) + "</table>")
     return "<!doctype html><meta charset=utf-8><title>Backtest</title>" + "".join(parts) + "\n"
+
+
+def _shown(value: float | None, spec: str) -> str:
+    """A figure as text; n/a where it is undefined (an AUC when every outcome is the same)."""
+    return "n/a" if value is None else format(value, spec)

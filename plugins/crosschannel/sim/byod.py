@@ -126,14 +126,18 @@ def _flag_known_lines(conn: sa.Connection, f: CsvFile, lines: pd.DataFrame) -> N
                        "quantity and amount in the source DB (expected lines new to the DB: imported before?)")
 
 
-def _number_customers(conn: sa.Connection, orders: pd.DataFrame, people: pd.DataFrame) -> None:
+def _number_customers(conn: sa.Connection, order_file: CsvFile, orders: pd.DataFrame, customer_file: CsvFile | None,
+                      people: pd.DataFrame) -> None:
     """Turn the retailer's ids (text so far) into customer ids, in place. Plain whole numbers are customer ids when
-    every id of the import is one and the DB holds no external ids; otherwise every id is kept as `external_id`,
-    mapped to the customer the DB holds under it or numbered on from the highest customer id."""
+    every id of the import is one and the DB holds no external ids. Otherwise every id is kept as `external_id` and
+    maps to the customer the DB holds under it; a plain number is the customer it spells (so a userId names one
+    customer whichever way it is read: include/sql/trusted/user_customers.sql), refused when that customer has
+    another id of the retailer; any other text is numbered on from the highest customer id."""
     c = source.customers.c
     texts = pd.Series(pd.concat([people.customer_id, orders.customer_id]).dropna().unique(), dtype="str")
-    mapped = conn.execute(sa.select(sa.func.count()).where(c.external_id.is_not(None))).scalar()
-    if not mapped and texts.str.fullmatch(r"[1-9]\d{0,17}").all():
+    numbers = texts[texts.str.fullmatch(r"[1-9]\d{0,17}")]
+    if len(numbers) == len(texts) and not conn.execute(
+            sa.select(sa.func.count()).where(c.external_id.is_not(None))).scalar():
         for frame in (orders, people):
             frame["customer_id"], frame["external_id"] = frame.customer_id.astype("Int64"), None
         return
@@ -141,8 +145,19 @@ def _number_customers(conn: sa.Connection, orders: pd.DataFrame, people: pd.Data
     for start in range(0, len(texts), 500):
         chunk = texts[start:start + 500].tolist()
         held.update(conn.execute(sa.select(c.external_id, c.customer_id).where(c.external_id.in_(chunk))).all())
-    first = _next_id(conn, c.customer_id, pd.Series([0]))
-    ids = {**{text: first + i for i, text in enumerate(t for t in texts if t not in held)}, **held}
+    spelled = set(numbers[~numbers.isin(list(held))])
+    owners = {str(number): owner for chunk in _chunks(pd.Series(list(spelled), dtype="str")) for number, owner in
+              conn.execute(sa.select(c.customer_id, c.external_id).where(c.customer_id.in_(chunk),
+                                                                          c.external_id.is_not(None)))}
+    for f, frame in ((order_file, orders), (customer_file, people)):
+        if f is not None:
+            owner = frame.customer_id.map(owners)
+            f.flag(owner.notna(), "customer_id", "is the source DB's id of the customer whose own id is "
+                   + owner.map(repr), "the retailer's id of this customer: a number naming no other customer")
+    files.raise_if_any(order_file.problems)  # the list both files report to
+    first = _next_id(conn, c.customer_id, pd.Series([0, *map(int, spelled)], dtype="int64"))
+    others = [text for text in texts if text not in held and text not in spelled]
+    ids = {**{text: int(text) for text in spelled}, **{text: first + i for i, text in enumerate(others)}, **held}
     for frame in (orders, people):
         frame["external_id"], frame["customer_id"] = frame.customer_id, frame.customer_id.map(ids).astype("Int64")
 
@@ -179,7 +194,7 @@ def _load(conn: sa.Connection, order_file: CsvFile, orders: pd.DataFrame, custom
     digest = hashlib.sha256(b"".join(f.digest for f in (order_file, customer_file) if f)).hexdigest()
     _refuse_repeat(conn, digest, " and ".join(f.name for f in (order_file, customer_file) if f))
     people = _placeholders([]) if people is None else people
-    _number_customers(conn, orders, people)
+    _number_customers(conn, order_file, orders, customer_file, people)
     known, unknown_id = _check(conn, order_file, orders, customer_file, people)
     start = orders.order_ts.min().normalize()
 
@@ -247,8 +262,9 @@ def import_csv(orders_csv: str, customers_csv: str | None = None, engine: sa.Eng
     """Validate the CSV file(s), then load them into the source DB in one transaction; returns row counts.
     `date_format` (strftime codes, e.g. %d/%m/%Y) reads the date and time columns instead of ISO 8601. `before`
     loads what the source held at the start of that day: order lines before it, customers who signed up before it
-    (every line is checked all the same). `delimiter` (`,` `;` tab `|`, or `whitespace`) separates the fields of
-    both files; `columns` ({our name: the orders file's}) renames the orders file's columns."""
+    (without a signup date: who ordered before it, or never did; every line is checked all the same). `delimiter`
+    (`,` `;` tab `|`, or `whitespace`) separates the fields of both files; `columns` ({our name: the orders file's})
+    renames the orders file's columns."""
     problems: list[tuple[str, int, str]] = []
     order_file = files.order_file(orders_csv, problems, date_format, delimiter, columns)
     customer_file = CsvFile(customers_csv, [("customer_id",)], problems, date_format, delimiter) if customers_csv \
@@ -257,8 +273,12 @@ def import_csv(orders_csv: str, customers_csv: str | None = None, engine: sa.Eng
     people = files.customers(customer_file) if customer_file else None
     files.raise_if_any(problems)
     if before is not None:
-        orders = orders[orders.order_ts < pd.Timestamp(before)].copy()
-        people = None if people is None else people[~(people.signup_date >= pd.Timestamp(before))].copy()
+        later = orders.order_ts >= pd.Timestamp(before)
+        if people is not None:  # a customer without a signup date is known from their first order on
+            unknown = people.customer_id.isin(set(orders.customer_id[later]) - set(orders.customer_id[~later]))
+            late = (people.signup_date >= pd.Timestamp(before)) | people.signup_date.isna() & unknown
+            people = people[~late].copy()
+        orders = orders[~later].copy()
         if orders.empty:
             raise CsvImportError(f"{order_file.name}: no order before {before} (expected a day after the first order)")
     engine = engine or source.connect(get_config().source.sqlalchemy_url, create=True)

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from crosschannel.core import source
+from crosschannel.stages.activation import consent
 
 CHANNELS = ("store", "web", "app")
 TIERS = ("none", "silver", "gold", "platinum")
@@ -46,6 +47,8 @@ class CsvFile:
             self.digest = hashlib.sha256(data).digest()
             numbered = _rows(data.decode("utf-8-sig"), delimiter)
             header = [name.strip().lower() for name in next(numbered, (1, []))[1]]
+            if not any(header):
+                raise CsvImportError(f"{self.name}: the file is empty (expected a header line, then data lines)")
             header = self._rename(header, columns or {})
             rows, lines, broken = [], [], 0
             for line, row in numbered:  # blank lines are skipped but counted
@@ -65,8 +68,6 @@ class CsvFile:
             raise CsvImportError(f"{self.name} {exc}") from None
         twice = sorted({name for name in header if name and header.count(name) > 1})
         missing = [" or ".join(names) for names in required if not set(names) & set(header)]
-        if not any(header):
-            raise CsvImportError(f"{self.name}: the file is empty (expected a header line, then data lines)")
         if twice:
             raise CsvImportError(f"{self.name}: column(s) {', '.join(twice)} appear twice in the header")
         if missing:
@@ -166,7 +167,10 @@ def _customer_ids(f: CsvFile) -> pd.Series:
     text, limit = f.text("customer_id"), source.customers.c.external_id.type.length
     f.flag(text == "", "customer_id", "", "the customer's id")
     f.flag(text.str.len() > limit, "customer_id", "is too long", f"an id of at most {limit} characters")
-    return text.where((text != "") & (text.str.len() <= limit))
+    contact = text.str.fullmatch(consent.CONTACT_LIKE.pattern)
+    f.flag(contact, "customer_id", "looks like an email address or phone number", "the retailer's customer "
+           "number: ids leave for Segment, Personalize and Customer Profiles whatever the customer's consent")
+    return text.where((text != "") & (text.str.len() <= limit) & ~contact)
 
 
 def _text(f: CsvFile, column: str, default: str | None) -> pd.Series:

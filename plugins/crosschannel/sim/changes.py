@@ -118,4 +118,7 @@ class HistoryBuffer:
             gone = pd.concat(self.deletes[name], ignore_index=True)
             marker = frame[keys].merge(gone.assign(_gone=True), on=keys, how="left")["_gone"].fillna(False)
             frame = frame[~marker.to_numpy(dtype=bool)]
+        missing = [c.name for c in source.table(name).columns if c.name not in frame and not c.nullable]
+        if missing:
+            raise ValueError(f"table {name}: the changes lack the required column(s) {', '.join(missing)}")
         return frame.reindex(columns=[c.name for c in source.table(name).columns])  # optional columns: null

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 E164 = re.compile(r"^\+[1-9]\d{7,14}$")
 EMAIL = re.compile(r"^[^@\s,;]+@[^@\s,;]+\.[A-Za-z]{2,}$")
+CONTACT_LIKE = re.compile(r"[^@\s]+@[^@\s]+|\+[\d\s().-]{7,}")  # an address or an international number: never an id
 CHANNELS = {"email": ("email", "email_opt_in"), "sms": ("phone", "sms_opt_in")}  # channel: (field, opt-in)
 CONTACT_FIELDS = frozenset(field for field, _ in CHANNELS.values())
 DESTINATION_CHANNELS = {PINPOINT: ("email", "sms"), PROFILES: ("email", "sms"), PERSONALIZE: (), SEGMENT: ()}
