@@ -94,7 +94,10 @@ def test_orders_and_customers_are_loaded(tmp_path, engine):
         (1001, 1, 10, 2, 10.0, 0), (1001, 2, 11, 1, 5.5, 0), (1002, 1, 10, 3, 10.0, 0)]
     with engine.connect() as conn:
         assert source.get_clock(conn) == dt.datetime(2024, 3, 3)
-        assert not source.cdc_enabled(conn)
+        assert source.cdc_enabled(conn)  # every row is a change too, committed at its own time
+        log = conn.execute(sa.select(source.cdc_log.c.op, source.cdc_log.c.commit_ts).where(
+            source.cdc_log.c.table_name == "orders")).all()
+    assert log == [("I", o["updated_at"]) for o in rows(engine, source.orders)]
 
 
 def test_orders_only_gets_placeholders_and_generated_ids(tmp_path, engine):
@@ -397,3 +400,38 @@ def test_before_loads_what_the_source_held_at_the_start_of_that_day(tmp_path, en
     assert result["orders"] == 2 and result["customers"] == 2
     assert pick(rows(engine, source.customers), "external_id", "signup_date") == [
         ("A", dt.date(2024, 1, 1)), ("B", dt.date(2024, 3, 2))]
+
+
+def test_an_imported_history_replays_day_by_day_as_the_source_was_on_each_day(tmp_path, engine, local_env):
+    """The import is change history: with the clock set back, the local DMS full-loads what was committed by then,
+    and each later row lands as a change of its own day; the trusted merge of a day is the source on that day."""
+    from crosschannel.local import dms_task
+    from crosschannel.stages.ingest import landing
+    from crosschannel.stages.trusted import merge
+
+    orders = write(tmp_path, "orders.csv", "customer_id,order_ts,amount\nA,2024-03-01 09:00,5\nB,2024-03-01 23:59,6\n"
+                                           "A,2024-03-02 10:00,7\nC,2024-03-03 00:00,8\nB,2024-03-03 12:00,9\n")
+    byod.import_csv(orders, engine=engine)
+    task, held = dms_task.LocalReplicationTask(engine), rows(engine, source.orders)
+
+    for day, start_type in ((dt.date(2024, 3, 1), "start-replication"), (dt.date(2024, 3, 2), "resume-processing"),
+                            (dt.date(2024, 3, 3), "resume-processing")):
+        end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time())
+        with engine.begin() as conn:
+            source.set_clock(conn, end)  # the end of the day, as when DMS ran for it
+        task.start(start_type, day)
+        landing.check_landing(day, start_type)
+
+        trusted = {name: merge.current_state(name, day).to_pylist() for name in ("orders", "customers")}
+        assert sorted(o["order_id"] for o in trusted["orders"]) == [o["order_id"] for o in held
+                                                                     if o["order_ts"] < end], day
+        assert sorted(c["external_id"] for c in trusted["customers"]) == sorted(
+            {c["external_id"] for c in rows(engine, source.customers) if c["signup_date"] < end.date()}), day
+    assert len(trusted["orders"]) == 5 and landing_ops(day, "orders") == {"I": 2, "U": 0, "D": 0}
+
+
+def landing_ops(day, table):
+    from crosschannel.core import paths, storage
+
+    manifest = storage.read_json(storage.resolve(paths.dms_manifest(day)) / "manifest.json")
+    return manifest["tables"][table]["cdc_ops"]

@@ -88,7 +88,7 @@ def test_a_db_made_before_a_column_was_added_gets_it_and_captures_it(engine):
 
 def test_local_extract_writes_dms_layout_full_load_then_cdc(engine, local_env):
     with engine.begin() as conn:
-        conn.execute(sa.insert(source.stores), [store_row(5, "Five, the big one", T0)])
+        conn.execute(sa.insert(source.stores), [store_row(5, "Five, the big one", T0 - dt.timedelta(days=1))])
     source.enable_cdc(engine)
     task = dms_task.LocalReplicationTask(engine)
 
@@ -100,7 +100,7 @@ def test_local_extract_writes_dms_layout_full_load_then_cdc(engine, local_env):
     load = list(csv.reader(io.StringIO((folder / "LOAD00000001.csv").read_text())))
     assert load[0] == ["Op", "dms_commit_ts", "store_id", "name", "city", "region", "opened_date", "updated_at"]
     assert load[1] == ["I", "2026-11-01 00:00:00.000000", "5", "Five, the big one", "Salem", "north", "2020-01-02",
-                       "2026-11-01 09:30:00.123456"]
+                       "2026-10-31 09:30:00.123456"]
     # CdcMaxBatchInterval is an hour: batches at 09:30, 11:30 and 23:30, named by their first commit.
     day_files = sorted(p.name for p in (folder / "2026/11/01").iterdir())
     assert day_files == sorted(run["cdc_files"]["stores"]) == [
@@ -140,7 +140,7 @@ def test_resume_before_any_full_load_is_refused(engine, local_env):
 
 def test_a_failed_reload_keeps_the_previous_full_load_whole(engine, local_env, monkeypatch):
     with engine.begin() as conn:
-        conn.execute(sa.insert(source.stores), [store_row(5, "Five", T0)])
+        conn.execute(sa.insert(source.stores), [store_row(5, "Five", T0 - dt.timedelta(days=1))])
     source.enable_cdc(engine)
     task = dms_task.LocalReplicationTask(engine)
     task.start("start-replication", dt.date(2026, 10, 31))
@@ -202,7 +202,7 @@ def test_rechecking_the_full_load_day_after_a_reload_gives_its_own_manifest(engi
     files, and a re-check of 11-01 still reads (and commits) exactly what 11-01 landed."""
     source.enable_cdc(engine)
     with engine.begin() as conn:
-        conn.execute(sa.insert(source.stores), [store_row(5, "Five", T0)])
+        conn.execute(sa.insert(source.stores), [store_row(5, "Five", T0 - dt.timedelta(days=1))])
     task = dms_task.LocalReplicationTask(engine)
     task.start("start-replication", dt.date(2026, 11, 1))
     first = dms_landing.check_landing(dt.date(2026, 11, 1), "start-replication")

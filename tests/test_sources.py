@@ -92,7 +92,7 @@ def orders_only_csv(path, customers: int = 300, seed: int = 3) -> str:
     """A real-looking orders-only history: customer (a text id, as store systems write them), time, amount,
     quantity; 18 months, purchase rates that vary by customer and lapse."""
     rng = np.random.default_rng(seed)
-    start, end = pd.Timestamp("2025-05-01"), pd.Timestamp(DAY)
+    start, end = pd.Timestamp("2025-05-01"), pd.Timestamp(DAY + dt.timedelta(days=1))
     rows = []
     for customer in range(1, customers + 1):
         first = start + pd.Timedelta(days=int(rng.integers(0, 400)))
@@ -110,16 +110,20 @@ def orders_only_csv(path, customers: int = 300, seed: int = 3) -> str:
 @pytest.fixture(scope="module")
 def orders_only_chain(tmp_path_factory, airflow_db):
     """An orders-only retailer with text ids imported as the README says, every source but orders declared absent,
-    and the whole chain run for the day after its last order."""
+    its history replayed from the day before its last (`replay`: a full load of what was committed by then, then
+    the last day's orders as changes), and the rest of the chain run for the last day."""
+    from crosschannel.__main__ import main
     from crosschannel.sim import byod
 
     tmp_path = tmp_path_factory.mktemp("orders_only")
     with pytest.MonkeyPatch.context() as monkeypatch:
         configure(monkeypatch, tmp_path, **ORDERS_ONLY)
-        imported = byod.import_csv(orders_only_csv(tmp_path / "orders.csv"))
+        orders_csv = orders_only_csv(tmp_path / "orders.csv")
+        imported = byod.import_csv(orders_csv)
+        main(["replay", "--from", str(DAY - dt.timedelta(days=1)), "--to", str(DAY)])
         states = {dag_id: run_dag(dag_id, DAY.isoformat()).state for dag_id in (
-            "retail_ingest", "retail_trusted", "propensity_training", "propensity_scoring", "audience_activation")}
-        yield imported, states
+            "propensity_training", "propensity_scoring", "audience_activation")}
+        yield imported, states, pd.read_csv(orders_csv, parse_dates=["order_date"])
     get_config.cache_clear()
 
 
@@ -128,10 +132,22 @@ def report(name: str, *parts: str) -> dict:
 
 
 def test_an_orders_only_retailer_runs_the_whole_chain(orders_only_chain):
-    imported, states = orders_only_chain
+    imported, states, _ = orders_only_chain
 
     assert imported["sources_absent"] == ["events", "products", "stores", "contacts"]
     assert set(states.values()) == {"success"}, states
+
+
+def test_a_replayed_day_is_the_source_as_it_was_that_day(orders_only_chain):
+    *_, history = orders_only_chain
+    manifest = storage.read_json(storage.resolve(paths.dms_manifest(DAY)) / "manifest.json")
+
+    for day in (DAY - dt.timedelta(days=1), DAY):  # a full load, then a day of changes
+        orders = sqljobs.read_partition(paths.trusted("orders", day)).to_pandas()
+        then = history[history.order_date < pd.Timestamp(day + dt.timedelta(days=1))]
+        assert len(orders) == len(then.drop_duplicates(["customer_id", "order_date"])), day
+        assert orders.order_ts.max() == then.order_date.max(), day
+    assert manifest["tables"]["orders"]["cdc_ops"]["I"] == (history.order_date.dt.date == DAY).sum() > 0
 
 
 def test_the_retailers_own_ids_are_what_leaves(orders_only_chain):

@@ -47,6 +47,11 @@ def main(argv: list[str] | None = None) -> int:
     back.add_argument("--cutoffs", required=True, type=lambda text: [dt.date.fromisoformat(d.strip()) for d in
                                                                      text.split(",")], help="days, comma-separated")
     back.add_argument("--root", help="where each cutoff's run and the report go (default: .data/backtest)")
+    rep = commands.add_parser("replay", help="run the DAGs day by day over an imported history, each day as it was")
+    rep.add_argument("--from", dest="first", required=True, type=dt.date.fromisoformat)
+    rep.add_argument("--to", dest="last", required=True, type=dt.date.fromisoformat)
+    rep.add_argument("--dags", default="retail_ingest,retail_trusted", type=lambda text: tuple(text.split(",")),
+                     help="comma-separated, run in this order each day (default: retail_ingest,retail_trusted)")
     demo = commands.add_parser("demo", help="run the chain on the local target and print a summary")
     demo.add_argument("--days", type=int, default=3, help="partitions to run after the history (default 3)")
     plan = commands.add_parser("aws-plan", help="render and check every request the aws target would send for a "
@@ -92,6 +97,10 @@ def main(argv: list[str] | None = None) -> int:
 
         backtest.run(args.orders, args.cutoffs, args.root, args.customers, date_format=args.date_format,
                      delimiter="\t" if args.delimiter == "tab" else args.delimiter, columns=args.columns)
+    elif args.command == "replay":
+        from crosschannel.sim import backtest
+
+        backtest.replay(args.first, args.last, args.dags)
     elif args.command == "demo":
         from crosschannel.sim import demo
 

@@ -2,8 +2,11 @@
 
 It snapshots the source tables for a full load and reads the source's change log (`cdc_log`) for CDC,
 stopping at the partition's end like a task started with `CdcStopPosition`, and writes exactly what DMS's
-S3 target writes (crosschannel.core.dms). Its record (<root>/system/dms-local-task.json) plays
-DescribeReplicationTasks. Never imported on the aws target, where DMS itself runs.
+S3 target writes (crosschannel.core.dms). Time is the source's clock (`cdc_clock`, the simulated now): a full
+load holds the rows committed before it (`updated_at`), and a row committed at or after it, logged already (an
+imported history, crosschannel.sim.byod), is a change of the day it was committed, as it was for DMS running
+then. Its record (<root>/system/dms-local-task.json) plays DescribeReplicationTasks. Never imported on the aws
+target, where DMS itself runs.
 """
 
 from __future__ import annotations
@@ -104,7 +107,7 @@ class LocalReplicationTask:
             state["full_loads"] = sorted([*loads, self._full_load(day)], key=lambda f: f["partition"])
         full_load = self._full_load_for(state, day)
         self._check_log_not_rebuilt(state)
-        written = self._cdc_day(day, full_load["watermark"])
+        written = self._cdc_day(day, full_load["watermark"], dt.datetime.strptime(full_load["ts"], source.TS_FORMAT))
         state["runs"][day.isoformat()] = {
             "start_type": start_type,
             "status": "stopped",
@@ -163,7 +166,7 @@ class LocalReplicationTask:
                     storage.remove(staging)
                     staging.mkdir(parents=True, exist_ok=True)
                     staged[tbl.name] = staging
-                    query = sa.select(tbl).order_by(*tbl.primary_key.columns)
+                    query = sa.select(tbl).where(tbl.c.updated_at < clock).order_by(*tbl.primary_key.columns)
                     result = conn.execution_options(stream_results=True, yield_per=ROWS_PER_READ).execute(query)
                     rows[tbl.name] = self._write_load_files(staging, tbl, result, stamp, max_bytes)
                 conn.rollback()
@@ -203,13 +206,15 @@ class LocalReplicationTask:
                 handle.close()
         return count
 
-    def _cdc_day(self, day: dt.date, watermark: int) -> dict[str, list[str]]:
-        """Write the day's changes per table into its date folder, replacing the folder whole."""
+    def _cdc_day(self, day: dt.date, watermark: int, loaded_at: dt.datetime) -> dict[str, list[str]]:
+        """Write the day's changes per table into its date folder, replacing the folder whole: those logged after
+        the full load (`watermark`) and those committed at or after its snapshot time (`loaded_at`)."""
         start = dt.datetime.combine(day, dt.time(0))
         log = source.cdc_log
         query = (
             sa.select(log.c.table_name, log.c.op, log.c.commit_ts, log.c.row_data, log.c.seq)
-            .where(log.c.commit_ts >= start, log.c.commit_ts < start + dt.timedelta(days=1), log.c.seq > watermark)
+            .where(log.c.commit_ts >= start, log.c.commit_ts < start + dt.timedelta(days=1),
+                   sa.or_(log.c.seq > watermark, log.c.commit_ts >= loaded_at))
             .order_by(log.c.commit_ts, log.c.seq)
         )
         changes: dict[str, list[tuple]] = {t.name: [] for t in self.tables}

@@ -62,6 +62,12 @@ store and channel come from its first line and its time is its earliest line's. 
 clock is moved on to the midnight after the last order (unless it is already later): the transfer time
 of the next full load.
 
+The import is also change history: with change capture on, every row is logged as committed at its own time
+(`updated_at`: an order's time, a customer's signup date, the first imported day for placeholders). With the
+source clock set back to a past day, the local DMS stand-in full-loads what was committed by then and lands
+each later row as a change of the day it was committed (crosschannel.local.dms_task), so `retail_ingest` and
+`retail_trusted` run day by day over the history see the source as it was on each day.
+
 Problems are reported as a CsvImportError naming file, line (the header is line 1), column and what was expected,
 e.g. `orders.csv line 7, column amount: '-3.50' is negative (expected an amount >= 0)`; the first 10 are listed.
 The result lists `sources_absent`: the sources (config `sources`, README "Declared sources") to declare false.
@@ -283,6 +289,7 @@ def import_csv(orders_csv: str, customers_csv: str | None = None, engine: sa.Eng
             raise CsvImportError(f"{order_file.name}: no order before {before} (expected a day after the first order)")
     engine = engine or source.connect(get_config().source.sqlalchemy_url, create=True)
     source.create_schema(engine)
+    source.enable_cdc(engine)  # every row is also a change, committed at its own time (its updated_at)
     imports.create(engine, checkfirst=True)
     with engine.begin() as conn:
         return {**_load(conn, order_file, orders, customer_file, people),
