@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import collections
 import contextlib
 import dataclasses
@@ -23,6 +24,7 @@ import pytest
 
 BUNDLE = Path(__file__).resolve().parents[1]
 _AIRFLOW_HOME = tempfile.mkdtemp(prefix="crosschannel-airflow-")
+atexit.register(shutil.rmtree, _AIRFLOW_HOME, ignore_errors=True)
 os.environ.update({
     "AIRFLOW_HOME": _AIRFLOW_HOME,
     "AIRFLOW__CORE__DAGS_FOLDER": str(BUNDLE / "dags"),

@@ -162,7 +162,9 @@ def test_the_retailers_own_ids_are_what_leaves(orders_only_chain):
     assert profile["user_id"].str.fullmatch(r"C\d{5}").all() and profile["customer_id"].is_unique
     assert len(segment) == summary["destinations"]["segment"]["messages"]
     assert {m["user_id"] for m in segment} == set(profile["user_id"])
-    assert set(pd.read_csv(io.StringIO(upload.read_text()), dtype=str)["customer_id"]) == set(profile["user_id"])
+    uploaded = pd.read_csv(io.StringIO(upload.read_text()), dtype=str)
+    assert set(uploaded["customer_id"]) == set(profile["user_id"])
+    assert (uploaded["audience_cart_abandoners"] == "false").all()  # the same fields, whatever the sources
 
 
 def test_what_needs_an_absent_source_says_why_it_was_skipped(orders_only_chain):
@@ -210,6 +212,7 @@ def test_a_backtest_replays_the_history_up_to_each_cutoff_and_scores_what_came_a
     undefined = json.loads(json.dumps(summary).replace('"auc": 0.', '"auc": null, "was": 0.'))
     assert "<td>n/a</td>" in backtest.render(undefined)  # an AUC with one class only
     assert found["customers"] == before.customer_id.nunique()
+    assert (tmp_path / "bt" / f"cutoff-{cutoff}" / "root" / "trusted").is_dir()  # where the summary says
     assert found["sources_absent"] == ["events", "products", "stores", "contacts"]
     for model, scored in found["models"].items():
         assert set(scored) == {"champion", "trained", "rfm", "bgnbd"}, model

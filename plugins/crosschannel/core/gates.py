@@ -27,6 +27,7 @@ import logging
 import re
 import shutil
 import tempfile
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -203,6 +204,7 @@ class GateRun:
         self.run_id = RunIdentifier(run_name=day.isoformat(),
                                     run_time=dt.datetime.combine(day, dt.time(0), tzinfo=dt.UTC))
         self.site = Path(tempfile.mkdtemp(prefix="crosschannel-data-docs-"))
+        weakref.finalize(self, shutil.rmtree, self.site, ignore_errors=True)  # also when no page is published
         self.context = gx.get_context(mode="ephemeral")
         self.context.enable_analytics(False)
         self.context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)

@@ -3,7 +3,7 @@
     python -m crosschannel backtest --orders orders.csv [--customers customers.csv] --cutoffs 2024-03-31,2024-06-30
         [--root DIR] [--date-format F]
 
-For each cutoff day C, in its own root (<root>/cutoff=C/: a source DB, a storage root, Segment logs), the files
+For each cutoff day C, in its own root (<root>/cutoff-C/: a source DB, a storage root, Segment logs), the files
 are imported as the source held them at the start of C+1 (`import_csv(before=C+1)`: order lines up to C), the
 sources the files lack are declared absent, and the real DAGs run for partition C exactly as a deployment installed
 that day would: retail_ingest (the first full load), retail_trusted, propensity_training and propensity_scoring,
@@ -171,7 +171,7 @@ def run(orders_csv: str, cutoffs: list[dt.date], root: str | None = None, custom
     try:
         for cutoff in sorted(cutoffs):
             began = time.monotonic()
-            folder = base / f"cutoff={cutoff}"
+            folder = base / f"cutoff-{cutoff}"  # no "=": the storage layer would escape it in the root
             if folder.exists():
                 raise BacktestError(f"{folder} exists: a backtest writes each cutoff into a new folder (remove it "
                                     "or pass another --root)")

@@ -71,16 +71,17 @@ def profile_upload(profile: pd.DataFrame) -> pd.DataFrame:
         **{column: profile[column] for column in score_columns()},
         **{column: text(values) for column, values in recommended.slots(profile).items()},
     })
-    for audience in audiences.names():
+    for audience in audiences.names(every=True):  # the same columns whatever the sources: not built is not a member
         frame[f"audience_{audience}"] = profile["audiences"].map(lambda names, a=audience: a in names).map(
             {True: "true", False: "false"})
     return frame[upload_columns()]
 
 
 def upload_columns() -> list[str]:
-    """The upload CSV's header: identity, contacts, tier, scores, one `audience_<name>` per audience."""
+    """The upload CSV's header: identity, contacts, tier, scores, one `audience_<name>` per audience (built or not,
+    so the profile fields stay the same when a source is declared)."""
     return [UNIQUE_KEY, "first_name", "last_name", "email", "phone", "loyalty_tier", *score_columns(),
-            *recommended.slot_columns(), *(f"audience_{audience}" for audience in audiences.names())]
+            *recommended.slot_columns(), *(f"audience_{audience}" for audience in audiences.names(every=True))]
 
 
 def profile_fields(columns: list[str]) -> dict:
