@@ -435,3 +435,13 @@ def landing_ops(day, table):
 
     manifest = storage.read_json(storage.resolve(paths.dms_manifest(day)) / "manifest.json")
     return manifest["tables"][table]["cdc_ops"]
+
+
+def test_a_column_with_no_values_brings_no_source(tmp_path, engine):
+    orders = write(tmp_path, "orders.csv", "customer_id,order_date,amount,product_id\nA,2024-03-01,5,\n"
+                                           "B,2024-03-02,7,\n")
+    people = write(tmp_path, "customers.csv", "customer_id,email,phone\nA,,\nB,b@example.com,\n")
+
+    result = byod.import_csv(orders, people, engine=engine)
+
+    assert result["sources_absent"] == ["events", "products", "stores"]  # contacts: B has an email

@@ -238,7 +238,9 @@ def customers(f: CsvFile) -> pd.DataFrame:
 
 
 def absent_sources(order_file: CsvFile, customer_file: CsvFile | None) -> list[str]:
-    """The sources (config `sources`) these files do not bring: declare them false. The import brings no events."""
-    columns = {*order_file.frame.columns, *(customer_file.frame.columns if customer_file else ())}
+    """The sources (config `sources`) these files do not bring (no column for them, or only empty values): declare
+    them false. The import brings no events."""
+    columns = {name for f in (order_file, customer_file) if f is not None for name in f.frame.columns
+               if (f.frame[name] != "").any()}
     brought = {"products": {"product_id"}, "stores": {"store_id", "home_store_id"}, "contacts": {"email", "phone"}}
     return ["events", *(source for source, names in brought.items() if not names & columns)]
