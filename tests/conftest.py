@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import atexit
 import collections
 import contextlib
 import dataclasses
@@ -24,7 +23,7 @@ import pytest
 
 BUNDLE = Path(__file__).resolve().parents[1]
 _AIRFLOW_HOME = tempfile.mkdtemp(prefix="crosschannel-airflow-")
-atexit.register(shutil.rmtree, _AIRFLOW_HOME, ignore_errors=True)
+_PID = os.getpid()
 os.environ.update({
     "AIRFLOW_HOME": _AIRFLOW_HOME,
     "AIRFLOW__CORE__DAGS_FOLDER": str(BUNDLE / "dags"),
@@ -37,6 +36,13 @@ for name in [k for k in os.environ if k.startswith("CROSSCHANNEL__") or k == "CR
     del os.environ[name]
 
 PARSE_TIMES: dict[str, float] = {}
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Remove the throwaway Airflow home, once, in pytest's own process (an atexit hook would also run in the
+    processes Airflow forks, and remove it under the tests)."""
+    if os.getpid() == _PID:
+        shutil.rmtree(_AIRFLOW_HOME, ignore_errors=True)
 
 
 def pytest_terminal_summary(terminalreporter):

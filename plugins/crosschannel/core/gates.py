@@ -204,7 +204,9 @@ class GateRun:
         self.run_id = RunIdentifier(run_name=day.isoformat(),
                                     run_time=dt.datetime.combine(day, dt.time(0), tzinfo=dt.UTC))
         self.site = Path(tempfile.mkdtemp(prefix="crosschannel-data-docs-"))
-        weakref.finalize(self, shutil.rmtree, self.site, ignore_errors=True)  # also when no page is published
+        # removed with the gate also when no page is published; not at exit (a forked process would remove the
+        # folder of the process that made it)
+        weakref.finalize(self, shutil.rmtree, self.site, ignore_errors=True).atexit = False
         self.context = gx.get_context(mode="ephemeral")
         self.context.enable_analytics(False)
         self.context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
