@@ -355,13 +355,19 @@ def test_a_number_names_the_customer_it_spells_and_a_contact_is_never_an_id(tmp_
         byod.import_csv(write(tmp_path, "ambiguous.csv", "customer_id,order_date,amount\nC9,2024-05-01,1\n"
                                                            "3,2024-05-02,1\n"), engine=engine)
     contacts = write(tmp_path, "contacts.csv", "customer_id,order_date,amount\nann@example.com,2024-05-01,1\n"
-                                               "+44 20 7946 0958,2024-05-02,1\n2024-001,2024-05-03,1\n")
+                                               "+44 20 7946 0958,2024-05-02,1\n2024-001,2024-05-03,1\n"
+                                               "(555) 123-4567,2024-05-03,1\n07700 900123,2024-05-03,1\n"
+                                               "5550001111,2024-05-03,1\n00042,2024-05-03,1\n")
+    people = write(tmp_path, "people.csv", "customer_id,phone\n00042,+1 555 000 1111\n")
     with pytest.raises(byod.CsvImportError) as refused:
-        byod.import_csv(contacts, engine=engine)
+        byod.import_csv(contacts, people, engine=engine)
+    expected = ("expected the retailer's customer number: ids leave for Segment, Personalize and Customer Profiles "
+                "whatever the customer's consent")
     assert str(refused.value).splitlines() == [
-        f"contacts.csv line {n}, column customer_id: {v!r} looks like an email address or phone number (expected the "
-        "retailer's customer number: ids leave for Segment, Personalize and Customer Profiles whatever the "
-        "customer's consent)" for n, v in ((2, "ann@example.com"), (3, "+44 20 7946 0958"))]
+        *(f"contacts.csv line {n}, column customer_id: {v!r} looks like an email address or phone number ({expected})"
+          for n, v in ((2, "ann@example.com"), (3, "+44 20 7946 0958"), (5, "(555) 123-4567"), (6, "07700 900123"))),
+        f"contacts.csv line 7, column customer_id: '5550001111' is the email or phone of a customer in the customers "
+        f"file ({expected})"]
     assert len(rows(engine, source.orders)) == 4
 
 
@@ -445,3 +451,45 @@ def test_a_column_with_no_values_brings_no_source(tmp_path, engine):
     result = byod.import_csv(orders, people, engine=engine)
 
     assert result["sources_absent"] == ["events", "products", "stores"]  # contacts: B has an email
+
+
+def test_a_replay_lands_each_customer_with_their_first_order_and_refuses_a_past_it_cannot_read(tmp_path, engine,
+                                                                                              local_env):
+    from crosschannel.core.errors import DataError
+    from crosschannel.local import dms_task
+    from crosschannel.stages.ingest import landing
+    from crosschannel.stages.trusted import merge
+
+    # Arrange: C2 signs up after the last order; C3's signup date is after their first order
+    orders = write(tmp_path, "orders.csv", "customer_id,order_date,amount\nC1,2024-03-01,5\nC3,2024-03-05,7\n"
+                                           "C1,2024-03-10,9\n")
+    people = write(tmp_path, "customers.csv", "customer_id,signup_date\nC1,2024-02-01\nC2,2024-03-12\nC3,2024-03-20\n")
+    byod.import_csv(orders, people, engine=engine)
+    task = dms_task.LocalReplicationTask(engine)
+
+    def run(day: dt.date, start_type: str, clock: dt.datetime | None = None) -> dict[str, list]:
+        if clock:
+            with engine.begin() as conn:
+                source.set_clock(conn, clock)
+        task.start(start_type, day)
+        landing.check_landing(day, start_type)
+        return {name: sorted(r[key] for r in merge.current_state(name, day).to_pylist())
+                for name, key in (("customers", "external_id"), ("orders", "order_id"))}
+
+    # Act / Assert: C3 arrives with their order, not at their later signup date; C2 once signed up
+    with engine.connect() as conn:
+        assert source.get_clock(conn) == dt.datetime(2024, 3, 13)  # after every row imported (C2 signed up last)
+    assert run(dt.date(2024, 3, 1), "start-replication", dt.datetime(2024, 3, 2)) == {
+        "customers": ["C1"], "orders": [1]}
+    for day in range(2, 6):
+        state = run(dt.date(2024, 3, day), "resume-processing", dt.datetime(2024, 3, day + 1))
+    assert state == {"customers": ["C1", "C3"], "orders": [1, 2]}
+    with engine.begin() as conn:  # an update after the clock: the tables no longer hold the earlier image
+        conn.execute(sa.update(source.customers).where(source.customers.c.external_id == "C1").values(
+            first_name="Ann", updated_at=dt.datetime(2024, 3, 25)))
+    with pytest.raises(DataError, match=r"full load of 2024-03-06 as of 2024-03-07 00:00:00: the source DB holds "
+                                        r"changes committed after that \(first: U on customers at 2024-03-25"):
+        run(dt.date(2024, 3, 6), "reload-target", dt.datetime(2024, 3, 7))
+    # a run for a later day reads the source as of that day's end at the earliest, whatever clock a replay left
+    assert run(dt.date(2024, 3, 26), "reload-target", dt.datetime(2024, 3, 7)) == {
+        "customers": ["C1", "C2", "C3"], "orders": [1, 2, 3]}

@@ -28,6 +28,8 @@ VARIANTS = {
     "a short row": GOOD + "I,2026-11-01 11:00:00.000000,4,Four\n",
     "a blank line": GOOD.replace("\nU,", "\n\nU,"),
     "an unclosed quote": GOOD + "I,2026-11-01 11:00:00.000000,5,\"Five,Salem,north,2020-01-02,x\n",
+    "a value longer than the csv module reads": GOOD.replace(",One,", "," + "x" * 131_073 + ","),
+    "year zero": GOOD.replace("2026-11-01 09:30:00.123456,1", "0000-01-01 09:30:00.123456,1"),
 }
 
 
@@ -62,3 +64,21 @@ def test_the_columnar_check_passes_only_what_the_row_check_passes_with_the_same_
     if rows is None:
         with pytest.raises(DmsLandingError, match=r"file\.csv"):
             landing.check_file(file, tbl, **kwargs)
+
+
+def test_a_file_of_many_blocks_is_checked_whole(tmp_path, local_env):
+    """A file larger than Arrow's read block: every block is checked and counted."""
+    from airflow.sdk import ObjectStoragePath
+
+    lines = [f"{'IUD'[i % 3]},2026-11-01 {i % 24:02d}:00:00.000000,{i + 1},\"Store {i},\nbig\",Salem,north,"
+             f"2020-01-02,2026-11-01 00:00:00.000000\n" for i in range(40_000)]
+    path = tmp_path / "big.csv"
+    path.write_text(HEADER + "".join(lines), encoding="utf-8")
+    kwargs = {"full_load": False, "days": (dt.date(2026, 11, 1),), "count_day": dt.date(2026, 11, 1), "since": None}
+    file, tbl = ObjectStoragePath(f"file://{path}"), source.table("stores")
+
+    assert path.stat().st_size > 3 << 20
+    assert landing._check_columns(file, tbl, **kwargs) == landing._check_rows(file, tbl, **kwargs) == (
+        {"I": 13_334, "U": 13_333, "D": 13_333}, set())
+    path.write_text(HEADER + "".join(lines[:-1]) + lines[-1].replace(",40000,", ",,"), encoding="utf-8")
+    assert landing._check_columns(file, tbl, **kwargs) is None  # an empty key in the last block

@@ -2,11 +2,11 @@
 
 It snapshots the source tables for a full load and reads the source's change log (`cdc_log`) for CDC,
 stopping at the partition's end like a task started with `CdcStopPosition`, and writes exactly what DMS's
-S3 target writes (crosschannel.core.dms). Time is the source's clock (`cdc_clock`, the simulated now): a full
-load holds the rows committed before it (`updated_at`), and a row committed at or after it, logged already (an
-imported history, crosschannel.sim.byod), is a change of the day it was committed, as it was for DMS running
-then. Its record (<root>/system/dms-local-task.json) plays DescribeReplicationTasks. Never imported on the aws
-target, where DMS itself runs.
+S3 target writes (crosschannel.core.dms). Time is the source's clock (`cdc_clock`, the simulated now; a day's
+run at its end at the earliest): a full load holds the rows committed before it (`updated_at`), and a row
+committed at or after it, logged already (an imported history, crosschannel.sim.byod), is a change of the day it
+was committed, as it was for DMS running then. Its record (<root>/system/dms-local-task.json) plays
+DescribeReplicationTasks. Never imported on the aws target, where DMS itself runs.
 """
 
 from __future__ import annotations
@@ -159,7 +159,7 @@ class LocalReplicationTask:
                 self._snapshot(conn)
                 log = source.cdc_log
                 watermark = conn.execute(sa.select(sa.func.coalesce(sa.func.max(log.c.seq), 0))).scalar_one()
-                clock = source.get_clock(conn) or dt.datetime.combine(day + dt.timedelta(days=1), dt.time(0))
+                clock = self._snapshot_time(conn, day)
                 stamp = clock.strftime(source.TS_FORMAT)
                 for tbl in self.tables:
                     staging = paths.dms_landing() / f"_staging_{tbl.name}_full_load"
@@ -181,6 +181,23 @@ class LocalReplicationTask:
             for staging in staged.values():
                 storage.remove(staging)
         return {"partition": day.isoformat(), "ts": stamp, "watermark": int(watermark), "rows": rows}
+
+    def _snapshot_time(self, conn: sa.Connection, day: dt.date) -> dt.datetime:
+        """When the full load of `day` runs: the source clock, and the day's end at the earliest (a run for a day
+        starts once it is over). Refused when the source holds updates or deletes committed after it: the tables
+        hold only each row's latest image, so what they were then cannot be read (replay needs an insert-only
+        history, as import-csv writes)."""
+        end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(0))
+        moment = max(source.get_clock(conn) or end, end)
+        log = source.cdc_log
+        later = conn.execute(sa.select(log.c.table_name, log.c.op, log.c.commit_ts).where(
+            log.c.commit_ts >= moment, log.c.op.in_(("U", "D"))).order_by(log.c.commit_ts).limit(1)).first()
+        if later is not None:
+            raise DataError(f"full load of {day} as of {moment}: the source DB holds changes committed after that "
+                            f"(first: {later.op} on {later.table_name} at {later.commit_ts}), and a full load "
+                            "can only read each row's latest image: set the source clock to the latest change, or "
+                            "replay an insert-only history (import-csv)")
+        return moment
 
     def _write_load_files(self, folder, tbl: sa.Table, result, stamp: str, max_bytes: int) -> int:
         """Stream rows into LOAD files of at most MaxFileSize, numbered with DMS's hex counter."""

@@ -59,14 +59,15 @@ A customer id that orders use but neither the customers CSV nor the DB knows get
 ("Unknown Customer", no email or phone, opted out, tier none, signed up on the first order date). Each
 order is loaded as completed, without discount, its total the sum of its lines' amounts; its customer,
 store and channel come from its first line and its time is its earliest line's. Afterwards the source DB
-clock is moved on to the midnight after the last order (unless it is already later): the transfer time
-of the next full load.
+clock is moved on to the midnight after the last row it wrote, or to `before` (unless it is already later): the
+transfer time of the next full load.
 
 The import is also change history: with change capture on, every row is logged as committed at its own time
-(`updated_at`: an order's time, a customer's signup date, the first imported day for placeholders). With the
-source clock set back to a past day, the local DMS stand-in full-loads what was committed by then and lands
-each later row as a change of the day it was committed (crosschannel.local.dms_task), so `retail_ingest` and
-`retail_trusted` run day by day over the history see the source as it was on each day.
+(`updated_at`: an order's time; a customer's signup date, or first order if earlier; the first imported day for
+placeholder products and stores). With the source clock set back to a past day, the local DMS stand-in
+full-loads what was committed by then and lands each later row as a change of the day it was committed
+(crosschannel.local.dms_task), so `retail_ingest` and `retail_trusted` run day by day over the history see the
+source as it was on each day.
 
 Problems are reported as a CsvImportError naming file, line (the header is line 1), column and what was expected,
 e.g. `orders.csv line 7, column amount: '-3.50' is negative (expected an amount >= 0)`; the first 10 are listed.
@@ -195,7 +196,7 @@ def _check(conn: sa.Connection, order_file: CsvFile, orders: pd.DataFrame, custo
 
 
 def _load(conn: sa.Connection, order_file: CsvFile, orders: pd.DataFrame, customer_file: CsvFile | None,
-          people: pd.DataFrame | None) -> dict:
+          people: pd.DataFrame | None, before: dt.date | None = None) -> dict:
     """Check the input against the DB, fill in the defaults, insert it all (in the caller's transaction)."""
     digest = hashlib.sha256(b"".join(f.digest for f in (order_file, customer_file) if f)).hexdigest()
     _refuse_repeat(conn, digest, " and ".join(f.name for f in (order_file, customer_file) if f))
@@ -228,7 +229,10 @@ def _load(conn: sa.Connection, order_file: CsvFile, orders: pd.DataFrame, custom
     placeholders = _placeholders(orphans).assign(signup_date=first_order.reindex(orphans).to_numpy(),
                                                  external_id=external.reindex(orphans).to_numpy())
     customers = pd.concat([people, placeholders], ignore_index=True)
-    customers["updated_at"] = customers.signup_date
+    # committed at signup, or by the first order at the latest: a replayed day never has orders of a customer
+    # the source does not hold yet
+    customers["updated_at"] = pd.concat([customers.signup_date, customers.customer_id.map(first_order)],
+                                        axis=1).min(axis=1)
 
     orders["line_no"] = orders.groupby("order_id").cumcount() + 1
     head = orders.groupby("order_id").agg(
@@ -241,7 +245,9 @@ def _load(conn: sa.Connection, order_file: CsvFile, orders: pd.DataFrame, custom
     for tbl, frame in ((source.stores, stores), (source.products, products), (source.customers, customers),
                        (source.orders, head), (source.order_lines, lines)):
         source.bulk_insert(conn, tbl, frame)
-    clock = (orders.order_ts.max().normalize() + pd.Timedelta(days=1)).to_pydatetime()
+    latest = max(frame.updated_at.max() for frame in (stores, products, customers, head) if not frame.empty)
+    clock = pd.Timestamp(before) if before else latest.normalize() + pd.Timedelta(days=1)
+    clock = clock.to_pydatetime()
     current = source.get_clock(conn)
     if current is None or current < clock:
         source.set_clock(conn, clock)
@@ -277,6 +283,8 @@ def import_csv(orders_csv: str, customers_csv: str | None = None, engine: sa.Eng
         else None
     orders = files.orders(order_file)
     people = files.customers(customer_file) if customer_file else None
+    if people is not None:
+        files.refuse_contact_ids([order_file, customer_file], people)
     files.raise_if_any(problems)
     if before is not None:
         later = orders.order_ts >= pd.Timestamp(before)
@@ -292,5 +300,5 @@ def import_csv(orders_csv: str, customers_csv: str | None = None, engine: sa.Eng
     source.enable_cdc(engine)  # every row is also a change, committed at its own time (its updated_at)
     imports.create(engine, checkfirst=True)
     with engine.begin() as conn:
-        return {**_load(conn, order_file, orders, customer_file, people),
+        return {**_load(conn, order_file, orders, customer_file, people, before),
                 "sources_absent": files.absent_sources(order_file, customer_file)}

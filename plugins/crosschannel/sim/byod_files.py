@@ -218,6 +218,21 @@ def orders(f: CsvFile) -> pd.DataFrame:
     return orders
 
 
+def refuse_contact_ids(files: list[CsvFile], people: pd.DataFrame) -> None:
+    """Flag every id that is an email address or phone number of a customer in the customers file, however it is
+    written (ids leave for every destination, whatever the customer's consent)."""
+    def number(text: pd.Series) -> pd.Series:  # a phone's last 9 digits (with or without its country code)
+        digits = text.str.replace(r"[\s().+-]", "", regex=True)
+        return digits.where(digits.str.fullmatch(r"\d{9,}")).str[-9:]
+
+    emails, phones = set(people.email.dropna().str.lower()), set(number(people.phone.dropna()).dropna())
+    for f in files:
+        ids = f.text("customer_id")
+        f.flag(ids.str.lower().isin(emails) | number(ids).isin(phones), "customer_id",
+               "is the email or phone of a customer in the customers file", "the retailer's customer number: ids "
+               "leave for Segment, Personalize and Customer Profiles whatever the customer's consent")
+
+
 def customers(f: CsvFile) -> pd.DataFrame:
     ids = _customer_ids(f)
     f.flag(ids.notna() & ids.duplicated(), "customer_id", "appears on an earlier line", "each customer once")

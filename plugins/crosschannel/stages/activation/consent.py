@@ -26,7 +26,11 @@ if TYPE_CHECKING:
 
 E164 = re.compile(r"^\+[1-9]\d{7,14}$")
 EMAIL = re.compile(r"^[^@\s,;]+@[^@\s,;]+\.[A-Za-z]{2,}$")
-CONTACT_LIKE = re.compile(r"[^@\s]+@[^@\s]+|\+[\d\s().-]{7,}")  # an address or an international number: never an id
+CONTACT_LIKE = re.compile(  # what is never taken as a customer id (ids leave whatever the consent)
+    r"[^@\s]+@[^@\s]+"  # an email address
+    r"|\+[\d\s().-]{7,}|00\d{1,3}[\s.-][\d\s().-]{6,}"  # an international number, with + or 00
+    r"|\(?\d{3}\)?[\s.-]\d{3}[\s.-]\d{4}"  # a North American number written out
+    r"|0\d{1,4}[\s.-]\d{3,4}[\s.-]?\d{3,4}")  # a national number written out with its trunk 0
 CHANNELS = {"email": ("email", "email_opt_in"), "sms": ("phone", "sms_opt_in")}  # channel: (field, opt-in)
 CONTACT_FIELDS = frozenset(field for field, _ in CHANNELS.values())
 DESTINATION_CHANNELS = {PINPOINT: ("email", "sms"), PROFILES: ("email", "sms"), PERSONALIZE: (), SEGMENT: ()}

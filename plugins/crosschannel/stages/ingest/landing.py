@@ -62,43 +62,69 @@ _STAMP = r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{6}$"  # source.TS_FORMAT, wr
 
 def _check_columns(path: ObjectStoragePath, tbl: sa.Table, *, full_load: bool, days: tuple[dt.date, ...],
                    count_day: dt.date | None, since: dt.datetime | None) -> tuple[Counter, set] | None:
-    """check_file's result for a file that passes every check, read as Arrow columns; None for any other file."""
+    """check_file's result for a file that passes every check, read as Arrow columns a block at a time (memory
+    bounded whatever MaxFileSize); None for any other file."""
     import pyarrow as pa
-    import pyarrow.compute as pc
     import pyarrow.csv as pacsv
 
-    expected = header_for(tbl)
+    ops: Counter = Counter()
+    stamps: set[str] = set()
     try:
         with path.open("rb") as handle:
-            data = handle.read()
-        if data.startswith(b"\xef\xbb\xbf"):  # a byte-order mark: the row check names the header it breaks
-            return None
-        table = pacsv.read_csv(pa.py_buffer(data), parse_options=pacsv.ParseOptions(
-            newlines_in_values=True, ignore_empty_lines=False), convert_options=pacsv.ConvertOptions(
-            column_types=dict.fromkeys(expected, pa.string()), strings_can_be_null=False,
-            quoted_strings_can_be_null=False))
-        if table.column_names != expected:
-            return None
-        op, stamp = table.column(0), table.column(1)
-        if not (_every(pc.is_in(op, pa.array(["I"] if full_load else ["I", "U", "D"])))
-                and _every(pc.match_substring_regex(stamp, _STAMP))):
-            return None
-        moments = pc.cast(stamp, pa.timestamp("us"))
-        on = pc.cast(moments, pa.date32())
-        if days and not _every(pc.is_in(on, pa.array(list(days), pa.date32()))):
-            return None
-        if not all(_every(pc.not_equal(table.column(c.name), "")) for c in tbl.primary_key.columns):
-            return None
+            if handle.read(3) == b"\xef\xbb\xbf":  # a byte-order mark: the row check names the header it breaks
+                return None
+        with path.open("rb") as handle:
+            reader = pacsv.open_csv(handle, parse_options=pacsv.ParseOptions(
+                newlines_in_values=True, ignore_empty_lines=False), convert_options=pacsv.ConvertOptions(
+                column_types=dict.fromkeys(header_for(tbl), pa.string()), strings_can_be_null=False,
+                quoted_strings_can_be_null=False))
+            if reader.schema.names != header_for(tbl):
+                return None
+            for batch in reader:
+                checked = _check_batch(batch, tbl, full_load=full_load, days=days, count_day=count_day, since=since)
+                if checked is None:
+                    return None
+                ops += checked[0]
+                stamps |= checked[1]
     except (pa.ArrowInvalid, OSError):
         return None
-    counted = pa.array([True] * table.num_rows, pa.bool_())
+    return ops, stamps
+
+
+def _check_batch(batch, tbl: sa.Table, *, full_load: bool, days: tuple[dt.date, ...], count_day: dt.date | None,
+                 since: dt.datetime | None) -> tuple[Counter, set] | None:
+    """One block of _check_columns: (op counts, transfer times), or None when a row breaks a check."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if any(_longest(column) > csv.field_size_limit() for column in batch.columns):  # the row reader's limit
+        return None
+    op, stamp = batch.column(0), batch.column(1)
+    if not (_every(pc.is_in(op, pa.array(["I"] if full_load else ["I", "U", "D"])))
+            and _every(pc.match_substring_regex(stamp, _STAMP))):
+        return None
+    moments = pc.cast(stamp, pa.timestamp("us"))
+    if batch.num_rows and pc.min(pc.year(moments)).as_py() < 1:  # Python's datetime starts at year 1
+        return None
+    on = pc.cast(moments, pa.date32())
+    if days and not _every(pc.is_in(on, pa.array(list(days), pa.date32()))):
+        return None
+    if not all(_every(pc.not_equal(batch.column(c.name), "")) for c in tbl.primary_key.columns):
+        return None
+    counted = pa.array([True] * batch.num_rows, pa.bool_())
     if count_day is not None:
         counted = pc.and_(counted, pc.equal(on, pa.scalar(count_day, pa.date32())))
     if since is not None:
         counted = pc.and_(counted, pc.greater_equal(moments, pa.scalar(since, pa.timestamp("us"))))
     ops = Counter({row["values"]: row["counts"] for row in pc.value_counts(pc.filter(op, counted)).to_pylist()})
-    stamps = set(pc.unique(stamp).to_pylist()) if full_load else set()
-    return ops, stamps
+    return ops, set(pc.unique(stamp).to_pylist()) if full_load else set()
+
+
+def _longest(column) -> int:
+    """The longest value of a text column, in characters (0 when empty)."""
+    import pyarrow.compute as pc
+
+    return pc.max(pc.utf8_length(column)).as_py() or 0
 
 
 def _every(mask) -> bool:
