@@ -194,9 +194,9 @@ def create_schema(engine: sa.Engine) -> None:
     switched on separately (`enable_cdc`)."""
     metadata.create_all(engine)
     with engine.begin() as conn:
-        added = []
+        added, inspector = [], sa.inspect(conn)
         for tbl in metadata.sorted_tables:
-            held = {c["name"] for c in sa.inspect(conn).get_columns(tbl.name)}
+            held = {c["name"] for c in inspector.get_columns(tbl.name)}
             for column in (c for c in tbl.columns if c.name not in held and c.nullable):
                 conn.exec_driver_sql(f"ALTER TABLE {tbl.name} ADD COLUMN {column.name} "
                                      f"{column.type.compile(conn.dialect)}")

@@ -26,6 +26,8 @@ MONEY = source.orders.c.total.type  # Numeric(precision, scale): line amounts an
 CENT = Decimal(1).scaleb(-MONEY.scale)
 MAX_AMOUNT = Decimal(10) ** (MONEY.precision - MONEY.scale) - CENT  # 9999999999.99
 QUANTITY = f"a whole number from 1 to {10 ** ID - 1}"
+NOT_A_CONTACT = ("the retailer's customer number: ids leave for Segment, Personalize and Customer Profiles whatever "
+                 "the customer's consent")
 DELIMITERS = (",", ";", "\t", "|", "whitespace")
 
 
@@ -168,8 +170,7 @@ def _customer_ids(f: CsvFile) -> pd.Series:
     f.flag(text == "", "customer_id", "", "the customer's id")
     f.flag(text.str.len() > limit, "customer_id", "is too long", f"an id of at most {limit} characters")
     contact = text.str.fullmatch(consent.CONTACT_LIKE.pattern)
-    f.flag(contact, "customer_id", "looks like an email address or phone number", "the retailer's customer "
-           "number: ids leave for Segment, Personalize and Customer Profiles whatever the customer's consent")
+    f.flag(contact, "customer_id", "looks like an email address or phone number", NOT_A_CONTACT)
     return text.where((text != "") & (text.str.len() <= limit) & ~contact)
 
 
@@ -229,8 +230,7 @@ def refuse_contact_ids(files: list[CsvFile], people: pd.DataFrame) -> None:
     for f in files:
         ids = f.text("customer_id")
         f.flag(ids.str.lower().isin(emails) | number(ids).isin(phones), "customer_id",
-               "is the email or phone of a customer in the customers file", "the retailer's customer number: ids "
-               "leave for Segment, Personalize and Customer Profiles whatever the customer's consent")
+               "is the email or phone of a customer in the customers file", NOT_A_CONTACT)
 
 
 def customers(f: CsvFile) -> pd.DataFrame:

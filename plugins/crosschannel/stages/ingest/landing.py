@@ -47,8 +47,8 @@ def check_file(path: ObjectStoragePath, tbl: sa.Table, *, full_load: bool, days:
     """(Op counts, distinct full-load timestamps) of a DMS file whose every row is well formed: for a CDC file,
     committed on one of `days` (the ops counted are those of `count_day`, committed at or after `since`).
 
-    Anything else raises DmsLandingError naming the file, the lines and the columns. A file is read whole into
-    Arrow and checked column by column; only a file that does not pass is read again row by row, to name its
+    Anything else raises DmsLandingError naming the file, the lines and the columns. A file is read into Arrow a
+    block at a time and checked column by column; only a file that does not pass is read again row by row, to name its
     problems (the columnar check is the stricter: what it passes, the row check passes with the same counts).
     """
     checked = _check_columns(path, tbl, full_load=full_load, days=days, count_day=count_day, since=since)
@@ -73,7 +73,7 @@ def _check_columns(path: ObjectStoragePath, tbl: sa.Table, *, full_load: bool, d
         with path.open("rb") as handle:
             if handle.read(3) == b"\xef\xbb\xbf":  # a byte-order mark: the row check names the header it breaks
                 return None
-        with path.open("rb") as handle:
+            handle.seek(0)
             reader = pacsv.open_csv(handle, parse_options=pacsv.ParseOptions(
                 newlines_in_values=True, ignore_empty_lines=False), convert_options=pacsv.ConvertOptions(
                 column_types=dict.fromkeys(header_for(tbl), pa.string()), strings_can_be_null=False,
