@@ -21,8 +21,10 @@ export AIRFLOW__CORE__LOAD_EXAMPLES := False
 demo: venv airflow-db
 	AIRFLOW__LOGGING__LOGGING_LEVEL=$${AIRFLOW__LOGGING__LOGGING_LEVEL:-WARNING} $(PY) -m crosschannel demo
 
+# Two or more workers (pytest-xdist), one test module per worker at a time (module fixtures run once).
+TEST_WORKERS ?= -n auto --maxprocesses 4 --dist loadfile --no-loadscope-reorder
 test: venv system-deps imports
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest $(TEST_WORKERS) $(PYTEST_ARGS)
 
 # The package's layers and the absence of import cycles (contracts in pyproject.toml).
 imports: venv

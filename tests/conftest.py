@@ -35,7 +35,11 @@ os.environ.update({
 for name in [k for k in os.environ if k.startswith("CROSSCHANNEL__") or k == "CROSSCHANNEL_CONFIG"]:
     del os.environ[name]
 
-PARSE_TIMES: dict[str, float] = {}
+PARSE_TIME = "dag_parse_seconds"  # a user property of test_dag_integrity's reports (they cross xdist's workers)
+
+# Modules whose set-up runs for minutes start first, so that under xdist (`make test` runs two workers, one
+# module per worker at a time) the longest never starts last.
+SLOW_FIRST = ("test_operations_e2e.py", "test_aws_e2e.py", "test_sources.py", "test_demo.py", "test_byod.py")
 
 
 def pytest_sessionfinish(session, exitstatus):
@@ -45,10 +49,20 @@ def pytest_sessionfinish(session, exitstatus):
         shutil.rmtree(_AIRFLOW_HOME, ignore_errors=True)
 
 
+def pytest_collection_modifyitems(items):
+    def rank(item) -> int:
+        name = item.path.name
+        return SLOW_FIRST.index(name) if name in SLOW_FIRST else len(SLOW_FIRST)
+
+    items.sort(key=rank)  # stable: within a module, the order of definition
+
+
 def pytest_terminal_summary(terminalreporter):
-    if PARSE_TIMES:
+    times = {key: seconds for report in terminalreporter.stats.get("passed", []) if report.when == "call"
+             for name, (key, seconds) in getattr(report, "user_properties", []) if name == PARSE_TIME}
+    if times:
         terminalreporter.section("DAG parse times")
-        for key, seconds in sorted(PARSE_TIMES.items()):
+        for key, seconds in sorted(times.items()):
             terminalreporter.write_line(f"{key:<40} {seconds * 1000:8.0f} ms")
 
 

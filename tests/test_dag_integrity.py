@@ -11,7 +11,7 @@ import pytest
 
 from crosschannel.core.config import get_config
 from crosschannel.core.partition import is_backfill, partition_day
-from tests.conftest import AWS_ENV, BUNDLE, PARSE_TIMES
+from tests.conftest import AWS_ENV, BUNDLE, PARSE_TIME
 
 DAG_FILES = sorted((BUNDLE / "dags").glob("*.py"))
 TARGETS = {
@@ -31,7 +31,7 @@ def _forbidden(what):
     return refuse
 
 
-def _parse(path: Path, target: str, monkeypatch):
+def _parse(path: Path, target: str, monkeypatch, record_property=None):
     """Load one DAG file as the dag processor does, with Variables, Connections, databases and the network
     refused."""
     from airflow.dag_processing.dagbag import DagBag
@@ -54,11 +54,13 @@ def _parse(path: Path, target: str, monkeypatch):
     try:
         started = time.perf_counter()
         bag = DagBag(str(path), safe_mode=False)
-        PARSE_TIMES[f"{path.name} ({target})"] = time.perf_counter() - started
+        seconds = time.perf_counter() - started
     finally:
         for guard in guards:
             guard.stop()
         get_config.cache_clear()
+    if record_property:
+        record_property(PARSE_TIME, (f"{path.name} ({target})", seconds))
     return bag
 
 
@@ -71,10 +73,10 @@ def test_there_are_dag_files():
 
 
 @pytest.mark.parametrize("path", DAG_FILES, ids=lambda p: p.name)
-def test_dag_imports_on_both_targets_with_the_same_graph(path, monkeypatch):
+def test_dag_imports_on_both_targets_with_the_same_graph(path, monkeypatch, record_property):
     graphs = {}
     for target in TARGETS:
-        bag = _parse(path, target, monkeypatch)
+        bag = _parse(path, target, monkeypatch, record_property)
         assert not bag.import_errors, bag.import_errors
         assert list(bag.dags) == [path.stem], "one DAG per file, file name = dag_id"
         graphs[target] = _graph(bag.dags[path.stem])
@@ -122,7 +124,7 @@ def test_dag_policy(path, monkeypatch):
 
 @pytest.mark.parametrize("target", TARGETS)
 @pytest.mark.parametrize("path", DAG_FILES, ids=lambda p: p.name)
-def test_dag_file_parses_cold_without_heavy_modules(path, target):
+def test_dag_file_parses_cold_without_heavy_modules(path, target, record_property):
     """Parse in a fresh interpreter, as a dag processor does: time it, and check heavy modules stay unloaded."""
     import json
     import os
@@ -145,7 +147,7 @@ def test_dag_file_parses_cold_without_heavy_modules(path, target):
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
-    PARSE_TIMES[f"{path.name} ({target}, fresh interpreter)"] = report["seconds"]
+    record_property(PARSE_TIME, (f"{path.name} ({target}, fresh interpreter)", report["seconds"]))
     assert report["errors"] == {}
     assert report["loaded"] == []
 

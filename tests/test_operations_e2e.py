@@ -178,6 +178,7 @@ def operated(tmp_path_factory, airflow_db):
                "CROSSCHANNEL__SCHEDULE__START_DATE": "2030-01-01",  # no scheduled run: only the backfills
                "AIRFLOW__CORE__UNIT_TEST_MODE": "False", "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
                "AIRFLOW__CORE__PARALLELISM": "4",
+               "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "3600",  # parsed once: the files do not change
                "AIRFLOW_CONN_SMTP_DEFAULT": json.dumps({"conn_type": "smtp", "host": "127.0.0.1", "port": smtp.port,
                                                         "extra": {"disable_tls": True, "disable_ssl": True}}),
                "AIRFLOW_CONN_SLACK_WEBHOOK_DEFAULT": json.dumps(
