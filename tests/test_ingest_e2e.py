@@ -18,7 +18,7 @@ from crosschannel.sim import generator
 from crosschannel.stages.ingest import landing as dms_landing
 from crosschannel.stages.trusted import merge, publish
 from crosschannel.stages.trusted import tasks as trusted_tasks
-from crosschannel.stages.trusted.events import empty_identities, read_day, type_day
+from crosschannel.stages.trusted.events import empty_identities, landed_day, type_day
 from tests.conftest import configure, run_dag
 
 RUN = "manual__test"  # the Airflow run whose candidates a test writes and gates
@@ -304,8 +304,7 @@ def test_landed_segment_day_types_into_events(ingested):
     every Order Completed attributed to the order's customer in the trusted orders."""
 
     day = DAYS[1]
-    messages = read_day(day)
-    _, events = type_day(messages, empty_identities())
+    _, events = type_day(sqljobs.read_input("segment_lines", landed_day(day)), empty_identities())
 
     segment = paths.segment_landing(day)
     assert events.num_rows == storage.read_json(storage.resolve(segment) / "manifest.json")["messages"]

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import gzip
+import json
 
 import pyarrow as pa
+import pytest
 
 from crosschannel.core import engines, sqljobs, storage
 from crosschannel.core.config import Generator
@@ -15,8 +18,6 @@ from crosschannel.stages.trusted.events import (
     IDENTITY_SCHEMA,
     USER_SCHEMA,
     empty_identities,
-    flatten,
-    messages_table,
     type_day,
 )
 
@@ -47,8 +48,15 @@ PREVIOUS = pa.table({
 })
 
 
+def _lines(messages: list[dict]) -> pa.Table:
+    """Messages as the SQL jobs read a landed day (`segment_lines`: one JSON text per line of a file)."""
+    return pa.table({"line": pa.array([json.dumps(m) for m in messages], pa.string()),
+                     "_file_seq": pa.array([0] * len(messages), pa.int64()),
+                     "_row_seq": pa.array(range(len(messages)), pa.int64())})
+
+
 def _messages() -> pa.Table:
-    return messages_table([{**flatten(m), "_file_seq": 0, "_row_seq": i} for i, m in enumerate(MESSAGES)])
+    return _lines(MESSAGES)
 
 
 def _rows(table: pa.Table, *columns: str) -> list[tuple]:
@@ -85,10 +93,9 @@ def test_user_ids_that_are_the_retailers_external_ids_name_their_customer_on_bot
     unless that customer is known by an external id. Texts that engines cast differently spell no customer."""
     customers = pa.table({"customer_id": pa.array([7, 6, 42], pa.int64()),
                           "external_id": pa.array(["C7", None, "guest-1"], pa.string())})
-    messages = messages_table([{**flatten(m), "_file_seq": 0, "_row_seq": i} for i, m in enumerate(
-        [*MESSAGES, _message("m7", "identify", "14:00:00.000", user="C7", anon="dev-e"),
-         *(_message(f"x{i}", "track", "15:00:00.000", user=user, event="Cart Viewed")
-           for i, user in enumerate(["06", "6.0", "6.4", "1e1", " 6", "0x6", "6_0"]))])])
+    messages = _lines([*MESSAGES, _message("m7", "identify", "14:00:00.000", user="C7", anon="dev-e"),
+                       *(_message(f"x{i}", "track", "15:00:00.000", user=user, event="Cart Viewed")
+                         for i, user in enumerate(["06", "6.0", "6.4", "1e1", " 6", "0x6", "6_0"]))])
 
     on_duckdb = type_day(messages, PREVIOUS, customers=customers)
     on_spark = type_day(messages, PREVIOUS, run=functools.partial(engines.run_spark, spark), customers=customers)
@@ -116,9 +123,7 @@ def test_generated_checkouts_are_attributed_to_the_buyer():
                          start_partition="2026-11-01")
     retailer = generator.Retailer.create(settings)
     changes, events = retailer.simulate_day(with_events=True, n_stores=settings.stores)
-    messages = messages_table([{**flatten(m), "_file_seq": 0, "_row_seq": i} for i, m in enumerate(events)])
-
-    _, typed = type_day(messages, empty_identities())
+    _, typed = type_day(_lines(events), empty_identities())
 
     rows = typed.to_pylist()
     buyers = dict(zip(changes.inserts["orders"]["order_id"], changes.inserts["orders"]["customer_id"], strict=True))
@@ -128,28 +133,62 @@ def test_generated_checkouts_are_attributed_to_the_buyer():
     assert any(r["stitched"] for r in rows)
 
 
-def test_the_glue_script_runs_the_planned_jobs_from_parquet_and_an_empty_first_day(spark, tmp_path):
-    """include/glue/run_sql.py under local pyspark with the inputs the plan gives Glue: Parquet partitions,
-    and on the first day an empty identity map made from its schema. Same rows as DuckDB."""
-    import json
-
-    import pyarrow.parquet as pq
-
+def test_the_glue_script_runs_the_planned_jobs_from_the_landed_files_and_an_empty_first_day(spark, tmp_path):
+    """include/glue/run_sql.py under local pyspark with the inputs the plan gives Glue: the landed gzip files (two,
+    with a blank line), and on the first day an empty identity map made from its schema. Same rows as DuckDB over
+    the local reader of the same files."""
     from tests.conftest import glue_script
 
-    job = glue_script()
-    (tmp_path / "messages").mkdir()
-    pq.write_table(_messages(), tmp_path / "messages" / "part-00000.parquet")
-    (tmp_path / "identity_map.sql").write_text(engines.render("trusted/identity_map.sql"))
+    (tmp_path / "landed").mkdir()
+    files = [tmp_path / "landed" / "a.gz", tmp_path / "landed" / "b.gz"]
+    for file, part in zip(files, (MESSAGES[:3], MESSAGES[3:]), strict=True):
+        file.write_bytes(gzip.compress(("\n".join(json.dumps(m) for m in part) + "\n \t\n").encode()))
     inputs = {"previous": {"format": "parquet", "paths": [], "schema": IDENTITY_SCHEMA},
-              "messages": {"format": "parquet", "paths": [(tmp_path / "messages").as_uri()]},
+              "segment_lines": sqljobs.json_lines([storage.location(f.as_uri()) for f in files]),
               "customers": {"format": "parquet", "paths": [], "schema": USER_SCHEMA}}
-    args = job.parse_args(["--sql_path", (tmp_path / "identity_map.sql").as_uri(), "--inputs", json.dumps(inputs),
-                           "--output_path", (tmp_path / "out").as_uri()])
+    lines = sqljobs.read_input("segment_lines", inputs["segment_lines"])
+    assert lines.num_rows == len(MESSAGES) and lines.column("_file_seq").to_pylist() == [0, 0, 0, 1, 1, 1, 1]
 
-    rows = job.run(spark, args["sql_path"], args["inputs"], args["output_path"])
+    for name in ("identity_map", "events"):
+        if name == "events":
+            inputs["identities"] = sqljobs.parquet([storage.location((tmp_path / "identity_map").as_uri())])
+        (tmp_path / f"{name}.sql").write_text(engines.render(f"trusted/{name}.sql"))
+        args = glue_script().parse_args(["--sql_path", (tmp_path / f"{name}.sql").as_uri(), "--inputs",
+                                         json.dumps(inputs), "--output_path", (tmp_path / name).as_uri()])
+        glue_script().run(spark, args["sql_path"], args["inputs"], args["output_path"])
 
-    expected, _ = type_day(_messages(), empty_identities())
-    written = sqljobs.read_partition(storage.location((tmp_path / "out").as_uri()))
-    assert rows == expected.num_rows == 2 and (tmp_path / "out" / "_SUCCESS").exists()
-    assert written.sort_by("anonymous_id").to_pylist() == expected.to_pylist()
+    identities, events = type_day(lines, empty_identities())
+    written = {name: sqljobs.read_partition(storage.location((tmp_path / name).as_uri())).to_pylist()
+               for name in ("identity_map", "events")}
+    assert written["identity_map"] == identities.to_pylist() and len(identities) == 2
+    assert written["events"] == sqljobs.in_stable_order(events).to_pylist() and len(events) == 6
+
+
+def test_the_flattening_reads_json_values_and_zoned_times_alike_on_both_engines(spark):
+    """Numbers stay their JSON text, an offset is applied (UTC out), a missing revenue falls back to total, what is
+    not a time is none."""
+    messages = [
+        {**_message("z1", "track", "10:00:00.000", user="7", event="Order Completed", order_id=501, total=20.50,
+                    price=1e2, quantity=2), "timestamp": "2026-11-02T12:00:00.250+02:00"},
+        {**_message("z2", "track", "10:00:00.000", user="7", event="Product Viewed", product_id="11"),
+         "timestamp": "2026-11-01T19:30:00-05:00"},
+        {**_message("z3", "track", "10:00:00.000", user=7, event="Product Viewed"), "timestamp": "yesterday"},
+    ]
+    on_duckdb = type_day(_lines(messages), empty_identities())[1].to_pylist()
+    on_spark = type_day(_lines(messages), empty_identities(), run=functools.partial(engines.run_spark, spark))[1]
+
+    assert on_spark.to_pylist() == on_duckdb
+    by_id = {row["message_id"]: row for row in on_duckdb}
+    assert by_id["z1"]["event_ts"] == dt.datetime(2026, 11, 2, 10, 0, 0, 250000)
+    assert str(by_id["z1"]["revenue"]) == "20.50" and str(by_id["z1"]["price"]) == "100.00"
+    assert by_id["z1"]["order_id"] == 501 and by_id["z1"]["quantity"] == 2 and by_id["z1"]["customer_id"] == 7
+    assert by_id["z2"]["event_ts"] == dt.datetime(2026, 11, 2, 0, 30) and by_id["z2"]["product_id"] == 11
+    assert by_id["z3"]["event_ts"] is None and by_id["z3"]["customer_id"] == 7
+
+
+def test_a_landed_line_that_is_not_utf8_names_its_file(tmp_path):
+    bad = tmp_path / "bad.gz"
+    bad.write_bytes(gzip.compress(json.dumps(MESSAGES[0]).encode() + b"\n" + b'{"messageId": "\xff"}\n'))
+
+    with pytest.raises(sqljobs.SqlJobError, match=r"bad\.gz: a line is not UTF-8 text"):
+        sqljobs.read_input("segment_lines", sqljobs.json_lines([storage.location(bad.as_uri())]))

@@ -2,10 +2,12 @@
 
 Job arguments (Glue passes them as --name value):
     --sql_path      the rendered SQL file (s3://... ; the DAG renders include/sql/<file> and uploads it)
-    --inputs        JSON: {"<view>": {"format": "dms_csv" | "parquet", "paths": ["s3://...", ...],
+    --inputs        JSON: {"<view>": {"format": "dms_csv" | "json_lines" | "parquet", "paths": ["s3://...", ...],
                     "schema": "<DDL>"}} (see crosschannel.core.sqljobs, which writes them)
                     dms_csv: DMS CSV files with a header, read as text, plus _file_seq (the file's place
                     in `paths`) and _row_seq (increasing with the row's place in its file)
+                    json_lines: gzip files of one JSON document per line, one row per non-blank line: `line`,
+                    _file_seq and _row_seq as for dms_csv (the SQL parses the lines)
                     no paths: an empty view of `schema` (e.g. the identity map before the first day)
     --output_path   the partition folder to commit (Parquet): written as a new version folder inside it, then
                     its _SUCCESS marker is pointed at that version in one PUT (crosschannel.core.storage)
@@ -31,9 +33,14 @@ def read_input(spark, spec: dict):
         return spark.createDataFrame([], spec["schema"])
     if spec["format"] == "parquet":
         return spark.read.parquet(*paths)
-    if spec["format"] != "dms_csv":
-        raise ValueError(f"input format {spec['format']!r}: expected dms_csv or parquet")
     order = F.create_map(*[x for i, p in enumerate(paths) for x in (F.lit(p), F.lit(i))])
+    if spec["format"] == "json_lines":  # a gzip file is one partition: the ids increase along its lines
+        blank = F.regexp_replace("line", r"\s", "") == ""  # only ASCII whitespace, as Python's bytes.strip()
+        return (spark.read.text(paths).withColumnRenamed("value", "line")
+                .withColumn("_file_seq", order[F.input_file_name()].cast("bigint"))
+                .withColumn("_row_seq", F.monotonically_increasing_id()).where(~blank))
+    if spec["format"] != "dms_csv":
+        raise ValueError(f"input format {spec['format']!r}: expected dms_csv, json_lines or parquet")
     # DMS writes RFC 4180: a quote inside a value is doubled, a value may hold the delimiter or a line break
     frame = (spark.read.option("header", "true").option("inferSchema", "false").option("multiLine", "true")
              .option("quote", '"').option("escape", '"').csv(paths))

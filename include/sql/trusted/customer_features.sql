@@ -56,7 +56,10 @@ rhythm AS (
         customer_id,
         COUNT(*) AS order_days_lifetime,
         AVG(gap) AS interval_mean_days,
-        STDDEV_SAMP(gap) AS interval_std_days,
+        -- from exact integer sums: STDDEV_SAMP's floating-point running state depends on the order a parallel
+        -- engine combines its parts in, so two runs could differ in the last digit
+        CASE WHEN COUNT(gap) > 1 THEN SQRT(CAST(COUNT(gap) * SUM(gap * gap) - SUM(gap) * SUM(gap) AS DOUBLE)
+            / CAST(COUNT(gap) * (COUNT(gap) - 1) AS DOUBLE)) END AS interval_std_days,
         MAX(gap) AS interval_max_days,
         MAX(CASE WHEN latest = 1 THEN gap END) AS interval_last_days
     FROM intervals

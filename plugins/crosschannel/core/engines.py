@@ -48,11 +48,23 @@ def sql_type(column: sa.Column) -> str:
     return "STRING"
 
 
+# Spark SQL functions DuckDB lacks, as DuckDB macros with Spark's results (both engines are tested on them):
+# get_json_object gives a JSON value's text (a string unquoted, a number as Spark prints it, null as NULL);
+# try_to_timestamp reads an ISO-8601 time with a zone as its UTC timestamp (NULL if it is not one), where DuckDB's
+# CAST(... AS TIMESTAMP) would drop the offset.
+DUCKDB_MACROS = (
+    "CREATE MACRO get_json_object(j, p) AS json_extract_string(j, p)",
+    "CREATE MACRO try_to_timestamp(x) AS TRY_CAST(TRY_CAST(x AS TIMESTAMPTZ) AS TIMESTAMP)",
+)
+
+
 def run_duckdb(sql: str, inputs: dict[str, pa.Table]) -> pa.Table:
     import duckdb
 
     with duckdb.connect() as con:
         con.execute("SET TimeZone = 'UTC'")
+        for macro in DUCKDB_MACROS:
+            con.execute(macro)
         for name, table in inputs.items():
             con.register(name, table)
         return con.sql(sql).to_arrow_table()
@@ -67,8 +79,19 @@ def run_spark(spark, sql: str, inputs: dict[str, pa.Table]) -> pa.Table:
         schema = T.StructType([T.StructField(f.name, _spark_type(f.type), True) for f in table.schema])
         spark.createDataFrame(table.to_pylist(), schema=schema).createOrReplaceTempView(name)
     result = spark.sql(sql)
-    rows = [row.asDict() for row in result.collect()]
-    return pa.Table.from_pylist(rows) if rows else pa.table({f.name: pa.array([], pa.null()) for f in result.schema})
+    schema = pa.schema([(f.name, _arrow_type(f.dataType)) for f in result.schema])  # also when no row comes back
+    return pa.Table.from_pylist([row.asDict() for row in result.collect()], schema=schema)
+
+
+def _arrow_type(spark_type):
+    import pyarrow as pa
+    from pyspark.sql import types as T
+
+    if isinstance(spark_type, T.DecimalType):
+        return pa.decimal128(spark_type.precision, spark_type.scale)
+    return {T.LongType: pa.int64(), T.IntegerType: pa.int32(), T.TimestampType: pa.timestamp("us"),
+            T.DateType: pa.date32(), T.DoubleType: pa.float64(), T.BooleanType: pa.bool_()}.get(type(spark_type),
+                                                                                            pa.string())
 
 
 def _spark_type(arrow_type):

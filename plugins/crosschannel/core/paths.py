@@ -112,12 +112,6 @@ def features_candidate(day: dt.date, run: str = "") -> ObjectStoragePath:
     return candidate("customer", day, zone_name="features", run=run)
 
 
-def segment_messages(day: dt.date, run: str = "") -> ObjectStoragePath:
-    """The landed Segment day flattened to text columns, the input of the events SQL jobs (private to the run)."""
-    folder = partition("staging", "segment_messages", day=day)
-    return folder / f"run={run_hash(run)}" if run else folder
-
-
 # ---- models and scores
 def snapshot(day: dt.date, as_of: dt.date) -> ObjectStoragePath:
     return partition("ml", "snapshots", day=day) / f"as_of={as_of.isoformat()}"

@@ -5,9 +5,12 @@ The same job arguments drive both targets. On aws they are the `script_args` of 
 rendered SQL is kept under <root>/system/sql/dt=YYYY-MM-DD/ on both targets, so what ran for a partition
 can always be read back.
 
-Inputs (the `--inputs` JSON): {"<view>": {"format": "dms_csv" | "parquet", "paths": [...], "schema": ddl}}
+Inputs (the `--inputs` JSON): {"<view>": {"format": "dms_csv" | "json_lines" | "parquet", "paths": [...],
+"schema": ddl}}
     dms_csv  DMS CSV files with a header, read as text, plus _file_seq (the file's place in `paths`) and
              _row_seq (increasing with the row's place in its file)
+    json_lines  gzip files of one JSON document per line (Segment's S3 destination), one row per non-blank line:
+             `line` (its text), _file_seq and _row_seq as for dms_csv; the SQL parses them
     parquet  partition folders (or files) read as one table; with no paths, an empty table of `schema`
              (a DDL such as "anonymous_id STRING, customer_id BIGINT"), e.g. on the first day
 """
@@ -47,6 +50,13 @@ def parquet(folders: list[ObjectStoragePath], schema: str | None = None) -> dict
 
 def dms_csv(files: list[ObjectStoragePath]) -> dict:
     return {"format": "dms_csv", "paths": [storage.url_of(f) for f in files]}
+
+
+def json_lines(files: list[ObjectStoragePath]) -> dict:
+    return {"format": "json_lines", "paths": [storage.url_of(f) for f in files], "schema": JSON_LINES_SCHEMA}
+
+
+JSON_LINES_SCHEMA = "line STRING, _file_seq BIGINT, _row_seq BIGINT"
 
 
 def job(day: dt.date, name: str, sql: str, inputs: dict[str, dict], output: ObjectStoragePath) -> dict:
@@ -117,6 +127,26 @@ def read_dms_csv(urls: list[str]) -> pa.Table:
     return pa.concat_tables(parts, promote_options="permissive")
 
 
+def read_json_lines(urls: list[str]) -> pa.Table:
+    """Each non-blank line of the gzip files as text (not parsed: the SQL does), with its file and line."""
+    import gzip
+
+    import pyarrow as pa
+
+    parts = []
+    for file_seq, url in enumerate(urls):
+        with storage.location(url).open("rb") as handle:
+            lines = gzip.decompress(handle.read()).split(b"\n")
+        rows = [i for i, line in enumerate(lines) if line.strip()]
+        try:
+            text = pa.array([lines[i] for i in rows], pa.binary()).cast(pa.string())
+        except pa.ArrowInvalid as exc:
+            raise SqlJobError(f"{url}: a line is not UTF-8 text ({exc})") from exc
+        parts.append(pa.table({"line": text, "_file_seq": pa.array([file_seq] * len(rows), pa.int64()),
+                               "_row_seq": pa.array(rows, pa.int64())}))
+    return pa.concat_tables(parts)
+
+
 def read_input(view: str, spec: dict) -> pa.Table:
     if not spec["paths"]:
         if "schema" not in spec:
@@ -126,7 +156,9 @@ def read_input(view: str, spec: dict) -> pa.Table:
         return read_parquet(spec["paths"])
     if spec["format"] == "dms_csv":
         return read_dms_csv(spec["paths"])
-    raise SqlJobError(f"input {view!r}: format {spec['format']!r}, expected dms_csv or parquet")
+    if spec["format"] == "json_lines":
+        return read_json_lines(spec["paths"])
+    raise SqlJobError(f"input {view!r}: format {spec['format']!r}, expected dms_csv, json_lines or parquet")
 
 
 def read_partition(folder: ObjectStoragePath) -> pa.Table:

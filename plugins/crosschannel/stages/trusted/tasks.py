@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 
-from crosschannel.core import paths, storage
 from crosschannel.stages.trusted import events, features, merge, publish
 
 
@@ -15,7 +14,7 @@ def plan_merge(day: dt.date, run: str) -> list[dict]:
 
 
 def plan_identities(day: dt.date, run: str) -> list[dict]:
-    """Flatten the landed Segment day and plan the identity map job (the previous day's map carried on)."""
+    """Plan the identity map job over the landed Segment day (the previous day's map carried on)."""
     return events.plan_identities(day, run)
 
 
@@ -25,11 +24,8 @@ def plan_events(day: dt.date, run: str) -> list[dict]:
 
 
 def gate_trusted(day: dt.date, run: str) -> dict:
-    """Gate every trusted candidate of the run; publish them all only if no critical expectation fails (then
-    the run's flattened Segment messages, staged for the events jobs, are dropped)."""
-    outcome = publish.gate_and_publish(day, publish.trusted_suites(day, run), "data_docs")
-    storage.remove(paths.segment_messages(day, run))
-    return outcome
+    """Gate every trusted candidate of the run; publish them all only if no critical expectation fails."""
+    return publish.gate_and_publish(day, publish.trusted_suites(day, run), "data_docs")
 
 
 def plan_derived(day: dt.date, run: str) -> list[dict]:
