@@ -361,6 +361,9 @@ class Floors:
                         files = [p.removeprefix("file://") for p in spec["paths"]]
                         files = [f for f in files if Path(f).exists()]
                         reader = f"read_csv({files}, header = true, all_varchar = true, union_by_name = true)"
+                    elif spec["format"] == "json_lines":
+                        files = [p.removeprefix("file://") for p in spec["paths"]]
+                        reader = f"read_ndjson_objects({files})"
                     else:
                         files = [f for url in spec["paths"] for f in _parquet_files(storage, url)]
                         reader = f"read_parquet({files}, union_by_name = true)"
