@@ -248,3 +248,36 @@ def test_a_partition_outside_the_datas_time_range_fails_saying_so(local_env, ord
     assert says in str(caught.value)
     assert gates.GateRun(DAY).validate("trusted_orders", _orders(), keys_of=_keys_of(_orders()),
                                        table="trusted/orders").success  # an order on the day itself passes
+
+
+def test_the_gates_frame_compares_fast_dtypes_and_judges_as_arrow_did(local_env):
+    """Decimals reach GX as float64 and timestamps as datetime64[ns] (compared vectorised); a timestamp out of
+    nanosecond range stays as it was. Either way the gate finds the same failures with equal samples."""
+    import decimal
+
+    import pyarrow as pa
+
+    from crosschannel.core import gates
+
+    orders = pa.Table.from_pandas(_orders(rows=5), preserve_index=False)
+    orders = orders.set_column(orders.schema.get_field_index("total"), "total", pa.array(
+        [decimal.Decimal(v) for v in ("10.00", "-5.00", "10.00", "10.00", "10.00")], pa.decimal128(12, 2)))
+    far = orders.column("order_ts").to_pylist()
+    far[2] = dt.datetime(9999, 1, 1)
+    spoiled = orders.set_column(orders.schema.get_field_index("order_ts"), "order_ts",
+                                pa.array(far, pa.timestamp("us")))
+
+    fast = gates.frame_of(orders)
+    assert str(fast["total"].dtype) == "float64" and str(fast["order_ts"].dtype) == "datetime64[ns]"
+    assert str(gates.frame_of(spoiled)["order_ts"].dtype) != "datetime64[ns]"  # 9999 does not fit: left as is
+    for table in (orders, spoiled):
+        verdicts = []
+        for frame in (gates.frame_of(table), table.to_pandas()):
+            result = gates.GateRun(DAY).validate("trusted_orders", frame, keys_of=_keys_of(_orders(rows=5)),
+                                                 table="trusted/orders")
+            verdicts.append(sorted((f["expectation"], f["column"], f["unexpected_count"], f["sample"],
+                                    str(f["keys"]), str(f["observed"])) for f in result.failed_critical))
+        assert verdicts[0] == verdicts[1]  # a sample of -5.0 equals Decimal("-5.00"), and reads better
+        assert ("expect_column_values_to_be_between", "total", 1, [-5.0], "[{'order_id': 5002}]", "None") \
+            in verdicts[0]
+    assert any(v[1] == "order_ts" and "9999" in v[5] for v in verdicts[0])

@@ -38,6 +38,7 @@ from crosschannel.core.errors import DataError
 
 if TYPE_CHECKING:
     import pandas as pd
+    import pyarrow as pa
 
 SUITES = BUNDLE_ROOT / "include" / "expectations"
 SAMPLE_SIZE = 5
@@ -141,6 +142,29 @@ def references(suite: dict, keys_of) -> tuple[list[dict], dict[tuple[str, str], 
                      "references": f"{ref['column']} -> {ref['table']}.{ref['key']}"},
         })
     return expectations, keys
+
+
+_NANOSECONDS = (dt.datetime(1677, 9, 22), dt.datetime(2262, 4, 11))  # what datetime64[ns] holds
+
+
+def frame_of(table: pa.Table) -> pd.DataFrame:
+    """A partition as the gates check it: decimals as float64 and timestamps as datetime64[ns] where every value
+    fits (GX's pandas engine compares those dtypes vectorised, any other value by value in Python: 14 s against
+    6 s for the trusted gate at 100k customers); a timestamp column holding a value out of that range (a year 1
+    or 9999 the gates are there to catch) stays as it is."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    columns = []
+    for column in table.columns:
+        if pa.types.is_decimal(column.type):
+            column = column.cast(pa.float64())
+        elif pa.types.is_timestamp(column.type) and column.type.tz is None:
+            bounds = pc.min_max(column).as_py()
+            if bounds["min"] is None or (_NANOSECONDS[0] <= bounds["min"] and bounds["max"] <= _NANOSECONDS[1]):
+                column = column.cast(pa.timestamp("ns"))
+        columns.append(column)
+    return pa.table(columns, names=table.column_names).to_pandas()
 
 
 def _plain(value):

@@ -41,7 +41,7 @@ def gate_and_publish(day: dt.date, suites: dict[str, tuple[ObjectStoragePath, Ob
     for suite, (candidate, _) in suites.items():
         if not storage.is_committed(candidate):
             raise TrustedInputError(f"{storage.url_of(candidate)}: nothing was computed for {suite} on {day}")
-        frames[suite] = sqljobs.read_partition(candidate).to_pandas()
+        frames[suite] = gates.frame_of(sqljobs.read_partition(candidate))
     published: dict[str, object] = {}
 
     def keys_of(table: str, key: str):
