@@ -52,11 +52,11 @@ def dms_csv(files: list[ObjectStoragePath]) -> dict:
     return {"format": "dms_csv", "paths": [storage.url_of(f) for f in files]}
 
 
+JSON_LINES_SCHEMA = "line STRING, _file_seq BIGINT, _row_seq BIGINT"  # also the empty table of a day with no file
+
+
 def json_lines(files: list[ObjectStoragePath]) -> dict:
     return {"format": "json_lines", "paths": [storage.url_of(f) for f in files], "schema": JSON_LINES_SCHEMA}
-
-
-JSON_LINES_SCHEMA = "line STRING, _file_seq BIGINT, _row_seq BIGINT"
 
 
 def job(day: dt.date, name: str, sql: str, inputs: dict[str, dict], output: ObjectStoragePath) -> dict:
