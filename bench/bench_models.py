@@ -48,14 +48,16 @@ def main() -> None:
     timings = timed.seconds
 
     timed("snapshots", lambda: [sqljobs.run_local(job) for job in model_datasets.plan_snapshots(day)])
-    datasets = timed("datasets", model_datasets.build_datasets, day)
+    timed("dataset_jobs", lambda: [sqljobs.run_local(job) for job in model_datasets.plan_datasets(day)])
+    datasets = timed("datasets", model_datasets.check_datasets, day)
     (tuning,) = model_jobs.plan_tuning(day, [model])
     timed("tuning", local_sagemaker.run_tuning_job, tuning)
     (training,) = model_jobs.plan_final_training(day, [tuning], [model])
     job = timed("training_job", local_sagemaker.run_training_job, training)
 
     def load(split):
-        frame = pd.read_csv((paths.dataset(model, day) / split / "data.csv").path, header=None)
+        (csv,) = storage.resolve(paths.dataset(model, day) / split).glob("*.csv")
+        frame = pd.read_csv(csv.path, header=None)
         return frame.iloc[:, 0].to_numpy(), frame.iloc[:, 1:].to_numpy(dtype="float64")
 
     (y_train, x_train), (y_valid, x_valid) = load("train"), load("validation")

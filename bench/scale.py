@@ -24,7 +24,7 @@ Stage seconds are the Airflow task instances' end_date - start_date, summed per 
     trusted_merge      plan_merge, merge_table, plan_identities, map_identities, plan_events, type_events
     gates              gate_trusted, gate_derived (Great Expectations suites, then publishing the partitions)
     features           plan_derived, build_derived (customer 360, customer features), publish_trusted
-    training_datasets  plan_snapshots, snapshot_features, build_datasets
+    training_datasets  plan_snapshots, snapshot_features, plan_datasets, build_dataset, check_datasets
     tuning_training    plan_tuning, tune_model, plan_training, train_model
     model_evaluation   evaluate_models, publish_models
     recommenders       plan_solutions, train_solution, register_solutions
@@ -88,7 +88,7 @@ STAGE_TASKS = {
     "trusted_merge": ("plan_merge", "merge_table", "plan_identities", "map_identities", "plan_events", "type_events"),
     "gates": ("gate_trusted", "gate_derived"),
     "features": ("plan_derived", "build_derived", "publish_trusted"),
-    "training_datasets": ("plan_snapshots", "snapshot_features", "build_datasets"),
+    "training_datasets": ("plan_snapshots", "snapshot_features", "plan_datasets", "build_dataset", "check_datasets"),
     "tuning_training": ("plan_tuning", "tune_model", "plan_training", "train_model"),
     "model_evaluation": ("evaluate_models", "publish_models"),
     "recommenders": ("plan_solutions", "train_solution", "register_solutions"),
@@ -402,21 +402,19 @@ class Floors:
     def training_datasets(self, tmp: Path) -> None:
         import pyarrow.csv as pacsv
 
-        from crosschannel.core import paths, storage
         from crosschannel.core.config import get_config
 
         self.jobs(self.plans("propensity_training", "plan_snapshots"), tmp)
         for model in get_config().models.specs:
-            folder = Path(storage.resolve(paths.dataset(model, self.day)).path)
-            for number, csv in enumerate(sorted(folder.glob("*/data.csv"))):
-                pacsv.write_csv(_read_csv(csv), tmp / f"{model}-{number}.csv",
+            for number, split in enumerate(("train", "validation", "test")):
+                pacsv.write_csv(_read_csv(_channel_csv(model, self.day, split)), tmp / f"{model}-{number}.csv",
                                 pacsv.WriteOptions(include_header=False))
 
     # models: bare xgboost on the same matrices
     def tuning_training(self, tmp: Path) -> None:
         import xgboost as xgb
 
-        from crosschannel.core import paths, storage
+        from crosschannel.core import paths
         from crosschannel.core.config import get_config
 
         finals = {_model_of(c["OutputDataConfig"]["S3OutputPath"]): c["HyperParameters"]
@@ -428,25 +426,22 @@ class Floors:
             folder = Path(paths.model_output(model, self.day).path)
             trials = {t["TrainingJobName"]: t["TunedHyperParameters"]
                       for f in folder.glob("*.tuning.json") for t in json.loads(f.read_text())["TrainingJobs"]}
-            datasets = Path(storage.resolve(paths.dataset(model, self.day)).path)
             for artifact in sorted(folder.glob("*/output/model.tar.gz")):
                 job = artifact.parent.parent.name
                 hps = {**statics.get(model, {}), **trials[job]} if job in trials else finals[model]
                 rounds = _booster(artifact, tmp).num_boosted_rounds()
-                dtrain, dvalid = (_dmatrix(datasets / split / "data.csv") for split in ("train", "validation"))
+                dtrain, dvalid = (_dmatrix(_channel_csv(model, self.day, split)) for split in ("train", "validation"))
                 xgb.train(_xgb_params(hps), dtrain, num_boost_round=rounds, evals=[(dvalid, "validation")],
                           verbose_eval=False)
 
     def model_evaluation(self, tmp: Path) -> None:
-        from crosschannel.core import paths, storage
 
         for artifact in self.plans_flat("propensity_training", "train_model"):
             model = _model_of(artifact)
             booster = _booster(Path(artifact.removeprefix("file://")), tmp)
             if booster is None:
                 continue
-            test = Path(storage.resolve(paths.dataset(model, self.day)).path) / "test" / "data.csv"
-            booster.predict(_dmatrix(test, booster))
+            booster.predict(_dmatrix(_channel_csv(model, self.day, "test"), booster))
 
     def plans_flat(self, dag_id: str, task_id: str) -> list:
         run_id, _ = self.runs[dag_id]
@@ -525,6 +520,14 @@ def _parquet_files(storage, url: str) -> list[str]:
     if local.is_file():
         return [str(local)]
     return sorted(str(p) for p in local.glob("*.parquet")) if local.is_dir() else []
+
+
+def _channel_csv(model: str, day, split: str) -> Path:
+    """The CSV file of a model's training split (the committed version of its SQL job's output)."""
+    from crosschannel.core import paths, storage
+
+    (found,) = Path(storage.resolve(paths.dataset(model, day) / split).path).glob("*.csv")
+    return found
 
 
 def _read_csv(path: Path):

@@ -7,10 +7,11 @@ partition must be published). For every model of `models.specs` in the configura
 1. `plan_snapshots` / `snapshot_features`: `include/sql/trusted/customer_features.sql` as of each past
    as-of day the temporal split needs, over the partition's trusted state, with the labels whose window is
    complete (SQL jobs: DuckDB locally, the generic Glue job on aws) into `<root>/ml/snapshots/dt=.../`.
-2. `build_datasets`: train / validation / test (test = the latest as-of day whose label window is complete;
-   validation and training days each a label window earlier, so no label window overlaps the next split;
-   a shorter order history falls back to days `models.as_of_step_days` apart, said in the card) as SageMaker
-   CSV (label first, no header) with a manifest, in `<root>/ml/<model>/datasets/dt=.../`.
+2. `plan_datasets` / `build_dataset` / `check_datasets`: train / validation / test (test = the latest as-of day
+   whose label window is complete; validation and training days each a label window earlier, so no label window
+   overlaps the next split; a shorter order history falls back to days `models.as_of_step_days` apart, said in
+   the card) as SageMaker CSV (label first, no header) with a manifest, and a summary of the splits, each a SQL
+   job (`include/sql/models/`) into `<root>/ml/<model>/datasets/dt=.../`; then the summaries are judged.
 3. `plan_tuning` / `tune_model`: a hyperparameter tuning job over `models.ranges` with `models.max_trials`
    trials maximizing validation AUC: `SageMakerTuningOperator` (Bayesian) on aws; locally the same
    `include/sagemaker/train.py` in the SageMaker layout, seeded random search with the same budget.
@@ -74,11 +75,18 @@ def propensity_training():
         return tasks.plan_snapshots(partition_day(context))
 
     @task
-    def build_datasets(**context) -> dict:
-        """Train / validation / test CSV per model (label first, no header) with a feature manifest."""
+    def plan_datasets(**context) -> list[dict]:
+        """Per model, SQL jobs writing the train / validation / test channels and a summary of them."""
         from crosschannel.stages.models import tasks
 
-        return tasks.build_datasets(partition_day(context))
+        return tasks.plan_datasets(partition_day(context))
+
+    @task
+    def check_datasets(**context) -> dict:
+        """Each model's splits judged by their summaries: both classes, labels 0 or 1, finite features."""
+        from crosschannel.stages.models import tasks
+
+        return tasks.check_datasets(partition_day(context))
 
     @task
     def plan_tuning(**context) -> list[dict]:
@@ -120,12 +128,13 @@ def propensity_training():
         """Emit the models asset with the partition and each model's version, AUCs and decision."""
         return emit(outlet_events, MODELS, context, {"models": outcome})
 
-    snapshots, tuning = plan_snapshots(), plan_tuning()
+    snapshots, datasets, tuning = plan_snapshots(), plan_datasets(), plan_tuning()
     tuned, training = steps.tune_model(tuning), plan_training(tuning)
     trained = steps.train_model(training)
     outcome = evaluate_models(trained)
-    chain(snapshots, steps.sql_jobs("snapshot_features", snapshots), build_datasets(), tuning, tuned, training,
-          trained, outcome, publish_models(outcome))
+    chain(snapshots, steps.sql_jobs("snapshot_features", snapshots), datasets,
+          steps.sql_jobs("build_dataset", datasets), check_datasets(), tuning, tuned, training, trained, outcome,
+          publish_models(outcome))
     register_solutions(steps.train_solution(plan_solutions()))
 
 

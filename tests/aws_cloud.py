@@ -245,7 +245,7 @@ class Cloud:
                 for old in local_output.glob("_v*"):
                     shutil.rmtree(old)  # versions already in S3 are not uploaded again
             script.run(self.spark, "file://" + str(self.download(args["--sql_path"])), inputs,
-                       "file://" + str(local_output))
+                       "file://" + str(local_output), args.get("--output_format", "parquet"), args.get("--manifest"))
             self.upload(output)
 
     def tune(self, params: dict) -> None:

@@ -299,22 +299,108 @@ def test_score_gate_stops_a_shifted_distribution(local_env):
     assert not shifted["success"] and "PSI" in shifted["failed_critical"][0] and shifted["psi"] > 1
 
 
+def _snapshots(day: dt.date, plant: dict | None = None) -> None:
+    """Feature snapshots of every as-of day the splits need, 80 customers each, written in no particular order
+    (ids descending): a label missing here and there, a decimal and a null feature. `plant`: {column: value} set
+    on one row of churn's latest training day."""
+    import pyarrow as pa
+
+    from crosschannel.core import sqljobs
+
+    features, _ = get_config().features()
+    days = sorted({d for m in get_config().models.specs for v in model_datasets.split_days(day, m).values() for d in v})
+    for number, as_of in enumerate(days):
+        rng, n = np.random.default_rng(number), 80
+        columns = {"customer_id": pa.array(np.arange(n, 0, -1), pa.int64()),
+                   "as_of": pa.array([as_of] * n, pa.date32())}
+        for label in ("churn_90d", "repurchase_30d"):
+            values = rng.integers(0, 2, n).tolist()
+            values[0] = None  # a label whose window is not complete: not a training row
+            columns[label] = pa.array(values, pa.int32())
+        for feature in features:
+            values = rng.exponential(30, n).round(2).tolist()
+            values[1] = None  # missing: an empty CSV field
+            columns[feature] = (pa.array([None if v is None else __import__("decimal").Decimal(f"{v:.2f}")
+                                          for v in values], pa.decimal128(14, 2))
+                                if feature.startswith("monetary") else pa.array(values, pa.float64()))
+        table = pa.table(columns)
+        if plant and as_of == model_datasets.split_days(day, "churn")["train"][-1]:
+            for column, value in plant.items():  # on the third row (its labels are known)
+                values = table.column(column).to_pylist()
+                table = table.set_column(table.column_names.index(column), column,
+                                         pa.array([*values[:2], value, *values[3:]], table.schema.field(column).type))
+        sqljobs.write_partition(paths.snapshot(day, as_of), table)
+
+
+def _run(plans: list[dict], spark=None) -> None:
+    from crosschannel.core import sqljobs
+    from tests.conftest import glue_script
+
+    for plan in plans:
+        if spark is None:
+            sqljobs.run_local(plan)
+        else:
+            args = glue_script().parse_args([token for pair in plan.items() for token in pair])
+            glue_script().run(spark, **args)
+
+
+def _channel(model: str, day: dt.date, split: str) -> tuple[bytes, dict]:
+    folder = storage.resolve(paths.dataset(model, day) / split)
+    (data,) = folder.glob("*.csv")
+    return data.read_bytes(), storage.read_json(folder / "manifest.json")
+
+
+def test_training_channels_are_sql_jobs_alike_on_both_engines_in_the_snapshots_order(local_env, spark):
+    """Issue 15: the channels are written by SQL jobs (the rows never pass through the worker): label first, every
+    feature as a number, a null as an empty field, rows by as-of day then customer; Spark writes the same values
+    as DuckDB, and the summary the check judges is the same."""
+    day = dt.date(2026, 11, 1)
+    _snapshots(day)
+    plans = model_datasets.plan_datasets(day)
+    _run(plans)
+    local = {(m, s): _channel(m, day, s) for m in get_config().models.specs for s in model_datasets.SPLITS}
+    checked = model_datasets.check_datasets(day)
+    summaries = {m: sorted(r.items()) for m in get_config().models.specs
+                 for r in [model_datasets.manifests(m, day)["train"]["summary"]]}
+    features, _ = get_config().features()
+    data, manifest = local[("churn", "train")]
+    rows = [line.split(",") for line in data.decode().splitlines()]
+    train_days = model_datasets.split_days(day, "churn")["train"]
+    assert checked["churn"]["train"] == {"rows": 79 * len(train_days), "as_of": manifest["as_of"],
+                                         "positives": checked["churn"]["train"]["positives"]}
+    assert len(rows) == 79 * len(train_days) and {len(r) for r in rows} == {1 + len(features)}
+    assert manifest["features"] == features and manifest["as_of"] == [d.isoformat() for d in train_days]
+    snapshots = pd.concat([pd.read_parquet(storage.resolve(paths.snapshot(day, d)).path) for d in train_days])
+    expected = (snapshots[snapshots["churn_90d"].notna()].sort_values(["as_of", "customer_id"])
+                [["churn_90d", *features]].astype("float64").reset_index(drop=True))
+    written = pd.read_csv(__import__("io").BytesIO(data), header=None, names=expected.columns, dtype="float64")
+    pd.testing.assert_frame_equal(written, expected)  # the order, the decimals as numbers, the nulls
+    assert rows[78][features.index("frequency_7d") + 1] == "" and written.iloc[0, 0] in (0, 1)  # customer 79
+
+    _run(plans, spark)
+    for (model, split), (data, manifest) in local.items():
+        glue_data, glue_manifest = _channel(model, day, split)
+        parsed = [pd.read_csv(__import__("io").BytesIO(b), header=None, dtype="float64") for b in (data, glue_data)]
+        pd.testing.assert_frame_equal(parsed[0], parsed[1])
+        assert glue_manifest == manifest
+    assert {m: sorted(r.items()) for m in get_config().models.specs
+            for r in [model_datasets.manifests(m, day)["train"]["summary"]]} == summaries
+
+
 @pytest.mark.parametrize(("column", "value", "problem"), [
-    ("churn_90d", 2.0, r"label churn_90d: 1 row\(s\) not 0 or 1 \(e\.g\. \[2\.0\]\)"),
+    ("churn_90d", 2, r"label churn_90d: 1 row\(s\) not 0 or 1 \(from 2\.0 to 2\.0\)"),
     ("recency_days", float("inf"), r"infinite values in \{'recency_days': 1\}"),
 ])
-def test_a_training_channel_that_the_image_would_misread_is_refused(column, value, problem):
-    """Issue 13: the CSV channels handed to SageMaker (label first, no header, numbers) are checked: a label the
-    binary objective cannot take, or an infinity written as `inf`, stops the dataset before anything is written."""
-    import pandas as pd
-
-    from crosschannel.stages.models import datasets
-
-    data = pd.DataFrame({"churn_90d": [0.0, 1.0, 0.0], "recency_days": [3.0, float("nan"), 40.0]})
-    datasets.check_channel("churn", "train", data)  # missing features are fine: an empty field
-    data.loc[2, column] = value
-    with pytest.raises(datasets.ModelError, match=problem):
-        datasets.check_channel("churn", "train", data)
+def test_a_training_channel_that_the_image_would_misread_is_refused(local_env, column, value, problem):
+    """Issue 13: the CSV channels handed to SageMaker (label first, no header, numbers) are checked from the
+    splits' summary: a label the binary objective cannot take, or an infinity written as `inf`, stops the run
+    before training, naming the model, split and column."""
+    day = dt.date(2026, 11, 1)
+    _snapshots(day, {column: value})
+    _run(model_datasets.plan_datasets(day))
+    with pytest.raises(model_datasets.ModelError, match=r"model churn, train split: not a SageMaker training "
+                                                        r"channel: " + problem):
+        model_datasets.check_datasets(day)
 
 
 def _customers(rng, n: int, horizon: int = 30) -> pd.DataFrame:

@@ -170,7 +170,7 @@ def test_the_retailers_own_ids_are_what_leaves(orders_only_chain):
 def test_what_needs_an_absent_source_says_why_it_was_skipped(orders_only_chain):
     gate = report("trusted_customer_360.json", "gates")
     summary = report("summary.json", "activation")
-    manifest = storage.read_json(storage.resolve(paths.dataset("churn", DAY)) / "train" / "manifest.json")
+    manifest = storage.read_json(storage.resolve(paths.dataset("churn", DAY) / "train") / "manifest.json")
 
     assert gate["success"] and [s["column"] for s in gate["skipped"]] == ["last_seen_ts"]
     assert set(summary["audiences_skipped"]) == {"cart_abandoners", "in_market_category"}

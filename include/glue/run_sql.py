@@ -9,8 +9,12 @@ Job arguments (Glue passes them as --name value):
                     json_lines: gzip files of one JSON document per line, one row per non-blank line: `line`,
                     _file_seq and _row_seq as for dms_csv (the SQL parses the lines)
                     no paths: an empty view of `schema` (e.g. the identity map before the first day)
-    --output_path   the partition folder to commit (Parquet): written as a new version folder inside it, then
-                    its _SUCCESS marker is pointed at that version in one PUT (crosschannel.core.storage)
+    --output_path   the partition folder to commit: written as a new version folder inside it, then its
+                    _SUCCESS marker is pointed at that version in one PUT (crosschannel.core.storage)
+    --output_format optional: parquet (the default; rows sorted by every column) or csv (SageMaker CSV: no
+                    header, a null as an empty field, rows in the SQL's ORDER BY)
+    --manifest      optional: a JSON document written as manifest.json into the version folder with the data
+                    (a SageMaker channel's feature names), committed with it
 
 The Glue-only imports (awsglue) happen in `glue_session()` alone, so the same `run()` is tested under
 local pyspark.
@@ -48,18 +52,30 @@ def read_input(spark, spec: dict):
             .withColumn("_row_seq", F.monotonically_increasing_id()))
 
 
-def run(spark, sql_path: str, inputs: dict, output_path: str) -> int:
+def run(spark, sql_path: str, inputs: dict, output_path: str, output_format: str = "parquet",
+        manifest: str | None = None) -> int:
     """Register the inputs, run the SQL, write the result to output_path whole; returns the row count."""
+    if output_format not in ("parquet", "csv"):
+        raise ValueError(f"--output_format {output_format!r}: expected parquet or csv")
     for view, spec in inputs.items():
         read_input(spark, spec).createOrReplaceTempView(view)
     sql = "\n".join(row.value for row in spark.read.text(sql_path).collect())
     result = spark.sql(sql)
-    # every column as the sort key: a re-run writes the same file (crosschannel.core.sqljobs.in_stable_order)
-    result = result.orderBy(*[f.name for f in result.schema.fields
-                              if f.dataType.typeName() not in ("array", "map", "struct")]).cache()
+    if output_format == "parquet":
+        # every column as the sort key: a re-run writes the same file (crosschannel.core.sqljobs.in_stable_order)
+        result = result.orderBy(*[f.name for f in result.schema.fields
+                                  if f.dataType.typeName() not in ("array", "map", "struct")])
+    result = result.cache()
     rows = result.count()
     version = f"_v{int(time.time())}-{uuid.uuid4().hex[:12]}"
-    result.coalesce(1).write.mode("errorifexists").parquet(output_path.rstrip("/") + "/" + version)
+    folder = output_path.rstrip("/") + "/" + version
+    writer = result.coalesce(1).write.mode("errorifexists")  # one partition, in the sorted order
+    if output_format == "csv":
+        writer.option("header", "false").csv(folder)
+    else:
+        writer.parquet(folder)
+    if manifest is not None:
+        _write_text(spark, folder + "/manifest.json", manifest)
     _point(spark, output_path.rstrip("/"), version)
     return rows
 
@@ -85,25 +101,33 @@ def _point(spark, final: str, version: str) -> None:
     retired = {name: at for name, at in pointer.get("retired", {}).items() if now - at < RETIRE_SECONDS}
     if pointer.get("version") and pointer["version"] != version:
         retired[pointer["version"]] = now
-    text = json.dumps({"version": version, "retired": retired})
-    if fs.getScheme() == "file":  # local runs (tests): written beside and renamed over, whole like an S3 PUT
-        local = final.removeprefix("file://")
-        with open(f"{local}/._SUCCESS.tmp", "w") as handle:
-            handle.write(text)
-        os.replace(f"{local}/._SUCCESS.tmp", f"{local}/_SUCCESS")
-    else:
-        out = fs.create(marker, True)
-        out.write(bytearray(text, "utf-8"))
-        out.close()
+    _write_text(spark, final + "/_SUCCESS", json.dumps({"version": version, "retired": retired}))
     for name in set(pointer.get("retired", {})) - set(retired):
         fs.delete(path(final + "/" + name), True)
 
 
+def _write_text(spark, url: str, text: str) -> None:
+    """One small file written whole (an S3 PUT; on local disk written beside and renamed over)."""
+    jvm = spark.sparkContext._jvm
+    target = jvm.org.apache.hadoop.fs.Path(url)
+    fs = target.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    if fs.getScheme() == "file":  # local runs (tests)
+        local = url.removeprefix("file://")
+        folder, name = os.path.split(local)
+        with open(f"{folder}/.{name}.tmp", "w") as handle:
+            handle.write(text)
+        os.replace(f"{folder}/.{name}.tmp", local)
+    else:
+        out = fs.create(target, True)
+        out.write(bytearray(text, "utf-8"))
+        out.close()
+
+
 def parse_args(argv: list[str]) -> dict:
-    names = ("sql_path", "inputs", "output_path")
+    names, optional = ("sql_path", "inputs", "output_path"), ("output_format", "manifest")
     found = {}
     for i, token in enumerate(argv):
-        if token.startswith("--") and token[2:] in names and i + 1 < len(argv):
+        if token.startswith("--") and token[2:] in names + optional and i + 1 < len(argv):
             found[token[2:]] = argv[i + 1]
     missing = [n for n in names if n not in found]
     if missing:
@@ -121,5 +145,5 @@ def glue_session():
 
 if __name__ == "__main__":
     args = parse_args(sys.argv[1:])
-    count = run(glue_session(), args["sql_path"], args["inputs"], args["output_path"])
+    count = run(glue_session(), **args)
     print(f"run_sql.py: wrote {count} rows to {args['output_path']}")

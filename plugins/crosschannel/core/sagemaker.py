@@ -149,13 +149,15 @@ def transform_config(name: str, model_name: str, input_url: str, output_url: str
     }
 
 
-def write_csv(frame, handle) -> None:
-    """SageMaker CSV (a pandas frame): no header, a missing value as an empty field, floats in their shortest
-    exact form (Arrow's writer, ~6x faster than pandas' here)."""
+def write_csv(table, handle) -> None:
+    """SageMaker CSV (an Arrow table or a pandas frame): no header, a missing value as an empty field, floats in
+    their shortest exact form (Arrow's writer, ~6x faster than pandas' here)."""
     import pyarrow as pa
     from pyarrow import csv
 
-    csv.write_csv(pa.Table.from_pandas(frame, preserve_index=False), handle, csv.WriteOptions(include_header=False))
+    if not isinstance(table, pa.Table):
+        table = pa.Table.from_pandas(table, preserve_index=False)
+    csv.write_csv(table, handle, csv.WriteOptions(include_header=False))
 
 
 def load_handlers(source_dir: str):

@@ -13,6 +13,10 @@ Inputs (the `--inputs` JSON): {"<view>": {"format": "dms_csv" | "json_lines" | "
              `line` (its text), _file_seq and _row_seq as for dms_csv; the SQL parses them
     parquet  partition folders (or files) read as one table; with no paths, an empty table of `schema`
              (a DDL such as "anonymous_id STRING, customer_id BIGINT"), e.g. on the first day
+
+Output: the partition committed whole, as Parquet (rows sorted by every column, so a re-run writes the same file)
+or, with `output_format="csv"`, as SageMaker CSV (no header, a null as an empty field, rows in the SQL's ORDER
+BY), optionally with a manifest.json committed beside the data.
 """
 
 from __future__ import annotations
@@ -59,10 +63,21 @@ def json_lines(files: list[ObjectStoragePath]) -> dict:
     return {"format": "json_lines", "paths": [storage.url_of(f) for f in files], "schema": JSON_LINES_SCHEMA}
 
 
-def job(day: dt.date, name: str, sql: str, inputs: dict[str, dict], output: ObjectStoragePath) -> dict:
+def job(day: dt.date, name: str, sql: str, inputs: dict[str, dict], output: ObjectStoragePath, *,
+        output_format: str = "parquet", manifest: dict | None = None) -> dict:
     """The job's arguments (Glue's `script_args`), after storing the rendered SQL as `name`."""
-    return {"--sql_path": storage.url_of(upload_sql(day, name, sql)), "--inputs": json.dumps(inputs),
+    if output_format not in OUTPUT_FORMATS:
+        raise SqlJobError(f"{name}: output format {output_format!r}, expected one of {OUTPUT_FORMATS}")
+    args = {"--sql_path": storage.url_of(upload_sql(day, name, sql)), "--inputs": json.dumps(inputs),
             "--output_path": storage.url_of(output)}
+    if output_format != "parquet":
+        args["--output_format"] = output_format
+    if manifest is not None:
+        args["--manifest"] = json.dumps(manifest)
+    return args
+
+
+OUTPUT_FORMATS = ("parquet", "csv")
 
 
 _ARROW_TYPES = {"STRING": "string", "BIGINT": "int64", "INT": "int32", "DOUBLE": "float64", "BOOLEAN": "bool_",
@@ -185,7 +200,17 @@ def run_local(script_args: dict) -> int:
     except duckdb.ConversionException as exc:
         raise SqlJobError(f"{storage.url_of(sql_path)}: an input value does not fit its column's type ({exc}); "
                           f"output {script_args['--output_path']} left as it was") from exc
-    write_partition(storage.location(script_args["--output_path"]), in_stable_order(table))
+    output = storage.location(script_args["--output_path"])
+    if script_args.get("--output_format", "parquet") == "parquet":
+        write_partition(output, in_stable_order(table))
+        return table.num_rows
+    from crosschannel.core import sagemaker
+
+    with storage.committing(output) as staging:  # rows as the SQL ordered them
+        with (staging / "part-00000.csv").open("wb") as handle:
+            sagemaker.write_csv(table, handle)
+        if "--manifest" in script_args:
+            (staging / "manifest.json").write_text(script_args["--manifest"])
     return table.num_rows
 
 

@@ -38,7 +38,7 @@ from crosschannel.core.config import BUNDLE_ROOT, get_config
 from crosschannel.sim import byod, demo
 from crosschannel.sim import byod_files as files
 from crosschannel.stages.models import registry
-from crosschannel.stages.models.datasets import read_snapshots
+from crosschannel.stages.models.datasets import manifests, read_snapshots
 from crosschannel.stages.models.metrics import evaluate, finite, stable_hash
 
 DAGS = ("retail_ingest", "retail_trusted", "propensity_training", "propensity_scoring")
@@ -114,8 +114,7 @@ def evaluate_cutoff(day: dt.date, labels: dict[str, dict]) -> dict:
                                 "no score")
         cards = registry_cards(model, day)
         trained = sagemaker.load_model(handlers, cards["trained"]["trained_artifact"])
-        data = storage.resolve(paths.dataset(model, day))
-        last_train_day = storage.read_json(data / "train" / "manifest.json")["as_of"][-1]
+        last_train_day = manifests(model, day)["train"]["as_of"][-1]
         train = read_snapshots(day, [dt.date.fromisoformat(last_train_day)])
         fitted = registry.fit_baselines(handlers, model, train[train[spec.label].notna()])
         predicted = {"champion": champion.to_numpy(dtype="float64"),

@@ -21,6 +21,7 @@ from crosschannel.core import paths, storage
 from crosschannel.core.config import BUNDLE_ROOT, get_config
 from crosschannel.sim import generator
 from crosschannel.stages.ingest.landing import dms_summary
+from crosschannel.stages.models import datasets
 from crosschannel.stages.models.metrics import auc
 from crosschannel.stages.readouts import report as readout_report
 from crosschannel.stages.recommendations import evaluate as recommendation_eval
@@ -76,8 +77,7 @@ def model_figures(day: dt.date) -> dict:
     figures = {}
     for model, spec in get_config().models.specs.items():
         card = _card_trained(model, day)
-        with (storage.resolve(paths.dataset(model, day)) / "test.parquet").open("rb") as handle:
-            test = pd.read_parquet(handle)
+        test = datasets.test_rows(model, day)
         truth = pd.concat([retailer.truth(as_of).assign(as_of=as_of) for as_of in sorted(set(test["as_of"]))])
         joined = test.merge(truth, on=["customer_id", "as_of"], how="inner")
         oracle = auc(joined[spec.label].to_numpy(), joined[f"p_{spec.label}"].to_numpy())

@@ -97,21 +97,26 @@ def dms_requests(day: dt.date) -> list[dict]:
 
 # ---- SQL steps: the generic Glue job
 
-def sql_steps(day: dt.date) -> list[tuple[str, list[str]]]:
-    """(dag.task, the SQL files it runs) of every mapped SQL step."""
+def sql_steps(day: dt.date) -> list[tuple[str, list[str], dict]]:
+    """(dag.task, the SQL files it runs, the optional job arguments they add) of every mapped SQL step."""
     cfg = get_config()
     # the split as if the order history were long enough: the plan reads nothing (the run reads the day's
     # customer 360 for its first order and may fall back to the stepped layout, named in the model card)
     as_of = sorted({d for model in cfg.models.specs for days in datasets.split_days(day, model).values()
                     for d in days})
-    found = [("retail_trusted.merge_table", [f"{t}_cdc_merge.sql" for t in dms.mapped_tables()]),
-             ("retail_trusted.map_identities", ["identity_map.sql"]), ("retail_trusted.type_events", ["events.sql"]),
-             ("retail_trusted.build_derived", ["customer_360.sql", "customer_features.sql"]),
-             ("propensity_training.snapshot_features", [f"customer_features_as_of_{d}.sql" for d in as_of]),
-             ("audience_activation.build_audience", [f"audience_{a}.sql" for a in audiences.names()])]
+    channel = {"--output_format": "csv", "--manifest": ref("build_dataset", "manifest")}
+    found = [("retail_trusted.merge_table", [f"{t}_cdc_merge.sql" for t in dms.mapped_tables()], {}),
+             ("retail_trusted.map_identities", ["identity_map.sql"], {}),
+             ("retail_trusted.type_events", ["events.sql"], {}),
+             ("retail_trusted.build_derived", ["customer_360.sql", "customer_features.sql"], {}),
+             ("propensity_training.snapshot_features", [f"customer_features_as_of_{d}.sql" for d in as_of], {}),
+             ("propensity_training.build_dataset", [f"{m}_{s}_rows.sql" for m in cfg.models.specs
+                                                    for s in datasets.SPLITS], channel),
+             ("propensity_training.build_dataset", [f"{m}_training_summary.sql" for m in cfg.models.specs], {}),
+             ("audience_activation.build_audience", [f"audience_{a}.sql" for a in audiences.names()], {})]
     if cfg.runs("personalize"):
         found.append(("audience_activation.build_personalize",
-                      [f"personalize_{d}.sql" for d in personalize.PERSONALIZE_DATASETS]))
+                      [f"personalize_{d}.sql" for d in personalize.PERSONALIZE_DATASETS], {}))
     return found
 
 
@@ -126,11 +131,11 @@ def glue_requests(day: dt.date) -> list[dict]:
              req("glue", "UpdateJob", name, "every SQL step (GlueJobOperator, update_config)",
                  {"JobName": name, "JobUpdate": {k: v for k, v in config.items() if k not in ("Name", "Tags")}},
                  "when the job exists and differs from the configuration")]
-    for target, files in sql_steps(day):
+    for target, files, extra in sql_steps(day):
         task = target.split(".")[1]
         for file in files:
             arguments = {"--sql_path": storage.url_of(paths.sql_file(day, file)), "--inputs": ref(task, "inputs"),
-                         "--output_path": ref(task, "output_path")}
+                         "--output_path": ref(task, "output_path"), **extra}
             if sql_job.durable and sql_job.deferrable:  # the provider tags each run to find it on a retry
                 arguments[GlueJobOperator.TASK_UUID_ARG] = ref("TaskInstance", "task_uuid")
             found.append(req("glue", "StartJobRun", file.removesuffix(".sql"), target,
@@ -144,7 +149,7 @@ def glue_requests(day: dt.date) -> list[dict]:
 def sagemaker_requests(day: dt.date, run: str) -> list[dict]:
     cfg = get_config()
     source_dir = ref("UploadSourceDir", "S3Uri")
-    channels = {split: ref("build_datasets", split) for split in ("train", "validation")}
+    channels = {split: ref("build_dataset", split) for split in ("train", "validation")}
     tuned = {name: ref("DescribeHyperParameterTuningJob", name) for name in cfg.models.ranges}
     found = []
     for model in cfg.models.specs:

@@ -2,6 +2,9 @@
 
     <root>/ml/snapshots/dt=D/as_of=A/                features and labels as of past day A, from D's state
     <root>/ml/<model>/datasets/dt=D/<split>/         SageMaker CSV (label first, no header) + manifest.json
+    <root>/ml/<model>/datasets/dt=D/summary/         per split: rows, positives, bad labels, infinite values
+Both are SQL jobs over the snapshots (include/sql/models/), so on aws the rows stay in Glue and S3; the worker
+reads the summaries only.
 
 Temporal split without overlap (the `separate` layout): test on the latest as-of day whose label window is
 complete at D, validate on the day one horizon before it, train on the `train_as_of_days` (`as_of_step_days` apart)
@@ -23,7 +26,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING
 
-from crosschannel.core import paths, sagemaker, sqljobs, storage
+from crosschannel.core import engines, paths, sqljobs, storage
 from crosschannel.core.config import get_config
 from crosschannel.core.errors import DataError
 from crosschannel.stages.trusted import features
@@ -114,61 +117,80 @@ def matrix(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
     return frame[columns].astype("float64").to_numpy()
 
 
-def check_channel(model: str, split: str, data: pd.DataFrame) -> None:
-    """A SageMaker training channel as train.py and the XGBoost image read it: the label first and 0 or 1
-    (binary:logistic), every feature a finite number or empty (missing); infinities would be written as `inf`.
-    Names the model, split, column and how many rows break it."""
-    import numpy as np
-
-    label, features = data.columns[0], data.columns[1:]
-    problems = []
-    bad = ~data[label].isin([0.0, 1.0])
-    if bad.any():
-        problems.append(f"label {label}: {int(bad.sum())} row(s) not 0 or 1 (e.g. {data[label][bad].head(3).tolist()})")
-    infinite = {c: int(n) for c, n in np.isinf(data[features]).sum().items() if n}
-    if infinite:
-        problems.append(f"infinite values in {infinite}")
-    if problems:
-        raise ModelError(f"model {model}, {split} split: not a SageMaker training channel: {'; '.join(problems)} "
-                         "(see include/sql/features/customer_features.sql)")
+SPLITS = ("train", "validation", "test")
 
 
-def build_datasets(day: dt.date) -> dict:
-    """Per model: the three splits as SageMaker CSV with a manifest; the test rows also as Parquet (ids,
-    as-of day, label and every feature) for evaluation."""
+def plan_datasets(day: dt.date) -> list[dict]:
+    """Per model, SQL jobs over the feature snapshots (the data never passes through the worker): each split as
+    its SageMaker channel (CSV, label first, with the manifest train.py reads the feature names from) and a
+    summary of the splits (include/sql/models/training_summary.sql) that `check_datasets` judges."""
     cfg = get_config().models
     features, skipped = get_config().features()
     start = history_start(day)
-    summary = {}
+    plans = []
     for model, spec in cfg.specs.items():
-        counts = {}
-        split_days_of, layout = split_layout(day, model, start)
-        with storage.committing(paths.dataset(model, day)) as staging:
-            for split, days in split_days_of.items():
-                frame = read_snapshots(day, days)
-                if spec.label not in frame.columns:
-                    raise ModelError(f"model {model}: label {spec.label!r} is not a column of customer_features.sql")
-                frame = frame[frame[spec.label].notna()]
-                positives = int(frame[spec.label].sum())
-                if len(frame) < 50 or positives == 0 or positives == len(frame):
-                    raise ModelError(f"model {model}, partition {day}: the {split} split (as of "
-                                     f"{', '.join(map(str, days))}) has {len(frame)} rows and {positives} positives; "
-                                     "it needs both classes")
-                data = frame[[spec.label, *features]].astype("float64")
-                check_channel(model, split, data)
-                folder = staging / split
-                folder.mkdir(parents=True, exist_ok=True)
-                with (folder / "data.csv").open("wb") as handle:
-                    sagemaker.write_csv(data, handle)
-                manifest = {"model": model, "label": spec.label, "features": features, "split": split,
-                            "as_of": [d.isoformat() for d in days], "rows": len(frame), "positives": positives,
-                            "partition": day.isoformat(), "layout": layout, "features_skipped": skipped}
-                if set(BGNBD_INPUTS.values()) <= set(features):  # train.py derives the BG/NBD features
-                    manifest["bgnbd"] = {"inputs": BGNBD_INPUTS, "horizon_days": spec.horizon_days}
-                storage.write_json(folder / "manifest.json", manifest)
-                if split == "test":
-                    with (staging / "test.parquet").open("wb") as handle:
-                        frame.to_parquet(handle, index=False)
-                counts[split] = {"rows": len(frame), "positives": positives, "as_of": manifest["as_of"]}
-        summary[model] = {**counts, "layout": layout["layout"], **({"features_skipped": skipped} if skipped else {})}
+        days, layout = split_layout(day, model, start)
+        views = {split: sqljobs.parquet([paths.snapshot(day, as_of) for as_of in days[split]]) for split in SPLITS}
+        for split in SPLITS:
+            manifest = {"model": model, "label": spec.label, "features": features, "split": split,
+                        "as_of": [d.isoformat() for d in days[split]], "partition": day.isoformat(),
+                        "layout": layout, "features_skipped": skipped}
+            if set(BGNBD_INPUTS.values()) <= set(features):  # train.py derives the BG/NBD features
+                manifest["bgnbd"] = {"inputs": BGNBD_INPUTS, "horizon_days": spec.horizon_days}
+            sql = engines.render("models/training_rows.sql", label=spec.label, features=features)
+            plans.append(sqljobs.job(day, f"{model}_{split}_rows.sql", sql, {"snapshots": views[split]},
+                                     paths.dataset(model, day) / split, output_format="csv", manifest=manifest))
+        sql = engines.render("models/training_summary.sql", label=spec.label, features=features, splits=SPLITS)
+        plans.append(sqljobs.job(day, f"{model}_training_summary.sql", sql, views,
+                                 paths.dataset(model, day) / "summary"))
+    return plans
+
+
+def manifests(model: str, day: dt.date) -> dict[str, dict]:
+    """Each split's channel manifest (model, label, features, as-of days, layout) with its rows and positives
+    from the summary job."""
+    base = paths.dataset(model, day)
+    found = {}
+    for row in sqljobs.read_partition(base / "summary").to_pylist():
+        manifest = storage.read_json(storage.resolve(base / row["split"]) / "manifest.json")
+        found[row["split"]] = {**manifest, "rows": row["row_count"], "positives": row["positives"], "summary": row}
+    return {split: found[split] for split in SPLITS if split in found}
+
+
+def check_datasets(day: dt.date) -> dict:
+    """Judge each model's splits by their summary: both classes and at least 50 rows, labels 0 or 1, no infinite
+    feature (a SageMaker channel as train.py and the XGBoost image read it); names the model, split and column.
+    Returns per model each split's rows, positives and as-of days, and the layout."""
+    summary = {}
+    for model in get_config().models.specs:
+        counts, described = {}, manifests(model, day)
+        for split, manifest in described.items():
+            rows, positives, found = manifest["rows"], manifest["positives"], manifest["summary"]
+            if rows < 50 or positives == 0 or positives == rows:
+                raise ModelError(f"model {model}, partition {day}: the {split} split (as of "
+                                 f"{', '.join(manifest['as_of'])}) has {rows} rows and {positives} positives; "
+                                 "it needs both classes")
+            problems = []
+            if found["bad_labels"]:
+                problems.append(f"label {manifest['label']}: {found['bad_labels']} row(s) not 0 or 1 (from "
+                                f"{found['bad_label_min']} to {found['bad_label_max']})")
+            infinite = {f: found[f"infinite_{i}"] for i, f in enumerate(manifest["features"]) if found[f"infinite_{i}"]}
+            if infinite:
+                problems.append(f"infinite values in {infinite}")
+            if problems:
+                raise ModelError(f"model {model}, {split} split: not a SageMaker training channel: "
+                                 f"{'; '.join(problems)} (see include/sql/trusted/customer_features.sql)")
+            counts[split] = {"rows": rows, "positives": positives, "as_of": manifest["as_of"]}
+        skipped = described["train"]["features_skipped"]
+        summary[model] = {**counts, "layout": described["train"]["layout"]["layout"],
+                          **({"features_skipped": skipped} if skipped else {})}
     return summary
+
+
+def test_rows(model: str, day: dt.date) -> pd.DataFrame:
+    """The test split's rows with every column of the snapshots (ids, as-of day, label, features), in the
+    channel's order: what the evaluation scores."""
+    label = get_config().models.specs[model].label
+    days = [dt.date.fromisoformat(d) for d in manifests(model, day)["test"]["as_of"]]
+    frame = read_snapshots(day, days)
+    return frame[frame[label].notna()].reset_index(drop=True)

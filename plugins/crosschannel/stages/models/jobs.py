@@ -15,8 +15,8 @@ log = logging.getLogger(__name__)
 
 
 def _channels(model: str, day: dt.date) -> dict[str, str]:
-    base = storage.resolve(paths.dataset(model, day))
-    return {"train": storage.url_of(base / "train"), "validation": storage.url_of(base / "validation")}
+    base = paths.dataset(model, day)
+    return {split: storage.url_of(storage.resolve(base / split)) for split in ("train", "validation")}
 
 
 def models_output(model: str, day: dt.date) -> str:

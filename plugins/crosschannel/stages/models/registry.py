@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 from crosschannel.core import awsapi, paths, sagemaker, storage
 from crosschannel.core.config import get_config
+from crosschannel.stages.models import datasets
 from crosschannel.stages.models.datasets import BGNBD_INPUTS, matrix, read_snapshots
 from crosschannel.stages.models.metrics import auc, evaluate, finite, stable_hash
 from crosschannel.stages.models.report import BASELINES, reason_labels, render_report
@@ -187,14 +188,10 @@ def evaluate_and_promote(day: dt.date, model: str, artifact: str) -> dict:
     as a new version with its metrics and report; promote it only if its test AUC beats the strongest baseline
     and the champion (on the same rows) by `models.promotion_margin`; else register the strongest baseline as a
     version and make it the champion where `fallback` says so."""
-    import pandas as pd
 
     cfg = get_config()
     spec = cfg.models.specs[model]
-    data = storage.resolve(paths.dataset(model, day))
-    with (data / "test.parquet").open("rb") as handle:
-        test = pd.read_parquet(handle)
-    manifests = {split: storage.read_json(data / split / "manifest.json") for split in ("train", "validation", "test")}
+    test, manifests = datasets.test_rows(model, day), datasets.manifests(model, day)
     days = {split: [dt.date.fromisoformat(d) for d in m["as_of"]] for split, m in manifests.items()}
     train = read_snapshots(day, days["train"][-1:])
     train = train[train[spec.label].notna()]

@@ -13,9 +13,15 @@ def plan_snapshots(day: dt.date) -> list[dict]:
     return datasets.plan_snapshots(day)
 
 
-def build_datasets(day: dt.date) -> dict:
-    """Train / validation / test CSV per model (label first, no header) with a feature manifest."""
-    return datasets.build_datasets(day)
+def plan_datasets(day: dt.date) -> list[dict]:
+    """Per model, SQL jobs writing the train / validation / test channels (CSV, label first, no header, with a
+    feature manifest) and a summary of them."""
+    return datasets.plan_datasets(day)
+
+
+def check_datasets(day: dt.date) -> dict:
+    """Each model's splits judged by their summaries (both classes, labels 0 or 1, finite features)."""
+    return datasets.check_datasets(day)
 
 
 def plan_tuning(day: dt.date, run: str) -> list[dict]:
