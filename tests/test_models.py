@@ -4,6 +4,8 @@ AWS), the evaluation metrics, the promotion rule and the score gate."""
 from __future__ import annotations
 
 import datetime as dt
+import decimal
+import io
 import itertools
 import json
 import re
@@ -319,8 +321,8 @@ def _snapshots(day: dt.date, plant: dict | None = None) -> None:
             columns[label] = pa.array(values, pa.int32())
         for feature in features:
             values = rng.exponential(30, n).round(2).tolist()
-            values[1] = None  # missing: an empty CSV field
-            columns[feature] = (pa.array([None if v is None else __import__("decimal").Decimal(f"{v:.2f}")
+            values[1], values[3] = None, float("nan")  # missing: an empty CSV field
+            columns[feature] = (pa.array([None if v is None or v != v else decimal.Decimal(f"{v:.2f}")
                                           for v in values], pa.decimal128(14, 2))
                                 if feature.startswith("monetary") else pa.array(values, pa.float64()))
         table = pa.table(columns)
@@ -373,15 +375,17 @@ def test_training_channels_are_sql_jobs_alike_on_both_engines_in_the_snapshots_o
     snapshots = pd.concat([pd.read_parquet(storage.resolve(paths.snapshot(day, d)).path) for d in train_days])
     expected = (snapshots[snapshots["churn_90d"].notna()].sort_values(["as_of", "customer_id"])
                 [["churn_90d", *features]].astype("float64").reset_index(drop=True))
-    written = pd.read_csv(__import__("io").BytesIO(data), header=None, names=expected.columns, dtype="float64")
+    written = pd.read_csv(io.BytesIO(data), header=None, names=expected.columns, dtype="float64")
     pd.testing.assert_frame_equal(written, expected)  # the order, the decimals as numbers, the nulls
     assert rows[78][features.index("frequency_7d") + 1] == "" and written.iloc[0, 0] in (0, 1)  # customer 79
+    assert rows[76][features.index("frequency_7d") + 1] == ""  # customer 77's NaN
 
     _run(plans, spark)
     for (model, split), (data, manifest) in local.items():
         glue_data, glue_manifest = _channel(model, day, split)
-        parsed = [pd.read_csv(__import__("io").BytesIO(b), header=None, dtype="float64") for b in (data, glue_data)]
+        parsed = [pd.read_csv(io.BytesIO(b), header=None, dtype="float64") for b in (data, glue_data)]
         pd.testing.assert_frame_equal(parsed[0], parsed[1])
+        assert b"nan" not in glue_data.lower()
         assert glue_manifest == manifest
     assert {m: sorted(r.items()) for m in get_config().models.specs
             for r in [model_datasets.manifests(m, day)["train"]["summary"]]} == summaries

@@ -1,11 +1,11 @@
 -- One split of a model's training data as its SageMaker channel reads it: the label first, then each feature
--- as DOUBLE (a null stays null: an empty CSV field, XGBoost's missing value), from the feature snapshots of the
+-- as DOUBLE (a null, or a NaN, is an empty CSV field: XGBoost's missing value), from the feature snapshots of the
 -- split's as-of days (view `snapshots`), the rows whose label window is complete. Rows as the snapshots are
 -- ordered: by as-of day, then customer (the job writes them in this order).
 SELECT
     CAST({{ label }} AS DOUBLE) AS {{ label }}
 {%- for feature in features %},
-    CAST({{ feature }} AS DOUBLE) AS {{ feature }}
+    NULLIF(CAST({{ feature }} AS DOUBLE), CAST('NaN' AS DOUBLE)) AS {{ feature }}
 {%- endfor %}
 FROM snapshots
 WHERE {{ label }} IS NOT NULL
