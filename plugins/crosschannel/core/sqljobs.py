@@ -73,7 +73,7 @@ def job(day: dt.date, name: str, sql: str, inputs: dict[str, dict], output: Obje
     if output_format != "parquet":
         args["--output_format"] = output_format
     if manifest is not None:
-        args["--manifest"] = json.dumps(manifest)
+        args["--manifest"] = storage.json_text(manifest)  # as storage.write_json writes it
     return args
 
 

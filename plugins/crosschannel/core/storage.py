@@ -247,9 +247,14 @@ def relative(path: ObjectStoragePath, base: ObjectStoragePath) -> str:
     return path.path[len(base.path) :].lstrip("/")
 
 
+def json_text(payload: Any) -> str:
+    """A JSON document as every file of the bundle holds one: indented, keys sorted."""
+    return json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n"
+
+
 def write_json(path: ObjectStoragePath, payload: Any) -> None:
     """Write a JSON document whole: through a temporary file and a rename locally (an S3 PUT is atomic)."""
-    text = json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n"
+    text = json_text(payload)
     path.parent.mkdir(parents=True, exist_ok=True)
     if not is_local(path):
         path.write_text(text)
