@@ -95,6 +95,12 @@ bench-scale: venv airflow-db
 	$(if $(CUSTOMERS),,$(error CUSTOMERS is required: make bench-scale CUSTOMERS=N))
 	AIRFLOW__LOGGING__LOGGING_LEVEL=$${AIRFLOW__LOGGING__LOGGING_LEVEL:-WARNING} $(PY) bench/scale.py --customers $(CUSTOMERS) $(ARGS)
 
+# Sizing on paper for AWS: the SQL jobs on local Spark at the demo's and the 100k benchmark's scale, extrapolated to
+# Glue (bench/sizing.py; after `make demo` and `make bench-scale CUSTOMERS=100000`) -> .data/reports/sizing.json
+.PHONY: bench-sizing
+bench-sizing: venv
+	$(PY) bench/sizing.py $(ARGS)
+
 clean:
 	rm -rf .data
 
