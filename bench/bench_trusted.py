@@ -43,7 +43,7 @@ def main() -> None:
         """DuckDB reading the job's inputs and writing them to Parquet untransformed."""
         with tempfile.TemporaryDirectory() as tmp, duckdb.connect() as con:
             started = time.perf_counter()
-            for view, spec in json.loads(job["--inputs"]).items():
+            for view, spec in sqljobs.job_inputs(job).items():
                 paths = [p.removeprefix("file://") for p in spec["paths"]]
                 if not paths:
                     continue

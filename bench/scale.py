@@ -352,11 +352,11 @@ class Floors:
     def jobs(self, jobs: list[dict], tmp: Path) -> None:
         import duckdb
 
-        from crosschannel.core import storage
+        from crosschannel.core import sqljobs, storage
 
         with duckdb.connect() as con:
             for number, job in enumerate(jobs):
-                for view, spec in json.loads(job["--inputs"]).items():
+                for view, spec in sqljobs.job_inputs(job).items():
                     if spec["format"] == "dms_csv":
                         files = [p.removeprefix("file://") for p in spec["paths"]]
                         files = [f for f in files if Path(f).exists()]

@@ -84,7 +84,8 @@ def measure(root: Path, day: dt.date, spark, script) -> dict:
         for plan in plans(day):
             args = script.parse_args([token for pair in plan.items() for token in pair])
             name = Path(args["sql_path"]).name
-            args["inputs"] = {view: published(spec) for view, spec in args["inputs"].items()}
+            args["inputs"] = {view: published(spec) for view, spec in sqljobs.job_inputs(plan).items()}
+            args.pop("inputs_path", None)
             args["output_path"] = (Path(tmp) / name).as_uri()
             started = time.perf_counter()
             script.run(spark, **args)

@@ -236,7 +236,8 @@ class Cloud:
 
         args, script = params["Arguments"], glue_script()
         with self.acting_as("glue"):
-            inputs = self.localized(json.loads(args["--inputs"]))
+            given = args["--inputs"] if "--inputs" in args else self.download(args["--inputs_path"]).read_text()
+            inputs = self.localized(json.loads(given))
             output = args["--output_path"].rstrip("/")
             marker = f"{output}/_SUCCESS"
             self.download(marker)  # the partition's current pointer, which the commit retires

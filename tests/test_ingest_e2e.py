@@ -399,3 +399,28 @@ def test_two_runs_of_one_partition_at_once_never_empty_it(ingested):
     for name, rows in expected.items():
         folder = paths.trusted(name, day)
         assert storage.is_committed(folder) and publish.rows_in(folder) == rows, name
+
+
+def test_a_long_list_of_inputs_goes_to_glue_as_a_file_and_both_engines_read_it(ingested, spark, tmp_path, monkeypatch):
+    """Glue refuses a run whose arguments exceed 260 KB, and a merge lists every DMS file since the full load: inputs
+    over sqljobs.INLINE_INPUTS_BYTES are written beside the SQL and passed as --inputs_path; DuckDB and the Glue script
+    read the same state through it."""
+    from tests.conftest import glue_script
+
+    inline = next(j for j in merge.plan_merge(DAYS[-1]) if "/orders/" in j["--output_path"])
+    monkeypatch.setattr(sqljobs, "INLINE_INPUTS_BYTES", 100)  # this merge's inputs are larger
+    planned = next(j for j in merge.plan_merge(DAYS[-1]) if "/orders/" in j["--output_path"])
+
+    assert "--inputs" not in planned and planned["--inputs_path"].endswith("orders_cdc_merge.sql.inputs.json")
+    assert sqljobs.job_inputs(planned) == json.loads(inline["--inputs"])
+    states = {}
+    for engine in ("duckdb", "glue"):
+        out = (tmp_path / engine).as_uri()
+        if engine == "duckdb":
+            sqljobs.run_local({**planned, "--output_path": out})
+        else:
+            argv = [token for name, value in {**planned, "--output_path": out}.items() for token in (name, value)]
+            glue_script().run(spark, **glue_script().parse_args(argv))
+        states[engine] = sqljobs.read_partition(storage.location(out)).sort_by([("order_id", "ascending")])
+    assert states["duckdb"].to_pylist() == states["glue"].to_pylist()
+    assert states["duckdb"].num_rows == merge.current_state("orders", DAYS[-1]).num_rows > 0

@@ -9,6 +9,8 @@ Job arguments (Glue passes them as --name value):
                     json_lines: gzip files of one JSON document per line, one row per non-blank line: `line`,
                     _file_seq and _row_seq as for dms_csv (the SQL parses the lines)
                     no paths: an empty view of `schema` (e.g. the identity map before the first day)
+    --inputs_path   instead of --inputs: a file holding that JSON (a long list of files: Glue refuses arguments
+                    over 260 KB in all)
     --output_path   the partition folder to commit: written as a new version folder inside it, then its
                     _SUCCESS marker is pointed at that version in one PUT (crosschannel.core.storage)
     --output_format optional: parquet (the default; rows sorted by every column) or csv (SageMaker CSV: no
@@ -52,14 +54,21 @@ def read_input(spark, spec: dict):
             .withColumn("_row_seq", F.monotonically_increasing_id()))
 
 
-def run(spark, sql_path: str, inputs: dict, output_path: str, output_format: str = "parquet",
-        manifest: str | None = None) -> int:
-    """Register the inputs, run the SQL, write the result to output_path whole; returns the row count."""
+def _read_text(spark, url: str) -> str:
+    return "\n".join(row.value for row in spark.read.text(url).collect())
+
+
+def run(spark, sql_path: str, inputs: dict | None, output_path: str, output_format: str = "parquet",
+        manifest: str | None = None, inputs_path: str | None = None) -> int:
+    """Register the inputs (`inputs`, or the JSON file at `inputs_path`), run the SQL, write the result to
+    output_path whole; returns the row count."""
     if output_format not in ("parquet", "csv"):
         raise ValueError(f"--output_format {output_format!r}: expected parquet or csv")
+    if inputs is None:
+        inputs = json.loads(_read_text(spark, inputs_path))
     for view, spec in inputs.items():
         read_input(spark, spec).createOrReplaceTempView(view)
-    sql = "\n".join(row.value for row in spark.read.text(sql_path).collect())
+    sql = _read_text(spark, sql_path)
     result = spark.sql(sql)
     if output_format == "parquet":
         # every column as the sort key: a re-run writes the same file (crosschannel.core.sqljobs.in_stable_order)
@@ -124,15 +133,15 @@ def _write_text(spark, url: str, text: str) -> None:
 
 
 def parse_args(argv: list[str]) -> dict:
-    names, optional = ("sql_path", "inputs", "output_path"), ("output_format", "manifest")
+    names, optional = ("sql_path", "output_path"), ("inputs", "inputs_path", "output_format", "manifest")
     found = {}
     for i, token in enumerate(argv):
         if token.startswith("--") and token[2:] in names + optional and i + 1 < len(argv):
             found[token[2:]] = argv[i + 1]
-    missing = [n for n in names if n not in found]
+    missing = [n for n in names if n not in found] + ([] if {"inputs", "inputs_path"} & set(found) else ["inputs"])
     if missing:
         raise SystemExit(f"run_sql.py: missing job argument(s): {', '.join('--' + m for m in missing)}")
-    found["inputs"] = json.loads(found["inputs"])
+    found["inputs"] = json.loads(found["inputs"]) if "inputs" in found else None
     return found
 
 

@@ -6,7 +6,9 @@ rendered SQL is kept under <root>/system/sql/dt=YYYY-MM-DD/ on both targets, so 
 can always be read back.
 
 Inputs (the `--inputs` JSON): {"<view>": {"format": "dms_csv" | "json_lines" | "parquet", "paths": [...],
-"schema": ddl}}
+"schema": ddl}}. Glue refuses a run whose arguments exceed 260 KB in all (its job-parameters documentation), and a
+merge lists every DMS file since the full load (up to 24 a day per table): inputs over INLINE_INPUTS_BYTES are
+written beside the rendered SQL (<name>.inputs.json) and passed as `--inputs_path` instead.
     dms_csv  DMS CSV files with a header, read as text, plus _file_seq (the file's place in `paths`) and
              _row_seq (increasing with the row's place in its file)
     json_lines  gzip files of one JSON document per line (Segment's S3 destination), one row per non-blank line:
@@ -68,8 +70,13 @@ def job(day: dt.date, name: str, sql: str, inputs: dict[str, dict], output: Obje
     """The job's arguments (Glue's `script_args`), after storing the rendered SQL as `name`."""
     if output_format not in OUTPUT_FORMATS:
         raise SqlJobError(f"{name}: output format {output_format!r}, expected one of {OUTPUT_FORMATS}")
-    args = {"--sql_path": storage.url_of(upload_sql(day, name, sql)), "--inputs": json.dumps(inputs),
-            "--output_path": storage.url_of(output)}
+    args = {"--sql_path": storage.url_of(upload_sql(day, name, sql))}
+    text = json.dumps(inputs)
+    if len(text.encode()) > INLINE_INPUTS_BYTES:
+        args["--inputs_path"] = storage.url_of(upload_sql(day, f"{name}.inputs.json", text))
+    else:
+        args["--inputs"] = text
+    args["--output_path"] = storage.url_of(output)
     if output_format != "parquet":
         args["--output_format"] = output_format
     if manifest is not None:
@@ -78,6 +85,14 @@ def job(day: dt.date, name: str, sql: str, inputs: dict[str, dict], output: Obje
 
 
 OUTPUT_FORMATS = ("parquet", "csv")
+INLINE_INPUTS_BYTES = 64 * 1024  # a quarter of Glue's 260 KB for all of a run's arguments
+
+
+def job_inputs(script_args: dict) -> dict:
+    """A job's inputs, given inline (`--inputs`) or in a file (`--inputs_path`)."""
+    if "--inputs" in script_args:
+        return json.loads(script_args["--inputs"])
+    return json.loads(storage.location(script_args["--inputs_path"]).read_text())
 
 
 _ARROW_TYPES = {"STRING": "string", "BIGINT": "int64", "INT": "int32", "DOUBLE": "float64", "BOOLEAN": "bool_",
@@ -194,7 +209,7 @@ def run_local(script_args: dict) -> int:
     import duckdb
 
     sql_path = storage.location(script_args["--sql_path"])
-    inputs = {view: read_input(view, spec) for view, spec in json.loads(script_args["--inputs"]).items()}
+    inputs = {view: read_input(view, spec) for view, spec in job_inputs(script_args).items()}
     try:
         table = engines.run_duckdb(sql_path.read_text(), inputs)
     except duckdb.ConversionException as exc:

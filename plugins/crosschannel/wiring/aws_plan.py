@@ -140,7 +140,8 @@ def glue_requests(day: dt.date) -> list[dict]:
                 arguments[GlueJobOperator.TASK_UUID_ARG] = ref("TaskInstance", "task_uuid")
             found.append(req("glue", "StartJobRun", file.removesuffix(".sql"), target,
                              {"JobName": name, "Arguments": arguments},
-                             "inputs and output follow the landed files and the run: placeholders"))
+                             "inputs and output follow the landed files and the run: placeholders (inputs over "
+                             "64 KB are passed as --inputs_path, a file beside the SQL)"))
     return found
 
 
