@@ -513,3 +513,17 @@ def test_a_point_mass_that_moves_a_little_is_no_shift():
 
     assert scoring.psi(previous, current) < 0.01
     assert scoring.psi(previous, rng.beta(6, 1.2, 10000)) > 1  # a real shift still shows
+
+
+def test_a_split_another_run_wrote_is_refused_not_mixed_in(local_env, monkeypatch):
+    """The splits are separate SQL jobs: when the plan changes between runs of a partition (here the number of
+    training days), the check refuses the splits the current plan did not write, naming the split."""
+    day = dt.date(2026, 11, 1)
+    _snapshots(day)
+    _run(model_datasets.plan_datasets(day))
+    assert model_datasets.check_datasets(day)["churn"]["train"]["rows"] > 0
+    monkeypatch.setenv("CROSSCHANNEL__MODELS__TRAIN_AS_OF_DAYS", "3")
+    get_config.cache_clear()
+    with pytest.raises(model_datasets.ModelError, match=r"model churn, partition 2026-11-01: the train split holds "
+                                                        r"as-of days \[.*\] and \d+ features, this run planned"):
+        model_datasets.check_datasets(day)

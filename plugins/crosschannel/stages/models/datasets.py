@@ -160,11 +160,24 @@ def manifests(model: str, day: dt.date) -> dict[str, dict]:
 def check_datasets(day: dt.date) -> dict:
     """Judge each model's splits by their summary: both classes and at least 50 rows, labels 0 or 1, no infinite
     feature (a SageMaker channel as train.py and the XGBoost image read it); names the model, split and column.
+    Every split must be what this run planned (its as-of days and features): a split another run of the partition
+    wrote (a retry of one mapped job after the plan changed) is refused, not mixed in.
     Returns per model each split's rows, positives and as-of days, and the layout."""
-    summary = {}
+    summary, start = {}, history_start(day)
+    features, _ = get_config().features()
     for model in get_config().models.specs:
         counts, described = {}, manifests(model, day)
-        for split, manifest in described.items():
+        planned, _ = split_layout(day, model, start)
+        for split in SPLITS:
+            manifest = described.get(split)
+            wanted = [d.isoformat() for d in planned[split]]
+            if manifest is None or manifest["as_of"] != wanted or manifest["features"] != features:
+                held = "no summary" if manifest is None else (f"as-of days {manifest['as_of']} and "
+                                                               f"{len(manifest['features'])} features")
+                raise ModelError(f"model {model}, partition {day}: the {split} split holds {held}, this run planned "
+                                 f"as-of days {wanted} and {len(features)} features: it was written by another run "
+                                 f"({storage.url_of(paths.dataset(model, day) / split)}); run plan_datasets and "
+                                 "build_dataset again")
             rows, positives, found = manifest["rows"], manifest["positives"], manifest["summary"]
             if rows < 50 or positives == 0 or positives == rows:
                 raise ModelError(f"model {model}, partition {day}: the {split} split (as of "
