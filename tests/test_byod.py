@@ -493,3 +493,28 @@ def test_a_replay_lands_each_customer_with_their_first_order_and_refuses_a_past_
     # a run for a later day reads the source as of that day's end at the earliest, whatever clock a replay left
     assert run(dt.date(2024, 3, 26), "reload-target", dt.datetime(2024, 3, 7)) == {
         "customers": ["C1", "C2", "C3"], "orders": [1, 2, 3]}
+
+
+def test_backtest_outcomes_follow_each_models_spec(local_env, monkeypatch):
+    """The outcomes after a cutoff come from `models.specs` (each label's window and what a 1 means), so a changed
+    or added model is judged by its own definition, not by the two shipped ones."""
+    import pandas as pd
+
+    from crosschannel.core.config import get_config
+    from crosschannel.sim import backtest
+
+    cutoff = dt.date(2026, 3, 31)
+    orders = pd.DataFrame({"customer_id": ["a", "b", "c", "a", "b"],
+                           "order_ts": pd.to_datetime(["2026-01-05", "2026-02-01", "2026-03-30", "2026-04-20",
+                                                       "2026-06-15"])})
+    known, labels = backtest.outcomes(orders, cutoff)
+    assert known == {"a", "b", "c"}
+    assert labels == {"repurchase_30d": {"a": 1, "b": 0, "c": 0}, "churn_90d": {"a": 0, "b": 0, "c": 1}}
+    assert backtest.outcome_days() == 90
+
+    monkeypatch.setenv("CROSSCHANNEL__MODELS__SPECS", "{repurchase: {label: repurchase_30d, horizon_days: 30}, "
+                                                       "lapse: {label: lapse_120d, horizon_days: 120, "
+                                                       "positive: no_purchase}}")
+    get_config.cache_clear()
+    _, labels = backtest.outcomes(orders, cutoff)
+    assert labels["lapse_120d"] == {"a": 0, "b": 0, "c": 1} and backtest.outcome_days() == 120

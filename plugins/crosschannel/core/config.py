@@ -156,9 +156,12 @@ class Range(_Section):
 
 
 class ModelSpec(_Section):
-    """One propensity model: its label column (customer_features.sql) and the days its window needs."""
+    """One propensity model: its label column (customer_features.sql), the days its window needs, and what a label
+    of 1 means in that window (`positive`: a purchase, or none), as customer_features.sql defines the label; the
+    backtest derives the outcomes after a cutoff from the last two."""
     label: str = Field(pattern=r"^[a-z_][a-z0-9_]*$")
     horizon_days: int = Field(ge=1, le=365)
+    positive: Literal["purchase", "no_purchase"] = "purchase"
     description: str = ""
 
 
@@ -172,7 +175,8 @@ DEFAULT_FEATURES = ("recency_days", "orders_lifetime", "order_days_lifetime", "f
 
 class Models(_Section):
     specs: dict[str, ModelSpec] = {
-        "churn": ModelSpec(label="churn_90d", horizon_days=90, description="no purchase in the next 90 days"),
+        "churn": ModelSpec(label="churn_90d", horizon_days=90, positive="no_purchase",
+                           description="no purchase in the next 90 days"),
         "repurchase": ModelSpec(label="repurchase_30d", horizon_days=30, description="a purchase in the next 30 days")}
     features: tuple[str, ...] = DEFAULT_FEATURES
     as_of_step_days: int = Field(14, ge=1)

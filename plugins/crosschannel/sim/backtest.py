@@ -11,11 +11,11 @@ with dag.test() on the local target. The trusted state at C is therefore the sou
 after C reaches the models.
 
 Then, on every customer with an order up to C, the scores at C are held against what happened after C in the full
-files: churn_90d (no order in the 90 days after C) and repurchase_30d (an order in the 30 days after C), as the
-labels of include/sql/trusted/customer_features.sql define them. Per model and cutoff, the AUC, top-decile lift and
-calibration error of: the champion that scored C, the model trained at C (promoted or not), and the RFM and BG/NBD
-baselines fitted at C on the same training rows the promotion rule uses. Written to
-<root>/reports/backtest/summary.json and summary.html; progress is printed as it goes.
+files: each model's label as its spec says (`models.specs`: an order, or none, in the `horizon_days` after C;
+churn_90d and repurchase_30d as shipped), as include/sql/trusted/customer_features.sql defines it. Per model and
+cutoff, the AUC, top-decile lift and calibration error of: the champion that scored C, the model trained at C
+(promoted or not), and the RFM and BG/NBD baselines fitted at C on the same training rows the promotion rule uses.
+Written to <root>/reports/backtest/summary.json and summary.html; progress is printed as it goes.
 
 `python -m crosschannel replay --from D --to D2 [--dags ...]` (`replay`) runs the history day by day instead, in
 the configured root, as production would have seen it: per day, the source clock is set to the day's end and
@@ -46,9 +46,6 @@ REPLAYED = ("retail_ingest", "retail_trusted")
 SHOWN = ("auc", "top_decile_lift", "calibration_error", "rows", "positive_rate")
 
 
-OUTCOME_DAYS = 90  # the longest label window after a cutoff (churn_90d)
-
-
 class BacktestError(ValueError):
     """A cutoff outside the files' history, or a run that did not succeed; the message says which."""
 
@@ -61,19 +58,25 @@ def _environment(root: Path, absent: list[str]) -> dict[str, str]:
             **{f"CROSSCHANNEL__SOURCES__{name.upper()}": "false" for name in absent}}
 
 
+def outcome_days() -> int:
+    """The days of outcomes a cutoff needs after it: the longest label window of `models.specs`."""
+    return max(spec.horizon_days for spec in get_config().models.specs.values())
+
+
 def read_orders(orders_csv: str, cutoffs: list[dt.date], **layout):
     """The full orders file (`layout`: import_csv's date_format, delimiter and columns), once every cutoff is known
-    to have history before it and the 90 days of outcomes after it that churn_90d needs."""
+    to have history before it and the days of outcomes after it that the longest label window needs."""
     problems: list = []
+    days = outcome_days()
     orders = files.orders(files.order_file(orders_csv, problems, **layout))
     files.raise_if_any(problems)
     first, last = orders.order_ts.min().date(), orders.order_ts.max().date()
     for cutoff in cutoffs:
-        if not first <= cutoff <= last - dt.timedelta(days=OUTCOME_DAYS):
+        if not first <= cutoff <= last - dt.timedelta(days=days):
             raise BacktestError(
                 f"--cutoffs {cutoff}: {orders_csv} holds orders from {first} to {last}; a cutoff needs orders on or "
-                f"before it and {OUTCOME_DAYS} days of outcomes after it (expected a day from {first} to "
-                f"{last - dt.timedelta(days=OUTCOME_DAYS)})")
+                f"before it and {days} days of outcomes after it (expected a day from {first} to "
+                f"{last - dt.timedelta(days=days)})")
     return orders
 
 
@@ -85,9 +88,10 @@ def outcomes(orders, cutoff: dt.date) -> tuple[set[str], dict[str, dict]]:
     known = set(orders.loc[orders.order_ts < end, "customer_id"])
     after = orders[orders.order_ts >= end]
     labels = {}
-    for label, days, bought in (("repurchase_30d", 30, 1), ("churn_90d", OUTCOME_DAYS, 0)):
-        buyers = set(after.loc[after.order_ts < end + pd.Timedelta(days=days), "customer_id"])
-        labels[label] = {customer: int((customer in buyers) == bool(bought)) for customer in known}
+    for spec in get_config().models.specs.values():
+        buyers = set(after.loc[after.order_ts < end + pd.Timedelta(days=spec.horizon_days), "customer_id"])
+        bought = spec.positive == "purchase"
+        labels[spec.label] = {customer: int((customer in buyers) == bought) for customer in known}
     return known, labels
 
 
