@@ -165,26 +165,28 @@ class Propensity:
         self.booster = booster
         self.feature_names = list(card["features"])
 
-    def score(self, data):
-        """(probabilities, per-row reason indices into `self.reason_names`, best first)."""
+    def score(self, data, reasons=True):
+        """(probabilities, per-row reason indices into `self.reason_names`, best first; None without `reasons`)."""
         import numpy as np
 
         if self.kind == "bgnbd":
             spec = self.card["bgnbd"]
             p_none = bgnbd_columns(data, self.feature_names, spec)[:, 2]
             p = p_none if self.card["positive"] == "no_purchase" else 1.0 - p_none
-            return p, np.tile(np.arange(len(self.feature_names)), (len(p), 1))
+            return p, np.tile(np.arange(len(self.feature_names)), (len(p), 1)) if reasons else None
         if self.kind == "rfm":
             parts = _rfm_parts(data, self.card)
             a, b = self.card["rfm"]["calibration"]
             p = 1.0 / (1.0 + np.exp(-np.clip(a * parts.sum(axis=1) / 3.0 + b, -30, 30)))
-            return p, np.argsort(-parts, axis=1, kind="stable")
+            return p, np.argsort(-parts, axis=1, kind="stable") if reasons else None
         import xgboost as xgb
 
         if "bgnbd" in self.card:
             data = np.column_stack([data, bgnbd_columns(data, self.feature_names, self.card["bgnbd"])])
         matrix = xgb.DMatrix(data, feature_names=self.reason_names)
         p = self.booster.predict(matrix)
+        if not reasons:
+            return p, None
         contributions = self.booster.predict(matrix, pred_contribs=True, approx_contribs=True)[:, :-1]  # last: bias
         return p, np.argsort(-contributions, axis=1, kind="stable")
 

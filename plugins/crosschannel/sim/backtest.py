@@ -122,8 +122,8 @@ def evaluate_cutoff(day: dt.date, labels: dict[str, dict]) -> dict:
         train = read_snapshots(day, [dt.date.fromisoformat(last_train_day)])
         fitted = registry.fit_baselines(handlers, model, train[train[spec.label].notna()])
         predicted = {"champion": champion.to_numpy(dtype="float64"),
-                     "trained": registry.predict(handlers, trained, frame),
-                     **{kind: registry.predict(handlers, handlers.Propensity(fitted[kind]), frame) for kind in fitted}}
+                     "trained": registry.predict(trained, frame),
+                     **{kind: registry.predict(handlers.Propensity(fitted[kind]), frame) for kind in fitted}}
         result[model] = {name: {k: finite(v) for k, v in evaluate(y, p, ties).items() if k in SHOWN}
                          for name, p in predicted.items()}
         result[model]["champion"]["version"] = cards["champion"]["version"]
