@@ -192,3 +192,19 @@ def test_a_landed_line_that_is_not_utf8_names_its_file(tmp_path):
 
     with pytest.raises(sqljobs.SqlJobError, match=r"bad\.gz: a line is not UTF-8 text"):
         sqljobs.read_input("segment_lines", sqljobs.json_lines([storage.location(bad.as_uri())]))
+
+
+def test_a_sql_job_naming_a_column_its_input_lacks_says_which_file_and_column(local_env, tmp_path):
+    """A feature of models.features that the snapshots do not hold (or any column an input lacks) fails the job
+    with the SQL file, its inputs and DuckDB's own words on the column, without retries, the output untouched."""
+    day = dt.date(2026, 11, 2)
+    folder = storage.location((tmp_path / "snapshot").as_uri())
+    sqljobs.write_partition(folder, pa.table({"customer_id": [1, 2], "churn_90d": [0, 1]}))
+    job = sqljobs.job(day, "churn_train_rows.sql", engines.render("models/training_rows.sql", label="churn_90d",
+                      features=["recency_days"]), {"snapshots": sqljobs.parquet([folder])},
+                      storage.location((tmp_path / "out").as_uri()), output_format="csv")
+
+    with pytest.raises(sqljobs.SqlJobError, match=r"churn_train_rows\.sql: the SQL does not fit its inputs "
+                                                  r'\(snapshots\): .*"s" does not have a column named "recency_days"'):
+        sqljobs.run_local(job)
+    assert not (tmp_path / "out").exists()

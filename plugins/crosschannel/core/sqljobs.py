@@ -215,6 +215,11 @@ def run_local(script_args: dict) -> int:
     except duckdb.ConversionException as exc:
         raise SqlJobError(f"{storage.url_of(sql_path)}: an input value does not fit its column's type ({exc}); "
                           f"output {script_args['--output_path']} left as it was") from exc
+    except (duckdb.BinderException, duckdb.CatalogException, duckdb.ParserException) as exc:
+        # a column or input the SQL names is not there (e.g. a feature of models.features that
+        # customer_features.sql does not compute): a retry cannot help
+        raise SqlJobError(f"{storage.url_of(sql_path)}: the SQL does not fit its inputs ({', '.join(inputs)}): {exc}; "
+                          f"output {script_args['--output_path']} left as it was") from exc
     output = storage.location(script_args["--output_path"])
     if script_args.get("--output_format", "parquet") == "parquet":
         write_partition(output, in_stable_order(table))
