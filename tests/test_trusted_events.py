@@ -208,3 +208,22 @@ def test_a_sql_job_naming_a_column_its_input_lacks_says_which_file_and_column(lo
                                                   r'\(snapshots\): .*"s" does not have a column named "recency_days"'):
         sqljobs.run_local(job)
     assert not (tmp_path / "out").exists()
+
+
+def test_a_columns_least_value_comes_from_the_parquet_footers_or_the_column(tmp_path):
+    """sqljobs.column_min (the history start of the training split, read on the worker): from the row groups'
+    statistics where every group has them, from the column where a writer left them out; nulls are not values."""
+    import pyarrow.parquet as pq
+
+    values = [None, dt.datetime(2025, 5, 10, 0, 30), dt.datetime(2024, 1, 2), None, dt.datetime(2026, 1, 1)]
+    table = pa.table({"customer_id": list(range(5)), "first_order_ts": pa.array(values, pa.timestamp("us"))})
+    for name, statistics in (("with", True), ("without", False)):
+        folder = storage.location((tmp_path / name).as_uri())
+        with storage.committing(folder) as staging, (staging / "part-00000.parquet").open("wb") as handle:
+            pq.write_table(table, handle, row_group_size=2, write_statistics=statistics)
+        assert sqljobs.column_min(folder, "first_order_ts") == dt.datetime(2024, 1, 2)
+    empty = storage.location((tmp_path / "nulls").as_uri())
+    sqljobs.write_partition(empty, table.set_column(1, "first_order_ts", pa.nulls(5, pa.timestamp("us"))))
+    assert sqljobs.column_min(empty, "first_order_ts") is None
+    with pytest.raises(sqljobs.SqlJobError, match="no column 'last_order_ts'"):
+        sqljobs.column_min(empty, "last_order_ts")

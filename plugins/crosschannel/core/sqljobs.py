@@ -196,6 +196,31 @@ def read_partition(folder: ObjectStoragePath) -> pa.Table:
     return read_parquet([storage.url_of(folder)])
 
 
+def column_min(folder: ObjectStoragePath, column: str):
+    """The least non-null value of a column of a committed partition (None if it has none), from the Parquet
+    files' statistics where every row group has them (only the footers are read: on aws not the data into the
+    worker), else from the column itself."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    found = []
+    for file in sorted(storage.resolve(folder).glob("*.parquet")):
+        with file.open("rb") as handle:
+            meta = pq.ParquetFile(handle).metadata
+            leaves = [meta.schema.column(i).path for i in range(meta.num_columns)]
+            if column not in leaves:
+                raise SqlJobError(f"{storage.url_of(file)}: no column {column!r}")
+            groups = [meta.row_group(i).column(leaves.index(column)) for i in range(meta.num_row_groups)]
+            if any(g.statistics is None or (not g.statistics.has_min_max and g.statistics.null_count != g.num_values)
+                   for g in groups):
+                handle.seek(0)
+                found.append(pc.min(pq.read_table(handle, columns=[column]).column(column)).as_py())
+            else:
+                found += [g.statistics.min for g in groups if g.statistics.has_min_max]
+    found = [value for value in found if value is not None]
+    return min(found) if found else None
+
+
 def write_partition(folder: ObjectStoragePath, table: pa.Table) -> None:
     """Commit `table` as the partition's one Parquet file, replacing the partition whole."""
     import pyarrow.parquet as pq

@@ -50,10 +50,8 @@ def history_start(day: dt.date) -> dt.date | None:
     folder = paths.trusted("customer_360", day)
     if not storage.is_committed(folder):
         return None
-    import pandas as pd
-
-    first = sqljobs.read_partition(folder).column("first_order_ts").to_pandas().min()
-    return None if pd.isna(first) else first.date()
+    first = sqljobs.column_min(folder, "first_order_ts")
+    return None if first is None else first.date()
 
 
 def split_layout(day: dt.date, model: str, start: dt.date | None) -> tuple[dict[str, list[dt.date]], dict]:
