@@ -116,13 +116,12 @@ def glue(kinds: dict, startup: float, dpu_hour: float) -> dict:
         cores = 4 * (workers - 1)
         per_kind = {}
         for kind, fitted in kinds.items():
-            per_job = fitted["fixed_seconds"] / max(fitted["jobs"], 1)
+            runs = max(fitted["jobs"], 1)
             work = fitted["per_million_customers_seconds"] * size / 1e6 * 2 / cores  # two local cores' seconds
-            runs = [max(startup + per_job + work / max(fitted["jobs"], 1), 60.0)] * fitted["jobs"]
-            per_kind[kind] = {"workers": workers, "runs": fitted["jobs"],
-                              "minutes_each": round(runs[0] / 60, 1) if runs else 0.0,
-                              "dpu_hours": round(sum(runs) / 3600 * workers, 2),
-                              "dollars": round(sum(runs) / 3600 * workers * dpu_hour, 2)}
+            seconds = max(startup + (fitted["fixed_seconds"] + work) / runs, 60.0)  # each run, billed >= 1 minute
+            per_kind[kind] = {"workers": workers, "runs": fitted["jobs"], "minutes_each": round(seconds / 60, 1),
+                              "dpu_hours": round(seconds * fitted["jobs"] / 3600 * workers, 2),
+                              "dollars": round(seconds * fitted["jobs"] / 3600 * workers * dpu_hour, 2)}
         found[size] = per_kind
     return found
 

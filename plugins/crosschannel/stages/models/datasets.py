@@ -129,13 +129,13 @@ def plan_datasets(day: dt.date) -> list[dict]:
     for model, spec in cfg.specs.items():
         days, layout = split_layout(day, model, start)
         views = {split: sqljobs.parquet([paths.snapshot(day, as_of) for as_of in days[split]]) for split in SPLITS}
+        sql = engines.render("models/training_rows.sql", label=spec.label, features=features)  # every split's
         for split in SPLITS:
             manifest = {"model": model, "label": spec.label, "features": features, "split": split,
                         "as_of": [d.isoformat() for d in days[split]], "partition": day.isoformat(),
                         "layout": layout, "features_skipped": skipped}
             if set(BGNBD_INPUTS.values()) <= set(features):  # train.py derives the BG/NBD features
                 manifest["bgnbd"] = {"inputs": BGNBD_INPUTS, "horizon_days": spec.horizon_days}
-            sql = engines.render("models/training_rows.sql", label=spec.label, features=features)
             plans.append(sqljobs.job(day, f"{model}_{split}_rows.sql", sql, {"snapshots": views[split]},
                                      paths.dataset(model, day) / split, output_format="csv", manifest=manifest))
         sql = engines.render("models/training_summary.sql", label=spec.label, features=features, splits=SPLITS)
@@ -198,10 +198,10 @@ def check_datasets(day: dt.date) -> dict:
     return summary
 
 
-def test_rows(model: str, day: dt.date) -> pd.DataFrame:
+def test_rows(model: str, day: dt.date, described: dict[str, dict] | None = None) -> pd.DataFrame:
     """The test split's rows with every column of the snapshots (ids, as-of day, label, features), in the
-    channel's order: what the evaluation scores."""
+    channel's order: what the evaluation scores. `described`: the model's `manifests`, when already read."""
     label = get_config().models.specs[model].label
-    days = [dt.date.fromisoformat(d) for d in manifests(model, day)["test"]["as_of"]]
+    days = [dt.date.fromisoformat(d) for d in (described or manifests(model, day))["test"]["as_of"]]
     frame = read_snapshots(day, days)
     return frame[frame[label].notna()].reset_index(drop=True)

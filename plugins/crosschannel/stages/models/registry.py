@@ -191,7 +191,8 @@ def evaluate_and_promote(day: dt.date, model: str, artifact: str) -> dict:
 
     cfg = get_config()
     spec = cfg.models.specs[model]
-    test, manifests = datasets.test_rows(model, day), datasets.manifests(model, day)
+    manifests = datasets.manifests(model, day)
+    test = datasets.test_rows(model, day, manifests)
     days = {split: [dt.date.fromisoformat(d) for d in m["as_of"]] for split, m in manifests.items()}
     train = read_snapshots(day, days["train"][-1:])
     train = train[train[spec.label].notna()]
