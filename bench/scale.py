@@ -22,7 +22,8 @@ Stage seconds are the Airflow task instances' end_date - start_date, summed per 
     extract            plan_extract, start_replication, await_replication (the local DMS task: full load, CDC)
     landing            land_dms_files (the landing check and manifest), land_segment_events
     trusted_merge      plan_merge, merge_table, plan_identities, map_identities, plan_events, type_events
-    gates              gate_trusted, gate_derived (Great Expectations suites, then publishing the partitions)
+    gates              plan_gate_trusted, check_trusted, gate_trusted and the same for derived (Great
+                       Expectations suites, then publishing the partitions)
     features           plan_derived, build_derived (customer 360, customer features), publish_trusted
     training_datasets  plan_snapshots, snapshot_features, plan_datasets, build_dataset, check_datasets
     tuning_training    plan_tuning, tune_model, plan_training, train_model
@@ -86,7 +87,8 @@ STAGE_TASKS = {
     "extract": ("plan_extract", "start_replication", "await_replication"),
     "landing": ("land_dms_files", "land_segment_events"),
     "trusted_merge": ("plan_merge", "merge_table", "plan_identities", "map_identities", "plan_events", "type_events"),
-    "gates": ("gate_trusted", "gate_derived"),
+    "gates": ("plan_gate_trusted", "check_trusted", "gate_trusted", "plan_gate_derived", "check_derived",
+              "gate_derived"),
     "features": ("plan_derived", "build_derived", "publish_trusted"),
     "training_datasets": ("plan_snapshots", "snapshot_features", "plan_datasets", "build_dataset", "check_datasets"),
     "tuning_training": ("plan_tuning", "tune_model", "plan_training", "train_model"),

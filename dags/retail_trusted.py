@@ -14,13 +14,15 @@ on the local target, the generic Glue 5.x script `include/glue/run_sql.py` throu
    identity map forward from the previous day; `plan_events` / `type_events` (`events.sql`) types,
    deduplicates and stitches the day's events to customers (a userId is a customer's external id or id,
    read from the merged customers).
-3. `gate_trusted` runs the Great Expectations suites (`include/expectations/trusted_<name>.json`) on every
-   candidate. A failed critical expectation stops the run with every failure and sample values, and the
-   trusted zone keeps its previous good partitions; warnings are reported. When all pass, the candidates
-   become `<root>/trusted/<name>/dt=YYYY-MM-DD/`.
+3. `plan_gate_trusted` / `check_trusted` run the Great Expectations suites
+   (`include/expectations/trusted_<name>.json`) on every candidate where the data is: GX Core on pandas in the
+   worker on local, on Spark in the same Glue job on aws (`include/glue/gx_checks.py`). `gate_trusted` reads
+   their results: a failed critical expectation stops the run with every failure, sample values and the keys of
+   their rows, and the trusted zone keeps its previous good partitions; warnings are reported. When all pass,
+   the candidates become `<root>/trusted/<name>/dt=YYYY-MM-DD/`.
 4. `plan_derived` / `build_derived`: `customer_360.sql` and `customer_features.sql` (features as of the day,
-   labels whose window is complete) over the published partitions; `gate_derived` gates and publishes them
-   to `<root>/trusted/customer_360/` and `<root>/features/customer/`.
+   labels whose window is complete) over the published partitions; `plan_gate_derived` / `check_derived` /
+   `gate_derived` gate and publish them to `<root>/trusted/customer_360/` and `<root>/features/customer/`.
 5. `publish_trusted` emits the `crosschannel.trusted` and `crosschannel.features.customer` assets with the
    partition, rows and gate outcomes.
 
@@ -83,8 +85,15 @@ def retail_trusted():
         return tasks.plan_events(partition_day(context), context["run_id"])
 
     @task
+    def plan_gate(gate: str, **context) -> list[dict]:
+        """Plan the gate job (the suites, the candidates they check, the keys their references read)."""
+        from crosschannel.stages.trusted import tasks
+
+        return getattr(tasks, f"plan_gate_{gate}")(partition_day(context), context["run_id"])
+
+    @task
     def gate_trusted(**context) -> dict:
-        """Gate every trusted candidate; publish them all only if no critical expectation fails."""
+        """Publish every trusted candidate only if its gate job found no critical failure."""
         from crosschannel.stages.trusted import tasks
 
         return tasks.gate_trusted(partition_day(context), context["run_id"])
@@ -98,7 +107,7 @@ def retail_trusted():
 
     @task
     def gate_derived(**context) -> dict:
-        """Gate customer 360 and the features; publish them only if both pass."""
+        """Publish customer 360 and the features only if their gate job found no critical failure."""
         from crosschannel.stages.trusted import tasks
 
         return tasks.gate_derived(partition_day(context), context["run_id"])
@@ -114,14 +123,17 @@ def retail_trusted():
 
     merges = plan_merge()
     identities, events = plan_identities(), plan_events()
-    gate = gate_trusted()
+    checks = plan_gate.override(task_id="plan_gate_trusted")("trusted")
     merged = steps.sql_jobs("merge_table", merges)
-    chain(merges, merged, gate)
+    chain(merges, merged, checks)
     # the identity map and the events read the merged customers (whose userIds are the retailer's external ids)
     chain(merged, identities, steps.sql_jobs("map_identities", identities), events,
-          steps.sql_jobs("type_events", events), gate)
-    derived = plan_derived()
-    chain(gate, derived, steps.sql_jobs("build_derived", derived), gate_derived(), publish_trusted())
+          steps.sql_jobs("type_events", events), checks)
+    gate = gate_trusted()
+    chain(checks, steps.sql_jobs("check_trusted", checks), gate)
+    derived, derived_checks = plan_derived(), plan_gate.override(task_id="plan_gate_derived")("derived")
+    chain(gate, derived, steps.sql_jobs("build_derived", derived), derived_checks,
+          steps.sql_jobs("check_derived", derived_checks), gate_derived(), publish_trusted())
 
 
 dag = retail_trusted()

@@ -7,7 +7,8 @@ bundle sends and, as the service would, runs the real work on what they point to
 - DMS StartReplicationTask: the local stand-in (crosschannel.local.dms_task) replicates the source DB into
   the S3 lake as DMS does, then the task stops at its stop position (moto reports no StopReason: it is
   added to DescribeReplicationTasks' answer);
-- Glue StartJobRun: include/glue/run_sql.py under local pyspark on the job's arguments, its S3 inputs copied
+- Glue StartJobRun: include/glue/run_sql.py under local pyspark on the job's arguments (a gate job: its GX
+  module from --extra-py-files must be in S3), its S3 inputs copied
   to local disk and its output version and marker copied back (Glue reads and writes S3 itself);
 - SageMaker CreateHyperParameterTuningJob / CreateTrainingJob / CreateTransformJob: train.py / inference.py in
   the SageMaker layout (crosschannel.local.sagemaker) on the channels the request names; the artifacts go where
@@ -236,8 +237,6 @@ class Cloud:
 
         args, script = params["Arguments"], glue_script()
         with self.acting_as("glue"):
-            given = args["--inputs"] if "--inputs" in args else self.download(args["--inputs_path"]).read_text()
-            inputs = self.localized(json.loads(given))
             output = args["--output_path"].rstrip("/")
             marker = f"{output}/_SUCCESS"
             self.download(marker)  # the partition's current pointer, which the commit retires
@@ -245,8 +244,18 @@ class Cloud:
             if local_output.exists():
                 for old in local_output.glob("_v*"):
                     shutil.rmtree(old)  # versions already in S3 are not uploaded again
-            script.run(self.spark, "file://" + str(self.download(args["--sql_path"])), inputs,
-                       "file://" + str(local_output), args.get("--output_format", "parquet"), args.get("--manifest"))
+            if "--gates_path" in args:  # a gate job: GX Core from pip, gx_checks.py from S3 on the Python path
+                assert args["--additional-python-modules"].startswith("great_expectations=="), args
+                if not self.download(args["--extra-py-files"]).is_file():
+                    raise ModuleNotFoundError(f"--extra-py-files {args['--extra-py-files']}: no such object")
+                spec = self.download(args["--gates_path"])
+                spec.write_text(json.dumps(self.localized(json.loads(spec.read_text()))))
+                script.run_gates(self.spark, "file://" + str(spec), "file://" + str(local_output))
+            else:
+                given = args["--inputs"] if "--inputs" in args else self.download(args["--inputs_path"]).read_text()
+                script.run(self.spark, "file://" + str(self.download(args["--sql_path"])),
+                           self.localized(json.loads(given)), "file://" + str(local_output),
+                           args.get("--output_format", "parquet"), args.get("--manifest"))
             self.upload(output)
 
     def tune(self, params: dict) -> None:

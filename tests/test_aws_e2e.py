@@ -109,7 +109,8 @@ def chains(tmp_path_factory, airflow_db, moto_server, spark):
         s3.create_bucket(Bucket="lake")
         for file in sorted(p for p in logs.rglob("*") if p.is_file()):
             s3.upload_file(str(file), "lake", f"segment-logs/{file.relative_to(logs).as_posix()}")
-        s3.upload_file(str(BUNDLE / "include/glue/run_sql.py"), "lake", "code/run_sql.py")
+        for script in ("run_sql.py", "gx_checks.py"):
+            s3.upload_file(str(BUNDLE / "include/glue" / script), "lake", f"code/{script}")
         dms = boto3.client("dms", endpoint_url=moto_server, region_name="us-east-1")
         task = dms.create_replication_task(
             ReplicationTaskIdentifier="retail-e2e", MigrationType="full-load-and-cdc",
@@ -191,7 +192,7 @@ def test_every_call_is_allowed_by_the_policy_of_the_role_that_made_it(chains):
     substitutions = {
         "Region": "us-east-1", "Account": "123456789012", "LakeBucket": "lake", "LakePrefix": "data",
         "SegmentBucket": "lake", "SegmentPrefix": "segment-logs", "GlueScriptBucket": "lake",
-        "GlueScriptKey": "code/run_sql.py", "GlueJobName": "crosschannel-sql",
+        "GlueScriptPrefix": "code", "GlueJobName": "crosschannel-sql",
         "GlueRoleArn": cfg["CROSSCHANNEL__AWS__GLUE__ROLE_ARN"],
         "SageMakerRoleArn": cfg["CROSSCHANNEL__AWS__SAGEMAKER__ROLE_ARN"],
         "PersonalizeRoleArn": cfg["CROSSCHANNEL__ACTIVATION__PERSONALIZE__ROLE_ARN"],

@@ -281,3 +281,50 @@ def test_the_gates_frame_compares_fast_dtypes_and_judges_as_arrow_did(local_env)
         assert ("expect_column_values_to_be_between", "total", 1, [-5.0], "[{'order_id': 5002}]", "None") \
             in verdicts[0]
     assert any(v[1] == "order_ts" and "9999" in v[5] for v in verdicts[0])
+
+
+def test_a_gate_job_finds_the_same_on_pandas_in_the_worker_and_on_spark_in_glue(local_env, spark):
+    """The gate job of the local target (GX Core on pandas, crosschannel.core.gates.run_local) and of aws (GX Core
+    on Spark in the Glue script, run_sql.py --gates_path) on the same committed candidates: the same failures,
+    counts, samples, keys of their rows and observed values, references checked against the same keys."""
+    import pyarrow as pa
+
+    from crosschannel.core import gates, paths, sqljobs, storage
+    from crosschannel.stages.trusted import publish
+    from tests.conftest import glue_script
+
+    orders = _orders(rows=9, channel={5002: "fax"}, store_id={5003: 7}, customer_id={5004: "c9"},
+                     total={5005: -1.0, 5006: -2.0})
+    orders.loc[orders["order_id"] == 5009, "order_id"] = 5008
+    suites = {}
+    for name, frame in {"orders": orders, "order_lines": _lines(orders)}.items():
+        candidate = paths.candidate(name, DAY, run="r")
+        sqljobs.write_partition(candidate, pa.Table.from_pandas(frame, preserve_index=False))
+        suites[f"trusted_{name}"] = (candidate, paths.trusted(name, DAY))
+    for name, keys in {"customers": ["c0", "c1"], "stores": [1], "products": [1]}.items():
+        sqljobs.write_partition(paths.trusted(name, DAY), pa.table({f"{name[:-1]}_id": keys}))
+
+    (args,) = publish.plan_gate(DAY, suites, "trusted", "r")
+    assert gates.run_local(args) == 2
+    on_spark = paths.candidate("gate_on_spark", DAY, zone_name="reports")
+    assert glue_script().run_gates(spark, args["--gates_path"], storage.url_of(on_spark)) == 2
+
+    def verdicts(folder):
+        found = {}
+        for result in gates.job_results(folder):
+            checked = gates.GateRun(DAY).add(result)
+            found[checked.suite] = (checked.rows, sorted(
+                (severity, f["expectation"], str(f["column"]), f["unexpected_count"], sorted(map(str, f["sample"])),
+                 sorted(map(str, f["keys"])), str(f["observed"]))
+                for severity, failures in (("critical", checked.failed_critical), ("warning", checked.failed_warning))
+                for f in failures))
+        return found
+
+    local, glue = verdicts(publish.results_folder(DAY, "trusted", "r")), verdicts(on_spark)
+    assert local == glue
+    failed = {(f[1], f[2]) for f in local["trusted_orders"][1]}
+    assert {("expect_column_values_to_be_in_set", "channel"), ("expect_column_values_to_be_keys_of", "store_id"),
+            ("expect_column_values_to_be_keys_of", "customer_id"), ("expect_column_values_to_be_between", "total"),
+            ("expect_column_values_to_be_unique", "order_id")} <= failed
+    (dangling,) = [f for f in local["trusted_order_lines"][1] if f[1] == "expect_column_values_to_be_keys_of"]
+    assert dangling[4:6] == (["999999999"], ["{'order_id': 999999999, 'line_no': 2}"])

@@ -32,7 +32,7 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 SUBS = {
     "Region": "us-east-1", "Account": "123456789012", "LakeBucket": "lake", "LakePrefix": "retail",
     "SegmentBucket": "segment-lake", "SegmentPrefix": "segment-logs", "GlueScriptBucket": "artifacts",
-    "GlueScriptKey": "glue/run_sql.py", "GlueJobName": "crosschannel-sql",
+    "GlueScriptPrefix": "glue", "GlueJobName": "crosschannel-sql",
     "GlueRoleArn": "arn:aws:iam::123456789012:role/crosschannel-glue",
     "SageMakerRoleArn": "arn:aws:iam::123456789012:role/crosschannel-sagemaker",
     "PersonalizeRoleArn": "arn:aws:iam::123456789012:role/crosschannel-personalize",
@@ -137,7 +137,8 @@ CALLS = [
     # wiring/notify.py: SnsNotifier
     ("worker", "sns", "Publish", "${SnsTopicArn}", None),
     # the Glue job (include/glue/run_sql.py through Spark's S3 file system) and Glue's job logs
-    ("glue", "s3", "GetObject", "arn:aws:s3:::${GlueScriptBucket}/${GlueScriptKey}", None),
+    ("glue", "s3", "GetObject", "arn:aws:s3:::${GlueScriptBucket}/${GlueScriptPrefix}/run_sql.py", None),
+    ("glue", "s3", "GetObject", "arn:aws:s3:::${GlueScriptBucket}/${GlueScriptPrefix}/gx_checks.py", None),
     ("glue", "s3", "ListObjectsV2", f"{LAKE}/landing/dms/retail/orders/", None),
     ("glue", "s3", "HeadObject", f"{LAKE}/trusted/orders/dt=2026-11-01/_SUCCESS", None),
     ("glue", "s3", "GetObject", f"{LAKE}/system/sql/dt=2026-11-01/cdc_merge-orders.sql", None),

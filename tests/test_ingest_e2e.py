@@ -287,7 +287,7 @@ def test_a_critical_gate_failure_keeps_the_previous_good_partition(ingested):
         merge.write_table(name, day, sqljobs.read_partition(paths.trusted(name, day)), run=RUN)
 
     with pytest.raises(gates.GateFailed) as caught:
-        trusted_tasks.gate_trusted(day, RUN)
+        _gate_trusted(day)
 
     message = str(caught.value)
     assert "trusted_orders (partition 2026-11-03), column order_id: expect_column_values_to_be_unique" in message
@@ -329,7 +329,7 @@ def test_events_of_unknown_customers_are_reported_not_stopped(ingested):
     merge.write_table("events", day, events.set_column(events.schema.get_field_index("customer_id"), "customer_id",
                                                          pa.array(ids, pa.int64())), run=RUN)
 
-    outcome = trusted_tasks.gate_trusted(day, RUN)
+    outcome = _gate_trusted(day)
 
     assert outcome["gates"]["trusted_events"] is True and outcome["warnings"]["trusted_events"] >= 1
     report = storage.read_json(storage.zone("reports", f"dt={day}", "gates", "trusted_events.json"))
@@ -362,6 +362,15 @@ def test_an_empty_day_flows_through_to_the_trusted_zone(ingested, monkeypatch):
     get_config.cache_clear()
 
 
+def _gate_trusted(day):
+    """retail_trusted's gate as the DAG runs it on local: plan_gate_trusted, check_trusted, gate_trusted."""
+    from crosschannel.stages.trusted import tasks as trusted_tasks
+
+    for job in trusted_tasks.plan_gate_trusted(day, RUN):
+        sqljobs.run_local(job)
+    return trusted_tasks.gate_trusted(day, RUN)
+
+
 ONE_TRUSTED_RUN = """
 import datetime as dt, json, sys
 from crosschannel.core import sqljobs
@@ -371,6 +380,8 @@ day, run = dt.date.fromisoformat(sys.argv[1]), sys.argv[2]
 for plan in (tasks.plan_merge, tasks.plan_identities, tasks.plan_events):
     for job in plan(day, run):
         sqljobs.run_local(job)
+for job in tasks.plan_gate_trusted(day, run):
+    sqljobs.run_local(job)
 print(json.dumps(tasks.gate_trusted(day, run)["rows"]))
 """
 

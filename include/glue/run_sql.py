@@ -18,6 +18,11 @@ Job arguments (Glue passes them as --name value):
     --manifest      optional: a JSON document written as manifest.json into the version folder with the data
                     (a SageMaker channel's feature names), committed with it
 
+A gate job instead (crosschannel.core.gates.plan_job):
+    --gates_path    the gate job's spec (JSON: the suites, their inputs and references; see gx_checks.py)
+    --output_path   the folder to commit one result JSON per suite to, as above
+    with GX Core from --additional-python-modules and include/glue/gx_checks.py from --extra-py-files.
+
 The Glue-only imports (awsglue) happen in `glue_session()` alone, so the same `run()` is tested under
 local pyspark.
 """
@@ -123,6 +128,7 @@ def _write_text(spark, url: str, text: str) -> None:
     if fs.getScheme() == "file":  # local runs (tests)
         local = url.removeprefix("file://")
         folder, name = os.path.split(local)
+        os.makedirs(folder, exist_ok=True)
         with open(f"{folder}/.{name}.tmp", "w") as handle:
             handle.write(text)
         os.replace(f"{folder}/.{name}.tmp", local)
@@ -132,16 +138,35 @@ def _write_text(spark, url: str, text: str) -> None:
         out.close()
 
 
+def run_gates(spark, gates_path: str, output_path: str) -> int:
+    """A gate job: GX Core on Spark runs the spec's suites on their inputs (gx_checks, from --extra-py-files), one
+    result JSON per suite committed to output_path as a SQL job's output is; returns the suites run."""
+    import gx_checks
+
+    spec = json.loads(_read_text(spark, gates_path))
+    results = gx_checks.run_job(spec, lambda source: read_input(spark, source), gx_checks.Spark)
+    version = f"_v{int(time.time())}-{uuid.uuid4().hex[:12]}"
+    for result in results:
+        _write_text(spark, f"{output_path.rstrip('/')}/{version}/{result['suite']}.json", json.dumps(result))
+    _point(spark, output_path.rstrip("/"), version)
+    return len(results)
+
+
 def parse_args(argv: list[str]) -> dict:
-    names, optional = ("sql_path", "output_path"), ("inputs", "inputs_path", "output_format", "manifest")
+    """The job's arguments: a SQL job's, or a gate job's (--gates_path, --output_path)."""
+    gate = "--gates_path" in argv
+    names = ("gates_path", "output_path") if gate else ("sql_path", "output_path")
+    optional = () if gate else ("inputs", "inputs_path", "output_format", "manifest")
     found = {}
     for i, token in enumerate(argv):
         if token.startswith("--") and token[2:] in names + optional and i + 1 < len(argv):
             found[token[2:]] = argv[i + 1]
-    missing = [n for n in names if n not in found] + ([] if {"inputs", "inputs_path"} & set(found) else ["inputs"])
+    inputs = gate or {"inputs", "inputs_path"} & set(found)
+    missing = [n for n in names if n not in found] + ([] if inputs else ["inputs"])
     if missing:
         raise SystemExit(f"run_sql.py: missing job argument(s): {', '.join('--' + m for m in missing)}")
-    found["inputs"] = json.loads(found["inputs"]) if "inputs" in found else None
+    if not gate:
+        found["inputs"] = json.loads(found["inputs"]) if "inputs" in found else None
     return found
 
 
@@ -154,5 +179,9 @@ def glue_session():
 
 if __name__ == "__main__":
     args = parse_args(sys.argv[1:])
-    count = run(glue_session(), **args)
-    print(f"run_sql.py: wrote {count} rows to {args['output_path']}")
+    if "gates_path" in args:
+        count = run_gates(glue_session(), **args)
+        print(f"run_sql.py: wrote the results of {count} suites to {args['output_path']}")
+    else:
+        count = run(glue_session(), **args)
+        print(f"run_sql.py: wrote {count} rows to {args['output_path']}")

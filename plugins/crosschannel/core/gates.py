@@ -1,4 +1,7 @@
-"""Great Expectations gates: a suite from include/expectations/ run with GX Core on a partition's data.
+"""Great Expectations gates: a suite from include/expectations/ run with GX Core on a partition's data, where the
+data is: a gate job (`plan_job`) runs the suites with include/glue/gx_checks.py, on pandas in the worker on the
+local target (`run_local`), on Spark inside the generic Glue job on aws (run_sql.py --gates_path), and commits
+one result per suite; the worker reads only those (`job_results`, `GateRun.add`), never the data.
 
 Each expectation carries `meta.severity`: `critical` failures stop the run (the gate raises, listing each
 failed expectation with sample bad values and the keys of their rows), `warning` failures are reported. A
@@ -9,8 +12,8 @@ fix. kwargs may say `$partition_start` / `$partition_end` (the day's bounds). A 
 partition's count. On an empty partition the column min/max expectations have nothing to bound and are left
 out; the row-count checks judge it. `meta.references` ([{column, table, key, severity}]) checks referential
 integrity: every non-null value of the column must be a key of the referenced table in the same partition
-(order lines to orders to customers, ...), with crosschannel.core.gate_references. `meta.needs` on a suite or an
-expectation lists the sources it checks (`sources` of the config: events, products, stores, contacts); when the
+(order lines to orders to customers, ...), with gx_checks' `expect_column_values_to_be_keys_of`. `meta.needs`
+on a suite or an expectation lists the sources it checks (`sources` of the config: events, products, stores, contacts); when the
 retailer has not one of them, the expectation is skipped and the gate report says why (`skipped`).
 GX is imported inside the gate (it takes seconds), never at DAG parse time, with its loggers at WARNING (its
 INFO lines would bury the gate's own message). Results are kept per partition under
@@ -22,15 +25,14 @@ partition day (run name and run time) and its table (the data asset: `zone/table
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
-import logging
-import re
 import shutil
 import tempfile
 import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from crosschannel.core import data_docs, paths, storage
 from crosschannel.core.config import BUNDLE_ROOT, get_config
@@ -39,11 +41,10 @@ from crosschannel.core.errors import DataError
 if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
+    from airflow.sdk import ObjectStoragePath
 
 SUITES = BUNDLE_ROOT / "include" / "expectations"
-SAMPLE_SIZE = 5
-GX_LOGGER = "great_expectations"
-_AGGREGATES = {"expect_column_max_to_be_between", "expect_column_min_to_be_between", "expect_column_mean_to_be_between"}
+SAMPLE_SIZE = 5  # gx_checks.SAMPLE_SIZE
 
 
 class GateFailed(DataError, RuntimeError):
@@ -83,25 +84,10 @@ def key_columns(suite: dict) -> list[str]:
     return list(suite.get("meta", {}).get("key", []))
 
 
-_BOUND = re.compile(r"^\$partition_(start|end)(?:\s*-\s*(\d+)\s*days?)?$")
-
-
-def _bind(value, day: dt.date):
-    """`$partition_start` / `$partition_end` (the day's bounds), optionally `- N days`, bound to the day."""
-    match = _BOUND.match(value) if isinstance(value, str) else None
-    if match:
-        start = dt.datetime.combine(day if match[1] == "start" else day + dt.timedelta(days=1), dt.time(0))
-        return start - dt.timedelta(days=int(match[2] or 0))
-    if isinstance(value, dict):
-        return {k: _bind(v, day) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_bind(v, day) for v in value]
-    return value
-
-
-def expectations_for(suite: dict, day: dt.date, previous_rows: int | None) -> list[dict]:
-    """The suite's expectations with the day bound in, plus the row-count check when there is a previous count."""
-    expectations = [_bind(e, day) for e in suite["expectations"]]
+def expectations_for(suite: dict, previous_rows: int | None) -> list[dict]:
+    """The suite's expectations (the gate job binds the day in), plus the row-count check when there is a previous
+    count."""
+    expectations = list(suite["expectations"])
     bounds = suite.get("meta", {}).get("row_count_vs_previous")
     if bounds and previous_rows:
         expectations.append({
@@ -128,11 +114,11 @@ def declared(suite: dict, expectations: list[dict]) -> tuple[list[dict], list[di
     return kept, skipped
 
 
-def references(suite: dict, keys_of) -> tuple[list[dict], dict[tuple[str, str], Any]]:
-    """The expectations for the suite's references and the keys they check against (`keys_of(table, key)`)."""
-    expectations, keys = [], {}
+def references(suite: dict) -> tuple[list[dict], list[tuple[str, str]]]:
+    """The expectations for the suite's references and the (table, key) pairs whose keys they check against."""
+    expectations, keys = [], []
     for ref in suite.get("meta", {}).get("references", []):
-        keys[(ref["table"], ref["key"])] = keys_of(ref["table"], ref["key"])
+        keys.append((ref["table"], ref["key"]))
         expectations.append({
             "type": "expect_column_values_to_be_keys_of",
             "kwargs": {"column": ref["column"], "keys_table": ref["table"], "keys_column": ref["key"]},
@@ -141,7 +127,79 @@ def references(suite: dict, keys_of) -> tuple[list[dict], dict[tuple[str, str], 
             "meta": {"severity": ref.get("severity", "critical"),
                      "references": f"{ref['column']} -> {ref['table']}.{ref['key']}"},
         })
-    return expectations, keys
+    return expectations, list(dict.fromkeys(keys))
+
+
+def plan_suite(name: str, table: str, source: dict | None, previous_rows: int | None = None,
+               keys_input=None) -> dict:
+    """One suite of a gate job (see include/glue/gx_checks.py): the suite's expectations for the retailer's
+    sources, the row-count check and the reference checks (`keys_input(table, key)`: the parquet input holding
+    the keys; no reference checks without it)."""
+    suite = load_suite(name)
+    expectations, refs = expectations_for(suite, previous_rows), []
+    if keys_input is not None:
+        checks, pairs = references(suite)
+        expectations += checks
+        refs = [{"table": t, "key": k, "input": keys_input(t, k)} for t, k in pairs]
+    expectations, skipped = declared(suite, expectations)
+    return {"name": name, "table": table, "input": source, "expectations": expectations,
+            "meta": suite.get("meta", {}), "key": key_columns(suite), "skipped": skipped, "references": refs}
+
+
+def glue_arguments() -> dict:
+    """What a gate job needs on Glue besides its spec: GX Core (the worker's version) installed with pip, and
+    include/glue/gx_checks.py, deployed beside the job's script, on the Python path (Glue's documented
+    `--additional-python-modules` and `--extra-py-files`)."""
+    from importlib.metadata import version
+
+    script = get_config().aws.glue.script_location
+    extra = {"--extra-py-files": script.rsplit("/", 1)[0] + "/gx_checks.py"} if script else {}
+    return {"--additional-python-modules": f"great_expectations=={version('great_expectations')}", **extra}
+
+
+def plan_job(day: dt.date, name: str, suites: list[dict], output: ObjectStoragePath) -> dict:
+    """A gate job's arguments (the SQL jobs' Glue job runs it; locally crosschannel.core.sqljobs.run_local): its
+    spec kept under <root>/system/sql/dt=YYYY-MM-DD/<name>.json, the results' partition folder."""
+    from crosschannel.core import sqljobs
+
+    spec = sqljobs.upload_sql(day, f"{name}.json", storage.json_text({"day": day.isoformat(), "suites": suites}))
+    return {"--gates_path": storage.url_of(spec), "--output_path": storage.url_of(output), **glue_arguments()}
+
+
+def checks():
+    """include/glue/gx_checks.py, loaded once as the Glue job imports it (`gx_checks`): GX is imported here,
+    inside the gate, never at DAG parse time."""
+    import importlib.util
+    import sys
+
+    if "gx_checks" not in sys.modules:
+        spec = importlib.util.spec_from_file_location("gx_checks", BUNDLE_ROOT / "include" / "glue" / "gx_checks.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["gx_checks"] = module
+        spec.loader.exec_module(module)
+    return sys.modules["gx_checks"]
+
+
+def run_local(script_args: dict) -> int:
+    """The local target's gate job: GX Core on pandas in the worker, the results committed as one JSON file per
+    suite in the output partition (what the Glue job writes on aws); returns the suites run."""
+    from crosschannel.core import sqljobs
+
+    spec = json.loads(storage.location(script_args["--gates_path"]).read_text())
+    read = functools.lru_cache(maxsize=None)(lambda text: frame_of(sqljobs.read_input("gate", json.loads(text))))
+    found = checks().run_job(spec, lambda source: read(json.dumps(source, sort_keys=True)), checks().Pandas)
+    with storage.committing(storage.location(script_args["--output_path"])) as staging:
+        for result in found:
+            (staging / f"{result['suite']}.json").write_text(json.dumps(result))
+    return len(found)
+
+
+def job_results(folder: ObjectStoragePath) -> list[dict]:
+    """The committed results of a gate job, in the spec's order of suites."""
+    if not storage.is_committed(folder):
+        raise DataError(f"{storage.url_of(folder)}: the gate job committed no results")
+    found = [json.loads(path.read_text()) for path in storage.resolve(folder).glob("*.json")]
+    return found
 
 
 _NANOSECONDS = (dt.datetime(1677, 9, 22), dt.datetime(2262, 4, 11))  # what datetime64[ns] holds
@@ -167,118 +225,57 @@ def frame_of(table: pa.Table) -> pd.DataFrame:
     return pa.table(columns, names=table.column_names).to_pandas()
 
 
-def _plain(value):
-    """A sample value as JSON keeps it: None for NaN/NaT, Python scalars, whole-number floats as ints (an id
-    column with a null in it reaches pandas as floats)."""
-    import pandas as pd
-
-    if pd.isna(value):
-        return None
-    if hasattr(value, "item"):
-        value = value.item()
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value if isinstance(value, str | int | float | bool) else str(value)
-
-
-def quiet_gx() -> None:
-    """GX's loggers at WARNING: its INFO lines (hundreds per gate under Airflow) bury the gate's own error."""
-    children = [name for name in list(logging.root.manager.loggerDict) if name.startswith(f"{GX_LOGGER}.")]
-    for name in [GX_LOGGER, *children]:
-        logger = logging.getLogger(name)
-        if name == GX_LOGGER or logger.level:  # the others inherit GX's level
-            logger.setLevel(max(logger.level, logging.WARNING))
-
-
-def _checked(kwargs: dict) -> list[str]:
-    return [kwargs["column"]] if "column" in kwargs else list(kwargs.get("column_list", []))
-
-
-def _sampled_rows(frame: pd.DataFrame, item, key: list[str]) -> list[dict]:
-    """The key and the checked columns of the failing rows GX sampled (by index label: GX's own key lookup,
-    `unexpected_index_column_names`, walks every failing row in Python, minutes on a day that fails whole)."""
-    labels = (item.result or {}).get("partial_unexpected_index_list") or []
-    if not key or not labels:
-        return []
-    columns = list(dict.fromkeys([*key, *_checked(item.expectation_config.kwargs)]))
-    rows = frame.loc[list(labels[:SAMPLE_SIZE]), columns].to_dict("records")
-    return [{column: _plain(value) for column, value in row.items()} for row in rows]
-
-
 class GateRun:
-    """One GX Core ephemeral context for a partition's gates, with a Data Docs site built from its validations.
+    """A partition's gate results, with a GX Core Data Docs site built from their validations.
 
-    `publish_docs()` builds the site (index, suites, validation results as HTML), copies it to
-    <root>/reports/dt=YYYY-MM-DD/<docs_name>/ and returns the index's URL.
+    `add(result)` takes a gate job's result for a suite (include/glue/gx_checks.py) and returns it as a
+    GateResult; `validate(...)` runs a suite on a pandas frame in the worker and adds it. `publish_docs()` builds
+    the site (index, suites, validation results as HTML), copies it to <root>/reports/dt=YYYY-MM-DD/<docs_name>/
+    and returns the index's URL.
     """
 
     def __init__(self, day: dt.date, docs_name: str = "data_docs"):
-        quiet_gx()  # before the import: GX logs INFO lines while it loads
-        import great_expectations as gx
-        from great_expectations.core.run_identifier import RunIdentifier
-        from great_expectations.data_context.types.base import ProgressBarsConfig
-
-        from crosschannel.core import gate_references
-
-        quiet_gx()  # again: modules of GX set their loggers to INFO when imported
-        self.gx = gx
-        self.lending = gate_references.lending
+        self.checks = checks()
         self.day = day
         self.docs_name = docs_name
-        self.run_id = RunIdentifier(run_name=day.isoformat(),
-                                    run_time=dt.datetime.combine(day, dt.time(0), tzinfo=dt.UTC))
         self.site = Path(tempfile.mkdtemp(prefix="crosschannel-data-docs-"))
         # removed with the gate also when no page is published; not at exit (a forked process would remove the
         # folder of the process that made it)
         weakref.finalize(self, shutil.rmtree, self.site, ignore_errors=True).atexit = False
-        self.context = gx.get_context(mode="ephemeral")
-        self.context.enable_analytics(False)
-        self.context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
+        self.context = self.checks.context()
         self.site_name = f"partition {day}"  # the index's title
         self.context.add_data_docs_site(site_name=self.site_name, site_config=data_docs.site_config(self.site))
-        self.sources: dict[str, Any] = {}
-
-    def _batch(self, table: str):
-        """The table as a data asset: `zone/name` is data source `zone`, asset `name` (pages show the asset)."""
-        zone, _, name = table.rpartition("/")
-        zone = zone or "pandas"
-        if zone not in self.sources:
-            self.sources[zone] = self.context.data_sources.add_pandas(zone)
-        return self.sources[zone].add_dataframe_asset(name).add_batch_definition_whole_dataframe("partition")
+        self._checking = None
 
     def validate(self, suite_name: str, frame: pd.DataFrame, previous_rows: int | None = None,
                  keys_of=None, table: str | None = None) -> GateResult:
-        """Run the suite on the frame (the partition of `table`, `zone/name`; the suite's name by default) and
-        sort the failures by severity. Each failure samples the bad values and the keys of their rows."""
-        gx, day = self.gx, self.day
-        suite = load_suite(suite_name)
-        expectations, keys = expectations_for(suite, day, previous_rows), {}
-        if keys_of is not None:
-            checks, keys = references(suite, keys_of)
-            expectations += checks
-        if frame.empty:  # no values to bound: an empty partition is judged by its row-count checks
-            expectations = [e for e in expectations if e["type"] not in _AGGREGATES]
-        expectations, skipped = declared(suite, expectations)
-        key = [c for c in key_columns(suite) if c in frame.columns]
-        if frame.index.name is not None or not frame.index.is_unique:  # GX samples failing rows by index label
-            frame = frame.reset_index(drop=True)
-        gx_suite = self.context.suites.add(gx.ExpectationSuite(
-            name=suite["name"], expectations=expectations, meta=suite.get("meta", {})))
-        definition = self.context.validation_definitions.add(gx.ValidationDefinition(
-            name=f"{suite_name}-{day}", data=self._batch(table or suite_name), suite=gx_suite))
-        checkpoint = self.context.checkpoints.add(gx.Checkpoint(
-            name=f"{suite_name}-{day}", validation_definitions=[definition],
-            result_format={"result_format": "SUMMARY", "partial_unexpected_count": SAMPLE_SIZE}))
-        with self.lending(keys):
-            run = checkpoint.run(batch_parameters={"dataframe": frame}, run_id=self.run_id)
-        ((identifier, outcome),) = run.run_results.items()
-        result = GateResult(suite=suite_name, partition=day.isoformat(), rows=len(frame),
-                            checked=len(outcome.results), key=key, skipped=skipped)
+        """Run the suite on the frame in the worker (the partition of `table`, `zone/name`; the suite's name by
+        default); `keys_of(table, key)` gives the keys its references check against."""
+        import pandas as pd
+
+        spec = plan_suite(suite_name, table or suite_name, None, previous_rows,
+                          None if keys_of is None else (lambda t, k: (t, k)))
+        keys = {f"{t}.{k}": pd.DataFrame({k: keys_of(t, k)}) for t, k in (r["input"] for r in spec["references"])}
+        if self._checking is None:
+            self._checking = self.checks.context()
+        return self.add(self.checks.run_suite(self._checking, spec, frame, keys, self.checks.Pandas, self.day))
+
+    def add(self, found: dict) -> GateResult:
+        """A suite's result as the gate reports it (failures by severity, with sample values and the keys of their
+        rows), its validation kept for the Data Docs site."""
+        import great_expectations as gx
+        from great_expectations.core.expectation_validation_result import expectationSuiteValidationResultSchema
+        from great_expectations.data_context.types.resource_identifiers import ValidationResultIdentifier
+
+        outcome = expectationSuiteValidationResultSchema.load(found["validation"])
+        key = found["key"]
+        result = GateResult(suite=found["suite"], partition=self.day.isoformat(), rows=found["rows"],
+                            checked=len(outcome.results), key=key, skipped=found["skipped"])
         for item in outcome.results:
             if item.success:
                 continue
             config = item.expectation_config
-            sampled = _sampled_rows(frame, item, key)
+            sampled = item.result.get("partial_unexpected_index_list") or []
             failure = {
                 "expectation": config.type,
                 "column": config.kwargs.get("column") or config.kwargs.get("column_list"),
@@ -291,12 +288,14 @@ class GateRun:
             }
             severity = (config.meta or {}).get("severity", "critical")
             (result.failed_critical if severity == "critical" else result.failed_warning).append(failure)
-            if sampled and not set(key) <= set(_checked(config.kwargs)):  # else the values are the keys
+            if sampled and not set(key) <= set(self.checks.checked(config.kwargs)):  # else the values are the keys
+                # as the pages show it: GX renders the keys of the sampled rows only beside a complete list of them
+                # (the sample stands in for it)
                 item.result.update(unexpected_index_list=sampled, unexpected_index_column_names=key,
                                    unexpected_list=item.result.get("partial_unexpected_list", []))
-        # as the pages show it: GX leaves the asset out of a dataframe batch's spec, and renders the keys of the
-        # sampled rows only beside a complete list of them (the sample stands in for it)
-        outcome.meta.setdefault("batch_spec", {})["data_asset_name"] = table or suite_name
+        self.context.suites.add(gx.ExpectationSuite(
+            name=found["suite"], expectations=[r.expectation_config for r in outcome.results], meta=found["meta"]))
+        identifier = ValidationResultIdentifier.from_tuple(tuple(found["identifier"]))
         self.context.validation_results_store.set(identifier, outcome)
         return result
 

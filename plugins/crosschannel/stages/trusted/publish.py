@@ -27,43 +27,64 @@ def rows_in(folder: ObjectStoragePath) -> int:
     return total
 
 
-def gate_and_publish(day: dt.date, suites: dict[str, tuple[ObjectStoragePath, ObjectStoragePath]],
-                     docs_name: str) -> dict:
-    """Run each suite on its candidate; only if no critical expectation fails, publish every candidate.
+def results_folder(day: dt.date, gate: str, run: str) -> ObjectStoragePath:
+    """Where the run's gate job commits its results: <root>/staging/reports/gate_<gate>/dt=D/run=<hash>/."""
+    return paths.candidate(f"gate_{gate}", day, zone_name="reports", run=run)
 
-    `suites` maps a suite name to (candidate, final) partition folders. A failure leaves the published
-    partitions as they were and raises with every failed expectation, sample values and the keys of their rows;
-    warnings are reported. References resolve against the candidates gated together (`trusted_<table>`), else
-    against the trusted partition of the day. Results are kept per partition, Data Docs under
-    reports/dt=.../<docs_name>, each validation labelled with its table as `zone/table` (trusted/orders).
+
+def plan_gate(day: dt.date, suites: dict[str, tuple[ObjectStoragePath, ObjectStoragePath]], gate: str,
+              run: str) -> list[dict]:
+    """The gate job over the run's candidates (a list of one: the SQL jobs' step maps over it).
+
+    `suites` maps a suite name to (candidate, final) partition folders. Each suite checks its candidate's
+    committed version, with the row-count check against the previous published partition and its references
+    against the candidates gated together (`trusted_<table>`), else the trusted partition of the day. Each
+    validation is labelled with its table as `zone/table` (trusted/orders).
     """
-    frames = {}
     for suite, (candidate, _) in suites.items():
         if not storage.is_committed(candidate):
             raise TrustedInputError(f"{storage.url_of(candidate)}: nothing was computed for {suite} on {day}")
-        frames[suite] = gates.frame_of(sqljobs.read_partition(candidate))
-    published: dict[str, object] = {}
 
-    def keys_of(table: str, key: str):
-        if f"trusted_{table}" in frames:
-            return frames[f"trusted_{table}"][key].dropna().unique()
-        if table not in published:
-            folder = paths.trusted(table, day)
-            if not storage.is_committed(folder):
-                raise TrustedInputError(f"{storage.url_of(folder)}: the reference table {table} is not published")
-            published[table] = sqljobs.read_partition(folder).column(key).to_pandas()
-        return published[table].dropna().unique()
+    def keys_input(table: str, key: str) -> dict:
+        if f"trusted_{table}" in suites:
+            return sqljobs.parquet([suites[f"trusted_{table}"][0]])
+        folder = paths.trusted(table, day)
+        if not storage.is_committed(folder):
+            raise TrustedInputError(f"{storage.url_of(folder)}: the reference table {table} is not published")
+        return sqljobs.parquet([folder])
 
-    results = []
-    run = gates.GateRun(day, docs_name=docs_name)
-    for suite, (_, final) in suites.items():
+    planned = []
+    for suite, (candidate, final) in suites.items():
         previous = paths.sibling(final, day - dt.timedelta(days=1))
-        previous_rows = rows_in(previous) if storage.is_committed(previous) else None
-        result = run.validate(suite, frames[suite], previous_rows, keys_of=keys_of,
-                              table=f"{final.parent.parent.name}/{final.parent.name}")  # zone/table
+        planned.append(gates.plan_suite(suite, f"{final.parent.parent.name}/{final.parent.name}",
+                                        sqljobs.parquet([candidate]),
+                                        rows_in(previous) if storage.is_committed(previous) else None, keys_input))
+    return [gates.plan_job(day, f"gate_{gate}", planned, results_folder(day, gate, run))]
+
+
+def gate_and_publish(day: dt.date, suites: dict[str, tuple[ObjectStoragePath, ObjectStoragePath]], gate: str,
+                     run: str, docs_name: str) -> dict:
+    """Read the gate job's results; only if no critical expectation failed, publish every candidate it checked.
+
+    A failure leaves the published partitions as they were and raises with every failed expectation, sample
+    values and the keys of their rows; warnings are reported. A candidate written again after its gate job ran
+    (a cleared job of the run) is refused: its gate must run again. Results are kept per partition, Data Docs
+    under reports/dt=.../<docs_name>.
+    """
+    found = {result["suite"]: result for result in gates.job_results(results_folder(day, gate, run))}
+    checked = gates.GateRun(day, docs_name=docs_name)
+    results = []
+    for suite, (candidate, _) in suites.items():
+        if suite not in found:
+            raise TrustedInputError(f"{storage.url_of(results_folder(day, gate, run))}: the gate job has no result "
+                                    f"for {suite}: run check_{gate} again")
+        if found[suite]["input"] != sqljobs.parquet([candidate]):
+            raise TrustedInputError(f"{storage.url_of(candidate)}: the candidate of {suite} was written again after "
+                                    f"its gate job checked {found[suite]['input']['paths']}: run check_{gate} again")
+        result = checked.add(found[suite])
         gates.record(result)
         results.append(result)
-    data_docs = run.publish_docs()
+    data_docs = checked.publish_docs()
     log.info("Great Expectations Data Docs for %s: %s; in the Airflow UI: %s", day, data_docs, paths.reports_view(day))
     gates.enforce(results)
     for candidate, final in suites.values():

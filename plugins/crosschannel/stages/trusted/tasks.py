@@ -23,9 +23,14 @@ def plan_events(day: dt.date, run: str) -> list[dict]:
     return events.plan_events(day, run)
 
 
+def plan_gate_trusted(day: dt.date, run: str) -> list[dict]:
+    """The gate job over every trusted candidate of the run."""
+    return publish.plan_gate(day, publish.trusted_suites(day, run), "trusted", run)
+
+
 def gate_trusted(day: dt.date, run: str) -> dict:
-    """Gate every trusted candidate of the run; publish them all only if no critical expectation fails."""
-    return publish.gate_and_publish(day, publish.trusted_suites(day, run), "data_docs")
+    """Publish every trusted candidate of the run only if its gate job found no critical failure."""
+    return publish.gate_and_publish(day, publish.trusted_suites(day, run), "trusted", run, "data_docs")
 
 
 def plan_derived(day: dt.date, run: str) -> list[dict]:
@@ -33,9 +38,14 @@ def plan_derived(day: dt.date, run: str) -> list[dict]:
     return features.plan_derived(day, run)
 
 
+def plan_gate_derived(day: dt.date, run: str) -> list[dict]:
+    """The gate job over the run's customer 360 and features."""
+    return publish.plan_gate(day, publish.derived_suites(day, run), "derived", run)
+
+
 def gate_derived(day: dt.date, run: str) -> dict:
-    """Gate the run's customer 360 and features; publish them only if both pass."""
-    return publish.gate_and_publish(day, publish.derived_suites(day, run), "data_docs_derived")
+    """Publish the run's customer 360 and features only if their gate job found no critical failure."""
+    return publish.gate_and_publish(day, publish.derived_suites(day, run), "derived", run, "data_docs_derived")
 
 
 def publish_trusted(day: dt.date) -> dict:
