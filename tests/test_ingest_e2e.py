@@ -364,8 +364,6 @@ def test_an_empty_day_flows_through_to_the_trusted_zone(ingested, monkeypatch):
 
 def _gate_trusted(day):
     """retail_trusted's gate as the DAG runs it on local: plan_gate_trusted, check_trusted, gate_trusted."""
-    from crosschannel.stages.trusted import tasks as trusted_tasks
-
     for job in trusted_tasks.plan_gate_trusted(day, RUN):
         sqljobs.run_local(job)
     return trusted_tasks.gate_trusted(day, RUN)

@@ -13,8 +13,8 @@ partition's count. On an empty partition the column min/max expectations have no
 out; the row-count checks judge it. `meta.references` ([{column, table, key, severity}]) checks referential
 integrity: every non-null value of the column must be a key of the referenced table in the same partition
 (order lines to orders to customers, ...), with gx_checks' `expect_column_values_to_be_keys_of`. `meta.needs`
-on a suite or an expectation lists the sources it checks (`sources` of the config: events, products, stores, contacts); when the
-retailer has not one of them, the expectation is skipped and the gate report says why (`skipped`).
+on a suite or an expectation lists the sources it checks (`sources` of the config: events, products, stores,
+contacts); when the retailer has not one of them, the expectation is skipped and the gate report says why (`skipped`).
 GX is imported inside the gate (it takes seconds), never at DAG parse time, with its loggers at WARNING (its
 INFO lines would bury the gate's own message). Results are kept per partition under
 <root>/reports/dt=YYYY-MM-DD/gates/<suite>.json and rendered as GX Data Docs HTML in
