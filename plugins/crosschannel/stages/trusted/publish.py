@@ -9,6 +9,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from crosschannel.core import dms, gates, paths, sqljobs, storage
+from crosschannel.core.partition import run_hash
 from crosschannel.stages.trusted.merge import TrustedInputError
 
 if TYPE_CHECKING:
@@ -30,6 +31,11 @@ def rows_in(folder: ObjectStoragePath) -> int:
 def results_folder(day: dt.date, gate: str, run: str) -> ObjectStoragePath:
     """Where the run's gate job commits its results: <root>/staging/reports/gate_<gate>/dt=D/run=<hash>/."""
     return paths.candidate(f"gate_{gate}", day, zone_name="reports", run=run)
+
+
+def _versions(source: dict) -> list[str]:
+    """The committed versions an input names (`_v<time>-<random>`, never reused), wherever it was read from."""
+    return [url.rstrip("/").rsplit("/", 1)[-1] for url in source["paths"]]
 
 
 def plan_gate(day: dt.date, suites: dict[str, tuple[ObjectStoragePath, ObjectStoragePath]], gate: str,
@@ -59,7 +65,7 @@ def plan_gate(day: dt.date, suites: dict[str, tuple[ObjectStoragePath, ObjectSto
         planned.append(gates.plan_suite(suite, f"{final.parent.parent.name}/{final.parent.name}",
                                         sqljobs.parquet([candidate]),
                                         rows_in(previous) if storage.is_committed(previous) else None, keys_input))
-    return [gates.plan_job(day, f"gate_{gate}", planned, results_folder(day, gate, run))]
+    return [gates.plan_job(day, f"gate_{gate}-{run_hash(run)}", planned, results_folder(day, gate, run))]
 
 
 def gate_and_publish(day: dt.date, suites: dict[str, tuple[ObjectStoragePath, ObjectStoragePath]], gate: str,
@@ -78,7 +84,7 @@ def gate_and_publish(day: dt.date, suites: dict[str, tuple[ObjectStoragePath, Ob
         if suite not in found:
             raise TrustedInputError(f"{storage.url_of(results_folder(day, gate, run))}: the gate job has no result "
                                     f"for {suite}: run check_{gate} again")
-        if found[suite]["input"] != sqljobs.parquet([candidate]):
+        if _versions(found[suite]["input"]) != _versions(sqljobs.parquet([candidate])):
             raise TrustedInputError(f"{storage.url_of(candidate)}: the candidate of {suite} was written again after "
                                     f"its gate job checked {found[suite]['input']['paths']}: run check_{gate} again")
         result = checked.add(found[suite])
@@ -89,6 +95,7 @@ def gate_and_publish(day: dt.date, suites: dict[str, tuple[ObjectStoragePath, Ob
     gates.enforce(results)
     for candidate, final in suites.values():
         storage.promote(candidate, final)
+    storage.remove(results_folder(day, gate, run))  # kept in reports/; a failed gate's stay beside its candidates
     return {"partition": day.isoformat(), "gates": {r.suite: r.success for r in results}, "data_docs": data_docs,
             "reports": paths.reports_view(day), "rows": {r.suite: r.rows for r in results},
             "warnings": {r.suite: len(r.failed_warning) for r in results if r.failed_warning}}
