@@ -152,6 +152,15 @@ def test_every_dag_succeeds_on_both_targets(chains):
 
 
 def test_the_aws_chain_ran_its_work_in_the_services(chains):
+    """The Glue job ran the gates too (GX on Spark), and the worker read no trusted or features candidate's data:
+    not to gate it, not to publish it (S3 copies it)."""
+    gate_jobs = [c for c in chains["cloud"].calls if c["role"] == "glue" and c["service"] == "s3"
+                 and c["operation"] == "GetObject" and c["resource"].endswith("/code/gx_checks.py")]
+    assert gate_jobs
+    worker_reads = [c["resource"] for c in chains["cloud"].calls if c["role"] == "worker"
+                    and c["operation"] == "GetObject" and c["resource"].endswith(".parquet")
+                    and ("/staging/trusted/" in c["resource"] or "/staging/features/" in c["resource"])]
+    assert worker_reads == []
     ran = [service for service, _ in chains["cloud"].jobs]
     assert ran.count("dms") == 1
     assert ran.count("glue") >= len(TABLES)
