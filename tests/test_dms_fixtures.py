@@ -272,16 +272,25 @@ def test_a_reload_leaves_out_the_last_changes_flushed_before_it(local_env):
 
 
 def test_dms_files_land_and_merge_to_the_same_correct_state_on_duckdb_and_glue(local_env, spark, glue_job):
-    """Day by day as DMS writes them: each day lands, then both engines merge every mapped table; both give the
-    state written above. After the reload, the days before it still give their own state."""
+    """Day by day as DMS writes them: each day lands, then both engines merge every mapped table (from the day
+    before's published state when it can, `merge.base_day`); both give the state written above. After the reload,
+    the days before it still give their own state."""
     files = DmsFiles()
+    incremental = {}
     for day, start_type, write in DAYS:
         write(files)
         landing.check_landing(day, start_type)
+        incremental[day] = merge.base_day(day) is not None
         states = merged(day, spark, glue_job)
         assert states["duckdb"] == states["glue"], day
         assert states["duckdb"] == expected(day), day
+        for table in dms.mapped_tables():  # published, as the gate does: the next day's merge starts from it
+            storage.promote(paths.candidate(table, day, run="duckdb"), paths.trusted(table, day))
+    # from the published day before, except on a full load's day (11-01, the reload of 11-04)
+    assert incremental == {D1: False, D2: True, D3: True, D4: False, D5: True}
 
     for day in (D2, D3):  # history holds after the reload: the kept full load of 11-01 and its CDC
         landing.check_landing(day, "resume-processing")
+        # 11-02 from 11-01's state; 11-03 from the full load, 11-02 having landed again after its state was published
+        assert (merge.base_day(day) is not None) == (day == D2)
         assert merged(day)["duckdb"] == expected(day), day

@@ -365,13 +365,13 @@ def test_an_empty_day_flows_through_to_the_trusted_zone(ingested, monkeypatch):
 def _gate_trusted(day):
     """retail_trusted's gate as the DAG runs it on local: plan_gate_trusted, check_trusted, gate_trusted."""
     for job in trusted_tasks.plan_gate_trusted(day, RUN):
-        sqljobs.run_local(job)
+        gates.run_local(job)
     return trusted_tasks.gate_trusted(day, RUN)
 
 
 ONE_TRUSTED_RUN = """
 import datetime as dt, json, sys
-from crosschannel.core import sqljobs
+from crosschannel.core import gates, sqljobs
 from crosschannel.stages.trusted import tasks
 
 day, run = dt.date.fromisoformat(sys.argv[1]), sys.argv[2]
@@ -379,7 +379,7 @@ for plan in (tasks.plan_merge, tasks.plan_identities, tasks.plan_events):
     for job in plan(day, run):
         sqljobs.run_local(job)
 for job in tasks.plan_gate_trusted(day, run):
-    sqljobs.run_local(job)
+    gates.run_local(job)
 print(json.dumps(tasks.gate_trusted(day, run)["rows"]))
 """
 

@@ -158,7 +158,7 @@ def glue_arguments() -> dict:
 
 
 def plan_job(day: dt.date, name: str, suites: list[dict], output: ObjectStoragePath) -> dict:
-    """A gate job's arguments (the SQL jobs' Glue job runs it; locally crosschannel.core.sqljobs.run_local): its
+    """A gate job's arguments (the SQL jobs' Glue job runs it; locally `run_local`): its
     spec kept under <root>/system/sql/dt=YYYY-MM-DD/<name>.json, the results' partition folder."""
     from crosschannel.core import sqljobs
 

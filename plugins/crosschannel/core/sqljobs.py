@@ -230,14 +230,8 @@ def write_partition(folder: ObjectStoragePath, table: pa.Table) -> None:
 
 
 def run_local(script_args: dict) -> int:
-    """The local target's run of a job: DuckDB over the inputs, the output partition committed whole (a gate
-    job, `--gates_path`: crosschannel.core.gates.run_local)."""
+    """The local target's run of a job: DuckDB over the inputs, the output partition committed whole."""
     import duckdb
-
-    if "--gates_path" in script_args:
-        from crosschannel.core import gates
-
-        return gates.run_local(script_args)
 
     sql_path = storage.location(script_args["--sql_path"])
     inputs = {view: read_input(view, spec) for view, spec in job_inputs(script_args).items()}

@@ -98,6 +98,14 @@ def version_of(path: ObjectStoragePath) -> str | None:
     return None if pointer is None else pointer.get("version", "")
 
 
+def committed_at(path: ObjectStoragePath) -> int | None:
+    """When a committed partition's current version was written (Unix seconds, from its name `_v<seconds>-...`),
+    None when it is not committed or not versioned."""
+    version = version_of(path) or ""
+    stamp = version.removeprefix(VERSION_PREFIX).split("-", 1)[0]
+    return int(stamp) if version.startswith(VERSION_PREFIX) and stamp.isdigit() else None
+
+
 def resolve(path: ObjectStoragePath) -> ObjectStoragePath:
     """Where a partition's committed files are: its current version folder (the folder itself when not marked)."""
     version = version_of(path)

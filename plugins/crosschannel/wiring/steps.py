@@ -48,7 +48,8 @@ def glue_job_kwargs() -> dict:
 
 
 def sql_jobs(task_id: str, script_args):
-    """A mapped task running planned SQL jobs (crosschannel.core.sqljobs), one per element of `script_args`."""
+    """A mapped task running planned SQL jobs (crosschannel.core.sqljobs) or gate jobs (crosschannel.core.gates,
+    `--gates_path`), one per element of `script_args`."""
     if _on_aws():
         from airflow.providers.amazon.aws.operators.glue import GlueJobOperator
 
@@ -56,8 +57,11 @@ def sql_jobs(task_id: str, script_args):
 
     @task(task_id=task_id)
     def run_sql_job(script_args: dict) -> int:
-        """Run one SQL job on DuckDB and commit its output partition."""
-        from crosschannel.core.sqljobs import run_local
+        """Run one SQL job on DuckDB (a gate job: GX Core on pandas) and commit its output partition."""
+        if "--gates_path" in script_args:
+            from crosschannel.core.gates import run_local
+        else:
+            from crosschannel.core.sqljobs import run_local
 
         return run_local(script_args)
 

@@ -3,7 +3,10 @@
 The inputs are exactly the files the landing manifests list: the LOAD files of the full load in effect at the
 partition (the latest one landed at or before it, as the landing check kept it) and the CDC files of every day
 from that full load to the partition. A missing day's manifest is an error: the state cannot be built across a
-gap. The merge itself is include/sql/trusted/cdc_merge.sql, the same on DuckDB and on Spark.
+gap. When the day before's trusted state was published after all of that had landed (`base_day`), the merge
+starts from it and reads only the day's CDC files: a day's merge then costs one day of changes plus the state,
+not every change since the full load. The merge itself is include/sql/trusted/cdc_merge.sql, the same on DuckDB
+and on Spark.
 """
 
 from __future__ import annotations
@@ -23,27 +26,40 @@ class TrustedInputError(DataError, ValueError):
     """The landing zone cannot give the partition's state; the message names the day, table or file."""
 
 
+def _full_load_day(day: dt.date) -> dt.date:
+    loads = [d for d in dms.full_load_partitions() if d <= day.isoformat()]
+    if not loads:
+        raise TrustedInputError(f"no full load landed at or before {day}: run retail_ingest for that day first")
+    return dt.date.fromisoformat(max(loads))
+
+
+def _manifest(current: dt.date, day: dt.date, full_load_day: dt.date) -> ObjectStoragePath:
+    manifest = paths.dms_manifest(current)
+    if not storage.is_committed(manifest):
+        raise TrustedInputError(
+            f"no committed landing manifest for {current} ({storage.url_of(manifest)}): the state of {day} needs "
+            f"every day since the full load of {full_load_day}; run retail_ingest for {current}")
+    return manifest
+
+
+def _entry(manifest: ObjectStoragePath, table: str) -> dict:
+    path = storage.resolve(manifest) / "manifest.json"
+    entry = storage.read_json(path)["tables"].get(table)
+    if entry is None:
+        raise TrustedInputError(f"{storage.url_of(path)}: table {table!r} is not in the landing manifest")
+    return entry
+
+
 def landing_files(table: str, day: dt.date) -> tuple[list[ObjectStoragePath], int]:
     """The files whose changes make up the table's state at the end of `day`, in apply order, each once (a CDC
     file flushed after midnight is in two days' manifests), and how many of them are LOAD files (the first)."""
-    loads = {d: v for d, v in dms.full_load_partitions().items() if d <= day.isoformat()}
-    if not loads:
-        raise TrustedInputError(f"no full load landed at or before {day}: run retail_ingest for that day first")
-    full_load_day = dt.date.fromisoformat(max(loads))
+    full_load_day = _full_load_day(day)
     folder = paths.dms_landing() / table
     kept = storage.resolve(paths.dms_full_load(full_load_day)) / table
     files = []
     current = full_load_day
     while current <= day:
-        manifest_path = storage.resolve(paths.dms_manifest(current)) / "manifest.json"
-        if not storage.is_committed(paths.dms_manifest(current)):
-            raise TrustedInputError(
-                f"no committed landing manifest for {current} ({manifest_path}): the state of {day} needs every "
-                f"day since the full load of {full_load_day}; run retail_ingest for {current}"
-            )
-        entry = storage.read_json(manifest_path)["tables"].get(table)
-        if entry is None:
-            raise TrustedInputError(f"{manifest_path}: table {table!r} is not in the landing manifest")
+        entry = _entry(_manifest(current, day, full_load_day), table)
         if current == full_load_day:
             files += [kept / name for name in entry["load_files"]]
             load_count = len(files)
@@ -52,15 +68,36 @@ def landing_files(table: str, day: dt.date) -> tuple[list[ObjectStoragePath], in
     return list({f.path: f for f in files}.values()), load_count
 
 
-def merge_sql(table: str, day: dt.date | None = None, load_files: int = 0) -> str:
+def base_day(day: dt.date) -> dt.date | None:
+    """The day before, when the day's merge can start from its published trusted state: the full load in effect
+    is older than the day, and every table's trusted partition of the day before was published after the landing
+    manifests of every day from that full load to it (a day landed again since, a reload, leaves it stale: the
+    merge then starts from the full load). None otherwise."""
+    full_load_day, before = _full_load_day(day), day - dt.timedelta(days=1)
+    if full_load_day > before:
+        return None
+    landed = []
+    current = full_load_day
+    while current <= day:
+        landed.append(storage.committed_at(_manifest(current, day, full_load_day)) or 0)
+        current += dt.timedelta(days=1)
+    published = [storage.committed_at(paths.trusted(table, before)) for table in dms.mapped_tables()]
+    if any(at is None for at in published) or min(published) < max(landed[:-1]):
+        return None
+    return before
+
+
+def merge_sql(table: str, day: dt.date | None = None, load_files: int = 0, incremental: bool = False) -> str:
     """The merge of one table; for a partition `day`, changes committed after its end (in a CDC file flushed
-    after midnight together with the day's last ones) are left for the next day (the LOAD files are the base)."""
+    after midnight together with the day's last ones) are left for the next day (the LOAD files are the base).
+    `incremental`: the day's changes over the `base` input, the published state of the day before."""
     tbl = source.table(table)
     return engines.render(
         "trusted/cdc_merge.sql",
         keys=[c.name for c in tbl.primary_key.columns],
         columns=[{"name": c.name, "sql_type": engines.sql_type(c)} for c in tbl.columns],
         until=engines.stamp(day + dt.timedelta(days=1)) if day else None, load_files=load_files,
+        since=engines.stamp(day) if incremental else None,
     )
 
 
@@ -96,10 +133,17 @@ def write_table(table: str, day: dt.date, data: pa.Table, *, candidate: bool = T
 
 
 def plan_merge(day: dt.date, run: str = "") -> list[dict]:
-    """One merge job per mapped table: the landed files in effect at the partition, to the table's candidate."""
-    jobs = []
+    """One merge job per mapped table, to the table's candidate: the day's CDC files over the published state of
+    the day before (`base_day`), else the landed files in effect at the partition from the full load on."""
+    before, jobs = base_day(day), []
     for table in dms.mapped_tables():
-        files, loads = landing_files(table, day)
-        jobs.append(sqljobs.job(day, f"{table}_cdc_merge.sql", merge_sql(table, day, loads),
-                                {"landing": landing_input(table, files)}, paths.candidate(table, day, run=run)))
+        if before is None:
+            files, loads = landing_files(table, day)
+            sql, inputs = merge_sql(table, day, loads), {"landing": landing_input(table, files)}
+        else:
+            entry = _entry(paths.dms_manifest(day), table)
+            files = [paths.dms_landing() / table / relative for relative in entry["cdc_files"]]
+            sql = merge_sql(table, day, incremental=True)
+            inputs = {"landing": landing_input(table, files), "base": sqljobs.parquet([paths.trusted(table, before)])}
+        jobs.append(sqljobs.job(day, f"{table}_cdc_merge.sql", sql, inputs, paths.candidate(table, day, run=run)))
     return jobs
