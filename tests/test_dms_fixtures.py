@@ -294,3 +294,18 @@ def test_dms_files_land_and_merge_to_the_same_correct_state_on_duckdb_and_glue(l
         # 11-02 from 11-01's state; 11-03 from the full load, 11-02 having landed again after its state was published
         assert (merge.base_day(day) is not None) == (day == D2)
         assert merged(day)["duckdb"] == expected(day), day
+
+
+def test_a_day_merges_from_the_full_load_when_the_state_before_lacks_a_column(local_env):
+    """A column added to the source since the day before was published: that state cannot be the base."""
+    files = DmsFiles()
+    for day, start_type, write in DAYS[:2]:
+        write(files)
+        landing.check_landing(day, start_type)
+    for table in dms.mapped_tables():
+        sqljobs.write_partition(paths.trusted(table, D1), merge.current_state(table, D1))
+    assert merge.base_day(D2) == D1
+
+    sqljobs.write_partition(paths.trusted("stores", D1), merge.current_state("stores", D1).drop_columns(["region"]))
+    assert merge.base_day(D2) is None
+    assert merged(D2)["duckdb"] == expected(D2)

@@ -196,6 +196,16 @@ def read_partition(folder: ObjectStoragePath) -> pa.Table:
     return read_parquet([storage.url_of(folder)])
 
 
+def column_names(folder: ObjectStoragePath) -> list[str]:
+    """The columns of a committed partition, from its first Parquet file's footer (no data is read)."""
+    import pyarrow.parquet as pq
+
+    for file in sorted(storage.resolve(folder).glob("*.parquet")):
+        with file.open("rb") as handle:
+            return list(pq.ParquetFile(handle).schema_arrow.names)
+    return []
+
+
 def column_min(folder: ObjectStoragePath, column: str):
     """The least non-null value of a column of a committed partition (None if it has none), from the Parquet
     files' statistics where every row group has them (only the footers are read: on aws not the data into the

@@ -72,7 +72,7 @@ def base_day(day: dt.date) -> dt.date | None:
     """The day before, when the day's merge can start from its published trusted state: the full load in effect
     is older than the day, and every table's trusted partition of the day before was published after the landing
     manifests of every day from that full load to it (a day landed again since, a reload, leaves it stale: the
-    merge then starts from the full load). None otherwise."""
+    merge then starts from the full load) with the table's columns as configured now. None otherwise."""
     full_load_day, before = _full_load_day(day), day - dt.timedelta(days=1)
     if full_load_day > before:
         return None
@@ -84,6 +84,9 @@ def base_day(day: dt.date) -> dt.date | None:
     published = [storage.committed_at(paths.trusted(table, before)) for table in dms.mapped_tables()]
     if any(at is None for at in published) or min(published) < max(landed[:-1]):
         return None
+    for table in dms.mapped_tables():  # a column added to the source since: the full load has it, the state not
+        if sqljobs.column_names(paths.trusted(table, before)) != [c.name for c in source.table(table).columns]:
+            return None
     return before
 
 
