@@ -85,11 +85,11 @@ def retail_trusted():
         return tasks.plan_events(partition_day(context), context["run_id"])
 
     @task
-    def plan_gate(gate: str, **context) -> list[dict]:
-        """Plan the gate job (the suites, the candidates they check, the keys their references read)."""
+    def plan_gate_trusted(**context) -> list[dict]:
+        """Plan the gate job of the trusted candidates (suites, candidates, the keys their references read)."""
         from crosschannel.stages.trusted import tasks
 
-        return getattr(tasks, f"plan_gate_{gate}")(partition_day(context), context["run_id"])
+        return tasks.plan_gate_trusted(partition_day(context), context["run_id"])
 
     @task
     def gate_trusted(**context) -> dict:
@@ -104,6 +104,13 @@ def retail_trusted():
         from crosschannel.stages.trusted import tasks
 
         return tasks.plan_derived(partition_day(context), context["run_id"])
+
+    @task
+    def plan_gate_derived(**context) -> list[dict]:
+        """Plan the gate job of customer 360 and the features."""
+        from crosschannel.stages.trusted import tasks
+
+        return tasks.plan_gate_derived(partition_day(context), context["run_id"])
 
     @task
     def gate_derived(**context) -> dict:
@@ -123,7 +130,7 @@ def retail_trusted():
 
     merges = plan_merge()
     identities, events = plan_identities(), plan_events()
-    checks = plan_gate.override(task_id="plan_gate_trusted")("trusted")
+    checks = plan_gate_trusted()
     merged = steps.sql_jobs("merge_table", merges)
     chain(merges, merged, checks)
     # the identity map and the events read the merged customers (whose userIds are the retailer's external ids)
@@ -131,7 +138,7 @@ def retail_trusted():
           steps.sql_jobs("type_events", events), checks)
     gate = gate_trusted()
     chain(checks, steps.sql_jobs("check_trusted", checks), gate)
-    derived, derived_checks = plan_derived(), plan_gate.override(task_id="plan_gate_derived")("derived")
+    derived, derived_checks = plan_derived(), plan_gate_derived()
     chain(gate, derived, steps.sql_jobs("build_derived", derived), derived_checks,
           steps.sql_jobs("check_derived", derived_checks), gate_derived(), publish_trusted())
 
