@@ -328,3 +328,30 @@ def test_a_gate_job_finds_the_same_on_pandas_in_the_worker_and_on_spark_in_glue(
             ("expect_column_values_to_be_unique", "order_id")} <= failed
     (dangling,) = [f for f in local["trusted_order_lines"][1] if f[1] == "expect_column_values_to_be_keys_of"]
     assert dangling[4:6] == (["999999999"], ["{'order_id': 999999999, 'line_no': 2}"])
+
+
+def test_a_candidate_written_again_after_its_gate_job_is_not_published(local_env):
+    """A merge job cleared and run again after check_trusted: gate_trusted refuses to publish what no gate checked,
+    and publishes once the gate job has run again."""
+    import pyarrow as pa
+
+    from crosschannel.core import gates, paths, sqljobs, storage
+    from crosschannel.stages.trusted import merge, publish
+
+    candidate, final = paths.candidate("stores", DAY, run="r"), paths.trusted("stores", DAY)
+    stores = pa.table({"store_id": [1, 2], "name": ["a", "b"], "region": ["north", "south"], "city": ["c", "d"],
+                       "opened_date": [dt.date(2020, 1, 1)] * 2, "updated_at": [dt.datetime(2026, 11, 1)] * 2})
+    sqljobs.write_partition(candidate, stores)
+    suites = {"trusted_stores": (candidate, final)}
+    (job,) = publish.plan_gate(DAY, suites, "trusted", "r")
+    gates.run_local(job)
+    sqljobs.write_partition(candidate, stores.slice(0, 1))  # written again: one store
+
+    with pytest.raises(merge.TrustedInputError, match="written again after its gate job checked"):
+        publish.gate_and_publish(DAY, suites, "trusted", "r", "data_docs")
+    assert not storage.is_committed(final)
+
+    (job,) = publish.plan_gate(DAY, suites, "trusted", "r")
+    gates.run_local(job)
+    assert publish.gate_and_publish(DAY, suites, "trusted", "r", "data_docs")["rows"] == {"trusted_stores": 1}
+    assert storage.is_committed(final) and not publish.results_folder(DAY, "trusted", "r").exists()
