@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from crosschannel.core import data_docs, paths, storage
+from crosschannel.core import data_docs, paths, sqljobs, storage
 from crosschannel.core.config import BUNDLE_ROOT, get_config
 from crosschannel.core.errors import DataError
 
@@ -160,8 +160,6 @@ def glue_arguments() -> dict:
 def plan_job(day: dt.date, name: str, suites: list[dict], output: ObjectStoragePath) -> dict:
     """A gate job's arguments (the SQL jobs' Glue job runs it; locally `run_local`): its
     spec kept under <root>/system/sql/dt=YYYY-MM-DD/<name>.json, the results' partition folder."""
-    from crosschannel.core import sqljobs
-
     spec = sqljobs.upload_sql(day, f"{name}.json", storage.json_text({"day": day.isoformat(), "suites": suites}))
     return {"--gates_path": storage.url_of(spec), "--output_path": storage.url_of(output), **glue_arguments()}
 
@@ -183,8 +181,6 @@ def checks():
 def run_local(script_args: dict) -> int:
     """The local target's gate job: GX Core on pandas in the worker, the results committed as one JSON file per
     suite in the output partition (what the Glue job writes on aws); returns the suites run."""
-    from crosschannel.core import sqljobs
-
     spec = json.loads(storage.location(script_args["--gates_path"]).read_text())
     read = functools.lru_cache(maxsize=None)(lambda text: frame_of(sqljobs.read_input("gate", json.loads(text))))
     found = checks().run_job(spec, lambda source: read(json.dumps(source, sort_keys=True)), checks().Pandas)
@@ -195,11 +191,10 @@ def run_local(script_args: dict) -> int:
 
 
 def job_results(folder: ObjectStoragePath) -> list[dict]:
-    """The committed results of a gate job, in the spec's order of suites."""
+    """The committed results of a gate job, one per suite, by suite name."""
     if not storage.is_committed(folder):
         raise DataError(f"{storage.url_of(folder)}: the gate job committed no results")
-    found = [json.loads(path.read_text()) for path in storage.resolve(folder).glob("*.json")]
-    return found
+    return [json.loads(path.read_text()) for path in sorted(storage.resolve(folder).glob("*.json"))]
 
 
 _NANOSECONDS = (dt.datetime(1677, 9, 22), dt.datetime(2262, 4, 11))  # what datetime64[ns] holds
