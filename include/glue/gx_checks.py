@@ -199,15 +199,15 @@ def _plain(value, pd):
     return value if isinstance(value, str | int | float | bool) else str(value)
 
 
-def run_suite(gx_context, suite: dict, frame, references: dict[str, Any], engine, day: dt.date) -> dict:
-    """Validate one suite of a gate job's spec on its frame (`references`: "table.key" -> a frame holding the
+def run_suite(gx_context, suite: dict, frame, references: dict[tuple[str, str], Any], engine, day: dt.date) -> dict:
+    """Validate one suite of a gate job's spec on its frame (`references`: (table, key) -> a frame holding the
     keys); returns the suite's result as JSON (see the module's doc)."""
     import great_expectations as gx
     from great_expectations.core.run_identifier import RunIdentifier
 
     checks = [e["kwargs"] for e in suite["expectations"] if e["type"] == KEYS_OF]
     frame, rows, columns, lent = engine.prepare(frame, [
-        (c["column"], c["keys_table"], c["keys_column"], references[f"{c['keys_table']}.{c['keys_column']}"])
+        (c["column"], c["keys_table"], c["keys_column"], references[(c["keys_table"], c["keys_column"])])
         for c in checks])
     expectations = [bind(e, day) for e in suite["expectations"]]
     if rows == 0:  # no values to bound: an empty partition is judged by its row-count checks
@@ -252,6 +252,6 @@ def run_job(spec: dict, read: Callable[[dict], Any], engine) -> list[dict]:
     gx_context = context()
     results = []
     for suite in spec["suites"]:
-        references = {f"{r['table']}.{r['key']}": read(r["input"]) for r in suite.get("references", [])}
+        references = {(r["table"], r["key"]): read(r["input"]) for r in suite.get("references", [])}
         results.append(run_suite(gx_context, suite, read(suite["input"]), references, engine, day))
     return results

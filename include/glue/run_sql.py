@@ -81,7 +81,7 @@ def run(spark, sql_path: str, inputs: dict | None, output_path: str, output_form
                                   if f.dataType.typeName() not in ("array", "map", "struct")])
     result = result.cache()
     rows = result.count()
-    version = f"_v{int(time.time())}-{uuid.uuid4().hex[:12]}"
+    version = _new_version()
     folder = output_path.rstrip("/") + "/" + version
     writer = result.coalesce(1).write.mode("errorifexists")  # one partition, in the sorted order
     if output_format == "csv":
@@ -92,6 +92,11 @@ def run(spark, sql_path: str, inputs: dict | None, output_path: str, output_form
         _write_text(spark, folder + "/manifest.json", manifest)
     _point(spark, output_path.rstrip("/"), version)
     return rows
+
+
+def _new_version() -> str:
+    """A version folder's name, as crosschannel.core.storage.committing names them: `_v<seconds>-<random>`."""
+    return f"_v{int(time.time())}-{uuid.uuid4().hex[:12]}"
 
 
 RETIRE_SECONDS = 24 * 3600  # crosschannel.core.storage.LEFTOVER_SECONDS
@@ -145,7 +150,7 @@ def run_gates(spark, gates_path: str, output_path: str) -> int:
 
     spec = json.loads(_read_text(spark, gates_path))
     results = gx_checks.run_job(spec, lambda source: read_input(spark, source), gx_checks.Spark)
-    version = f"_v{int(time.time())}-{uuid.uuid4().hex[:12]}"
+    version = _new_version()
     for result in results:
         _write_text(spark, f"{output_path.rstrip('/')}/{version}/{result['suite']}.json", json.dumps(result))
     _point(spark, output_path.rstrip("/"), version)

@@ -25,7 +25,6 @@ partition day (run name and run time) and its table (the data asset: `zone/table
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import json
 import shutil
 import tempfile
@@ -181,9 +180,17 @@ def checks():
 def run_local(script_args: dict) -> int:
     """The local target's gate job: GX Core on pandas in the worker, the results committed as one JSON file per
     suite in the output partition (what the Glue job writes on aws); returns the suites run."""
-    spec = json.loads(storage.location(script_args["--gates_path"]).read_text())
-    read = functools.lru_cache(maxsize=None)(lambda text: frame_of(sqljobs.read_input("gate", json.loads(text))))
-    found = checks().run_job(spec, lambda source: read(json.dumps(source, sort_keys=True)), checks().Pandas)
+    spec = storage.read_json(storage.location(script_args["--gates_path"]))
+    frames: dict[str, pd.DataFrame] = {}  # a candidate is also the keys of the references to its table
+
+    def read(source: dict) -> pd.DataFrame:
+        name = json.dumps(source, sort_keys=True)
+        if name not in frames:
+            frames[name] = frame_of(sqljobs.read_input("gate", source))
+        return frames[name]
+
+    module = checks()
+    found = module.run_job(spec, read, module.Pandas)
     with storage.committing(storage.location(script_args["--output_path"])) as staging:
         for result in found:
             (staging / f"{result['suite']}.json").write_text(json.dumps(result))
@@ -194,7 +201,7 @@ def job_results(folder: ObjectStoragePath) -> list[dict]:
     """The committed results of a gate job, one per suite, by suite name."""
     if not storage.is_committed(folder):
         raise DataError(f"{storage.url_of(folder)}: the gate job committed no results")
-    return [json.loads(path.read_text()) for path in sorted(storage.resolve(folder).glob("*.json"))]
+    return [storage.read_json(path) for path in sorted(storage.resolve(folder).glob("*.json"))]
 
 
 _NANOSECONDS = (dt.datetime(1677, 9, 22), dt.datetime(2262, 4, 11))  # what datetime64[ns] holds
@@ -249,8 +256,9 @@ class GateRun:
         import pandas as pd
 
         spec = plan_suite(suite_name, table or suite_name, None, previous_rows,
-                          None if keys_of is None else (lambda t, k: (t, k)))
-        keys = {f"{t}.{k}": pd.DataFrame({k: keys_of(t, k)}) for t, k in (r["input"] for r in spec["references"])}
+                          None if keys_of is None else (lambda t, k: None))
+        keys = {(r["table"], r["key"]): pd.DataFrame({r["key"]: keys_of(r["table"], r["key"])})
+                for r in spec["references"]}
         if self._checking is None:
             self._checking = self.checks.context()
         return self.add(self.checks.run_suite(self._checking, spec, frame, keys, self.checks.Pandas, self.day))

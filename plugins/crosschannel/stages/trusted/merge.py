@@ -78,14 +78,15 @@ def base_day(day: dt.date) -> dt.date | None:
         return None
     landed = []
     current = full_load_day
-    while current <= day:
+    while current <= day:  # the day's own manifest must be there too: its CDC files are the merge's input
         landed.append(storage.committed_at(_manifest(current, day, full_load_day)) or 0)
         current += dt.timedelta(days=1)
-    published = [storage.committed_at(paths.trusted(table, before)) for table in dms.mapped_tables()]
-    if any(at is None for at in published) or min(published) < max(landed[:-1]):
-        return None
-    for table in dms.mapped_tables():  # a column added to the source since: the full load has it, the state not
-        if sqljobs.column_names(paths.trusted(table, before)) != [c.name for c in source.table(table).columns]:
+    for table in dms.mapped_tables():
+        state = paths.trusted(table, before)
+        published = storage.committed_at(state)
+        # a column added to the source since: the full load has it, the state not
+        if published is None or published < max(landed[:-1]) or \
+                sqljobs.column_names(state) != [c.name for c in source.table(table).columns]:
             return None
     return before
 

@@ -77,14 +77,15 @@ def gate_and_publish(day: dt.date, suites: dict[str, tuple[ObjectStoragePath, Ob
     (a cleared job of the run) is refused: its gate must run again. Results are kept per partition, Data Docs
     under reports/dt=.../<docs_name>.
     """
-    found = {result["suite"]: result for result in gates.job_results(results_folder(day, gate, run))}
+    folder = results_folder(day, gate, run)
+    found = {result["suite"]: result for result in gates.job_results(folder)}
     checked = gates.GateRun(day, docs_name=docs_name)
     results = []
     for suite, (candidate, _) in suites.items():
         if suite not in found:
-            raise TrustedInputError(f"{storage.url_of(results_folder(day, gate, run))}: the gate job has no result "
-                                    f"for {suite}: run check_{gate} again")
-        if _versions(found[suite]["input"]) != _versions(sqljobs.parquet([candidate])):
+            raise TrustedInputError(f"{storage.url_of(folder)}: the gate job has no result for {suite}: run "
+                                    f"check_{gate} again")
+        if _versions(found[suite]["input"]) != [storage.version_of(candidate)]:
             raise TrustedInputError(f"{storage.url_of(candidate)}: the candidate of {suite} was written again after "
                                     f"its gate job checked {found[suite]['input']['paths']}: run check_{gate} again")
         result = checked.add(found[suite])
@@ -95,7 +96,7 @@ def gate_and_publish(day: dt.date, suites: dict[str, tuple[ObjectStoragePath, Ob
     gates.enforce(results)
     for candidate, final in suites.values():
         storage.promote(candidate, final)
-    storage.remove(results_folder(day, gate, run))  # kept in reports/; a failed gate's stay beside its candidates
+    storage.remove(folder)  # kept in reports/; a failed gate's stay beside its candidates
     return {"partition": day.isoformat(), "gates": {r.suite: r.success for r in results}, "data_docs": data_docs,
             "reports": paths.reports_view(day), "rows": {r.suite: r.rows for r in results},
             "warnings": {r.suite: len(r.failed_warning) for r in results if r.failed_warning}}
