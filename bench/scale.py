@@ -29,7 +29,8 @@ Stage seconds are the Airflow task instances' end_date - start_date, summed per 
     tuning_training    plan_tuning, tune_model, plan_training, train_model
     model_evaluation   evaluate_models, publish_models
     recommenders       plan_solutions, train_solution, register_solutions
-    scoring            plan_scoring, create_model, score_model, gate_scores, publish_scores
+    scoring            plan_scoring, build_scoring_input, plan_transforms, create_model, score_model,
+                       plan_score_gate, check_scores, gate_scores, publish_scores
     activation         every task of audience_activation
     other              a task of the first five DAGs not named above (a task added since)
     airflow            each dag.test() wall time minus its tasks' (dag.test's scheduling loop, XCom, the DB);
@@ -94,7 +95,8 @@ STAGE_TASKS = {
     "tuning_training": ("plan_tuning", "tune_model", "plan_training", "train_model"),
     "model_evaluation": ("evaluate_models", "publish_models"),
     "recommenders": ("plan_solutions", "train_solution", "register_solutions"),
-    "scoring": ("plan_scoring", "create_model", "score_model", "gate_scores", "publish_scores"),
+    "scoring": ("plan_scoring", "build_scoring_input", "plan_transforms", "create_model", "score_model",
+                "plan_score_gate", "check_scores", "gate_scores", "publish_scores"),
 }
 STAGE_OF = {task: stage for stage, tasks in STAGE_TASKS.items() for task in tasks}
 DAG_STAGE = {"audience_activation": "activation"}  # every task of these DAGs
@@ -473,13 +475,14 @@ class Floors:
         import pyarrow as pa
         import pyarrow.csv as pacsv
 
-        from crosschannel.core import paths
+        from crosschannel.core import paths, storage
 
-        for plan in self.plans("propensity_scoring", "plan_scoring"):
+        for plan in self.plans("propensity_scoring", "plan_transforms"):
             model_data = plan["model_config"]["PrimaryContainer"]["ModelDataUrl"]
             model = plan.get("model") or _model_of(plan["transform_config"]["TransformOutput"]["S3OutputPath"])
             booster = _booster(Path(model_data.removeprefix("file://")), tmp)
-            for number, csv in enumerate(sorted(Path(paths.scores(model, self.day, "input").path).glob("*.csv"))):
+            given = storage.resolve(paths.scores(model, self.day, "input"))
+            for number, csv in enumerate(sorted(Path(given.path).glob("*.csv"))):
                 table = out = _read_csv(csv)
                 if booster is not None:  # else a baseline champion: no booster, the input read and written back
                     matrix = _dmatrix_of(table.drop_columns([table.column_names[0]]), booster)

@@ -256,6 +256,10 @@ class Cloud:
                 script.run(self.spark, "file://" + str(self.download(args["--sql_path"])),
                            self.localized(json.loads(given)), "file://" + str(local_output),
                            args.get("--output_format", "parquet"), args.get("--manifest"))
+            # Hadoop's local checksum files never reach S3: a later job reading this mirror (a transform of the
+            # whole prefix) must see what S3 holds
+            for checksum in local_output.rglob("*.crc"):
+                checksum.unlink()
             self.upload(output)
 
     def tune(self, params: dict) -> None:

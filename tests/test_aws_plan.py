@@ -110,13 +110,20 @@ def test_glue_create_job_is_what_the_providers_hook_builds_and_every_sql_step_ru
     runs = [r for r in requests if r["operation"] == "StartJobRun"]
     assert {r["target"].split(".")[1] for r in runs} == {"merge_table", "map_identities", "type_events",
                                                           "build_derived", "snapshot_features", "build_dataset",
-                                                          "build_audience", "build_personalize"}
+                                                          "build_scoring_input", "check_scores",
+                                                          "build_audience", "build_personalize",
+                                                          "check_trusted", "check_derived"}
     merge = next(r["params"] for r in runs if r["name"] == "orders_cdc_merge")
     assert merge["JobName"] == create["Name"]
     assert merge["Arguments"]["--sql_path"] == f"s3://lake/data/system/sql/dt={PARTITION}/orders_cdc_merge.sql"
     assert merge["Arguments"]["--inputs"] == "${merge_table.inputs}"  # the landed files: known at run time
     channel = next(r["params"]["Arguments"] for r in runs if r["name"] == "churn_train_rows")
     assert channel["--output_format"] == "csv" and "--output_format" not in merge["Arguments"]
+    gate = next(r["params"]["Arguments"] for r in runs if r["name"] == "gate_trusted")
+    assert gate["--additional-python-modules"].startswith("great_expectations==")
+    assert gate["--extra-py-files"] == script.rsplit("/", 1)[0] + "/gx_checks.py"
+    scoring = next(r["params"]["Arguments"] for r in runs if r["name"] == "scoring_input_churn")
+    assert scoring["--output_format"] == "csv"  # the transform's input
 
 
 def test_placeholders_stand_for_what_only_aws_or_the_run_knows(aws_env, tmp_path, capsys):

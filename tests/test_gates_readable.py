@@ -99,8 +99,8 @@ def test_the_sample_of_keys_is_capped_and_a_check_of_the_key_itself_is_not_repea
     _, (result, _) = _gate(orders)
 
     negative = _failure(result, "total", "expect_column_values_to_be_between")
-    assert negative["unexpected_count"] == 9 and len(negative["keys"]) == gates.SAMPLE_SIZE
-    assert negative["keys"] == [{"order_id": i} for i in range(5001, 5001 + gates.SAMPLE_SIZE)]
+    assert negative["unexpected_count"] == 9 and len(negative["keys"]) == gates.checks().SAMPLE_SIZE
+    assert negative["keys"] == [{"order_id": i} for i in range(5001, 5001 + gates.checks().SAMPLE_SIZE)]
     with pytest.raises(gates.GateFailed) as caught:
         gates.enforce([result])
     message = str(caught.value)

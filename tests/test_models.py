@@ -1,5 +1,5 @@
 """include/sagemaker/train.py and inference.py in the SageMaker layout (run from the same job configs as on
-AWS), the evaluation metrics, the promotion rule and the score gate."""
+AWS), the evaluation metrics and the promotion rule."""
 
 from __future__ import annotations
 
@@ -150,9 +150,9 @@ def test_inference_refuses_unsupported_content_and_wrong_widths(channels):
 
 
 def test_json_path_filters():
-    assert local_sagemaker._json_path_indices("$[1:]", 4) == [1, 2, 3]
-    assert local_sagemaker._json_path_indices("$[0,-1]", 5) == [0, 4]
-    assert local_sagemaker._json_path_indices("$[0,4,5]", 6) == [0, 4, 5]
+    assert local_sagemaker._json_path_indices("$[1:]", 4) == (1, 2, 3)
+    assert local_sagemaker._json_path_indices("$[0,-1]", 5) == (0, 4)
+    assert local_sagemaker._json_path_indices("$[0,4,5]", 6) == (0, 4, 5)
 
 
 def test_metrics_against_direct_computations():
@@ -236,69 +236,6 @@ def test_a_baseline_champion_is_replaced_only_as_the_promotion_rule_says(current
     decided, why = model_registry.fallback(strongest, current, 0.005)
 
     assert decided is replaced and says in why
-
-
-def test_the_score_gate_says_why_a_new_champion_is_not_drift_checked(local_env):
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    ids = pd.Series(range(1, 1001))
-    previous = paths.scores("churn", dt.date(2026, 11, 8), "scores")
-    with storage.committing(previous) as staging, (staging / "part-00000.parquet").open("wb") as handle:
-        pq.write_table(pa.table({"probability": np.random.default_rng(1).beta(2, 8, 1000),
-                                 "model_version": ["b0001"] * 1000}), handle)
-    moved = _scores(ids, np.random.default_rng(2).beta(8, 2, 1000))
-
-    same = scoring.gate("churn", dt.date(2026, 11, 9), moved, ids, "b0001")
-    promoted = scoring.gate("churn", dt.date(2026, 11, 9), moved, ids, "v0002")
-
-    assert not same["success"] and same["psi"] > 1 and "scores of b0001" in same["failed_critical"][0]
-    assert promoted["success"] and promoted["psi"] is None and promoted["model_version"] == "v0002"
-    assert "previous day's scores are of b0001 and the champion is now v0002" in promoted["psi_note"]
-
-
-def _scores(ids, p):
-    return pd.DataFrame({"customer_id": ids, "probability": p, "reason_1": "recency_days", "reason_2": "noise",
-                         "reason_3": "frequency_365d"})
-
-
-def test_score_gate_passes_complete_in_range_stable_scores(local_env):
-    ids = pd.Series(range(1, 101))
-
-    result = scoring.gate("churn", dt.date(2026, 11, 2), _scores(ids, np.linspace(0, 1, 100)), ids)
-
-    assert result["success"] and result["psi"] is None
-    assert storage.read_json(storage.zone("reports", "dt=2026-11-02", "gates", "scores_churn.json")) == result
-
-
-def test_score_gate_names_missing_extra_duplicated_and_out_of_range_scores(local_env):
-    ids = pd.Series(range(1, 101))
-    scores = _scores([*range(1, 99), 98, 555], [*np.linspace(0, 1, 98), 1.5, np.nan])
-
-    result = scoring.gate("churn", dt.date(2026, 11, 2), scores, ids)
-
-    text = "\n".join(result["failed_critical"])
-    assert not result["success"]
-    assert "2 customer(s) of the day's features not scored, e.g. [99, 100]" in text
-    assert "1 scored id(s) not in the day's features, e.g. [555]" in text
-    assert "1 customer(s) scored twice, e.g. [98]" in text
-    assert "2 probability(ies) outside [0, 1] or missing" in text
-
-
-def test_score_gate_stops_a_shifted_distribution(local_env):
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    ids = pd.Series(range(1, 1001))
-    previous = paths.scores("churn", dt.date(2026, 11, 1), "scores")
-    with storage.committing(previous) as staging, (staging / "part-00000.parquet").open("wb") as handle:
-        pq.write_table(pa.table({"probability": np.random.default_rng(1).beta(2, 8, 1000)}), handle)
-
-    same = scoring.gate("churn", dt.date(2026, 11, 2), _scores(ids, np.random.default_rng(2).beta(2, 8, 1000)), ids)
-    shifted = scoring.gate("churn", dt.date(2026, 11, 2), _scores(ids, np.random.default_rng(2).beta(8, 2, 1000)), ids)
-
-    assert same["success"] and same["psi"] < 0.1
-    assert not shifted["success"] and "PSI" in shifted["failed_critical"][0] and shifted["psi"] > 1
 
 
 def _snapshots(day: dt.date, plant: dict | None = None) -> None:
@@ -479,40 +416,11 @@ def test_baselines_fit_serve_and_orient_themselves_for_either_label(channels, mo
         assert model_metrics.auc(test[label].to_numpy(), p) > 0.65, kind
 
 
-def test_ties_are_cut_by_a_stable_hash_of_customer_and_model_never_by_id():
-    ids = pd.Series(range(1, 2001))
-    flat = pd.DataFrame({"customer_id": ids, "probability": 0.3})
-
-    churn, again, repurchase = (scoring.deciles(flat, m) for m in ("churn", "churn", "repurchase"))
-
-    top = ids[churn == 10]
-    assert len(top) == 200 and churn.equals(again)  # the same cut on every run
-    assert top.min() < 200 and top.max() > 1800  # spread over the ids, not the highest or lowest 200
-    assert not (churn == 10).equals(repurchase == 10)  # each model cuts its own way
-    y = np.zeros(2000)
-    y[top.index[:100]] = 1  # the evaluation's top decile is the same customers as scoring's decile 10
-    assert model_metrics.evaluate(y, np.full(2000, 0.3), model_metrics.stable_hash(ids, "churn"))[
-        "top_decile_capture"] == 1.0
-
-
 def test_cards_are_valid_json():
     card = {"auc": float("nan"), "nested": [{"lift": float("inf")}, 1.5], "ok": "x"}
 
     assert json.loads(json.dumps(model_metrics.finite(card), allow_nan=False)) == {
         "auc": None, "nested": [{"lift": None}, 1.5], "ok": "x"}
-
-
-def test_a_point_mass_that_moves_a_little_is_no_shift():
-    """Found at 100,000 customers (bench/scale.py): a baseline champion's 18% of customers at one probability sat on
-    a decile edge; the next day it moved by 0.00005 and the whole mass hopped into the next bin (PSI 1.37)."""
-    rng = np.random.default_rng(3)
-    mass = 0.02948  # 21% of the scores below it, 18% on it, 61% above: the 30% quantile edge sits on it
-    spread = np.concatenate([rng.uniform(0.0, 0.028, 2100), rng.uniform(0.031, 0.98, 6100)])
-    previous = np.concatenate([spread, np.full(1800, mass)])
-    current = np.concatenate([spread, np.full(1800, mass - 5e-5)])
-
-    assert scoring.psi(previous, current) < 0.01
-    assert scoring.psi(previous, rng.beta(6, 1.2, 10000)) > 1  # a real shift still shows
 
 
 def test_a_split_another_run_wrote_is_refused_not_mixed_in(local_env, monkeypatch):

@@ -323,3 +323,18 @@ def test_the_write_key_is_never_written_to_the_outbox_or_the_logs(env, connectio
     assert any(r.name == "segment" and r.levelno >= logging.ERROR for r in caplog.records)  # logs were captured
     logged = caplog.text + "".join(str(r.args) + r.getMessage() for r in caplog.records)
     assert WRITE_KEY not in logged and encoded not in logged
+
+
+@pytest.mark.parametrize("user_id", ["C00001", 'quote " and \\ backslash', "naïve ünïcödé ✓", "tab\tnew\nline",
+                                     "\u2028"])
+def test_a_message_line_is_the_json_dumps_it_stands_for(user_id):
+    """segment._line writes the messages file's line around the traits' JSON already made for the digest: it must
+    be exactly json.dumps of the whole record with sorted keys, whatever the retailer's ids hold."""
+    record = {"user_id": user_id, "traits": {"audiences": ["win_back"], "churn_reasons": ["é", '"x"'],
+                                             "churn_probability": 0.25}}
+    text = json.dumps(record["traits"], sort_keys=True)
+
+    line = segment_traits._line(record, text, "m-1", "d1")
+
+    assert line == json.dumps({**record, "message_id": "m-1", "digest": "d1"}, sort_keys=True)
+    assert json.loads(line)["user_id"] == user_id

@@ -2,12 +2,13 @@
 
 Job arguments (Glue passes them as --name value):
     --sql_path      the rendered SQL file (s3://... ; the DAG renders include/sql/<file> and uploads it)
-    --inputs        JSON: {"<view>": {"format": "dms_csv" | "json_lines" | "parquet", "paths": ["s3://...", ...],
+    --inputs        JSON: {"<view>": {"format": "csv" | "dms_csv" | "json_lines" | "parquet", "paths": [...],
                     "schema": "<DDL>"}} (see crosschannel.core.sqljobs, which writes them)
                     dms_csv: DMS CSV files with a header, read as text, plus _file_seq (the file's place
                     in `paths`) and _row_seq (increasing with the row's place in its file)
                     json_lines: gzip files of one JSON document per line, one row per non-blank line: `line`,
                     _file_seq and _row_seq as for dms_csv (the SQL parses the lines)
+                    csv: headerless CSV files (a batch transform's output) with the columns of `schema`
                     no paths: an empty view of `schema` (e.g. the identity map before the first day)
     --inputs_path   instead of --inputs: a file holding that JSON (a long list of files: Glue refuses arguments
                     over 260 KB in all)
@@ -44,6 +45,8 @@ def read_input(spark, spec: dict):
         return spark.createDataFrame([], spec["schema"])
     if spec["format"] == "parquet":
         return spark.read.parquet(*paths)
+    if spec["format"] == "csv":  # SageMaker CSV: no header, an empty field is a null, Python's `nan` is NaN
+        return spark.read.schema(spec["schema"]).option("header", "false").option("nanValue", "nan").csv(paths)
     order = F.create_map(*[x for i, p in enumerate(paths) for x in (F.lit(p), F.lit(i))])
     if spec["format"] == "json_lines":  # a gzip file is one partition: the ids increase along its lines
         blank = F.regexp_replace("line", r"\s", "") == ""  # only ASCII whitespace, as Python's bytes.strip()
@@ -51,7 +54,7 @@ def read_input(spark, spec: dict):
                 .withColumn("_file_seq", order[F.input_file_name()].cast("bigint"))
                 .withColumn("_row_seq", F.monotonically_increasing_id()).where(~blank))
     if spec["format"] != "dms_csv":
-        raise ValueError(f"input format {spec['format']!r}: expected dms_csv, json_lines or parquet")
+        raise ValueError(f"input format {spec['format']!r}: expected csv, dms_csv, json_lines or parquet")
     # DMS writes RFC 4180: a quote inside a value is doubled, a value may hold the delimiter or a line break
     frame = (spark.read.option("header", "true").option("inferSchema", "false").option("multiLine", "true")
              .option("quote", '"').option("escape", '"').csv(paths))
@@ -79,6 +82,9 @@ def run(spark, sql_path: str, inputs: dict | None, output_path: str, output_form
         # every column as the sort key: a re-run writes the same file (crosschannel.core.sqljobs.in_stable_order)
         result = result.orderBy(*[f.name for f in result.schema.fields
                                   if f.dataType.typeName() not in ("array", "map", "struct")])
+    # the version folder holds the data alone (the partition's own marker commits it): Hadoop's empty _SUCCESS in
+    # it would be one more object for a reader of the whole prefix, such as a SageMaker transform
+    spark.sparkContext._jsc.hadoopConfiguration().set("mapreduce.fileoutputcommitter.marksuccessfuljobs", "false")
     result = result.cache()
     rows = result.count()
     version = _new_version()

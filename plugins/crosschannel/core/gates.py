@@ -6,8 +6,8 @@ one result per suite; the worker reads only those (`job_results`, `GateRun.add`)
 Each expectation carries `meta.severity`: `critical` failures stop the run (the gate raises, listing each
 failed expectation with sample bad values and the keys of their rows), `warning` failures are reported. A
 suite's `meta.key` names its table's key columns (order_id; order_id and line_no; ...): every failure of a row
-check samples up to SAMPLE_SIZE of the failing rows' keys, so a message says which order, customer or product to
-fix. kwargs may say `$partition_start` / `$partition_end` (the day's bounds). A suite's
+check samples up to gx_checks.SAMPLE_SIZE of the failing rows' keys, so a message says which order, customer or
+product to fix. kwargs may say `$partition_start` / `$partition_end` (the day's bounds). A suite's
 `meta.row_count_vs_previous` ({min_ratio, max_ratio, severity}) adds a row-count check against the previous
 partition's count. On an empty partition the column min/max expectations have nothing to bound and are left
 out; the row-count checks judge it. `meta.references` ([{column, table, key, severity}]) checks referential
@@ -43,7 +43,6 @@ if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
 
 SUITES = BUNDLE_ROOT / "include" / "expectations"
-SAMPLE_SIZE = 5  # gx_checks.SAMPLE_SIZE
 
 
 class GateFailed(DataError, RuntimeError):
@@ -284,7 +283,7 @@ class GateRun:
                 "column": config.kwargs.get("column") or config.kwargs.get("column_list"),
                 "kwargs": {k: v for k, v in config.kwargs.items() if k not in ("column", "batch_id")},
                 "unexpected_count": item.result.get("unexpected_count"),
-                "sample": [None if v != v else v for v in item.result.get("partial_unexpected_list", [])][:SAMPLE_SIZE],
+                "sample": [None if v != v else v for v in item.result.get("partial_unexpected_list", [])],
                 "keys": [{c: row[c] for c in key} for row in sampled],
                 "observed": item.result.get("observed_value"),
                 **({"why": config.meta["why"]} if (config.meta or {}).get("why") else {}),

@@ -5,7 +5,7 @@ The same job arguments drive both targets. On aws they are the `script_args` of 
 rendered SQL is kept under <root>/system/sql/dt=YYYY-MM-DD/ on both targets, so what ran for a partition
 can always be read back.
 
-Inputs (the `--inputs` JSON): {"<view>": {"format": "dms_csv" | "json_lines" | "parquet", "paths": [...],
+Inputs (the `--inputs` JSON): {"<view>": {"format": "csv" | "dms_csv" | "json_lines" | "parquet", "paths": [...],
 "schema": ddl}}. Glue refuses a run whose arguments exceed 260 KB in all (its job-parameters documentation), and a
 merge lists every DMS file since the full load (up to 24 a day per table): inputs over INLINE_INPUTS_BYTES are
 written beside the rendered SQL (<name>.inputs.json) and passed as `--inputs_path` instead.
@@ -15,6 +15,8 @@ written beside the rendered SQL (<name>.inputs.json) and passed as `--inputs_pat
              `line` (its text), _file_seq and _row_seq as for dms_csv; the SQL parses them
     parquet  partition folders (or files) read as one table; with no paths, an empty table of `schema`
              (a DDL such as "anonymous_id STRING, customer_id BIGINT"), e.g. on the first day
+    csv      SageMaker CSV files (no header, an empty field is a null, RFC 4180 quoting) with the columns and
+             types of `schema`, e.g. a batch transform's output
 
 Output: the partition committed whole, as Parquet (rows sorted by every column, so a re-run writes the same file)
 or, with `output_format="csv"`, as SageMaker CSV (no header, a null as an empty field, rows in the SQL's ORDER
@@ -117,8 +119,7 @@ def empty_table(schema: str) -> pa.Table:
     """An empty Arrow table from a DDL column list ("a STRING, b DECIMAL(12, 2)")."""
     import pyarrow as pa
 
-    columns = re.findall(r"(\w+)\s+(\w+(?:\(\s*\d+\s*,\s*\d+\s*\))?)", schema)
-    return pa.schema([(name, _arrow_type(kind)) for name, kind in columns]).empty_table()
+    return pa.schema([(name, _arrow_type(kind)) for name, kind in schema_columns(schema)]).empty_table()
 
 
 def read_parquet(urls: list[str]) -> pa.Table:
@@ -177,6 +178,33 @@ def read_json_lines(urls: list[str]) -> pa.Table:
     return pa.concat_tables(parts)
 
 
+def schema_columns(schema: str) -> list[tuple[str, str]]:
+    """(name, type) of each column of a DDL column list ("a STRING, b DECIMAL(12, 2)")."""
+    return re.findall(r"(\w+)\s+(\w+(?:\(\s*\d+\s*,\s*\d+\s*\))?)", schema)
+
+
+def read_csv(urls: list[str], schema: str) -> pa.Table:
+    import pyarrow as pa
+    from pyarrow import csv
+
+    columns = schema_columns(schema)
+    types = {name: _arrow_type(kind) for name, kind in columns}
+    parts = [empty_table(schema)]  # an empty file (a transform of no line) is no row, not an error
+    for url in urls:
+        with storage.location(url).open("rb") as handle:
+            if not handle.read(1):
+                continue
+            handle.seek(0)
+            try:
+                parts.append(csv.read_csv(handle, read_options=csv.ReadOptions(column_names=list(types)),
+                                          convert_options=csv.ConvertOptions(column_types=types,
+                                                                             strings_can_be_null=True,
+                                                                             null_values=[""])))
+            except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+                raise SqlJobError(f"{url}: not CSV of {schema} ({exc})") from exc
+    return pa.concat_tables(parts)
+
+
 def read_input(view: str, spec: dict) -> pa.Table:
     if not spec["paths"]:
         if "schema" not in spec:
@@ -188,7 +216,9 @@ def read_input(view: str, spec: dict) -> pa.Table:
         return read_dms_csv(spec["paths"])
     if spec["format"] == "json_lines":
         return read_json_lines(spec["paths"])
-    raise SqlJobError(f"input {view!r}: format {spec['format']!r}, expected dms_csv, json_lines or parquet")
+    if spec["format"] == "csv":
+        return read_csv(spec["paths"], spec["schema"])
+    raise SqlJobError(f"input {view!r}: format {spec['format']!r}, expected csv, dms_csv, json_lines or parquet")
 
 
 def read_partition(folder: ObjectStoragePath) -> pa.Table:

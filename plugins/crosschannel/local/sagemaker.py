@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import math
 import os
@@ -25,9 +26,13 @@ import sys
 import tarfile
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from crosschannel.core import paths, storage
 from crosschannel.core.sagemaker import BUILTIN_METRICS, load_handlers, load_model
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 
 class SageMakerJobError(RuntimeError):
@@ -143,8 +148,10 @@ def run_tuning_job(config: dict) -> dict:
     return described
 
 
-def _json_path_indices(path: str, width: int) -> list[int]:
-    """The subset of SageMaker's JSONPath filters used here: "$[a:]", "$[i,j,...]" (negative counts back)."""
+@functools.lru_cache(maxsize=64)
+def _json_path_indices(path: str, width: int) -> tuple[int, ...]:
+    """The subset of SageMaker's JSONPath filters used here: "$[a:]", "$[i,j,...]" (negative counts back);
+    memoised: a transform asks for every line, and its lines are of one width."""
     inner = re.fullmatch(r"\$\[(.*)\]", path.strip())
     if not inner:
         raise SageMakerJobError(f"filter {path!r}: expected $[...]")
@@ -156,12 +163,43 @@ def _json_path_indices(path: str, width: int) -> list[int]:
         else:
             index = int(part)
             indices.append(index if index >= 0 else width + index)
-    return indices
+    return tuple(indices)
+
+
+def _fields(data: bytes, name: str) -> pa.Table:
+    """SageMaker CSV lines split into their fields, each kept as its text (f0, f1, ...); blank lines skipped."""
+    import pyarrow as pa
+    from pyarrow import csv
+
+    first = next((line for line in data.splitlines() if line.strip()), None)
+    if first is None:
+        return pa.table({})
+    names = [f"f{i}" for i in range(first.count(b",") + 1)]
+    try:
+        as_text = csv.ConvertOptions(column_types=dict.fromkeys(names, pa.string()), strings_can_be_null=False,
+                                     quoted_strings_can_be_null=False)
+        return csv.read_csv(pa.py_buffer(data), read_options=csv.ReadOptions(column_names=names),
+                            convert_options=as_text)
+    except pa.ArrowInvalid as exc:
+        raise SageMakerJobError(f"{name}: not CSV lines of {len(names)} fields each ({exc})") from exc
+
+
+def _lines(table: pa.Table) -> bytes:
+    """The fields written back as CSV lines, each as it was read."""
+    import pyarrow as pa
+    from pyarrow import csv
+
+    sink = pa.BufferOutputStream()
+    csv.write_csv(table, sink, csv.WriteOptions(include_header=False, quoting_style="none"))
+    return sink.getvalue().to_pybytes()
 
 
 def run_transform_job(model: dict, config: dict, batch_lines: int = 5000) -> dict:
     """Run a CreateTransformJob config locally with the model of a CreateModel config: every input file
-    becomes <output>/<file name>.out, line for line."""
+    becomes <output>/<file name>.out, line for line. Lines are split, filtered and joined as Arrow columns (no
+    Python per line); inference.py's handlers get each batch of lines as the text SageMaker would send."""
+    import pyarrow as pa
+
     container = model["PrimaryContainer"]
     handlers = load_handlers(container["Environment"]["SAGEMAKER_SUBMIT_DIRECTORY"])
     loaded = load_model(handlers, container["ModelDataUrl"])
@@ -169,25 +207,29 @@ def run_transform_job(model: dict, config: dict, batch_lines: int = 5000) -> dic
     source = _local_dir(config["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"])
     output = _local_dir(config["TransformOutput"]["S3OutputPath"])
     output.mkdir(parents=True, exist_ok=True)
+    name = config["TransformJobName"]
     records = 0
     for path in sorted(p for p in source.rglob("*") if p.is_file()):
-        lines = [line for line in path.read_text().splitlines() if line.strip()]
+        table = _fields(path.read_bytes(), str(path))
         out = []
-        for start in range(0, len(lines), batch_lines):
-            batch = [line.split(",") for line in lines[start : start + batch_lines]]
-            filtered = [[row[i] for i in _json_path_indices(processing["InputFilter"], len(row))] for row in batch]
-            body = "".join(",".join(row) + "\n" for row in filtered)
+        for start in range(0, table.num_rows, batch_lines):
+            batch = table.slice(start, batch_lines)
+            given = batch.select(list(_json_path_indices(processing["InputFilter"], batch.num_columns)))
             result, content_type = handlers.output_fn(
-                handlers.predict_fn(handlers.input_fn(body, "text/csv"), loaded), "text/csv")
+                handlers.predict_fn(handlers.input_fn(_lines(given).decode(), "text/csv"), loaded), "text/csv")
             if content_type != "text/csv":
-                raise SageMakerJobError(f"transform job {config['TransformJobName']}: inference.py answered "
-                                        f"{content_type!r}, expected text/csv")
-            for row, answer in zip(batch, result.splitlines(), strict=True):
-                joined = row + answer.split(",") if processing.get("JoinSource") == "Input" else answer.split(",")
-                out.append(",".join(joined[i] for i in _json_path_indices(processing["OutputFilter"], len(joined))))
-        (output / f"{path.name}.out").write_text("".join(line + "\n" for line in out))
-        records += len(out)
-    return {"TransformJobName": config["TransformJobName"], "TransformJobStatus": "Completed", "records": records}
+                raise SageMakerJobError(f"transform job {name}: inference.py answered {content_type!r}, expected "
+                                        "text/csv")
+            answer = _fields(result.encode(), f"transform job {name}'s answer")
+            if answer.num_rows != batch.num_rows:
+                raise SageMakerJobError(f"transform job {name}: inference.py answered {answer.num_rows} lines for "
+                                        f"{batch.num_rows}")
+            joined = [*batch.columns, *answer.columns] if processing.get("JoinSource") == "Input" else answer.columns
+            kept = _json_path_indices(processing["OutputFilter"], len(joined))
+            out.append(_lines(pa.table({f"f{n}": joined[i] for n, i in enumerate(kept)})))
+        (output / f"{path.name}.out").write_bytes(b"".join(out))
+        records += table.num_rows
+    return {"TransformJobName": name, "TransformJobStatus": "Completed", "records": records}
 
 
 def create_model(plan: dict) -> str:

@@ -31,13 +31,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from unittest import mock
 
-from crosschannel.core import awsapi, dms, paths, sagemaker, storage
+from crosschannel.core import awsapi, dms, gates, paths, sagemaker, storage
 from crosschannel.core.config import get_config
 from crosschannel.core.partition import run_hash
 from crosschannel.stages.activation import audiences, customer_profiles, outbox, personalize, pinpoint, recommended
 from crosschannel.stages.models import datasets, jobs
 from crosschannel.stages.recommendations import solutions
 from crosschannel.stages.scoring.scores import OUTPUTS
+from crosschannel.stages.trusted import publish
 from crosschannel.wiring import notify, steps
 
 ATTEMPT = "${attempt}"  # the attempt folder is named when the activation run starts
@@ -113,6 +114,10 @@ def sql_steps(day: dt.date) -> list[tuple[str, list[str], dict]]:
              ("propensity_training.build_dataset", [f"{m}_{s}_rows.sql" for m in cfg.models.specs
                                                     for s in datasets.SPLITS], channel),
              ("propensity_training.build_dataset", [f"{m}_training_summary.sql" for m in cfg.models.specs], {}),
+             ("propensity_scoring.build_scoring_input", [f"scoring_input_{m}.sql" for m in cfg.models.specs],
+              {"--output_format": "csv"}),
+             ("propensity_scoring.check_scores", [f"{kind}_{m}.sql" for m in cfg.models.specs
+                                                  for kind in ("scores", "score_checks")], {}),
              ("audience_activation.build_audience", [f"audience_{a}.sql" for a in audiences.names()], {})]
     if cfg.runs("personalize"):
         found.append(("audience_activation.build_personalize",
@@ -120,7 +125,7 @@ def sql_steps(day: dt.date) -> list[tuple[str, list[str], dict]]:
     return found
 
 
-def glue_requests(day: dt.date) -> list[dict]:
+def glue_requests(day: dt.date, run: str) -> list[dict]:
     from airflow.providers.amazon.aws.operators.glue import GlueJobOperator
 
     sql_job = GlueJobOperator(task_id="sql_job", **steps.glue_job_kwargs())
@@ -142,6 +147,16 @@ def glue_requests(day: dt.date) -> list[dict]:
                              {"JobName": name, "Arguments": arguments},
                              "inputs and output follow the landed files and the run: placeholders (inputs over "
                              "64 KB are passed as --inputs_path, a file beside the SQL)"))
+    for gate in ("trusted", "derived"):  # the gate jobs: GX Core on Spark in the same job
+        arguments = {"--gates_path": storage.url_of(paths.sql_file(day, f"gate_{gate}-{run_hash(run)}.json")),
+                     "--output_path": storage.url_of(publish.results_folder(day, gate, run)),
+                     **gates.glue_arguments()}
+        if sql_job.durable and sql_job.deferrable:
+            arguments[GlueJobOperator.TASK_UUID_ARG] = ref("TaskInstance", "task_uuid")
+        found.append(req("glue", "StartJobRun", f"gate_{gate}", f"retail_trusted.check_{gate}",
+                         {"JobName": name, "Arguments": arguments},
+                         "GX Core installed from PyPI (or your mirror) at each start; the spec lists the run's "
+                         "candidates"))
     return found
 
 
@@ -170,10 +185,11 @@ def sagemaker_requests(day: dt.date, run: str) -> list[dict]:
                 "the champion's name and artifact come from the registry"),
             req("sagemaker", "CreateTransformJob", model, "propensity_scoring.score_model",
                 sagemaker.transform_config(sagemaker.job_name(model, day, "score"), model_name,
-                                           storage.url_of(paths.scores(model, day, "input")),
-                                           storage.url_of(paths.scores(model, day, "output")),
+                                           ref("build_scoring_input", f"{model}_version_folder"),
+                                           ref("build_scoring_input", f"{model}_output_folder"),
                                            len(cfg.features()[0]), OUTPUTS),
-                "the champion's features: models.features"),
+                "the champion's features: models.features; input and output follow the input's committed version "
+                "(<root>/ml/<model>/scores/dt=D/input/<version>/, output/<version>/)"),
         ]
     return found
 
@@ -288,7 +304,7 @@ def write_plan(day: dt.date, out: Path, run_id: str | None = None) -> list[dict]
     Nothing is written unless every request passes."""
     run = run_id or f"manual__{day.isoformat()}T00:00:00+00:00"
     with aws_target():
-        requests = [*dms_requests(day), *glue_requests(day), *sagemaker_requests(day, run),
+        requests = [*dms_requests(day), *glue_requests(day, run), *sagemaker_requests(day, run),
                     *recommendation_requests(day, run), *activation_requests(day, run), *sns_requests(day, run)]
         for request in requests:
             request["api_version"] = check(request)["api_version"]

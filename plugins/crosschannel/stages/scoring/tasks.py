@@ -7,11 +7,21 @@ import datetime as dt
 from crosschannel.stages.scoring import scores
 
 
-def plan_scoring(day: dt.date, run: str) -> list[dict]:
-    """Write each model's transform input and its CreateModel / CreateTransformJob configs."""
-    return scores.plan_scoring(day, run=run)
+def plan_scoring(day: dt.date) -> list[dict]:
+    """Each model's champion and the SQL job writing its transform input from the day's features."""
+    return scores.plan_scoring(day)
 
 
-def gate_scores(day: dt.date, plans: list[dict]) -> dict:
-    """Check and publish the day's scores with deciles, reasons and model version."""
-    return scores.finalize(day, plans)
+def plan_transforms(day: dt.date, plans: list[dict], run: str) -> list[dict]:
+    """Each model's CreateModel / CreateTransformJob configs over its committed input."""
+    return scores.plan_transforms(day, plans, run)
+
+
+def plan_score_gate(day: dt.date, transforms: list[dict]) -> list[dict]:
+    """The SQL jobs over each transform's output: the candidate scores with deciles and the gate's checks."""
+    return scores.plan_score_gate(day, transforms)
+
+
+def gate_scores(day: dt.date, transforms: list[dict]) -> dict:
+    """Judge each model's checks and publish its candidate scores if they pass."""
+    return scores.gate_scores(day, transforms)
