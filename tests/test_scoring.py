@@ -67,7 +67,19 @@ def test_complete_in_range_scores_are_published_with_deciles_and_version(local_e
     assert published["decile"].is_monotonic_increasing  # probability rises with the id here
     assert published["reason_2"].isna().all() and set(published["reason_1"]) == {"recency_days"}
     assert set(published["model_version"]) == {"v0001"} and set(published["partition"]) == {DAY.isoformat()}
-    assert not storage.is_committed(paths.scores("churn", DAY, "candidate"))
+
+
+def test_a_retried_gate_publishes_the_same_scores_again(local_env):
+    """A gate_scores retried (or cleared after one model was published and another failed) publishes again: the
+    candidate is kept until the run's next check_scores replaces it."""
+    plan = _score_day(list(range(1, 101)), np.linspace(0, 1, 100))
+    scoring.gate_scores(DAY, [plan])
+    first = _published()
+
+    again = scoring.gate_scores(DAY, [plan])
+
+    assert again["models"]["churn"]["rows"] == 100
+    pd.testing.assert_frame_equal(_published(), first)
 
 
 def test_score_gate_names_missing_extra_duplicated_and_out_of_range_scores(local_env):
@@ -174,4 +186,4 @@ def test_the_psi_quantiles_of_counted_scores_are_numpys():
     values, counts = np.unique(sample, return_counts=True)
     q = np.linspace(0, 1, 11)
 
-    assert np.allclose(scoring._quantiles(values, counts.astype(float), q), np.quantile(sample, q), rtol=0, atol=1e-12)
+    assert np.array_equal(scoring._quantiles(values, counts.astype(float), q), np.quantile(sample, q))

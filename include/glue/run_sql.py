@@ -45,8 +45,10 @@ def read_input(spark, spec: dict):
         return spark.createDataFrame([], spec["schema"])
     if spec["format"] == "parquet":
         return spark.read.parquet(*paths)
-    if spec["format"] == "csv":  # SageMaker CSV: no header, an empty field is a null, Python's `nan` is NaN
-        return spark.read.schema(spec["schema"]).option("header", "false").option("nanValue", "nan").csv(paths)
+    if spec["format"] == "csv":  # SageMaker CSV: no header, an empty field is a null, Python's nan and inf spelt
+        # as Python writes them, and a value that does not fit its column fails the job (as on DuckDB)
+        return (spark.read.schema(spec["schema"]).option("header", "false").option("mode", "FAILFAST")
+                .option("nanValue", "nan").option("positiveInf", "inf").option("negativeInf", "-inf").csv(paths))
     order = F.create_map(*[x for i, p in enumerate(paths) for x in (F.lit(p), F.lit(i))])
     if spec["format"] == "json_lines":  # a gzip file is one partition: the ids increase along its lines
         blank = F.regexp_replace("line", r"\s", "") == ""  # only ASCII whitespace, as Python's bytes.strip()

@@ -30,16 +30,17 @@ out_of_range AS (
 ),
 findings AS (
     SELECT 'missing' AS kind, customer_id, CAST(NULL AS DOUBLE) AS value,
-           ROW_NUMBER() OVER (ORDER BY customer_id) AS k, COUNT(*) OVER () AS n FROM missing
+           ROW_NUMBER() OVER (ORDER BY customer_id NULLS LAST) AS k, COUNT(*) OVER () AS n FROM missing
     UNION ALL
-    SELECT 'extra', customer_id, CAST(NULL AS DOUBLE), ROW_NUMBER() OVER (ORDER BY customer_id), COUNT(*) OVER ()
-    FROM extra
+    SELECT 'extra', customer_id, CAST(NULL AS DOUBLE), ROW_NUMBER() OVER (ORDER BY customer_id NULLS LAST),
+           COUNT(*) OVER () FROM extra
     UNION ALL
-    SELECT 'duplicated', customer_id, CAST(NULL AS DOUBLE), ROW_NUMBER() OVER (ORDER BY customer_id),
+    SELECT 'duplicated', customer_id, CAST(NULL AS DOUBLE), ROW_NUMBER() OVER (ORDER BY customer_id NULLS LAST),
            SUM(times - 1) OVER () FROM scored_ids WHERE times > 1
     UNION ALL
-    SELECT 'out_of_range', customer_id, probability, ROW_NUMBER() OVER (ORDER BY customer_id, probability),
-           COUNT(*) OVER () FROM out_of_range
+    SELECT 'out_of_range', customer_id, probability,
+           ROW_NUMBER() OVER (ORDER BY customer_id NULLS LAST, probability NULLS LAST), COUNT(*) OVER ()
+    FROM out_of_range
 )
 SELECT kind, customer_id, value, CAST(n AS BIGINT) AS n, CAST(NULL AS STRING) AS text FROM findings WHERE k <= 5
 UNION ALL

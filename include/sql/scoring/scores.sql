@@ -10,7 +10,7 @@ SELECT
     s.reason_1,
     s.reason_2,
     s.reason_3,
-    CAST(FLOOR(CAST((ROW_NUMBER() OVER (ORDER BY s.probability, md5(concat('{{ model }}:',
+    CAST(FLOOR(CAST((ROW_NUMBER() OVER (ORDER BY s.probability NULLS LAST, md5(concat('{{ model }}:',
                                                                            CAST(s.customer_id AS STRING))),
                                         s.customer_id) - 1) * 10 AS DOUBLE)
                / CAST(COUNT(*) OVER () AS DOUBLE)) AS BIGINT) + 1 AS decile,

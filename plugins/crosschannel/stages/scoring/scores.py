@@ -3,7 +3,9 @@
     <root>/ml/<model>/scores/dt=D/input/       customer_id + the champion's features, CSV without header (a SQL job)
     <root>/ml/<model>/scores/dt=D/output/<v>/  the transform's output of input version <v>: customer_id,
                                                probability, reason_1..3
-    <root>/ml/<model>/scores/dt=D/candidate/   the scores with their deciles (a SQL job, include/sql/scoring/scores.sql)
+    <root>/ml/<model>/scores/dt=D/candidate/   the scores with their deciles (a SQL job,
+                                               include/sql/scoring/scores.sql), copied to scores/ once the gate
+                                               passes (and kept: a retried gate copies it again)
     <root>/ml/<model>/scores/dt=D/checks/      what the gate judges (a SQL job, include/sql/scoring/checks.sql)
     <root>/ml/<model>/scores/dt=D/scores/      the published scores (Parquet): the candidate, once the gate passes
 Every step that touches a row is a SQL job (DuckDB locally, the generic Glue job on aws) or the transform itself:
@@ -81,8 +83,9 @@ def plan_transforms(day: dt.date, plans: list[dict], run: str = "") -> list[dict
             **{k: v for k, v in plan.items() if k != "job"},
             "model_config": sagemaker.model_config(model_name, plan["model_data"], source_dir),
             "transform_config": sagemaker.transform_config(
-                sagemaker.job_name(model, day, "score"), model_name, storage.url_of(storage.resolve(given)),
-                storage.url_of(output_folder(model, day, version)), len(plan["features"]), OUTPUTS),
+                # trailing slashes: an S3Prefix matches keys by prefix, and `_v1` is a prefix of `_v12`
+                sagemaker.job_name(model, day, "score"), model_name, storage.url_of(storage.resolve(given)) + "/",
+                storage.url_of(output_folder(model, day, version)) + "/", len(plan["features"]), OUTPUTS),
         })
     return planned
 
@@ -128,10 +131,12 @@ def _quantiles(values: np.ndarray, counts: np.ndarray, q: np.ndarray) -> np.ndar
 
     ends = np.cumsum(counts)
     h = (ends[-1] - 1) * q
-    below = np.floor(h).astype("int64")
+    below = np.floor(h)
+    t = h - below
     lower = values[np.searchsorted(ends, below, side="right")]
     upper = values[np.searchsorted(ends, np.minimum(below + 1, ends[-1] - 1), side="right")]
-    return lower + (h - below) * (upper - lower)
+    # numpy's own interpolation (numpy.lib._function_base_impl._lerp), so an edge is numpy's to the last bit
+    return np.where(t >= 0.5, upper - (upper - lower) * (1 - t), lower + (upper - lower) * t)
 
 
 def psi(previous: dict[float, int], current: dict[float, int], bins: int = 10) -> float:
@@ -221,7 +226,9 @@ def gate_scores(day: dt.date, transforms: list[dict]) -> dict:
         if not result["success"]:
             failed.append(f"scores of {model} (partition {day}):\n    " + "\n    ".join(result["failed_critical"]))
             continue
-        storage.promote(paths.scores(model, day, "candidate"), paths.scores(model, day, "scores"))
+        # the candidate stays (the run's next check_scores replaces it): a retried or cleared gate_scores, after
+        # one model was published and another failed, publishes the same scores again
+        storage.promote(paths.scores(model, day, "candidate"), paths.scores(model, day, "scores"), keep=True)
         rows, mean = checks["rows"]
         summary[model] = {"rows": rows, "version": version, "psi": result["psi"], "mean_probability": mean}
     if failed:
