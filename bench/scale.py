@@ -479,7 +479,7 @@ class Floors:
 
         for plan in self.plans("propensity_scoring", "plan_transforms"):
             model_data = plan["model_config"]["PrimaryContainer"]["ModelDataUrl"]
-            model = plan.get("model") or _model_of(plan["transform_config"]["TransformOutput"]["S3OutputPath"])
+            model = plan["model"]
             booster = _booster(Path(model_data.removeprefix("file://")), tmp)
             given = storage.resolve(paths.scores(model, self.day, "input"))
             for number, csv in enumerate(sorted(Path(given.path).glob("*.csv"))):

@@ -167,9 +167,6 @@ def test_the_aws_chain_ran_its_work_in_the_services(chains):
                      and c["operation"] == "GetObject" and transform.search(c["resource"])
                      and not c["resource"].endswith("/_SUCCESS")]  # a partition's pointer: read to resolve it
     assert scoring_reads == []  # the transform's input and output and the scores stay with Glue and SageMaker
-    print("worker reads:", sorted({re.sub(r"_v\d+-\w+", "_v*", c["resource"]) for c in chains["cloud"].calls
-                                   if c["role"] == "worker" and c["operation"] == "GetObject"
-                                   and c["resource"].endswith((".parquet", ".csv", ".out"))}))
     ran = [service for service, _ in chains["cloud"].jobs]
     assert ran.count("dms") == 1
     assert ran.count("glue") >= len(TABLES)

@@ -119,7 +119,8 @@ def empty_table(schema: str) -> pa.Table:
     """An empty Arrow table from a DDL column list ("a STRING, b DECIMAL(12, 2)")."""
     import pyarrow as pa
 
-    return pa.schema([(name, _arrow_type(kind)) for name, kind in schema_columns(schema)]).empty_table()
+    columns = re.findall(r"(\w+)\s+(\w+(?:\(\s*\d+\s*,\s*\d+\s*\))?)", schema)
+    return pa.schema([(name, _arrow_type(kind)) for name, kind in columns]).empty_table()
 
 
 def read_parquet(urls: list[str]) -> pa.Table:
@@ -178,18 +179,12 @@ def read_json_lines(urls: list[str]) -> pa.Table:
     return pa.concat_tables(parts)
 
 
-def schema_columns(schema: str) -> list[tuple[str, str]]:
-    """(name, type) of each column of a DDL column list ("a STRING, b DECIMAL(12, 2)")."""
-    return re.findall(r"(\w+)\s+(\w+(?:\(\s*\d+\s*,\s*\d+\s*\))?)", schema)
-
-
 def read_csv(urls: list[str], schema: str) -> pa.Table:
     import pyarrow as pa
     from pyarrow import csv
 
-    columns = schema_columns(schema)
-    types = {name: _arrow_type(kind) for name, kind in columns}
     parts = [empty_table(schema)]  # an empty file (a transform of no line) is no row, not an error
+    types = dict(zip(parts[0].schema.names, parts[0].schema.types, strict=True))
     for url in urls:
         with storage.location(url).open("rb") as handle:
             if not handle.read(1):

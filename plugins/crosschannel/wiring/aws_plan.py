@@ -136,27 +136,24 @@ def glue_requests(day: dt.date, run: str) -> list[dict]:
              req("glue", "UpdateJob", name, "every SQL step (GlueJobOperator, update_config)",
                  {"JobName": name, "JobUpdate": {k: v for k, v in config.items() if k not in ("Name", "Tags")}},
                  "when the job exists and differs from the configuration")]
+    def start(run_name: str, target: str, arguments: dict, note: str) -> dict:
+        if sql_job.durable and sql_job.deferrable:  # the provider tags each run to find it on a retry
+            arguments = {**arguments, GlueJobOperator.TASK_UUID_ARG: ref("TaskInstance", "task_uuid")}
+        return req("glue", "StartJobRun", run_name, target, {"JobName": name, "Arguments": arguments}, note)
+
     for target, files, extra in sql_steps(day):
         task = target.split(".")[1]
-        for file in files:
-            arguments = {"--sql_path": storage.url_of(paths.sql_file(day, file)), "--inputs": ref(task, "inputs"),
-                         "--output_path": ref(task, "output_path"), **extra}
-            if sql_job.durable and sql_job.deferrable:  # the provider tags each run to find it on a retry
-                arguments[GlueJobOperator.TASK_UUID_ARG] = ref("TaskInstance", "task_uuid")
-            found.append(req("glue", "StartJobRun", file.removesuffix(".sql"), target,
-                             {"JobName": name, "Arguments": arguments},
-                             "inputs and output follow the landed files and the run: placeholders (inputs over "
-                             "64 KB are passed as --inputs_path, a file beside the SQL)"))
-    for gate in ("trusted", "derived"):  # the gate jobs: GX Core on Spark in the same job
-        arguments = {"--gates_path": storage.url_of(paths.sql_file(day, f"gate_{gate}-{run_hash(run)}.json")),
+        found += [start(file.removesuffix(".sql"), target,
+                        {"--sql_path": storage.url_of(paths.sql_file(day, file)), "--inputs": ref(task, "inputs"),
+                         "--output_path": ref(task, "output_path"), **extra},
+                        "inputs and output follow the landed files and the run: placeholders (inputs over 64 KB are "
+                        "passed as --inputs_path, a file beside the SQL)") for file in files]
+    found += [start(f"gate_{gate}", f"retail_trusted.check_{gate}",  # the gate jobs: GX Core on Spark, same job
+                    {"--gates_path": storage.url_of(paths.sql_file(day, f"gate_{gate}-{run_hash(run)}.json")),
                      "--output_path": storage.url_of(publish.results_folder(day, gate, run)),
-                     **gates.glue_arguments()}
-        if sql_job.durable and sql_job.deferrable:
-            arguments[GlueJobOperator.TASK_UUID_ARG] = ref("TaskInstance", "task_uuid")
-        found.append(req("glue", "StartJobRun", f"gate_{gate}", f"retail_trusted.check_{gate}",
-                         {"JobName": name, "Arguments": arguments},
-                         "GX Core installed from PyPI (or your mirror) at each start; the spec lists the run's "
-                         "candidates"))
+                     **gates.glue_arguments()},
+                    "GX Core installed from PyPI (or your mirror) at each start; the spec lists the run's candidates")
+              for gate in ("trusted", "derived")]
     return found
 
 

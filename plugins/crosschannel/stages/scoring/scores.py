@@ -102,8 +102,7 @@ def plan_score_gate(day: dt.date, transforms: list[dict]) -> list[dict]:
     for plan in transforms:
         model = plan["model"]
         folder = storage.location(plan["transform_config"]["TransformOutput"]["S3OutputPath"])
-        files = sorted(p for p in folder.iterdir() if p.is_file() and p.name.endswith(".out")) \
-            if folder.exists() else []
+        files = sorted(folder.glob("*.out")) if folder.exists() else []
         if not files:
             raise FileNotFoundError(f"{storage.url_of(folder)}: the batch transform of {model} for {day} left no "
                                     "output")
@@ -184,16 +183,18 @@ def read_checks(model: str, day: dt.date) -> dict:
     return found
 
 
+FINDINGS = {  # checks.sql's kinds of finding that fail the gate, as its message says them
+    "missing": "customer(s) of the day's features not scored",
+    "extra": "scored id(s) not in the day's features",
+    "duplicated": "customer(s) scored twice",
+    "out_of_range": "probability(ies) outside [0, 1] or missing",
+}
+
+
 def gate(model: str, day: dt.date, checks: dict, version: str | None = None) -> dict:
     """The score gate's result from the checks job's findings (read_checks), kept as the day's gate report."""
-    failures = []
-    said = {"missing": "customer(s) of the day's features not scored", "extra": "scored id(s) not in the day's "
-            "features", "duplicated": "customer(s) scored twice", "out_of_range": "probability(ies) outside [0, 1] "
-            "or missing"}
-    for kind, text in said.items():
-        if kind in checks:
-            n, sample = checks[kind]
-            failures.append(f"{n} {text}, e.g. {sample}")
+    failures = [f"{checks[kind][0]} {text}, e.g. {checks[kind][1]}" for kind, text in FINDINGS.items()
+                if kind in checks]
     limit = get_config().models.psi_limit
     stability, note = None, "no previous day's scores"
     if checks["previous"] and checks["current"]:
