@@ -96,7 +96,7 @@ def audience_activation():
 
     @task(trigger_rule="none_failed")  # runs when no dataset needed building (all delivered, or disabled)
     def export_personalize(prepared: dict, **context) -> list[dict]:
-        """Write the datasets as Personalize CSVs, check the minimum data, and plan the import jobs."""
+        """Check the datasets' files (the jobs' findings), copy them into the attempt, and plan the imports."""
         from crosschannel.stages.activation import tasks
 
         return tasks.export_personalize(partition_day(context), prepared, context["run_id"])

@@ -154,7 +154,8 @@ def test_every_dag_succeeds_on_both_targets(chains):
 
 def test_the_aws_chain_ran_its_work_in_the_services(chains):
     """The Glue job ran the gates too (GX on Spark), and the worker read no trusted or features candidate's data:
-    not to gate it, not to publish it (S3 copies it)."""
+    not to gate it, not to publish it (S3 copies it); nor a score, nor a Personalize file (Glue writes it, S3 copies
+    it into the attempt's folder)."""
     gate_jobs = [c for c in chains["cloud"].calls if c["role"] == "glue" and c["service"] == "s3"
                  and c["operation"] == "GetObject" and c["resource"].endswith("/code/gx_checks.py")]
     assert gate_jobs
@@ -162,7 +163,7 @@ def test_the_aws_chain_ran_its_work_in_the_services(chains):
                     and c["operation"] == "GetObject" and c["resource"].endswith(".parquet")
                     and ("/staging/trusted/" in c["resource"] or "/staging/features/" in c["resource"])]
     assert worker_reads == []
-    transform = re.compile(r"/ml/\w+/scores/dt=[^/]+/(input|output|candidate)/")
+    transform = re.compile(r"/ml/\w+/scores/dt=[^/]+/(input|output|candidate)/|/activation/personalize/dt=[^/]+/files/")
     scoring_reads = [c["resource"] for c in chains["cloud"].calls if c["role"] == "worker"
                      and c["operation"] == "GetObject" and transform.search(c["resource"])
                      and not c["resource"].endswith("/_SUCCESS")]  # a partition's pointer: read to resolve it

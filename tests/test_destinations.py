@@ -1,5 +1,5 @@
 """The destinations' files: Pinpoint endpoints (opted-in, valid contacts of treatment members only, split under
-the size limit), Personalize minimum-data checks and import modes, the publish decision."""
+the size limit), Personalize import modes, the publish decision (Personalize's files: test_personalize.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import io
 import pandas as pd
 import pytest
 
-from crosschannel.core import paths, sqljobs, storage
+from crosschannel.core import paths, storage
 from crosschannel.stages.activation import outbox, personalize, pinpoint
 from crosschannel.stages.activation import profiles as activation
 from crosschannel.stages.activation.outbox import ActivationError
@@ -68,23 +68,6 @@ def test_import_files_are_split_under_the_limit_each_with_the_header(local_env):
     assert not (folder / storage.MARKER).exists()  # Pinpoint imports every object of the folder
 
 
-def _interactions(users: int, per_user: int) -> pd.DataFrame:
-    return pd.DataFrame({"USER_ID": [str(u) for u in range(users) for _ in range(per_user)]})
-
-
-def test_personalize_minimum_data_is_enforced_with_a_clear_error(local_env):
-    with pytest.raises(ActivationError, match=r"999 interaction\(s\), Amazon Personalize needs >= 1,000"):
-        personalize.check_minimum("interactions", _interactions(999, 1), "FULL", DAY)
-    with pytest.raises(ActivationError, match=r"24 user\(s\) with >= 2 interactions"):
-        personalize.check_minimum("interactions", pd.concat([_interactions(24, 2), _interactions(1000, 1)]),
-                                   "FULL", DAY)
-    with pytest.raises(ActivationError, match="new records"):
-        personalize.check_minimum("interactions", _interactions(10, 50), "INCREMENTAL", DAY)
-
-    personalize.check_minimum("interactions", _interactions(25, 40), "FULL", DAY)
-    personalize.check_minimum("interactions", _interactions(1000, 1), "INCREMENTAL", DAY)
-
-
 def test_import_mode_is_incremental_only_right_after_the_last_import(local_env):
     assert personalize.import_mode("interactions", DAY) == "FULL"  # the first load
     outbox.write_state("personalize", "interactions", {"partition": "2026-11-02"})
@@ -109,73 +92,6 @@ def test_a_run_sends_only_for_the_newest_partition_unless_forced(local_env):
 def test_a_request_that_does_not_match_the_api_is_refused(local_env):
     with pytest.raises(ActivationError, match="personalize CreateDatasetImportJob"):
         outbox.validate("personalize", "CreateDatasetImportJob", {"jobName": "x", "datasetArn": "arn"})
-
-
-def _personalize_tables(interactions: int) -> None:
-    import pyarrow as pa
-
-    stamp = pa.array([dt.datetime(2026, 11, 3, 12)] * interactions, pa.timestamp("us"))
-    tables = {
-        "interactions": pa.table({"USER_ID": [str(i % 7) for i in range(interactions)], "ITEM_ID": ["1"] * interactions,
-                                  "TIMESTAMP": stamp, "EVENT_TYPE": ["view"] * interactions,
-                                  "EVENT_VALUE": [1.0] * interactions}),
-        "items": pa.table({"ITEM_ID": ["1"], "CATEGORY": ["shoes"], "BRAND": ["b"], "PRICE": [9.5],
-                           "CREATION_TIMESTAMP": pa.array([dt.datetime(2025, 1, 1)], pa.timestamp("us")),
-                           "STOCK_LOCATIONS": ["S1|S4|ONLINE"]}),
-        "users": pa.table({"USER_ID": ["1"], "LOYALTY_TIER": ["gold"], "CHURN_DECILE": ["3"],
-                           "REPURCHASE_DECILE": ["9"]}),
-    }
-    for name, table in tables.items():
-        sqljobs.write_partition(paths.activation("personalize", DAY, "tables", name), table)
-    storage.write_json(paths.activation("personalize", DAY, "modes.json"), dict.fromkeys(tables, "FULL"))
-
-
-def test_too_little_personalize_data_fails_a_send_but_not_a_backfill(local_env):
-    _personalize_tables(interactions=40)
-
-    send = {"send": True, "reason": "the newest partition", "force": False, "attempt": "a1"}
-    with pytest.raises(outbox.DestinationNotReady, match="40 interaction"):
-        personalize.export_personalize(DAY, send, "run")
-
-    backfill = {"send": False, "reason": "a backfill", "force": False, "attempt": "a2"}
-    assert personalize.export_personalize(DAY, backfill, "run") == []
-    receipt = storage.read_json(paths.delivery("personalize", DAY, "a2", "outbox", "interactions.json"))["receipt"]
-    assert receipt["status"] == "not sent" and "Amazon Personalize needs >= 1,000" in receipt["reason"]
-    csv_file = paths.delivery("personalize", DAY, "a2", "interactions") / "part-00000.csv"
-    header, first = csv_file.read_text().splitlines()[:2]
-    assert header == "USER_ID,ITEM_ID,TIMESTAMP,EVENT_TYPE,EVENT_VALUE"
-    assert first.split(",")[2] == str(int(dt.datetime(2026, 11, 3, 12, tzinfo=dt.UTC).timestamp()))
-
-
-@pytest.mark.parametrize(("dataset", "column", "value", "problem"), [
-    ("interactions", "TIMESTAMP", 1_793_750_400_000, r"TIMESTAMP \(long\): 1 row\(s\)"),  # milliseconds, not seconds
-    ("interactions", "USER_ID", None, r"USER_ID \(string\): 1 row\(s\)"),               # not nullable
-    ("interactions", "ITEM_ID", "x" * 257, r"ITEM_ID \(string\): 1 row\(s\)"),           # over 256 characters
-    ("interactions", "EVENT_VALUE", float("inf"), r"EVENT_VALUE \(float\): 1 row\(s\)"),
-])
-def test_a_personalize_csv_that_breaks_its_schema_is_refused_before_anything_is_written(local_env, dataset, column,
-                                                                                        value, problem):
-    """Issue 13: the CSVs handed to Personalize are checked against their Avro schemas (types, nullability, epoch
-    seconds, id lengths), not only their header."""
-    import pandas as pd
-
-    frame = pd.DataFrame({"USER_ID": ["1", "2"], "ITEM_ID": ["a", "b"], "TIMESTAMP": [1_793_750_400, 1_793_750_401],
-                          "EVENT_TYPE": ["view", "purchase"], "EVENT_VALUE": [1.0, 2.0]})
-    personalize.check_contract(dataset, frame)  # the good rows pass
-    frame.loc[1, column] = value
-    with pytest.raises(ActivationError, match=problem):
-        personalize.check_contract(dataset, frame)
-
-
-def test_a_stock_list_over_personalizes_categorical_limit_is_refused(local_env):
-    import pandas as pd
-
-    stores = "|".join(f"S{n}" for n in range(1001, 1201))  # 200 stores: 1,199 characters
-    frame = pd.DataFrame({"ITEM_ID": ["1", "2"], "CATEGORY": ["toys", "toys"], "BRAND": ["b", "b"],
-                          "PRICE": [9.5, 9.5], "CREATION_TIMESTAMP": [1_700_000_000] * 2,
-                          "STOCK_LOCATIONS": ["S1|ONLINE", stores]})
-    with pytest.raises(ActivationError, match=r"STOCK_LOCATIONS \(null/string\): 1 row\(s\)"):
-        personalize.check_contract("items", frame)
 
 
 # ---- Issue 13: the Pinpoint and Customer Profiles CSVs against their documented contracts

@@ -14,8 +14,9 @@ Job arguments (Glue passes them as --name value):
                     over 260 KB in all)
     --output_path   the partition folder to commit: written as a new version folder inside it, then its
                     _SUCCESS marker is pointed at that version in one PUT (crosschannel.core.storage)
-    --output_format optional: parquet (the default; rows sorted by every column) or csv (SageMaker CSV: no
-                    header, a null as an empty field, rows in the SQL's ORDER BY)
+    --output_format optional: parquet (the default; rows sorted by every column), csv (SageMaker CSV: no
+                    header, a null as an empty field, rows in the SQL's ORDER BY) or text (the SQL's one text
+                    column as lines, in its ORDER BY: a file the SQL formats itself)
     --manifest      optional: a JSON document written as manifest.json into the version folder with the data
                     (a SageMaker channel's feature names), committed with it
 
@@ -72,8 +73,9 @@ def run(spark, sql_path: str, inputs: dict | None, output_path: str, output_form
         manifest: str | None = None, inputs_path: str | None = None) -> int:
     """Register the inputs (`inputs`, or the JSON file at `inputs_path`), run the SQL, write the result to
     output_path whole; returns the row count."""
-    if output_format not in ("parquet", "csv"):
-        raise ValueError(f"--output_format {output_format!r}: expected parquet or csv")
+    if output_format not in ("parquet", "csv", "text"):
+        raise ValueError(f"--output_format {output_format!r}: expected parquet, csv or text")
+    spark.conf.set("spark.sql.session.timeZone", "UTC")  # the SQL's timestamps are UTC (DuckDB's is set alike)
     if inputs is None:
         inputs = json.loads(_read_text(spark, inputs_path))
     for view, spec in inputs.items():
@@ -94,6 +96,8 @@ def run(spark, sql_path: str, inputs: dict | None, output_path: str, output_form
     writer = result.coalesce(1).write.mode("errorifexists")  # one partition, in the sorted order
     if output_format == "csv":
         writer.option("header", "false").csv(folder)
+    elif output_format == "text":
+        writer.text(folder)
     else:
         writer.parquet(folder)
     if manifest is not None:

@@ -25,7 +25,7 @@ from airflow.sdk.exceptions import AirflowFailException
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
-from crosschannel.core import paths, sqljobs, storage
+from crosschannel.core import paths, storage
 from crosschannel.core.config import get_config
 from crosschannel.stages.activation import customer_profiles, outbox, personalize, pinpoint, segment
 from crosschannel.stages.activation.outbox import PERSONALIZE, PINPOINT, PROFILES, SEGMENT, ActivationError
@@ -43,6 +43,7 @@ from tests.test_aws_activation import (
     _stub_upload,
     presigned_url,
 )
+from tests.test_personalize import write_datasets
 from tests.test_segment_traits import make_profile
 
 PREV, DAY = dt.date(2026, 11, 2), dt.date(2026, 11, 3)
@@ -454,15 +455,13 @@ def test_customer_profiles_create_upload_job_500_delivers_nothing(env, stub, htt
 # ---- Amazon Personalize -----------------------------------------------------------------------------------------
 
 def items_plan(day: dt.date, run: str = RUN) -> dict:
-    """The items dataset's plan from export_personalize, after what plan_personalize leaves (modes.json, the
-    dataset's table)."""
-    storage.write_json(paths.activation(PERSONALIZE, day, "modes.json"),
-                       {"items": personalize.import_mode("items", day)})
-    sqljobs.write_partition(paths.activation(PERSONALIZE, day, "tables", "items"), pa.table({
+    """The items dataset's plan from export_personalize, after what plan_personalize and its jobs leave (modes.json,
+    the dataset's file and checks)."""
+    write_datasets(day, {"items": pa.table({
         "ITEM_ID": ["sku-1", "sku-2"], "CATEGORY": ["shoes", None], "BRAND": ["acme", "zenith"],
         "PRICE": [59.0, 12.5], "CREATION_TIMESTAMP": pa.array([dt.datetime(2026, 1, 5), dt.datetime(2026, 2, 1)],
                                                               pa.timestamp("us")),
-        "STOCK_LOCATIONS": ["S1|ONLINE", ""]}))
+        "STOCK_LOCATIONS": ["S1|ONLINE", ""]})}, mode=personalize.import_mode("items", day))
     (plan,) = personalize.export_personalize(day, decision(), run)
     assert plan["name"] == "items"
     return plan

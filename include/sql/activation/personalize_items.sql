@@ -6,7 +6,7 @@ SELECT
     CAST(p.product_id AS STRING) AS ITEM_ID,
     p.category AS CATEGORY,
     p.brand AS BRAND,
-    CAST(p.price AS DOUBLE) AS PRICE,
+    p.price AS PRICE,
     p.created_at AS CREATION_TIMESTAMP,
     COALESCE(s.stock_locations, '') AS STOCK_LOCATIONS
 FROM products AS p

@@ -51,10 +51,11 @@ def sql_type(column: sa.Column) -> str:
 # Spark SQL functions DuckDB lacks, as DuckDB macros with Spark's results (both engines are tested on them):
 # get_json_object gives a JSON value's text (a string unquoted, a number as Spark prints it, null as NULL);
 # try_to_timestamp reads an ISO-8601 time with a zone as its UTC timestamp (NULL if it is not one), where DuckDB's
-# CAST(... AS TIMESTAMP) would drop the offset.
+# CAST(... AS TIMESTAMP) would drop the offset; unix_seconds gives a timestamp's epoch seconds, rounded down.
 DUCKDB_MACROS = (
     "CREATE MACRO get_json_object(j, p) AS json_extract_string(j, p)",
     "CREATE MACRO try_to_timestamp(x) AS TRY_CAST(TRY_CAST(x AS TIMESTAMPTZ) AS TIMESTAMP)",
+    "CREATE MACRO unix_seconds(ts) AS CAST(floor(epoch_us(ts) / 1000000) AS BIGINT)",
 )
 
 

@@ -18,9 +18,11 @@ written beside the rendered SQL (<name>.inputs.json) and passed as `--inputs_pat
     csv      SageMaker CSV files (no header, an empty field is a null, RFC 4180 quoting) with the columns and
              types of `schema`, e.g. a batch transform's output
 
-Output: the partition committed whole, as Parquet (rows sorted by every column, so a re-run writes the same file)
-or, with `output_format="csv"`, as SageMaker CSV (no header, a null as an empty field, rows in the SQL's ORDER
-BY), optionally with a manifest.json committed beside the data.
+Output: the partition committed whole, as Parquet (rows sorted by every column, so a re-run writes the same file);
+with `output_format="csv"`, as SageMaker CSV (no header, a null as an empty field, rows in the SQL's ORDER BY);
+with `output_format="text"`, the SQL's one text column as lines (rows in the SQL's ORDER BY, each ended by "\n":
+a file the SQL formats itself, such as a Personalize import CSV); optionally with a manifest.json committed beside
+the data.
 """
 
 from __future__ import annotations
@@ -86,7 +88,7 @@ def job(day: dt.date, name: str, sql: str, inputs: dict[str, dict], output: Obje
     return args
 
 
-OUTPUT_FORMATS = ("parquet", "csv")
+OUTPUT_FORMATS = ("parquet", "csv", "text")
 INLINE_INPUTS_BYTES = 64 * 1024  # a quarter of Glue's 260 KB for all of a run's arguments
 
 
@@ -287,11 +289,24 @@ def run_local(script_args: dict) -> int:
     from crosschannel.core import sagemaker
 
     with storage.committing(output) as staging:  # rows as the SQL ordered them
-        with (staging / "part-00000.csv").open("wb") as handle:
-            sagemaker.write_csv(table, handle)
+        if script_args["--output_format"] == "text":
+            (staging / "part-00000.txt").write_bytes(text_lines(table, script_args["--sql_path"]))
+        else:
+            with (staging / "part-00000.csv").open("wb") as handle:
+                sagemaker.write_csv(table, handle)
         if "--manifest" in script_args:
             (staging / "manifest.json").write_text(script_args["--manifest"])
     return table.num_rows
+
+
+def text_lines(table: pa.Table, sql: str) -> bytes:
+    """A `text` output's bytes: the one string column's values, each ended by a line feed (Spark's text writer)."""
+    import pyarrow as pa
+
+    if table.num_columns != 1 or not pa.types.is_string(table.schema[0].type) or table.column(0).null_count:
+        raise SqlJobError(f"{sql}: a text output needs one text column without nulls, the SQL returns "
+                          f"{table.schema}")
+    return "".join(line + "\n" for line in table.column(0).to_pylist()).encode()
 
 
 def in_stable_order(table: pa.Table) -> pa.Table:

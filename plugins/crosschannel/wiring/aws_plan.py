@@ -120,8 +120,10 @@ def sql_steps(day: dt.date) -> list[tuple[str, list[str], dict]]:
                                                   for kind in ("scores", "score_checks")], {}),
              ("audience_activation.build_audience", [f"audience_{a}.sql" for a in audiences.names()], {})]
     if cfg.runs("personalize"):
-        found.append(("audience_activation.build_personalize",
-                      [f"personalize_{d}.sql" for d in personalize.PERSONALIZE_DATASETS], {}))
+        names = personalize.PERSONALIZE_DATASETS
+        found += [("audience_activation.build_personalize", [f"personalize_{d}.csv.sql" for d in names],
+                   {"--output_format": "text"}),
+                  ("audience_activation.build_personalize", [f"personalize_{d}.checks.sql" for d in names], {})]
     return found
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from typing import TYPE_CHECKING
 
 from crosschannel.core import engines, paths, sqljobs, storage
 from crosschannel.core.config import BUNDLE_ROOT, get_config
@@ -16,12 +15,8 @@ from crosschannel.stages.activation.outbox import (
     DestinationNotReady,
     plan_request,
     sendable,
-    write_parts,
 )
 from crosschannel.stages.trusted.events import EVENTS_SCHEMA
-
-if TYPE_CHECKING:
-    import pandas as pd
 
 PERSONALIZE_DATASETS = ("interactions", "items", "users")
 SCHEMA_DIR = BUNDLE_ROOT / "include" / "personalize"
@@ -40,9 +35,10 @@ def _all_event_days(day: dt.date) -> list:
 
 
 def plan_personalize(day: dt.date, force: bool) -> list[dict]:
-    """The SQL jobs of the datasets to deliver (interactions since the start of the history on FULL, of the day
-    on INCREMENTAL); the modes are kept beside them for the export. A dataset an earlier attempt delivered for the
-    day is not rebuilt unless forced."""
+    """Two SQL jobs per dataset to deliver (interactions since the start of the history on FULL, of the day on
+    INCREMENTAL): its import file (personalize_csv.sql) and what Personalize would refuse in it with the counts of
+    its minimum-data rule (personalize_checks.sql); the modes are kept beside them for the export. A dataset an
+    earlier attempt delivered for the day is not rebuilt unless forced."""
     datasets = [d for d in PERSONALIZE_DATASETS if outbox.to_plan(PERSONALIZE, day, d, {"force": force})]
     modes = {dataset: import_mode(dataset, day) for dataset in datasets}
     storage.write_json(paths.activation(PERSONALIZE, day, "modes.json"), modes)
@@ -65,31 +61,27 @@ def plan_personalize(day: dt.date, force: bool) -> list[dict]:
         "items": {"products": table["products"], "inventory": table["inventory"]},
         "users": {"customers": table["customers"], "scores": sqljobs.parquet(audiences.score_dirs(day))},
     }
-    return [sqljobs.job(day, f"personalize_{name}.sql", sql[name], inputs[name],
-                        paths.activation(PERSONALIZE, day, "tables", name)) for name in datasets]
+    return [job for name in datasets for job in file_jobs(day, name, sql[name], inputs[name])]
+
+
+def file_jobs(day: dt.date, dataset: str, body: str, inputs: dict[str, dict]) -> list[dict]:
+    """The import file and the checks of a dataset whose rows `body` (SQL over `inputs`) returns."""
+    fields = fields_of(dataset)
+    consent.refuse_contacts(PERSONALIZE, [f["name"] for f in fields], f"the {dataset} dataset")
+    users = get_config().activation.personalize.min_user_interactions if dataset == "interactions" else None
+    return [
+        sqljobs.job(day, f"personalize_{dataset}.csv.sql",
+                    engines.render("activation/personalize_csv.sql", body=body, fields=fields), inputs,
+                    paths.activation(PERSONALIZE, day, "files", dataset), output_format="text"),
+        sqljobs.job(day, f"personalize_{dataset}.checks.sql",
+                    engines.render("activation/personalize_checks.sql", body=body, fields=fields,
+                                   epoch_range=EPOCH_RANGE, min_user_interactions=users), inputs,
+                    paths.activation(PERSONALIZE, day, "checks", dataset)),
+    ]
 
 
 def schema(dataset: str) -> dict:
     return json.loads((SCHEMA_DIR / f"{dataset}.json").read_text())
-
-
-def check_minimum(dataset: str, frame: pd.DataFrame, mode: str, day: dt.date) -> None:
-    """Personalize's minimum data: >= min_interactions records (new ones on INCREMENTAL) and, on FULL,
-    >= min_users users with >= min_user_interactions interactions each."""
-    settings = get_config().activation.personalize
-    if dataset != "interactions":
-        return
-    if len(frame) < settings.min_interactions:
-        raise DestinationNotReady(
-            f"personalize interactions for {day} ({mode}): {len(frame):,} interaction(s), Amazon Personalize needs "
-            f">= {settings.min_interactions:,}" + (" new records" if mode == "INCREMENTAL" else ""))
-    if mode == "FULL":
-        per_user = frame.groupby("USER_ID").size()
-        users = int((per_user >= settings.min_user_interactions).sum())
-        if users < settings.min_users:
-            raise DestinationNotReady(
-                f"personalize interactions for {day} (FULL): {users} user(s) with >= "
-                f"{settings.min_user_interactions} interactions, Amazon Personalize needs >= {settings.min_users}")
 
 
 ID_FIELDS, MAX_ID = ("USER_ID", "ITEM_ID"), 256  # Personalize: ids of at most 256 characters
@@ -97,76 +89,99 @@ MAX_CATEGORICAL = 1000  # Personalize: a categorical value of at most 1,000 char
 EPOCH_RANGE = (946_684_800, 4_102_444_800)  # 2000-01-01 .. 2100-01-01 in seconds: milliseconds fall far outside
 
 
-def check_contract(dataset: str, frame: pd.DataFrame) -> None:
-    """The CSV against its Avro schema as Personalize reads it: a non-nullable field has no empty value, a long or
-    float is a finite number, timestamps are epoch seconds, ids fit 256 characters, a categorical value (a
-    multi-value one whole, such as STOCK_LOCATIONS) 1,000. Names the column, the number of bad rows and the first
-    ones."""
-    import pandas as pd
-
-    problems = []
+def fields_of(dataset: str) -> list[dict]:
+    """The schema's fields as the SQL jobs check and write them: kind (timestamp: a long named *TIMESTAMP, long,
+    float, or string for anything else), nullable, and the length limit of an id or a categorical value."""
+    fields = []
     for field in schema(dataset)["fields"]:
-        name, kinds = field["name"], field["type"] if isinstance(field["type"], list) else [field["type"]]
-        values = frame[name]
-        bad = values.isna() if "null" not in kinds else pd.Series(False, index=values.index)
-        if {"long", "int", "float", "double"} & set(kinds):
-            numbers = pd.to_numeric(values, errors="coerce")
-            bad |= values.notna() & (numbers.isna() | ~numbers.abs().lt(float("inf")))
-            if name.endswith("TIMESTAMP"):
-                bad |= values.notna() & ~numbers.between(*EPOCH_RANGE)
-        if name in ID_FIELDS:
-            bad |= values.astype("string").str.len().gt(MAX_ID).fillna(False)
-        if field.get("categorical"):  # Personalize's limit per categorical value (all of a multi-value field)
-            bad |= values.astype("string").str.len().gt(MAX_CATEGORICAL).fillna(False)
-        if bad.any():
-            problems.append(f"{name} ({'/'.join(kinds)}): {int(bad.sum())} row(s), e.g. {values[bad].head(3).tolist()}")
+        kinds = field["type"] if isinstance(field["type"], list) else [field["type"]]
+        kind = ("float" if {"float", "double"} & set(kinds) else
+                ("timestamp" if field["name"].endswith("TIMESTAMP") else "long") if {"long", "int"} & set(kinds)
+                else "string")
+        limit = MAX_ID if field["name"] in ID_FIELDS else MAX_CATEGORICAL if field.get("categorical") else None
+        fields.append({"name": field["name"], "kind": kind, "avro": "/".join(kinds), "nullable": "null" in kinds,
+                       "limit": limit})
+    return fields
+
+
+def read_checks(day: dt.date, dataset: str) -> dict:
+    """personalize_checks.sql's findings: {"rows": n, "users": n or None, "bad": {field: (n, [examples])}}."""
+    found = {"rows": 0, "users": None, "bad": {}}
+    checks = sqljobs.read_partition(paths.activation(PERSONALIZE, day, "checks", dataset)).to_pylist()
+    for row in sorted(checks, key=lambda r: (r["field"] or "", r["example"] or "")):
+        if row["kind"] == "bad":
+            found["bad"].setdefault(row["field"], (row["n"], []))[1].append(row["example"])
+        else:
+            found[row["kind"]] = row["n"]
+    return found
+
+
+def check_contract(dataset: str, checks: dict) -> None:
+    """The file against its Avro schema as Personalize reads it (personalize_checks.sql): a non-nullable field has
+    no empty value, a float is a finite number, timestamps are epoch seconds, ids fit 256 characters, a categorical
+    value (a multi-value one whole, such as STOCK_LOCATIONS) 1,000. Names the column, the number of bad rows and
+    the first ones."""
+    avro = {f["name"]: f["avro"] for f in fields_of(dataset)}
+    problems = [f"{name} ({avro[name]}): {n} row(s), "
+                f"e.g. {[value if value is None or len(value) <= 60 else value[:60] + '...' for value in examples]}"
+                for name, (n, examples) in sorted(checks["bad"].items())]
     if problems:
         raise ActivationError(f"personalize {dataset}: the CSV does not match include/personalize/{dataset}.json "
                               f"(Personalize would refuse the import): {'; '.join(problems)}")
 
 
-def _epoch_seconds(frame: pd.DataFrame, column: str) -> None:
-    import pandas as pd
+def check_minimum(dataset: str, checks: dict, mode: str, day: dt.date) -> None:
+    """Personalize's minimum data: >= min_interactions records (new ones on INCREMENTAL) and, on FULL,
+    >= min_users users with >= min_user_interactions interactions each."""
+    settings = get_config().activation.personalize
+    if dataset != "interactions":
+        return
+    if checks["rows"] < settings.min_interactions:
+        raise DestinationNotReady(
+            f"personalize interactions for {day} ({mode}): {checks['rows']:,} interaction(s), Amazon Personalize "
+            f"needs >= {settings.min_interactions:,}" + (" new records" if mode == "INCREMENTAL" else ""))
+    if mode == "FULL" and checks["users"] < settings.min_users:
+        raise DestinationNotReady(
+            f"personalize interactions for {day} (FULL): {checks['users']} user(s) with >= "
+            f"{settings.min_user_interactions} interactions, Amazon Personalize needs >= {settings.min_users}")
 
-    values = pd.to_datetime(frame[column])
-    frame[column] = (values - pd.Timestamp("1970-01-01")) // pd.Timedelta(seconds=1)
+
+def deliver_file(day: dt.date, dataset: str, folder) -> str:
+    """Copy the committed import file into the attempt's folder (on S3 a CopyObject: no byte passes the worker)."""
+    source = storage.resolve(paths.activation(PERSONALIZE, day, "files", dataset))
+    files = sorted(source.glob("part-*"))
+    if len(files) != 1:
+        raise ActivationError(f"personalize {dataset}: {storage.url_of(source)} holds {len(files)} data files, the "
+                              "SQL job writes one")
+    with storage.committing(folder, marker=False) as staging:
+        files[0].fs.copy(files[0].path, (staging / "part-00000.csv").path)
+    return storage.url_of(folder / "part-00000.csv")
 
 
 def export_personalize(day: dt.date, decision: dict, run: str) -> list[dict]:
-    """The datasets as Personalize CSVs (header = the schema's fields, epoch-second timestamps), checked, and
-    one CreateDatasetImportJob per dataset."""
+    """The datasets' import files (header = the schema's fields, epoch-second timestamps), checked from their
+    checks, copied into the attempt's folder, and one CreateDatasetImportJob per dataset."""
     settings = get_config().activation.personalize
     modes = storage.read_json(paths.activation(PERSONALIZE, day, "modes.json"))
     plans = []
     for dataset in modes:
         if not outbox.to_plan(PERSONALIZE, day, dataset, decision):  # delivered since the SQL jobs were planned
             continue
-        frame = sqljobs.read_partition(paths.activation(PERSONALIZE, day, "tables", dataset)).to_pandas()
-        fields = [field["name"] for field in schema(dataset)["fields"]]
-        consent.refuse_contacts(PERSONALIZE, fields, f"the {dataset} dataset")
-        if sorted(frame.columns) != sorted(fields):
-            raise ActivationError(f"personalize {dataset}: the SQL returns {sorted(frame.columns)}, the schema "
-                                  f"include/personalize/{dataset}.json declares {sorted(fields)}")
-        for column in ("TIMESTAMP", "CREATION_TIMESTAMP"):
-            if column in frame:
-                _epoch_seconds(frame, column)
-        frame = frame[fields].sort_values(fields, kind="stable")
-        check_contract(dataset, frame)
+        checks = read_checks(day, dataset)
+        check_contract(dataset, checks)
         dataset_decision = decision
         try:
-            check_minimum(dataset, frame, modes[dataset], day)
+            check_minimum(dataset, checks, modes[dataset], day)
         except DestinationNotReady as exc:
             if decision["send"]:
                 raise
             # a run that sends nothing (a backfill) still rebuilds the day; the receipt keeps the reason
             dataset_decision = {**decision, "reason": f"{decision['reason']}; {exc}"}
-        folder = paths.delivery(PERSONALIZE, day, decision["attempt"], dataset)
-        files = write_parts(folder, frame, 1 << 40)
+        file = deliver_file(day, dataset, paths.delivery(PERSONALIZE, day, decision["attempt"], dataset))
         job_name = f"crosschannel-{dataset}-{day:%Y%m%d}-{modes[dataset].lower()}-{run_hash(run)}"
         request = outbox.validate("personalize", "CreateDatasetImportJob", {
             "jobName": job_name, "datasetArn": getattr(settings, f"{dataset}_dataset_arn"),
-            "dataSource": {"dataLocation": files[0] if len(files) == 1 else storage.url_of(folder) + "/"},
-            "roleArn": settings.role_arn, "importMode": modes[dataset]})
-        plans.append(plan_request(PERSONALIZE, day, dataset, [request], dataset_decision, files,
-                                  records=len(frame), mode=modes[dataset], dataset=dataset))
+            "dataSource": {"dataLocation": file}, "roleArn": settings.role_arn, "importMode": modes[dataset]})
+        plans.append(plan_request(PERSONALIZE, day, dataset, [request], dataset_decision, [file],
+                                  records=checks["rows"], mode=modes[dataset], dataset=dataset))
     return sendable(plans, decision)

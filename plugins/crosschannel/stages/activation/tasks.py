@@ -92,7 +92,7 @@ def plan_personalize(day: dt.date, force: bool) -> list[dict]:
 
 
 def export_personalize(day: dt.date, prepared: dict, run: str) -> list[dict]:
-    """Write the datasets as Personalize CSVs, check the minimum data, and plan the import jobs."""
+    """Check the datasets' files (the jobs' findings), copy them into the attempt, and plan the imports."""
     return _planned(outbox.PERSONALIZE, day, prepared,
                     lambda: personalize.export_personalize(day, prepared["decision"], run))
 
