@@ -355,3 +355,37 @@ def test_a_candidate_written_again_after_its_gate_job_is_not_published(local_env
     gates.run_local(job)
     assert publish.gate_and_publish(DAY, suites, "trusted", "r", "data_docs")["rows"] == {"trusted_stores": 1}
     assert storage.is_committed(final) and not publish.results_folder(DAY, "trusted", "r").exists()
+
+
+@pytest.mark.parametrize("crash", ["promote", "remove"])
+def test_a_gate_publish_killed_midway_is_finished_by_its_retry(local_env, monkeypatch, crash):
+    """The worker lost right after a candidate was published (`promote`), or after every one was and the clean-up
+    began (`remove`): the retry publishes the gated candidates (again) and cleans up, never refuses for a candidate
+    the killed attempt removed."""
+    import pyarrow as pa
+
+    from crosschannel.core import gates, paths, sqljobs, storage
+    from crosschannel.stages.trusted import publish
+
+    candidate, final = paths.candidate("stores", DAY, run="r"), paths.trusted("stores", DAY)
+    stores = pa.table({"store_id": [1, 2], "name": ["a", "b"], "region": ["north", "south"], "city": ["c", "d"],
+                       "opened_date": [dt.date(2020, 1, 1)] * 2, "updated_at": [dt.datetime(2026, 11, 1)] * 2})
+    sqljobs.write_partition(candidate, stores)
+    suites = {"trusted_stores": (candidate, final)}
+    (job,) = publish.plan_gate(DAY, suites, "trusted", "r")
+    gates.run_local(job)
+
+    real = getattr(storage, crash)
+
+    def killed(*args, **kwargs):
+        real(*args, **kwargs)
+        monkeypatch.setattr(storage, crash, real)
+        raise SystemExit("worker lost")
+
+    monkeypatch.setattr(storage, crash, killed)
+    with pytest.raises(SystemExit):
+        publish.gate_and_publish(DAY, suites, "trusted", "r", "data_docs")
+
+    assert publish.gate_and_publish(DAY, suites, "trusted", "r", "data_docs")["rows"] == {"trusted_stores": 2}
+    assert sqljobs.read_partition(final).num_rows == 2
+    assert not candidate.exists() and not publish.results_folder(DAY, "trusted", "r").exists()

@@ -232,10 +232,10 @@ def _publish_to_object_store(staging: ObjectStoragePath, final: ObjectStoragePat
         remove(staging)
 
 
-def promote(candidate: ObjectStoragePath, final: ObjectStoragePath, *, keep: bool = False) -> None:
-    """Publish a gated candidate partition as the final one (committed whole), then drop the candidate (`keep`:
-    leave it, so a retried publish copies it again). A candidate that is not committed or holds no data file is
-    refused: publishing it would empty the partition."""
+def promote(candidate: ObjectStoragePath, final: ObjectStoragePath) -> None:
+    """Publish a gated candidate partition as the final one (committed whole). The candidate stays: the caller
+    removes it once everything it publishes together is published, so a retry can publish it again. A candidate
+    that is not committed or holds no data file is refused: publishing it would empty the partition."""
     files = sorted(resolve(candidate).glob("*.parquet")) if is_committed(candidate) else []
     if not files:
         raise MissingPartition(f"{url_of(candidate)}: no committed candidate to publish as {url_of(final)} (another "
@@ -243,8 +243,6 @@ def promote(candidate: ObjectStoragePath, final: ObjectStoragePath, *, keep: boo
     with committing(final) as staging:
         for path in files:
             path.fs.copy(path.path, (staging / path.name).path)  # on S3 a CopyObject: no byte passes the worker
-    if not keep:
-        remove(candidate)
 
 
 def url_of(path: ObjectStoragePath) -> str:

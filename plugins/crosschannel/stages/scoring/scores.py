@@ -229,7 +229,7 @@ def gate_scores(day: dt.date, transforms: list[dict]) -> dict:
             continue
         # the candidate stays (the run's next check_scores replaces it): a retried or cleared gate_scores, after
         # one model was published and another failed, publishes the same scores again
-        storage.promote(paths.scores(model, day, "candidate"), paths.scores(model, day, "scores"), keep=True)
+        storage.promote(paths.scores(model, day, "candidate"), paths.scores(model, day, "scores"))
         rows, mean = checks["rows"]
         summary[model] = {"rows": rows, "version": version, "psi": result["psi"], "mean_probability": mean}
     if failed:

@@ -74,18 +74,21 @@ def gate_and_publish(day: dt.date, suites: dict[str, tuple[ObjectStoragePath, Ob
 
     A failure leaves the published partitions as they were and raises with every failed expectation, sample
     values and the keys of their rows; warnings are reported. A candidate written again after its gate job ran
-    (a cleared job of the run) is refused: its gate must run again. Results are kept per partition, Data Docs
-    under reports/dt=.../<docs_name>.
+    (a cleared job of the run) is refused: its gate must run again. The candidates are removed once every one is
+    published (a retry after a crash between two publishes publishes them all again; after the last, it cleans up).
+    Results are kept per partition, Data Docs under reports/dt=.../<docs_name>.
     """
     folder = results_folder(day, gate, run)
     found = {result["suite"]: result for result in gates.job_results(folder)}
+    published = folder / "published.json"  # every candidate published: a retry only cleans up
+    done = storage.read_json(published) if published.exists() else None
     checked = gates.GateRun(day, docs_name=docs_name)
     results = []
     for suite, (candidate, _) in suites.items():
         if suite not in found:
             raise TrustedInputError(f"{storage.url_of(folder)}: the gate job has no result for {suite}: run "
                                     f"check_{gate} again")
-        if _versions(found[suite]["input"]) != [storage.version_of(candidate)]:
+        if done is None and _versions(found[suite]["input"]) != [storage.version_of(candidate)]:
             raise TrustedInputError(f"{storage.url_of(candidate)}: the candidate of {suite} was written again after "
                                     f"its gate job checked {found[suite]['input']['paths']}: run check_{gate} again")
         result = checked.add(found[suite])
@@ -94,8 +97,13 @@ def gate_and_publish(day: dt.date, suites: dict[str, tuple[ObjectStoragePath, Ob
     data_docs = checked.publish_docs()
     log.info("Great Expectations Data Docs for %s: %s; in the Airflow UI: %s", day, data_docs, paths.reports_view(day))
     gates.enforce(results)
-    for candidate, final in suites.values():
-        storage.promote(candidate, final)
+    if done is None:
+        # every candidate kept until all are published: a retry after a crash in between publishes them all again
+        for candidate, final in suites.values():
+            storage.promote(candidate, final)
+        storage.write_json(published, {suite: storage.version_of(final) for suite, (_, final) in suites.items()})
+    for candidate, _ in suites.values():
+        storage.remove(candidate)
     storage.remove(folder)  # kept in reports/; a failed gate's stay beside its candidates
     return {"partition": day.isoformat(), "gates": {r.suite: r.success for r in results}, "data_docs": data_docs,
             "reports": paths.reports_view(day), "rows": {r.suite: r.rows for r in results},
