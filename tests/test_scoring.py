@@ -187,3 +187,18 @@ def test_the_psi_quantiles_of_counted_scores_are_numpys():
     q = np.linspace(0, 1, 11)
 
     assert np.array_equal(scoring._quantiles(values, counts.astype(float), q), np.quantile(sample, q))
+
+
+def test_previous_scores_without_a_model_version_are_not_compared(local_env):
+    """An upgrade's first day: the day before's scores were written before model_version was recorded; the gate
+    publishes without a drift check instead of failing on the missing column."""
+    import pyarrow as pa
+
+    sqljobs.write_partition(paths.scores("churn", DAY - dt.timedelta(days=1), "scores"), pa.table(
+        {"customer_id": np.arange(1, 1001), "probability": np.random.default_rng(1).beta(8, 2, 1000)}))
+    plan = _score_day(list(range(1, 1001)), np.random.default_rng(2).beta(2, 8, 1000))
+
+    result = scoring.gate("churn", DAY, scoring.read_checks("churn", DAY), "v0001")
+    assert result["success"] and result["psi"] is None and result["psi_note"] == "no previous day's scores"
+    scoring.gate_scores(DAY, [plan])
+    assert len(_published()) == 1000

@@ -107,9 +107,14 @@ def plan_score_gate(day: dt.date, transforms: list[dict]) -> list[dict]:
             raise FileNotFoundError(f"{storage.url_of(folder)}: the batch transform of {model} for {day} left no "
                                     "output")
         scored = {"format": "csv", "paths": [storage.url_of(f) for f in files], "schema": OUTPUT_SCHEMA}
-        previous = paths.scores(model, day - dt.timedelta(days=1), "scores")
-        previous = sqljobs.parquet([previous]) if storage.is_committed(previous) else \
-            {"format": "parquet", "paths": [], "schema": PREVIOUS_SCHEMA}
+        previous_day = paths.scores(model, day - dt.timedelta(days=1), "scores")
+        previous = {"format": "parquet", "paths": [], "schema": PREVIOUS_SCHEMA}  # none: no drift check
+        if storage.is_committed(previous_day):
+            if "model_version" in sqljobs.column_names(previous_day):
+                previous = sqljobs.parquet([previous_day])
+            else:  # written by a release before the version was recorded (an upgrade's first day)
+                log.warning("scores of %s for %s: the previous day's scores carry no model_version; not drift-checked "
+                            "against them", model, day)
         scores_sql = engines.render("scoring/scores.sql", model=model, version=plan["version"],
                                     partition=day.isoformat())
         jobs += [sqljobs.job(day, f"scores_{model}.sql", scores_sql, {"scored": scored},
