@@ -68,6 +68,20 @@ def test_import_files_are_split_under_the_limit_each_with_the_header(local_env):
     assert not (folder / storage.MARKER).exists()  # Pinpoint imports every object of the folder
 
 
+def test_a_part_never_ends_inside_a_record_whose_value_holds_a_unicode_line_separator(local_env):
+    frame = pd.DataFrame({"Id": [f"email-{i}" for i in range(300)],
+                          "User.UserAttributes.FirstName": [f"A\u2028{'x' * 40}\x85{i}" for i in range(300)]})
+
+    files = outbox.write_parts(paths.activation("pinpoint", DAY, "win_back"), frame, max_bytes=1024)
+
+    rows = []
+    for url in files:
+        parsed = list(csv.reader(io.StringIO(storage.location(url).read_bytes().decode(), newline="")))
+        assert parsed[0] == list(frame.columns) and all(len(row) == 2 for row in parsed)
+        rows += parsed[1:]
+    assert rows == frame.values.tolist()
+
+
 def test_import_mode_is_incremental_only_right_after_the_last_import(local_env):
     assert personalize.import_mode("interactions", DAY) == "FULL"  # the first load
     outbox.write_state("personalize", "interactions", {"partition": "2026-11-02"})

@@ -141,7 +141,9 @@ def text(series: pd.Series) -> pd.Series:
 def write_parts(folder, frame: pd.DataFrame, max_bytes: int) -> list[str]:
     """Write `frame` as CSV files with a header each, none above max_bytes; the folder is replaced whole."""
     header = frame.columns.to_list()
-    body = frame.to_csv(index=False, header=False, lineterminator="\n").splitlines(keepends=True)
+    # records end at "\n" alone (text() leaves no line break in a value); str.splitlines would also cut a record
+    # at U+2028, U+0085 and the like, which a name may hold, and a part could then end inside it
+    body = [line + "\n" for line in frame.to_csv(index=False, header=False, lineterminator="\n").split("\n")[:-1]]
     head = (",".join(header) + "\n").encode()
     parts, current, size = [], [], len(head)
     for line in body:
