@@ -187,29 +187,35 @@ def _get_upload_job(stubber: Stubber, status: str, job_id: str = "upload-1", **f
                          {"DomainName": DOMAIN, "JobId": job_id})
 
 
-def test_profiles_upload_puts_the_csv_to_the_presigned_url_between_create_and_start(stub, http_server):
+def _csv_file(tmp_path, body: bytes) -> str:
+    (tmp_path / "part-00000.csv").write_bytes(body)
+    return (tmp_path / "part-00000.csv").as_uri()
+
+
+def test_profiles_upload_puts_the_csv_to_the_presigned_url_between_create_and_start(stub, http_server, tmp_path):
     url, received = presigned_url(http_server), http_server.received
     hook = CustomerProfilesHook(aws_conn_id=None)
     stubber = stub(hook)
     _stub_upload(stubber, CREATE_UPLOAD, url)
-    body = b"customer_id,first_name\n1,Ada\n2,Bob\n"
+    body = b"customer_id,first_name\n1,Ada\n2,Bob\n" * 5000  # streamed from the file in blocks
 
-    job_id = hook.upload(CREATE_UPLOAD, body)
+    job_id = hook.upload(CREATE_UPLOAD, _csv_file(tmp_path, body))
 
     assert job_id == "upload-1"
     assert len(received) == 1
-    assert received[0].body == body
+    assert received[0].body == body  # the loopback server reads Content-Length bytes: a chunked PUT would be empty
+    assert received[0].headers["Content-Length"] == str(len(body))
     assert received[0].path == "/upload/part-00000.csv?X-Amz-Signature=abc"
     assert received[0].headers["Content-Type"] == "text/csv"
     stubber.assert_no_pending_responses()
 
 
-def test_profiles_upload_sends_the_client_token_as_sse_c_headers(stub, http_server):
+def test_profiles_upload_sends_the_client_token_as_sse_c_headers(stub, http_server, tmp_path):
     url, received = presigned_url(http_server), http_server.received
     hook = CustomerProfilesHook(aws_conn_id=None)
     _stub_upload(stub(hook), CREATE_UPLOAD, url)
 
-    hook.upload(CREATE_UPLOAD, b"customer_id\n1\n")
+    hook.upload(CREATE_UPLOAD, _csv_file(tmp_path, b"customer_id\n1\n"))
 
     headers = {k.lower(): v for k, v in received[0].headers.items()}
     assert headers.get("x-amz-server-side-encryption-customer-algorithm") == "AES256"

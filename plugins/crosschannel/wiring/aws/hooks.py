@@ -13,6 +13,8 @@ from typing import Any
 
 from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
 
+from crosschannel.core import storage
+
 
 class ActivationJobFailed(RuntimeError):
     """An import or upload job ended in failure; the message names the job and AWS's reason."""
@@ -86,13 +88,18 @@ class CustomerProfilesHook(AwsBaseHook):
         kwargs["client_type"] = "customer-profiles"
         super().__init__(*args, **kwargs)
 
-    def upload(self, create: dict, body: bytes) -> str:
-        """CreateUploadJob, PUT the CSV to the presigned URL of GetUploadJobPath, StartUploadJob: the job id."""
+    def upload(self, create: dict, csv_url: str) -> str:
+        """CreateUploadJob, PUT the CSV at `csv_url` to the presigned URL of GetUploadJobPath (streamed from the
+        lake with its length: the file, up to 1 GB, is never held in the worker's memory), StartUploadJob: the job
+        id."""
         import requests
 
         job_id = self.conn.create_upload_job(**create)["JobId"]
         path = self.conn.get_upload_job_path(DomainName=create["DomainName"], JobId=job_id)
-        response = requests.put(path["Url"], data=body, headers=upload_headers(path.get("ClientToken")), timeout=300)
+        source = storage.location(csv_url)
+        headers = {**upload_headers(path.get("ClientToken")), "Content-Length": str(source.fs.size(source.path))}
+        with source.open("rb") as body:  # a presigned S3 PUT needs the length: no chunked transfer
+            response = requests.put(path["Url"], data=body, headers=headers, timeout=300)
         if not response.ok:
             raise ActivationJobFailed(f"Customer Profiles upload job {job_id}: the CSV upload answered "
                                       f"{response.status_code} {response.text[:300]}")

@@ -18,7 +18,6 @@ from typing import Any
 from airflow.configuration import conf
 from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
 
-from crosschannel.core import storage
 from crosschannel.core.config import get_config
 from crosschannel.wiring.aws.hooks import (
     ActivationJobFailed,
@@ -126,7 +125,7 @@ class CustomerProfilesUploadOperator(_PlanOperator):
 
     def start(self) -> dict:
         create = self.request("CreateUploadJob")
-        job_id = self.hook.upload(create, storage.location(self.plan["files"][0]).read_bytes())
+        job_id = self.hook.upload(create, self.plan["files"][0])
         return {"DomainName": create["DomainName"], "JobId": job_id}
 
     def finish(self, job: dict, ids: dict) -> dict:
