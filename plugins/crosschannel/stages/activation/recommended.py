@@ -273,11 +273,11 @@ def slots(profile: pd.DataFrame) -> pd.DataFrame:
     destinations whose attributes are single values (Customer Profiles, Pinpoint): '' where there is none."""
     import pandas as pd
 
-    delivered = consent.deliverable_recommendations(profile)
-    columns = {}
-    for column in slot_columns():
-        n, field = column.removeprefix("recommended_").split("_", 1)
-        columns[column] = delivered.map(
-            lambda items, n=int(n), field=field: "" if len(items) < n or items[n - 1][field] is None
-            else str(items[n - 1][field]))
+    per_member = get_config().recommendations.per_member
+    columns = {column: [""] * len(profile) for column in slot_columns()}
+    for i, items in enumerate(consent.deliverable_recommendations(profile).to_list()):  # most are []
+        for n, item in enumerate(items[:per_member], start=1):
+            for field in SLOT_FIELDS:
+                if item[field] is not None:
+                    columns[f"recommended_{n}_{field}"][i] = str(item[field])
     return pd.DataFrame(columns, index=profile.index, dtype="string")

@@ -45,22 +45,22 @@ def traits(profile: pd.DataFrame) -> list[dict]:
     "price"}, best first) where consent lets them leave (consent.deliverable_recommendations), else []."""
     digits = get_config().activation.segment.probability_digits
     models = list(get_config().models.specs)
-    delivered = consent.deliverable_recommendations(profile).to_list()
-    read = ["user_id", *[f"{model}_{part}" for model in models
-                         for part in ("probability", "decile", "reason_1", "reason_2", "reason_3")], "audiences"]
+    column = {name: profile[name].tolist() for name in  # as Python values: no other column leaves
+              ["user_id", "audiences", *[f"{model}_{part}" for model in models
+                                         for part in ("probability", "decile", "reason_1", "reason_2", "reason_3")]]}
+    per_model = [(model, column[f"{model}_probability"], column[f"{model}_decile"],
+                  [column[f"{model}_reason_{n}"] for n in (1, 2, 3)]) for model in models]
     records = []
-    for row, products in zip(profile[read].to_dict("records"), delivered, strict=True):  # no other column leaves
+    for i, products in enumerate(consent.deliverable_recommendations(profile).to_list()):
         values = {}
-        for model in models:
-            probability = row[f"{model}_probability"]
+        for model, probabilities, deciles, reasons in per_model:
+            probability, decile = probabilities[i], deciles[i]
             values[f"{model}_probability"] = None if probability != probability else round(float(probability), digits)
-            decile = row[f"{model}_decile"]
             values[f"{model}_decile"] = None if decile != decile else int(decile)
-            values[f"{model}_reasons"] = [row[f"{model}_reason_{n}"] for n in (1, 2, 3)
-                                          if isinstance(row[f"{model}_reason_{n}"], str)]
-        values["audiences"] = list(row["audiences"])
+            values[f"{model}_reasons"] = [r[i] for r in reasons if isinstance(r[i], str)]
+        values["audiences"] = list(column["audiences"][i])
         values["recommended_products"] = list(products)
-        records.append({"user_id": row["user_id"], "traits": values})
+        records.append({"user_id": column["user_id"][i], "traits": values})
     return records
 
 
