@@ -147,8 +147,8 @@ def test_every_sent_treatment_member_gets_recommendations_and_the_catalogue_simi
         assert jobs["users"]["answered"] == jobs["users"]["lines"] >= len(sent), day
         similar = sqljobs.read_partition(recommended.similar_dir(day)).to_pandas()
         assert set(similar["product_id"]) == set(recommended.catalogue(day)), day
-    messages = segment_traits.read_messages(
-        {"files": [storage.url_of(next(paths.deliveries("segment", day)[-1].rglob("messages.jsonl")))]})
+    messages = list(segment_traits.read_messages(
+        {"files": [storage.url_of(next(paths.deliveries("segment", day)[-1].rglob("messages.jsonl")))]}))
     carried = [m for m in messages if m["traits"]["recommended_products"]]
     assert carried and all(set(m["traits"]["recommended_products"][0]) == {"id", "name", "category", "price"}
                            for m in carried)

@@ -131,11 +131,11 @@ def test_batches_respect_segment_limits_and_carry_the_files_message_ids(env, seg
     profile = make_profile(1500, long_reasons=500)
 
     plan = segment_traits.plan(DAY1, _send(), profile)
-    messages = segment_traits.read_messages(plan)
+    messages = list(segment_traits.read_messages(plan))
     assert _built(plan) == {"customers": 1500, "changed": 1500, "previously_published": 0}
     # deterministic: rebuilding the same day gives the same messages and messageIds; another day does not
-    assert segment_traits.read_messages(segment_traits.plan(DAY1, _send(), profile)) == messages
-    day2 = segment_traits.read_messages(segment_traits.plan(DAY2, _send(), profile))
+    assert list(segment_traits.read_messages(segment_traits.plan(DAY1, _send(), profile))) == messages
+    day2 = list(segment_traits.read_messages(segment_traits.plan(DAY2, _send(), profile)))
     assert not {m["message_id"] for m in messages} & {m["message_id"] for m in day2}
 
     result = segment_traits.send(DAY1, messages, WRITE_KEY, segment_api.url)
@@ -196,7 +196,7 @@ def test_only_customers_whose_traits_changed_are_sent(env, connection):
     arrived = accepted_messages(connection)
     assert sorted(m["userId"] for m in arrived) == sorted(changed)
     assert outcome["messages"] == 3 and outcome["sent"] is True
-    assert {m["messageId"] for m in arrived} == {m["message_id"] for m in segment_traits.read_messages(plan)}
+    assert {m["messageId"] for m in arrived} == {m["message_id"] for m in list(segment_traits.read_messages(plan))}
     after = segment_traits.published()
     assert {u for u in after if after[u] != published[u]} == changed
     assert set(after) == set(published)
@@ -227,7 +227,7 @@ def test_a_429_is_retried_and_every_message_arrives(env, connection, retry_after
     assert sorted(m["userId"] for m in arrived) == sorted(str(c) for c in profile.customer_id)  # once each
     # the rejected batch went again with the same messageIds (Segment dedupes on them)
     assert {m["messageId"] for m in batch(first)} <= {m["messageId"] for m in arrived}
-    assert {m["messageId"] for m in arrived} == {m["message_id"] for m in segment_traits.read_messages(plan)}
+    assert {m["messageId"] for m in arrived} == {m["message_id"] for m in list(segment_traits.read_messages(plan))}
     assert len(segment_traits.published()) == 25
 
 
@@ -235,7 +235,7 @@ def test_a_batch_failing_every_retry_fails_the_publish_and_marks_nothing(env, co
     env(max_retries="1")
     profile = make_profile(12)
     plan = segment_traits.plan(DAY1, _send(), profile)
-    messages = segment_traits.read_messages(plan)
+    messages = list(segment_traits.read_messages(plan))
     connection.answer(then=500)
 
     with pytest.raises(segment_traits.SegmentDeliveryError, match=r"[1-9]\d* failed batch\(es\)") as failure:
@@ -257,7 +257,7 @@ def test_a_batch_failing_every_retry_fails_the_publish_and_marks_nothing(env, co
     # the rerun rebuilds the same messages, and delivers them once the API answers again
     rebuilt = segment_traits.plan(DAY1, _send(), profile)
     assert _built(rebuilt) == _built(plan)
-    assert segment_traits.read_messages(rebuilt) == messages
+    assert list(segment_traits.read_messages(rebuilt)) == messages
     connection.reset()
     connection.answer(then=200)
     assert segment_traits.publish(rebuilt)["status"] == "sent"
@@ -312,7 +312,7 @@ def test_the_write_key_is_never_written_to_the_outbox_or_the_logs(env, connectio
     caplog.set_level(level)
 
     outcome = segment_traits.publish(plan)
-    segment_traits.send(DAY2, segment_traits.read_messages(plan), WRITE_KEY, connection.url)
+    segment_traits.send(DAY2, list(segment_traits.read_messages(plan)), WRITE_KEY, connection.url)
 
     assert outcome["sent"] is True and len(accepted_messages(connection)) == 20
     assert {basic_user(r) for r in connection.received} == {WRITE_KEY}  # the key did reach the API...

@@ -179,8 +179,8 @@ def assert_segment_rerun_converges(monkeypatch, server: LoopbackServer, failed: 
     server.answer(then=200)
     connect_segment(monkeypatch, server.url)
     rerun = segment.plan(DAY, decision(), make_profile(40))
-    planned = segment.read_messages(rerun)
-    assert planned == segment.read_messages(failed)  # the same messages, the same messageIds
+    planned = list(segment.read_messages(rerun))
+    assert planned == list(segment.read_messages(failed))  # the same messages, the same messageIds
 
     outcome = segment.publish(rerun)
 
@@ -243,7 +243,7 @@ def test_segment_429_then_success_accepts_each_message_once(env, monkeypatch, ht
     env(CROSSCHANNEL__ACTIVATION__SEGMENT__UPLOAD_SIZE="4")
     published_yesterday(monkeypatch, http_server)
     plan = segment.plan(DAY, decision(), make_profile(40))
-    planned = segment.read_messages(plan)
+    planned = list(segment.read_messages(plan))
     http_server.answer(429, 429, then=200)
 
     outcome = segment.publish(plan)

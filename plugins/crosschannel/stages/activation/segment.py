@@ -18,6 +18,7 @@ import hashlib
 import json
 import logging
 import uuid
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
 from crosschannel.core import paths, sqljobs, storage
@@ -133,9 +134,12 @@ def _check_size(day: dt.date, record: dict, text: str) -> None:
                               f"about {size:,} bytes, over Segment's {MAX_MESSAGE_BYTES:,}; nothing was sent")
 
 
-def read_messages(plan: dict) -> list[dict]:
-    text = storage.location(plan["files"][0]).read_text()
-    return [json.loads(line) for line in text.splitlines() if line]
+def read_messages(plan: dict) -> Iterator[dict]:
+    """The planned messages one at a time, read from the messages file as they are sent (never all in memory)."""
+    with storage.location(plan["files"][0]).open("r", encoding="utf-8") as handle:
+        for line in handle:
+            if line.strip():
+                yield json.loads(line)
 
 
 def _connection():
@@ -158,7 +162,7 @@ def host_of(connection) -> str:
     return f"{host}:{connection.port}" if connection.port else host
 
 
-def send(day: dt.date, messages: list[dict], write_key: str, host: str) -> dict:
+def send(day: dt.date, messages: Iterable[dict], write_key: str, host: str) -> dict:
     """Send identify calls through the official library; raises if any message was dropped or any batch failed
     after the library's retries."""
     from segment.analytics import Client
@@ -179,10 +183,11 @@ def send(day: dt.date, messages: list[dict], write_key: str, host: str) -> dict:
     client = Client(write_key, host=host, on_error=on_error, upload_size=settings.upload_size,
                     max_queue_size=settings.max_queue_size, max_retries=settings.max_retries,
                     timeout=settings.timeout_seconds, gzip=False, sync_mode=False)
-    dropped = 0
+    dropped = sent = 0
     timestamp = dt.datetime(day.year, day.month, day.day, 23, 59, 59, tzinfo=dt.UTC)
     try:
         for message in messages:
+            sent += 1
             accepted, _ = client.identify(message["user_id"], message["traits"], timestamp=timestamp,
                                           message_id=message["message_id"])
             if not accepted:  # the library's queue was full: this message would be silently lost
@@ -201,7 +206,7 @@ def send(day: dt.date, messages: list[dict], write_key: str, host: str) -> dict:
         raise SegmentDeliveryError(f"segment identify for {day}: {dropped} message(s) dropped by a full queue, "
                                    f"{len(errors)} failed batch(es) at {host}: {'; '.join(errors[:5])}. Nothing "
                                    "is marked published: the next attempt sends the same messages (same messageIds)")
-    return {"sent": len(messages), "host": host}
+    return {"sent": sent, "host": host}
 
 
 def publish(plan: dict) -> dict:
@@ -210,10 +215,10 @@ def publish(plan: dict) -> dict:
     if not plan:
         return {"status": "nothing to send", "sent": False}
     day = dt.date.fromisoformat(plan["partition"])
-    messages = read_messages(plan)
     connection = _connection()
     if connection is not None and connection.password:
-        receipt = {**send(day, messages, connection.password, host_of(connection)), "status": "sent", "sent": True}
+        receipt = {**send(day, read_messages(plan), connection.password, host_of(connection)), "status": "sent",
+                   "sent": True}
     elif get_config().target == "aws":
         raise ActivationError(f"segment: connection {get_config().activation.segment.conn_id!r} with the source's "
                               "write key as its password is required on the aws target; nothing was sent")
@@ -221,14 +226,22 @@ def publish(plan: dict) -> dict:
         receipt = {"status": "outbox", "sent": False, "reason": f"no {get_config().activation.segment.conn_id!r} "
                                                                 "connection: the messages file is the delivery"}
     outbox.record_delivery(plan, receipt)
-    _mark_published(messages)
-    return {"partition": plan["partition"], "messages": len(messages), **receipt}
+    return {"partition": plan["partition"], "messages": _mark_published(plan), **receipt}
 
 
-def _mark_published(messages: list[dict]) -> None:
+def _mark_published(plan: dict) -> int:
+    """Move the published snapshot on by the plan's messages (as Arrow columns, not a dict of every user); the
+    number of messages."""
     import pyarrow as pa
+    import pyarrow.compute as pc
 
-    merged = published()
-    merged.update({m["user_id"]: m["digest"] for m in messages})
-    users = sorted(merged)
-    sqljobs.write_partition(published_path(), pa.table({"user_id": users, "digest": [merged[u] for u in users]}))
+    latest = {message["user_id"]: message["digest"] for message in read_messages(plan)}
+    sent = pa.table({"user_id": pa.array(list(latest), pa.string()), "digest": pa.array(list(latest.values()),
+                                                                                         pa.string())})
+    merged = sent
+    if storage.is_committed(published_path()):
+        before = sqljobs.read_partition(published_path()).select(["user_id", "digest"]).cast(sent.schema)
+        merged = pa.concat_tables([before.filter(pc.invert(pc.is_in(before["user_id"], value_set=sent["user_id"]))),
+                                   sent])
+    sqljobs.write_partition(published_path(), merged.sort_by("user_id"))
+    return len(latest)
