@@ -56,7 +56,8 @@ def main() -> None:
     members, profile = audiences.read(day), activation.read_profiles(day)
     timed("pinpoint_files", pinpoint.plan_pinpoint, day, decision, members, profile)
     timed("customer_profiles_file", customer_profiles.plan_customer_profiles, day, decision, profile, "bench")
-    timed("personalize_sql_jobs", lambda: [sqljobs.run_local(job) for job in personalize.plan_personalize(day, True)])
+    timed("personalize_sql_jobs",
+          lambda: [sqljobs.run_local(job) for job in personalize.plan_personalize(day, True, "bench")])
     plans = timed("personalize_export", personalize.export_personalize, day, decision, "bench")
     segment_plan = timed("segment_messages", segment_traits.plan, day, decision, profile)
     built = {k: segment_plan[k] for k in ("customers", "changed", "previously_published")}

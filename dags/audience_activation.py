@@ -92,7 +92,7 @@ def audience_activation():
         """Choose FULL or INCREMENTAL per dataset and plan the interactions, items and users SQL jobs."""
         from crosschannel.stages.activation import tasks
 
-        return tasks.plan_personalize(partition_day(context), run_flag(context, "force_publish"))
+        return tasks.plan_personalize(partition_day(context), run_flag(context, "force_publish"), context["run_id"])
 
     @task(trigger_rule="none_failed")  # runs when no dataset needed building (all delivered, or disabled)
     def export_personalize(prepared: dict, **context) -> list[dict]:

@@ -43,7 +43,7 @@ from tests.test_aws_activation import (
     _stub_upload,
     presigned_url,
 )
-from tests.test_personalize import write_datasets
+from tests.test_personalize import money, write_datasets
 from tests.test_segment_traits import make_profile
 
 PREV, DAY = dt.date(2026, 11, 2), dt.date(2026, 11, 3)
@@ -459,9 +459,9 @@ def items_plan(day: dt.date, run: str = RUN) -> dict:
     the dataset's file and checks)."""
     write_datasets(day, {"items": pa.table({
         "ITEM_ID": ["sku-1", "sku-2"], "CATEGORY": ["shoes", None], "BRAND": ["acme", "zenith"],
-        "PRICE": [59.0, 12.5], "CREATION_TIMESTAMP": pa.array([dt.datetime(2026, 1, 5), dt.datetime(2026, 2, 1)],
-                                                              pa.timestamp("us")),
-        "STOCK_LOCATIONS": ["S1|ONLINE", ""]})}, mode=personalize.import_mode("items", day))
+        "PRICE": money(59.0, 12.5), "CREATION_TIMESTAMP": pa.array([dt.datetime(2026, 1, 5), dt.datetime(2026, 2, 1)],
+                                                                   pa.timestamp("us")),
+        "STOCK_LOCATIONS": ["S1|ONLINE", ""]})}, mode=personalize.import_mode("items", day), run=run)
     (plan,) = personalize.export_personalize(day, decision(), run)
     assert plan["name"] == "items"
     return plan

@@ -1,8 +1,11 @@
 -- What Amazon Personalize would refuse in a dataset's file, and the counts its minimum-data rule needs, computed
 -- where the rows are (crosschannel.stages.activation.personalize reads these few rows). One row per finding, `kind`:
+--   type   a float field the SQL does not give as a DECIMAL (a DOUBLE rounds to the cent differently on the two
+--          engines): `example` its type, n: the rows
 --   bad    a field's rows that break the schema (include/personalize/<dataset>.json) as Personalize reads it:
---          a null in a non-nullable field, a float that is not finite or outside +-1e15, a timestamp outside
---          2000..2100 in epoch seconds, an id over 256 characters, a categorical value over 1,000;
+--          a null (in text, or an empty value) in a non-nullable field, a float that is not finite or outside
+--          +-1e15, a timestamp outside 2000..2100 in epoch seconds, an id over 256 characters, a categorical value
+--          over 1,000;
 --          (a row breaks at most one of a field's rules: a null is no number and no text)
 --          `example`: the 3 lowest such values as text, n: how many rows
 --   rows   n: the dataset's rows
@@ -13,7 +16,8 @@ bad AS (
 {%- for f in fields %}
 {%- if not f.nullable %}
     UNION ALL
-    SELECT '{{ f.name }}', CAST({{ f.name }} AS STRING) FROM typed WHERE {{ f.name }} IS NULL
+    SELECT '{{ f.name }}', CAST({{ f.name }} AS STRING) FROM typed
+    WHERE {{ f.name }} IS NULL{% if f.kind == "string" %} OR {{ f.name }} = ''{% endif %}
 {%- endif %}
 {%- if f.kind == "float" %}
     UNION ALL
@@ -37,6 +41,12 @@ FROM (
 WHERE k <= 3
 UNION ALL
 SELECT 'rows', CAST(NULL AS STRING), CAST(NULL AS STRING), COUNT(*) FROM typed
+{%- for f in fields if f.kind == "float" %}
+UNION ALL
+SELECT 'type', '{{ f.name }}', lower(typeof({{ f.name }})), COUNT(*) FROM typed
+WHERE lower(typeof({{ f.name }})) NOT LIKE 'decimal%'
+GROUP BY lower(typeof({{ f.name }}))
+{%- endfor %}
 {%- if min_user_interactions %}
 UNION ALL
 SELECT 'users', CAST(NULL AS STRING), CAST(NULL AS STRING), COUNT(*)

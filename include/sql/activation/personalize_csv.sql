@@ -1,15 +1,18 @@
 -- An Amazon Personalize dataset's import file, one text line per row (the SQL job's `text` output): the header
 -- (the schema's field names), then the rows sorted by every field, each line as Python's csv module writes it
--- (RFC 4180: a value holding a comma, a quote or a line break quoted, a quote doubled; a null as an empty field).
+-- (RFC 4180: a value holding a comma or a quote quoted, a quote doubled; a null as an empty field). Personalize
+-- wants every record on one line: a line break in a value is written as a space.
 -- A float is written to the cent in its shortest form as Python prints a float (59.9, 60.0), from its DECIMAL:
 -- the same text on both engines (a DOUBLE's text differs between Java and Python); one outside +-1e15, infinite or
 -- NaN is written empty, and personalize_checks.sql reports it, so the file is never sent.
 WITH {% include "activation/personalize_typed.sql" %},
-cents AS (
+cleaned AS (
     SELECT
 {%- for f in fields %}
         {% if f.kind == "float" -%}
         CASE WHEN {{ f.name }} > -1e15 AND {{ f.name }} < 1e15 THEN CAST({{ f.name }} AS DECIMAL(38, 2)) END
+        {%- elif f.kind == "string" -%}
+        replace(replace({{ f.name }}, chr(13), ' '), chr(10), ' ')
         {%- else %}{{ f.name }}{% endif %} AS {{ f.name }}{{ "," if not loop.last }}
 {%- endfor %}
     FROM typed
@@ -32,16 +35,14 @@ lines AS (
         COALESCE(CAST({{ f.name }} AS STRING), '')
         {%- else -%}
         CASE WHEN {{ f.name }} IS NULL THEN ''
-             WHEN instr({{ f.name }}, ',') > 0 OR instr({{ f.name }}, '"') > 0 OR instr({{ f.name }}, chr(10)) > 0
-                  OR instr({{ f.name }}, chr(13)) > 0
-             THEN concat('"', replace({{ f.name }}, '"', '""'), '"')
+             WHEN instr({{ f.name }}, ',') > 0 OR instr({{ f.name }}, '"') > 0 THEN concat('"', replace({{ f.name }}, '"', '""'), '"')
              ELSE {{ f.name }} END
         {%- endif %}
 {%- endfor %})
 {%- for f in fields %},
         {{ f.name }}
 {%- endfor %}
-    FROM cents
+    FROM cleaned
 )
 SELECT line FROM lines
 ORDER BY header{% for f in fields %}, {{ f.name }} NULLS LAST{% endfor %}

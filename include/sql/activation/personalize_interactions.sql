@@ -12,7 +12,7 @@ SELECT
     CAST(l.product_id AS STRING) AS ITEM_ID,
     o.order_ts AS TIMESTAMP,
     'purchase' AS EVENT_TYPE,
-    CAST(l.quantity * l.unit_price AS DECIMAL(18, 2)) AS EVENT_VALUE
+    CAST(l.quantity * l.unit_price AS DECIMAL(38, 2)) AS EVENT_VALUE
 FROM orders AS o
 INNER JOIN order_lines AS l ON l.order_id = o.order_id
 LEFT JOIN user_ids AS u ON u.customer_id = o.customer_id
@@ -23,7 +23,7 @@ SELECT
     CAST(e.product_id AS STRING) AS ITEM_ID,
     e.event_ts AS TIMESTAMP,
     CASE WHEN e.event_name = 'Product Viewed' THEN 'view' ELSE 'add-to-cart' END AS EVENT_TYPE,
-    CAST(e.price * COALESCE(e.quantity, 1) AS DECIMAL(18, 2)) AS EVENT_VALUE
+    CAST(e.price * COALESCE(e.quantity, 1) AS DECIMAL(38, 2)) AS EVENT_VALUE
 FROM events AS e
 LEFT JOIN user_ids AS u ON u.customer_id = e.customer_id
 WHERE e.customer_id IS NOT NULL AND e.product_id IS NOT NULL

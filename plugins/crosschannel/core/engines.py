@@ -55,7 +55,7 @@ def sql_type(column: sa.Column) -> str:
 DUCKDB_MACROS = (
     "CREATE MACRO get_json_object(j, p) AS json_extract_string(j, p)",
     "CREATE MACRO try_to_timestamp(x) AS TRY_CAST(TRY_CAST(x AS TIMESTAMPTZ) AS TIMESTAMP)",
-    "CREATE MACRO unix_seconds(ts) AS CAST(floor(epoch_us(ts) / 1000000) AS BIGINT)",
+    "CREATE MACRO unix_seconds(ts) AS CAST(epoch(date_trunc('second', ts)) AS BIGINT)",
 )
 
 

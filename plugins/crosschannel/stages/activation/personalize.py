@@ -34,14 +34,21 @@ def _all_event_days(day: dt.date) -> list:
     return [paths.trusted("events", d) for d in paths.partition_days(events) if d <= day]
 
 
-def plan_personalize(day: dt.date, force: bool) -> list[dict]:
+def run_folder(day: dt.date, run: str):
+    """The run's working files of the day (modes.json, each dataset's file and checks): two runs of a day, such as a
+    backfill beside a scheduled run, never export each other's file, checks or modes."""
+    return paths.activation(PERSONALIZE, day, f"run={run_hash(run)}")
+
+
+def plan_personalize(day: dt.date, force: bool, run: str) -> list[dict]:
     """Two SQL jobs per dataset to deliver (interactions since the start of the history on FULL, of the day on
     INCREMENTAL): its import file (personalize_csv.sql) and what Personalize would refuse in it with the counts of
     its minimum-data rule (personalize_checks.sql); the modes are kept beside them for the export. A dataset an
     earlier attempt delivered for the day is not rebuilt unless forced."""
+    _check_user_deciles()
     datasets = [d for d in PERSONALIZE_DATASETS if outbox.to_plan(PERSONALIZE, day, d, {"force": force})]
     modes = {dataset: import_mode(dataset, day) for dataset in datasets}
-    storage.write_json(paths.activation(PERSONALIZE, day, "modes.json"), modes)
+    storage.write_json(run_folder(day, run) / "modes.json", modes)
     full = modes.get("interactions") == "FULL"
     events = _all_event_days(day) if full else [paths.trusted("events", day)]
     table = {name: sqljobs.parquet([paths.trusted(name, day)])
@@ -61,10 +68,20 @@ def plan_personalize(day: dt.date, force: bool) -> list[dict]:
         "items": {"products": table["products"], "inventory": table["inventory"]},
         "users": {"customers": table["customers"], "scores": sqljobs.parquet(audiences.score_dirs(day))},
     }
-    return [job for name in datasets for job in file_jobs(day, name, sql[name], inputs[name])]
+    return [job for name in datasets for job in file_jobs(day, run, name, sql[name], inputs[name])]
 
 
-def file_jobs(day: dt.date, dataset: str, body: str, inputs: dict[str, dict]) -> list[dict]:
+def _check_user_deciles() -> None:
+    """personalize_users.sql gives one <MODEL>_DECILE per configured model: the users schema must declare the same."""
+    declared = sorted(f["name"] for f in fields_of("users") if f["name"].endswith("_DECILE"))
+    given = sorted(f"{model.upper()}_DECILE" for model in get_config().models.specs)
+    if declared != given:
+        raise ActivationError(f"personalize users: models.specs gives the deciles {given}, "
+                              f"include/personalize/users.json declares {declared}: make the schema (and the users "
+                              "dataset's schema in Personalize) match the models")
+
+
+def file_jobs(day: dt.date, run: str, dataset: str, body: str, inputs: dict[str, dict]) -> list[dict]:
     """The import file and the checks of a dataset whose rows `body` (SQL over `inputs`) returns."""
     fields = fields_of(dataset)
     consent.refuse_contacts(PERSONALIZE, [f["name"] for f in fields], f"the {dataset} dataset")
@@ -72,11 +89,11 @@ def file_jobs(day: dt.date, dataset: str, body: str, inputs: dict[str, dict]) ->
     return [
         sqljobs.job(day, f"personalize_{dataset}.csv.sql",
                     engines.render("activation/personalize_csv.sql", body=body, fields=fields), inputs,
-                    paths.activation(PERSONALIZE, day, "files", dataset), output_format="text"),
+                    run_folder(day, run) / "files" / dataset, output_format="text"),
         sqljobs.job(day, f"personalize_{dataset}.checks.sql",
                     engines.render("activation/personalize_checks.sql", body=body, fields=fields,
                                    epoch_range=EPOCH_RANGE, min_user_interactions=users), inputs,
-                    paths.activation(PERSONALIZE, day, "checks", dataset)),
+                    run_folder(day, run) / "checks" / dataset),
     ]
 
 
@@ -104,13 +121,16 @@ def fields_of(dataset: str) -> list[dict]:
     return fields
 
 
-def read_checks(day: dt.date, dataset: str) -> dict:
-    """personalize_checks.sql's findings: {"rows": n, "users": n or None, "bad": {field: (n, [examples])}}."""
-    found = {"rows": 0, "users": None, "bad": {}}
-    checks = sqljobs.read_partition(paths.activation(PERSONALIZE, day, "checks", dataset)).to_pylist()
+def read_checks(day: dt.date, run: str, dataset: str) -> dict:
+    """personalize_checks.sql's findings: {"rows": n, "users": n or None, "bad": {field: (n, [examples])},
+    "type": {float field: the type the SQL gives, when not a DECIMAL}}."""
+    found = {"rows": 0, "users": None, "bad": {}, "type": {}}
+    checks = sqljobs.read_partition(run_folder(day, run) / "checks" / dataset).to_pylist()
     for row in sorted(checks, key=lambda r: (r["field"] or "", r["example"] or "")):
         if row["kind"] == "bad":
             found["bad"].setdefault(row["field"], (row["n"], []))[1].append(row["example"])
+        elif row["kind"] == "type":
+            found["type"][row["field"]] = row["example"]
         else:
             found[row["kind"]] = row["n"]
     return found
@@ -118,11 +138,13 @@ def read_checks(day: dt.date, dataset: str) -> dict:
 
 def check_contract(dataset: str, checks: dict) -> None:
     """The file against its Avro schema as Personalize reads it (personalize_checks.sql): a non-nullable field has
-    no empty value, a float is a finite number, timestamps are epoch seconds, ids fit 256 characters, a categorical
+    no empty value, a float is a finite DECIMAL, timestamps are epoch seconds, ids fit 256 characters, a categorical
     value (a multi-value one whole, such as STOCK_LOCATIONS) 1,000. Names the column, the number of bad rows and
     the first ones."""
     avro = {f["name"]: f["avro"] for f in fields_of(dataset)}
-    problems = [f"{name} ({avro[name]}): {n} row(s), "
+    problems = [f"{name} ({avro[name]}): the SQL gives {kind}, expected a DECIMAL (a DOUBLE is not written to the "
+                "cent alike on DuckDB and Spark)" for name, kind in sorted(checks["type"].items())]
+    problems += [f"{name} ({avro[name]}): {n} row(s), "
                 f"e.g. {[value if value is None or len(value) <= 60 else value[:60] + '...' for value in examples]}"
                 for name, (n, examples) in sorted(checks["bad"].items())]
     if problems:
@@ -146,9 +168,9 @@ def check_minimum(dataset: str, checks: dict, mode: str, day: dt.date) -> None:
             f"{settings.min_user_interactions} interactions, Amazon Personalize needs >= {settings.min_users}")
 
 
-def deliver_file(day: dt.date, dataset: str, folder) -> str:
+def deliver_file(day: dt.date, run: str, dataset: str, folder) -> str:
     """Copy the committed import file into the attempt's folder (on S3 a CopyObject: no byte passes the worker)."""
-    source = storage.resolve(paths.activation(PERSONALIZE, day, "files", dataset))
+    source = storage.resolve(run_folder(day, run) / "files" / dataset)
     files = sorted(source.glob("part-*"))
     if len(files) != 1:
         raise ActivationError(f"personalize {dataset}: {storage.url_of(source)} holds {len(files)} data files, the "
@@ -162,12 +184,12 @@ def export_personalize(day: dt.date, decision: dict, run: str) -> list[dict]:
     """The datasets' import files (header = the schema's fields, epoch-second timestamps), checked from their
     checks, copied into the attempt's folder, and one CreateDatasetImportJob per dataset."""
     settings = get_config().activation.personalize
-    modes = storage.read_json(paths.activation(PERSONALIZE, day, "modes.json"))
+    modes = storage.read_json(run_folder(day, run) / "modes.json")
     plans = []
     for dataset in modes:
         if not outbox.to_plan(PERSONALIZE, day, dataset, decision):  # delivered since the SQL jobs were planned
             continue
-        checks = read_checks(day, dataset)
+        checks = read_checks(day, run, dataset)
         check_contract(dataset, checks)
         dataset_decision = decision
         try:
@@ -177,7 +199,7 @@ def export_personalize(day: dt.date, decision: dict, run: str) -> list[dict]:
                 raise
             # a run that sends nothing (a backfill) still rebuilds the day; the receipt keeps the reason
             dataset_decision = {**decision, "reason": f"{decision['reason']}; {exc}"}
-        file = deliver_file(day, dataset, paths.delivery(PERSONALIZE, day, decision["attempt"], dataset))
+        file = deliver_file(day, run, dataset, paths.delivery(PERSONALIZE, day, decision["attempt"], dataset))
         job_name = f"crosschannel-{dataset}-{day:%Y%m%d}-{modes[dataset].lower()}-{run_hash(run)}"
         request = outbox.validate("personalize", "CreateDatasetImportJob", {
             "jobName": job_name, "datasetArn": getattr(settings, f"{dataset}_dataset_arn"),

@@ -84,11 +84,11 @@ def plan_customer_profiles(day: dt.date, prepared: dict, run: str) -> list[dict]
         day, prepared["decision"], profiles.read_profiles(day), run))
 
 
-def plan_personalize(day: dt.date, force: bool) -> list[dict]:
+def plan_personalize(day: dt.date, force: bool, run: str) -> list[dict]:
     """Choose FULL or INCREMENTAL per dataset and plan the interactions, items and users SQL jobs."""
     if not get_config().runs("personalize"):
         return []  # export_personalize records why when a source is missing
-    return personalize.plan_personalize(day, force)
+    return personalize.plan_personalize(day, force, run)
 
 
 def export_personalize(day: dt.date, prepared: dict, run: str) -> list[dict]:
