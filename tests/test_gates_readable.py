@@ -357,35 +357,115 @@ def test_a_candidate_written_again_after_its_gate_job_is_not_published(local_env
     assert storage.is_committed(final) and not publish.results_folder(DAY, "trusted", "r").exists()
 
 
-@pytest.mark.parametrize("crash", ["promote", "remove"])
-def test_a_gate_publish_killed_midway_is_finished_by_its_retry(local_env, monkeypatch, crash):
-    """The worker lost right after a candidate was published (`promote`), or after every one was and the clean-up
-    began (`remove`): the retry publishes the gated candidates (again) and cleans up, never refuses for a candidate
-    the killed attempt removed."""
+def _gated(run: str, rows: int = 2):
+    """The stores and inventory candidates of a run (the store names say which run), checked by its gate job."""
     import pyarrow as pa
 
-    from crosschannel.core import gates, paths, sqljobs, storage
+    from crosschannel.core import gates, paths, sqljobs
     from crosschannel.stages.trusted import publish
 
-    candidate, final = paths.candidate("stores", DAY, run="r"), paths.trusted("stores", DAY)
-    stores = pa.table({"store_id": [1, 2], "name": ["a", "b"], "region": ["north", "south"], "city": ["c", "d"],
-                       "opened_date": [dt.date(2020, 1, 1)] * 2, "updated_at": [dt.datetime(2026, 11, 1)] * 2})
-    sqljobs.write_partition(candidate, stores)
-    suites = {"trusted_stores": (candidate, final)}
-    (job,) = publish.plan_gate(DAY, suites, "trusted", "r")
+    stamp = [dt.datetime(2026, 11, 1)] * rows
+    tables = {
+        "stores": pa.table({"store_id": list(range(1, rows + 1)), "name": [run] * rows, "region": ["north"] * rows,
+                            "city": ["c"] * rows, "opened_date": [dt.date(2020, 1, 1)] * rows, "updated_at": stamp}),
+        "inventory": pa.table({"store_id": list(range(1, rows + 1)), "product_id": [10] * rows, "on_hand": [5] * rows,
+                               "updated_at": stamp})}
+    sqljobs.write_partition(paths.trusted("products", DAY), pa.table({"product_id": [10]}))  # inventory's reference
+    suites = {}
+    for name, table in tables.items():
+        candidate = paths.candidate(name, DAY, run=run)
+        sqljobs.write_partition(candidate, table)
+        suites[f"trusted_{name}"] = (candidate, paths.trusted(name, DAY))
+    (job,) = publish.plan_gate(DAY, suites, "trusted", run)
     gates.run_local(job)
+    return suites
+
+
+def _published_by(suites) -> set:
+    from crosschannel.core import sqljobs
+
+    return set(sqljobs.read_partition(suites["trusted_stores"][1]).column("name").to_pylist())
+
+
+@pytest.mark.parametrize("crash", ["promote", "write_json", "remove"])
+def test_a_gate_publish_killed_at_any_point_is_finished_by_its_retry(local_env, monkeypatch, crash):
+    """The worker lost after the n-th publish, record write or clean-up step (every n the publish makes): the retry
+    publishes every candidate of the run, or returns the summary when all were published, and cleans up; it never
+    refuses for a candidate the lost attempt removed nor leaves a mixed day."""
+    from crosschannel.core import storage
+    from crosschannel.stages.trusted import publish
 
     real = getattr(storage, crash)
+    calls = []
+    monkeypatch.setattr(storage, crash, lambda *a, **k: (calls.append(1), real(*a, **k))[1])
+    publish.gate_and_publish(DAY, _gated("count"), "trusted", "count", "data_docs")
+    total = len(calls)
+    assert total >= 2
+
+    lost = 0
+    for nth in range(1, total + 1):
+        run, made = f"{crash}-{nth}", []
+
+        def killed(*args, nth=nth, made=made, **kwargs):
+            real(*args, **kwargs)
+            made.append(1)
+            if len(made) == nth:
+                raise SystemExit("worker lost")
+
+        suites = _gated(run)
+        monkeypatch.setattr(storage, crash, killed)
+        try:
+            publish.gate_and_publish(DAY, suites, "trusted", run, "data_docs")
+        except SystemExit:
+            lost += 1
+        monkeypatch.setattr(storage, crash, real)
+
+        summary = publish.gate_and_publish(DAY, suites, "trusted", run, "data_docs")
+        assert summary["rows"] == {"trusted_stores": 2, "trusted_inventory": 2}, (crash, nth)
+        assert _published_by(suites) == {run}, (crash, nth)
+        assert not any(c.exists() for c, _ in suites.values()), (crash, nth)
+        assert not publish.results_folder(DAY, "trusted", run).exists(), (crash, nth)
+    assert lost >= 2  # the worker was lost at every call a later run made (the first publish of the day makes more)
+
+
+def test_a_gate_job_run_again_after_a_publish_publishes_its_new_candidates(local_env, monkeypatch):
+    """The run published (its record says done) and was lost before cleaning up; an operator clears it: new
+    candidates, the gate job again. The publish follows the new gate job, not the old record."""
+    from crosschannel.core import sqljobs, storage
+    from crosschannel.stages.trusted import publish
+
+    suites = _gated("r")
+    real = storage.remove
+    monkeypatch.setattr(storage, "remove", lambda *a, **k: (_ for _ in ()).throw(SystemExit("worker lost")))
+    with pytest.raises(SystemExit):
+        publish.gate_and_publish(DAY, suites, "trusted", "r", "data_docs")
+    monkeypatch.setattr(storage, "remove", real)
+    assert sqljobs.read_partition(suites["trusted_stores"][1]).num_rows == 2
+
+    suites = _gated("r", rows=3)
+    assert publish.gate_and_publish(DAY, suites, "trusted", "r", "data_docs")["rows"]["trusted_stores"] == 3
+    assert sqljobs.read_partition(suites["trusted_stores"][1]).num_rows == 3
+
+
+def test_a_retry_does_not_publish_over_a_day_another_run_published_meanwhile(local_env, monkeypatch):
+    from crosschannel.core import storage
+    from crosschannel.stages import trusted
+    from crosschannel.stages.trusted import publish
+
+    older = _gated("older")
+    real, made = storage.promote, []
 
     def killed(*args, **kwargs):
         real(*args, **kwargs)
-        monkeypatch.setattr(storage, crash, real)
+        made.append(1)
         raise SystemExit("worker lost")
 
-    monkeypatch.setattr(storage, crash, killed)
+    monkeypatch.setattr(storage, "promote", killed)
     with pytest.raises(SystemExit):
-        publish.gate_and_publish(DAY, suites, "trusted", "r", "data_docs")
+        publish.gate_and_publish(DAY, older, "trusted", "older", "data_docs")
+    monkeypatch.setattr(storage, "promote", real)
+    publish.gate_and_publish(DAY, _gated("newer"), "trusted", "newer", "data_docs")
 
-    assert publish.gate_and_publish(DAY, suites, "trusted", "r", "data_docs")["rows"] == {"trusted_stores": 2}
-    assert sqljobs.read_partition(final).num_rows == 2
-    assert not candidate.exists() and not publish.results_folder(DAY, "trusted", "r").exists()
+    with pytest.raises(trusted.merge.TrustedInputError, match="published by another run since this run began"):
+        publish.gate_and_publish(DAY, older, "trusted", "older", "data_docs")
+    assert _published_by(older) == {"newer"}

@@ -74,21 +74,31 @@ def gate_and_publish(day: dt.date, suites: dict[str, tuple[ObjectStoragePath, Ob
 
     A failure leaves the published partitions as they were and raises with every failed expectation, sample
     values and the keys of their rows; warnings are reported. A candidate written again after its gate job ran
-    (a cleared job of the run) is refused: its gate must run again. The candidates are removed once every one is
-    published (a retry after a crash between two publishes publishes them all again; after the last, it cleans up).
-    Results are kept per partition, Data Docs under reports/dt=.../<docs_name>.
+    (a cleared job of the run) is refused: its gate must run again. Results are kept per partition, Data Docs
+    under reports/dt=.../<docs_name>.
+
+    A retry finishes what a lost attempt began: the publishing is recorded in reports/dt=.../gates/ (`_record`), the
+    candidates and the gate job's results are removed only once every candidate is published, so a retry publishes
+    the rest (never a partition another run published meanwhile) or, when all were, cleans up and returns the same
+    summary.
     """
-    folder = results_folder(day, gate, run)
+    folder, record_path = results_folder(day, gate, run), _record(day, gate, run)
+    record = storage.read_json(record_path) if record_path.exists() else None
+    gated = storage.version_of(folder)
+    if record is not None and record["done"] and gated in (record["results"], None):  # published: clean up
+        _refuse_rewritten(suites, record, gate)
+        _clean_up(suites, folder)
+        return record["summary"]
+    if record is not None and record["results"] != gated:
+        record = None  # the gate job ran again since (the run was cleared): publish what it checked afresh
     found = {result["suite"]: result for result in gates.job_results(folder)}
-    published = folder / "published.json"  # every candidate published: a retry only cleans up
-    done = storage.read_json(published) if published.exists() else None
     checked = gates.GateRun(day, docs_name=docs_name)
     results = []
     for suite, (candidate, _) in suites.items():
         if suite not in found:
             raise TrustedInputError(f"{storage.url_of(folder)}: the gate job has no result for {suite}: run "
                                     f"check_{gate} again")
-        if done is None and _versions(found[suite]["input"]) != [storage.version_of(candidate)]:
+        if _versions(found[suite]["input"]) != [storage.version_of(candidate)]:
             raise TrustedInputError(f"{storage.url_of(candidate)}: the candidate of {suite} was written again after "
                                     f"its gate job checked {found[suite]['input']['paths']}: run check_{gate} again")
         result = checked.add(found[suite])
@@ -97,17 +107,54 @@ def gate_and_publish(day: dt.date, suites: dict[str, tuple[ObjectStoragePath, Ob
     data_docs = checked.publish_docs()
     log.info("Great Expectations Data Docs for %s: %s; in the Airflow UI: %s", day, data_docs, paths.reports_view(day))
     gates.enforce(results)
-    if done is None:
-        # every candidate kept until all are published: a retry after a crash in between publishes them all again
-        for candidate, final in suites.values():
-            storage.promote(candidate, final)
-        storage.write_json(published, {suite: storage.version_of(final) for suite, (_, final) in suites.items()})
+    summary = {"partition": day.isoformat(), "gates": {r.suite: r.success for r in results}, "data_docs": data_docs,
+               "reports": paths.reports_view(day), "rows": {r.suite: r.rows for r in results},
+               "warnings": {r.suite: len(r.failed_warning) for r in results if r.failed_warning}}
+    if record is None:
+        record = {"results": gated, "done": False, "pending": None, "written": {},
+                  "candidates": {suite: storage.version_of(c) for suite, (c, _) in suites.items()},
+                  "before": {suite: storage.version_of(final) for suite, (_, final) in suites.items()}}
+    else:
+        _refuse_overtaken(suites, record)
+    for suite, (candidate, final) in suites.items():
+        if suite in record["written"] and storage.version_of(final) == record["written"][suite]:
+            continue  # the lost attempt published it
+        storage.write_json(record_path, {**record, "pending": suite})
+        storage.promote(candidate, final)
+        record["written"][suite] = storage.version_of(final)
+    storage.write_json(record_path, {**record, "pending": None, "done": True, "summary": summary})
+    _clean_up(suites, folder)
+    return summary
+
+
+def _record(day: dt.date, gate: str, run: str) -> ObjectStoragePath:
+    """The run's publishing of a gate's candidates: the results version and candidates it checked, each final's
+    version before and as published, `pending` (the suite being published), `done` and the summary."""
+    return paths.reports(day, "gates", f"publish_{gate}-{run_hash(run)}.json")
+
+
+def _refuse_rewritten(suites: dict, record: dict, gate: str) -> None:
+    for suite, (candidate, _) in suites.items():
+        if storage.is_committed(candidate) and storage.version_of(candidate) != record["candidates"][suite]:
+            raise TrustedInputError(f"{storage.url_of(candidate)}: the candidate of {suite} was written again after "
+                                    f"this run published what its gate checked: run check_{gate} again")
+
+
+def _refuse_overtaken(suites: dict, record: dict) -> None:
+    """A retry does not publish over a partition another run published since this run began (its candidates are
+    older); the suite the lost attempt was publishing may hold its own new version."""
+    for suite, (_, final) in suites.items():
+        allowed = {record["before"][suite], record["written"].get(suite)}
+        if suite != record["pending"] and storage.version_of(final) not in allowed:
+            raise TrustedInputError(f"{storage.url_of(final)}: published by another run since this run began "
+                                    "publishing; not overwritten with this run's older candidates (clear the run from "
+                                    "its merges to publish it again)")
+
+
+def _clean_up(suites: dict, folder: ObjectStoragePath) -> None:
     for candidate, _ in suites.values():
         storage.remove(candidate)
     storage.remove(folder)  # kept in reports/; a failed gate's stay beside its candidates
-    return {"partition": day.isoformat(), "gates": {r.suite: r.success for r in results}, "data_docs": data_docs,
-            "reports": paths.reports_view(day), "rows": {r.suite: r.rows for r in results},
-            "warnings": {r.suite: len(r.failed_warning) for r in results if r.failed_warning}}
 
 
 def trusted_suites(day: dt.date, run: str = "") -> dict[str, tuple[ObjectStoragePath, ObjectStoragePath]]:
