@@ -79,12 +79,14 @@ def test_too_little_personalize_data_fails_a_send_but_not_a_backfill(local_env):
     with pytest.raises(outbox.DestinationNotReady, match="42 interaction"):
         personalize.export_personalize(DAY, send, "run")
 
+    built = _file(DAY, "interactions")
     backfill = {"send": False, "reason": "a backfill", "force": False, "attempt": "a2"}
     assert personalize.export_personalize(DAY, backfill, "run") == []
+    assert not personalize.run_folder(DAY, "run").exists()  # the run's working files, once planned
     receipt = storage.read_json(paths.delivery("personalize", DAY, "a2", "outbox", "interactions.json"))["receipt"]
     assert receipt["status"] == "not sent" and "Amazon Personalize needs >= 1,000" in receipt["reason"]
     csv_file = paths.delivery("personalize", DAY, "a2", "interactions") / "part-00000.csv"
-    assert csv_file.read_bytes() == _file(DAY, "interactions")  # the job's file, copied
+    assert csv_file.read_bytes() == built  # the job's file, copied
     header, first = csv_file.read_text().splitlines()[:2]
     assert header == "USER_ID,ITEM_ID,TIMESTAMP,EVENT_TYPE,EVENT_VALUE"
     assert first == f"0,1,{int(NOON.replace(tzinfo=dt.UTC).timestamp())},view,1.0"
@@ -210,12 +212,13 @@ def test_two_runs_of_a_day_export_their_own_file_checks_and_modes(local_env):
     write_datasets(DAY, {"interactions": interactions(40, 30)}, mode="FULL", run="scheduled")
     write_datasets(DAY, {"interactions": interactions(1000, 1)}, mode="INCREMENTAL", run="backfill")
 
+    scheduled, backfill = _file(DAY, "interactions", "scheduled"), _file(DAY, "interactions", "backfill")
     (plan,) = personalize.export_personalize(DAY, {"send": True, "reason": "r", "force": True, "attempt": "a1"},
                                              "scheduled")
 
     assert plan["mode"] == "FULL" and plan["records"] == 1200
-    assert storage.location(plan["files"][0]).read_bytes() == _file(DAY, "interactions", "scheduled")
-    assert _file(DAY, "interactions", "scheduled") != _file(DAY, "interactions", "backfill")
+    assert storage.location(plan["files"][0]).read_bytes() == scheduled != backfill
+    assert _file(DAY, "interactions", "backfill") == backfill  # the other run's files untouched
 
 
 def test_a_model_without_a_decile_field_in_the_users_schema_is_refused(local_env, monkeypatch):

@@ -7,6 +7,7 @@ import json
 
 from crosschannel.core import engines, paths, sqljobs, storage
 from crosschannel.core.config import BUNDLE_ROOT, get_config
+from crosschannel.core.errors import MissingPartition
 from crosschannel.core.partition import run_hash
 from crosschannel.stages.activation import audiences, consent, outbox
 from crosschannel.stages.activation.outbox import (
@@ -182,9 +183,15 @@ def deliver_file(day: dt.date, run: str, dataset: str, folder) -> str:
 
 def export_personalize(day: dt.date, decision: dict, run: str) -> list[dict]:
     """The datasets' import files (header = the schema's fields, epoch-second timestamps), checked from their
-    checks, copied into the attempt's folder, and one CreateDatasetImportJob per dataset."""
+    checks, copied into the attempt's folder, and one CreateDatasetImportJob per dataset. The run's working files
+    are removed once every plan is written (the attempt's folder holds what is sent)."""
     settings = get_config().activation.personalize
-    modes = storage.read_json(run_folder(day, run) / "modes.json")
+    working = run_folder(day, run)
+    if not (working / "modes.json").exists():
+        raise MissingPartition(f"{storage.url_of(working)}: this run's Personalize files are not there (an earlier try "
+                               "of export_personalize planned the imports and removed them): clear plan_personalize "
+                               "to build them again")
+    modes = storage.read_json(working / "modes.json")
     plans = []
     for dataset in modes:
         if not outbox.to_plan(PERSONALIZE, day, dataset, decision):  # delivered since the SQL jobs were planned
@@ -206,4 +213,5 @@ def export_personalize(day: dt.date, decision: dict, run: str) -> list[dict]:
             "dataSource": {"dataLocation": file}, "roleArn": settings.role_arn, "importMode": modes[dataset]})
         plans.append(plan_request(PERSONALIZE, day, dataset, [request], dataset_decision, [file],
                                   records=checks["rows"], mode=modes[dataset], dataset=dataset))
+    storage.remove(working)
     return sendable(plans, decision)

@@ -202,6 +202,9 @@ def gate(model: str, day: dt.date, checks: dict, version: str | None = None) -> 
                 if kind in checks]
     limit = get_config().models.psi_limit
     stability, note = None, "no previous day's scores"
+    previous_day = paths.scores(model, day - dt.timedelta(days=1), "scores")
+    if storage.is_committed(previous_day) and "model_version" not in sqljobs.column_names(previous_day):
+        note = "not compared: the previous day's scores carry no model_version (written before it was recorded)"
     if checks["previous"] and checks["current"]:
         before = checks["version"]
         if version and before and before != {version}:
