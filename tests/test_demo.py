@@ -88,8 +88,8 @@ def test_the_demo_activates_every_audience_through_every_destination(demo_run):
     first, second = (summary["activation"][day] for day in summary["partitions"])
     assert first["destinations"]["customer_profiles"]["requests"] == 3 + len(audiences.names())
     assert second["destinations"]["customer_profiles"]["requests"] == 3  # the segment definitions exist
-    modes = storage.read_json(storage.zone("activation", "personalize", "dt=2026-11-02", "modes.json"))
-    assert modes == {"interactions": "INCREMENTAL", "items": "INCREMENTAL", "users": "INCREMENTAL"}
+    assert _import_modes(dt.date(2026, 11, 2)) == {"interactions": "INCREMENTAL", "items": "INCREMENTAL",
+                                                   "users": "INCREMENTAL"}
     segment = {day: summary["activation"][day]["destinations"]["segment"]["messages"] for day in summary["partitions"]}
     assert 0 < segment["2026-11-02"] < segment["2026-11-01"] == first["profiles"]  # only changed traits
 
@@ -233,8 +233,16 @@ def test_a_past_partition_sends_nothing_unless_forced(demo_run, http_server, mon
     forced = paths.deliveries("segment", dt.date(2026, 11, 1))[-1] / "messages" / "messages.jsonl"
     assert sent and sent == {json.loads(line)["user_id"] for line in forced.read_text().splitlines()}
     assert all(r.headers["Authorization"].startswith("Basic ") for r in http_server.received)
-    modes = storage.read_json(storage.zone("activation", "personalize", "dt=2026-11-01", "modes.json"))
-    assert modes["interactions"] == "FULL"  # sending a past day again replaces the whole dataset
+    assert _import_modes(dt.date(2026, 11, 1))["interactions"] == "FULL"  # a past day sent again: the whole dataset
+
+
+def _import_modes(day: dt.date) -> dict[str, str]:
+    """The import mode of each Personalize dataset the day's last attempt planned, from its outbox."""
+    from crosschannel.stages.activation import outbox
+
+    attempt = paths.deliveries("personalize", day)[-1].name.removeprefix(paths.ATTEMPT_PREFIX)
+    return {d["name"]: d["requests"][0]["params"]["importMode"]
+            for d in outbox.documents("personalize", day, attempt) if d["requests"]}
 
 
 def _tree_digest(folder) -> dict[str, str]:
