@@ -33,6 +33,7 @@ from crosschannel.stages.models.registry import champion
 
 if TYPE_CHECKING:
     import numpy as np
+    from airflow.sdk import ObjectStoragePath
 
 log = logging.getLogger(__name__)
 OUTPUTS = 1 + 3  # probability and three reasons, after the id (inference.py)
@@ -109,12 +110,11 @@ def plan_score_gate(day: dt.date, transforms: list[dict]) -> list[dict]:
         scored = {"format": "csv", "paths": [storage.url_of(f) for f in files], "schema": OUTPUT_SCHEMA}
         previous_day = paths.scores(model, day - dt.timedelta(days=1), "scores")
         previous = {"format": "parquet", "paths": [], "schema": PREVIOUS_SCHEMA}  # none: no drift check
-        if storage.is_committed(previous_day):
-            if "model_version" in sqljobs.column_names(previous_day):
-                previous = sqljobs.parquet([previous_day])
-            else:  # written by a release before the version was recorded (an upgrade's first day)
-                log.warning("scores of %s for %s: the previous day's scores carry no model_version; not drift-checked "
-                            "against them", model, day)
+        if _unversioned(previous_day):
+            log.warning("scores of %s for %s: the previous day's scores carry no model_version; not drift-checked "
+                        "against them", model, day)
+        elif storage.is_committed(previous_day):
+            previous = sqljobs.parquet([previous_day])
         scores_sql = engines.render("scoring/scores.sql", model=model, version=plan["version"],
                                     partition=day.isoformat())
         jobs += [sqljobs.job(day, f"scores_{model}.sql", scores_sql, {"scored": scored},
@@ -124,6 +124,12 @@ def plan_score_gate(day: dt.date, transforms: list[dict]) -> list[dict]:
                               "previous": previous},
                              paths.scores(model, day, "checks"))]
     return jobs
+
+
+def _unversioned(scores: ObjectStoragePath) -> bool:
+    """Published scores written before model_version was recorded (by a release before it: an upgrade's first day)
+    cannot be drift-checked against (only the Parquet footer is read)."""
+    return storage.is_committed(scores) and "model_version" not in sqljobs.column_names(scores)
 
 
 PSI_MILLIS = 1000  # scores are compared at a thousandth (checks.sql): a point mass moving by less is no shift
@@ -202,8 +208,7 @@ def gate(model: str, day: dt.date, checks: dict, version: str | None = None) -> 
                 if kind in checks]
     limit = get_config().models.psi_limit
     stability, note = None, "no previous day's scores"
-    previous_day = paths.scores(model, day - dt.timedelta(days=1), "scores")
-    if storage.is_committed(previous_day) and "model_version" not in sqljobs.column_names(previous_day):
+    if _unversioned(paths.scores(model, day - dt.timedelta(days=1), "scores")):
         note = "not compared: the previous day's scores carry no model_version (written before it was recorded)"
     if checks["previous"] and checks["current"]:
         before = checks["version"]
